@@ -1,0 +1,156 @@
+"""The ``bnlint`` command. Parses options and config, runs the linting child process and
+prints the report; never imports torch itself."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from . import catalog, config as config_mod, formats, runner
+from .errors import InputError
+from .report import VERSION, Report
+
+_SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
+              "dist", "site-packages", ".tox", ".mypy_cache", ".pytest_cache"}
+
+
+def expand_paths(paths: tuple[str, ...]) -> list[str]:
+    """Files as given, and under folders every .py file that mentions torch (others are skipped
+    without being imported)."""
+    files: list[str] = []
+    for given in paths:
+        p = Path(given)
+        if p.is_file():
+            files.append(str(p))
+        elif p.is_dir():
+            found = []
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                for name in sorted(names):
+                    if name.endswith(".py") and not name.startswith(("test_", "conftest")):
+                        path = Path(root) / name
+                        try:
+                            if "torch" in path.read_text(encoding="utf-8", errors="replace"):
+                                found.append(str(path))
+                        except OSError:
+                            continue
+            if not found:
+                raise InputError("no Python files that use torch under this folder.",
+                                 path=given, hint="Point bnlint at your model files.")
+            files.extend(found)
+        else:
+            raise InputError("no such file or folder.", path=given,
+                             hint="Check the path; bnlint takes model files or folders.")
+    return list(dict.fromkeys(files))
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write via a temporary file in the same folder, so a failure leaves the old file whole."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlint-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _explain(rules: dict, code: str) -> str:
+    rule = rules.get(code.upper())
+    if rule is None:
+        raise InputError(f"unknown rule code {code}.", hint="See bnlint --list-rules.")
+    parts = [f"{rule.code} ({rule.name}) [{rule.severity}, {rule.category}]", "",
+             rule.summary, "", "Why", rule.why, "", "Example", rule.example, "",
+             "Use instead", rule.use_instead]
+    if rule.fix:
+        parts += ["", f"Fix: {rule.fix['kind']}, {rule.fix['applicability']}"]
+    if rule.thresholds:
+        parts += ["", "Thresholds (override in [tool.bnlint] thresholds):"]
+        parts += [f"  {k} = {v:g}" for k, v in rule.thresholds.items()]
+    parts += ["", "References: " + ", ".join(rule.references)]
+    return "\n".join(parts) + "\n"
+
+
+def _list_rules(rules: dict) -> str:
+    width = max(len(r.name) for r in rules.values())
+    return "".join(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {r.summary}\n"
+                   for r in rules.values())
+
+
+def _fail(exc: InputError) -> None:
+    click.echo(f"bnlint: error: {exc.render()}", err=True)
+    sys.exit(2)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(config_mod.FORMATS), default=None,
+              help="Output format (default text).")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False),
+              help="Write the report here instead of stdout.")
+@click.option("--select", help="Only these rule codes or prefixes (comma-separated).")
+@click.option("--ignore", help="Skip these rule codes or prefixes (comma-separated).")
+@click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON), default=None,
+              help="Lowest severity that makes the exit code 1 (default warning).")
+@click.option("--model", "models", multiple=True, help="Lint only this model (repeatable).")
+@click.option("--input-shape", "input_shapes", multiple=True,
+              help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
+@click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Seconds allowed to import a file and to lint each model (default 120).")
+@click.option("--config", "config_file", type=click.Path(), help="Config file to use.")
+@click.option("--rules-dir", type=click.Path(), help="Folder of extra rule YAML files.")
+@click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
+@click.version_option(VERSION, prog_name="bnlint")
+def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
+         timeout, config_file, rules_dir, explain, list_rules, verbose) -> None:
+    """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
+    initialisation and target problems.
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
+    try:
+        cfg = config_mod.load(config_file, Path.cwd())
+        cli_shapes = (config_mod.parse_shapes("--input-shape", "--input-shape",
+                                              ";".join(input_shapes)) if input_shapes else None)
+        cfg = config_mod.override(
+            cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
+            targets=targets, rules_dir=rules_dir,
+            select=config_mod.parse_codes("--select", "--select", select) if select else None,
+            ignore=config_mod.parse_codes("--ignore", "--ignore", ignore) if ignore else None)
+        rules = catalog.load(cfg.rules_dir)
+        if list_rules:
+            click.echo(_list_rules(rules), nl=False)
+            return
+        if explain:
+            click.echo(_explain(rules, explain), nl=False)
+            return
+        if not paths:
+            raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
+        files = expand_paths(paths)
+    except InputError as exc:
+        _fail(exc)
+    report = runner.run(files, cfg, rules, cli_shapes, verbose)
+    _emit(report, cfg, rules, output_file)
+    sys.exit(report.exit_code(cfg.fail_on))
+
+
+def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+    for error in report.errors:
+        click.echo(f"bnlint: error: {error.render()}", err=True)
+    colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
+    rendered = formats.render(report, cfg.format, rules, colour)
+    if output_file:
+        try:
+            write_atomic(output_file, rendered)
+        except OSError as exc:
+            _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
+    else:
+        click.echo(rendered, nl=False, color=colour)

@@ -1,0 +1,1 @@
+"""Repairs: source patches of the user's file (:mod:`.source`)."""

@@ -1,0 +1,383 @@
+"""ModelGraph: the model as a networkx DiGraph of layers, from torch.fx or, failing that, hooks.
+
+Every node holds a :class:`Layer`: its op, kind (see :mod:`bnlint.ops`), qualified module name,
+output shape and source sites. Edges follow the data. Rules walk it with :meth:`ModelGraph.next`
+and :meth:`ModelGraph.prev`, which look through transparent ops (views, flattens, casts).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import networkx as nx
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+from torch.overrides import TorchFunctionMode
+
+from . import ops, sites
+from .errors import InputError
+from .sites import Site
+
+
+@dataclass(eq=False)
+class Layer:
+    name: str                  # node id in the graph
+    op: str                    # input | module | function | attr | output
+    kind: str                  # BatchNorm2d, ReLU, Add... (see ops.py)
+    module: str | None = None  # qualified name (layer1.0.bn2) for module calls and attributes
+    obj: nn.Module | None = None
+    shape: tuple[int, ...] | None = None
+    site: Site | None = None       # where the module was built, or the line of the op
+    call_site: Site | None = None  # the forward line that called it
+    tensor_inputs: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # scalar args of functional ops
+    spelling: str = ""             # how the code wrote a functional op: F.relu, .relu(), +
+    key: str = ""                  # stable name: the module path, or owner:op for functional ops
+
+    @property
+    def label(self) -> str:
+        """How messages name this layer: its module path, or its spelling and line."""
+        if self.module:
+            return self.module
+        where = f" (line {self.site.line})" if self.site else ""
+        return f"{self.spelling or self.kind}{where}"
+
+    @property
+    def what(self) -> str:
+        """The label with the kind, for messages: ``fc (Linear)``, ``F.relu (line 18)``."""
+        return f"{self.module} ({self.kind})" if self.module else self.label
+
+    def attr(self, name: str) -> Any:
+        """A module attribute or functional option; tensors read as True, None as False."""
+        value = getattr(self.obj, name, None) if self.obj is not None else self.options.get(name)
+        if isinstance(value, torch.Tensor):
+            return True
+        return False if value is None else value
+
+    def is_(self, spec: str) -> bool:
+        return ops.matches(self.kind, spec)
+
+
+class ModelGraph:
+    """The traced model. ``method`` is 'fx' or 'hooks'; ``coverage`` the fraction of the model's
+    parameters that belong to layers in the graph; ``reason`` why fx failed, if it did."""
+
+    def __init__(self, model: nn.Module, g: nx.DiGraph, method: str, coverage: float,
+                 reason: str | None = None, reason_site: Site | None = None):
+        self.model = model
+        self.g = g
+        self.method = method
+        self.coverage = coverage
+        self.reason = reason
+        self.reason_site = reason_site
+        self.order: list[Layer] = [g.nodes[n]["layer"] for n in nx.topological_sort(g)]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def layer(self, name: str) -> Layer:
+        return self.g.nodes[name]["layer"]
+
+    def _walk(self, name: str, step: Callable[[str], Iterable[str]]) -> list[Layer]:
+        found, stack, seen = [], list(step(name)), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            layer = self.layer(n)
+            if layer.is_("@meta"):
+                continue
+            if layer.is_("@transparent"):
+                stack.extend(step(n))
+            else:
+                found.append(layer)
+        return sorted(found, key=lambda x: x.name)
+
+    def next(self, layer: Layer) -> list[Layer]:
+        """Layers consuming this one's output, looking through transparent ops."""
+        return self._walk(layer.name, self.g.successors)
+
+    def prev(self, layer: Layer) -> list[Layer]:
+        """Layers feeding this one, looking through transparent ops."""
+        return self._walk(layer.name, self.g.predecessors)
+
+    def heads(self) -> list[Layer]:
+        """The layers whose values the model returns (one per output tensor)."""
+        return [p for o in self.order if o.op == "output" for p in self.prev(o)]
+
+    def layers(self, spec: str | None = None) -> list[Layer]:
+        """Layers in topological order, optionally only those matching a kind spec."""
+        return [x for x in self.order if spec is None or x.is_(spec)]
+
+    def summary(self) -> dict[str, Any]:
+        data = {"ok": self.method == "fx", "method": self.method,
+                "coverage": round(self.coverage, 4), "nodes": len(self.order)}
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+# ---------------------------------------------------------------- torch.fx
+
+
+class _SiteTracer(fx.Tracer):
+    """fx tracer that records the user's source line of every node and keeps torch.nn layers
+    (and user subclasses that keep their forward) as leaves."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return ops.is_leaf_class(m) or super().is_leaf_module(m, qualname)
+
+    def create_node(self, *args, **kwargs):
+        node = super().create_node(*args, **kwargs)
+        node.meta["bnlint_site"] = sites.caller_site()
+        return node
+
+
+def _shape(meta: Any) -> tuple[int, ...] | None:
+    shape = getattr(meta, "shape", None)
+    return tuple(int(d) for d in shape) if shape is not None else None
+
+
+_OPERATORS = {"add": "+", "iadd": "+=", "mul": "*", "imul": "*=", "sub": "-", "isub": "-=",
+              "truediv": "/", "matmul": "@", "getitem": "[]"}
+
+
+def spelling(fn: Any, method: bool = False) -> str:
+    """How user code spells a function: ``F.relu``, ``torch.cat``, ``+``, ``.relu()``."""
+    name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
+    if method or isinstance(fn, str):
+        return _OPERATORS.get(name.strip("_"), f".{name}()")
+    where = getattr(fn, "__module__", None) or ""
+    if where in ("_operator", "operator"):
+        return _OPERATORS.get(name, name)
+    if where == "torch.nn.functional":
+        return f"F.{name}"
+    if where.startswith("torch"):
+        return f"torch.{name}"
+    return name
+
+
+class _Keys:
+    """Stable keys for functional ops: ``owner:relu``, ``owner:relu_1`` in order of use."""
+
+    def __init__(self):
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def __call__(self, owner: str, kind: str) -> str:
+        local = kind.lower()
+        n = self.counts.get((owner, local), 0)
+        self.counts[(owner, local)] = n + 1
+        local = local if n == 0 else f"{local}_{n}"
+        return f"{owner}:{local}" if owner else local
+
+
+def _options(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Scalar arguments of a functional op by parameter name, defaults included."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound.apply_defaults()
+        named = bound.arguments
+    except (TypeError, ValueError):  # builtins without a signature, or unusual calls
+        named = kwargs
+    return {k: v for k, v in named.items() if isinstance(v, (bool, int, float, str))}
+
+
+def _fx_layers(gm: fx.GraphModule) -> nx.DiGraph:
+    g = nx.DiGraph()
+    keys = _Keys()
+    for node in gm.graph.nodes:
+        call_site = node.meta.get("bnlint_site")
+        shape = _shape(node.meta.get("tensor_meta"))
+        # Tensor inputs count data flowing in, not parameters read with get_attr.
+        tensor_inputs = sum(1 for a in node.all_input_nodes if a.op != "get_attr")
+        if node.op == "placeholder":
+            layer = Layer(node.name, "input", "Input", shape=shape)
+        elif node.op == "output":
+            layer = Layer(node.name, "output", "Output", call_site=call_site)
+        elif node.op == "call_module":
+            obj = gm.get_submodule(node.target)
+            layer = Layer(node.name, "module", ops.kind_of_module(obj), module=str(node.target),
+                          obj=obj, shape=shape, site=sites.site_of(obj) or call_site,
+                          call_site=call_site, tensor_inputs=tensor_inputs,
+                          key=str(node.target))
+        elif node.op == "get_attr":
+            layer = Layer(node.name, "attr", "Attr", module=str(node.target), shape=shape,
+                          site=call_site, call_site=call_site)
+        else:
+            method = node.op == "call_method"
+            name = str(node.target) if method else getattr(node.target, "__name__", "")
+            kind = ops.kind_of_name(name)
+            owner = next(reversed(node.meta.get("nn_module_stack") or {"": None}))
+            layer = Layer(node.name, "function", kind, shape=shape,
+                          site=call_site, call_site=call_site, tensor_inputs=tensor_inputs,
+                          options={} if method else _options(node.target, node.args, node.kwargs),
+                          spelling=spelling(node.target, method), key=keys(owner, kind))
+        g.add_node(node.name, layer=layer)
+        for src in node.all_input_nodes:
+            g.add_edge(src.name, node.name)
+    return g
+
+
+def _coverage(model: nn.Module, used_modules: set[str], used_params: set[str]) -> float:
+    total = covered = 0
+    for name, p in model.named_parameters():
+        n = p.numel()
+        total += n
+        owner = name.rsplit(".", 1)[0] if "." in name else ""
+        if name in used_params or any(owner == m or owner.startswith(m + ".")
+                                      for m in used_modules):
+            covered += n
+    return covered / total if total else 1.0
+
+
+def _from_fx(model: nn.Module, gm: fx.GraphModule, inputs: tuple) -> ModelGraph:
+    """Propagate shapes through a traced module with the example inputs, then build the graph."""
+    try:
+        run_forward(lambda: ShapeProp(gm).propagate(*inputs), model, inputs)
+    except InputError:
+        # The graph ran, not the user's code: run the real forward so the error names its line.
+        run_forward(lambda: model(*inputs), model, inputs)
+        raise
+    used_modules = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    used_params = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    return ModelGraph(model, _fx_layers(gm), "fx", _coverage(model, used_modules, used_params))
+
+
+# ---------------------------------------------------------------- hooks fallback
+
+
+class _Recorder(TorchFunctionMode):
+    """Builds a layer graph from one real forward pass: leaf modules through hooks, functional
+    ops outside them through __torch_function__."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.g = nx.DiGraph()
+        self.producer: dict[int, str] = {}
+        self.keep: list[torch.Tensor] = []  # keeps ids unique for the pass
+        self.stack: list[str] = []          # qualified names of the modules running
+        self.in_leaf = 0
+        self.names = {m: n for n, m in model.named_modules()}
+        self.used: set[str] = set()
+        self.keys = _Keys()
+
+    @staticmethod
+    def tensors(value: Any) -> list[torch.Tensor]:
+        out: list[torch.Tensor] = []
+        torch.utils._pytree.tree_map(
+            lambda v: out.append(v) if isinstance(v, torch.Tensor) else None, value)
+        return out
+
+    def add(self, layer: Layer, inputs: Any, outputs: Any) -> None:
+        self.g.add_node(layer.name, layer=layer)
+        sources = {self.producer[id(t)] for t in self.tensors(inputs) if id(t) in self.producer}
+        layer.tensor_inputs = len(sources)
+        for src in sorted(sources):
+            self.g.add_edge(src, layer.name)
+        produced = self.tensors(outputs)
+        for t in produced:
+            self.producer[id(t)] = layer.name
+            self.keep.append(t)
+        layer.shape = tuple(produced[0].shape) if produced else None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        kind = ops.kind_of_name(getattr(func, "__name__", ""))
+        if not self.in_leaf and kind != "Size" and self.tensors(out):
+            site = sites.caller_site()
+            owner = self.stack[-1] if self.stack else ""
+            key = self.keys(owner, kind)
+            method = getattr(func, "__qualname__", "").startswith(("Tensor.", "TensorBase."))
+            self.add(Layer(key.replace(":", "_").replace(".", "_"), "function", kind, site=site,
+                           call_site=site, options=_options(func, args, kwargs),
+                           spelling=spelling(func, method), key=key), (args, kwargs), out)
+        return out
+
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        self.stack.append(self.names[module])
+        if ops.is_leaf_class(module):
+            self.in_leaf += 1
+
+    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        qual = self.stack.pop()
+        if not ops.is_leaf_class(module):
+            return
+        self.in_leaf -= 1
+        if self.in_leaf == 0:
+            self.used.add(qual)
+            call = sites.caller_site()
+            n = sum(1 for x in self.g.nodes if self.g.nodes[x]["layer"].module == qual)
+            name = qual.replace(".", "_") + (f"_call{n}" if n else "")
+            self.add(Layer(name, "module", ops.kind_of_module(module), module=qual, obj=module,
+                           site=sites.site_of(module) or call, call_site=call, key=qual),
+                     args, output)
+
+
+def trace_hooks(model: nn.Module, inputs: tuple, reason: str,
+                reason_site: Site | None) -> ModelGraph:
+    """One hooked forward pass: a module-level graph for models fx cannot trace."""
+    rec = _Recorder(model)
+    handles = [h for m in model.modules() for h in (m.register_forward_pre_hook(rec.pre_hook),
+                                                    m.register_forward_hook(rec.post_hook))]
+    for i, t in enumerate(rec.tensors(inputs)):
+        name = "x" if i == 0 else f"x_{i}"
+        rec.g.add_node(name, layer=Layer(name, "input", "Input", shape=tuple(t.shape)))
+        rec.producer[id(t)] = name
+
+    def forward():
+        with rec:
+            return model(*inputs)
+
+    try:
+        out = run_forward(forward, model, inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    rec.add(Layer("output", "output", "Output"), out, None)
+    coverage = _coverage(model, rec.used, set())
+    return ModelGraph(model, rec.g, "hooks", coverage, reason, reason_site)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple) -> Any:
+    """Run a forward pass in eval mode without grad, restoring the mode; a failure in the user's
+    code becomes an InputError naming the line."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return call()
+    except Exception as exc:  # the user's forward raised: report where and what
+        site = sites.traceback_site(exc.__traceback__)
+        shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
+        raise InputError(
+            f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
+            path=site.path if site else None, line=site.line if site else None,
+            hint=f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, "
+                 "give the right ones with --input-shape or an example_inputs() function.") from None
+    finally:
+        model.train(was_training)
+
+
+def build(model: nn.Module, inputs: tuple) -> ModelGraph:
+    """The ModelGraph of ``model``: fx when it traces, else the hooked forward pass."""
+    tracer = _SiteTracer()
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # fx cannot trace data-dependent control flow and more
+        reason = f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")
+        return trace_hooks(model, inputs, reason, sites.traceback_site(exc.__traceback__))
+    return _from_fx(model, fx.GraphModule(tracer.root, graph), inputs)

@@ -1,0 +1,136 @@
+"""The parent side of isolation: run the worker in a child process with a time limit per file
+and per model, and turn its events into a Report. Imports no torch."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+from .catalog import Rule
+from .config import Config
+from .errors import InputError
+from .report import ModelReport, Report
+
+
+class _Worker:
+    """One child process and the JSON-lines channel to it."""
+
+    def __init__(self, request: dict[str, Any], verbose: bool):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bnlint.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self.verbose = verbose
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.proc.stdin.write(json.dumps(request).encode())
+        self.proc.stdin.close()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self.buffer = b""
+
+    def _drain(self) -> None:
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.stderr.append(line)
+            if self.verbose:
+                sys.stderr.write(line)
+
+    def events(self, timeout: float) -> Iterator[dict[str, Any] | None]:
+        """Events as they come; None when ``timeout`` passes without one."""
+        while True:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                yield json.loads(line)
+            if not self.selector.select(timeout):
+                yield None
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                return
+            self.buffer += chunk
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def exit_status(self) -> str:
+        code = self.proc.wait()
+        if code < 0:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    def tail(self) -> str:
+        lines = [s.rstrip() for s in self.stderr if s.strip()][-5:]
+        return (" Its last output: " + " | ".join(lines)) if lines else ""
+
+
+def _timed_out(path: str, what: str, timeout: float) -> InputError:
+    return InputError(f"timed out after {timeout:g} s while {what}.", path=path,
+                      hint="If the model is just slow, raise --timeout; if it hangs, the code "
+                           "run while " + what + " is where to look.")
+
+
+def run(files: list[str], config: Config, rules: dict[str, Rule],
+        cli_input_shape: list[list[int]] | None = None, verbose: bool = False) -> Report:
+    """Lint ``files`` in child processes; a file that hangs or kills its process is reported as
+    an error and the rest go on in a fresh process."""
+    report = Report(files=len(files))
+    remaining = list(files)
+    while remaining:
+        request = {"files": remaining, "config": config.to_dict(),
+                   "rules": [dataclasses.asdict(r) for r in rules.values()],
+                   "cli_input_shape": cli_input_shape}
+        worker = _Worker(request, verbose)
+        current, what = None, "starting the linting process (importing torch)"
+        deadline = time.monotonic() + max(config.timeout, 60.0)
+        finished: set[str] = set()
+        for event in worker.events(timeout=1.0):
+            if event is None:
+                if time.monotonic() > deadline:
+                    worker.kill()
+                    report.errors.append(_timed_out(current or remaining[0], what,
+                                                    config.timeout))
+                    finished.add(current or remaining[0])
+                    break
+                continue
+            kind = event["event"]
+            if kind in ("file", "phase"):
+                current = event["path"]
+                what = event.get("what", "importing the file")
+                deadline = time.monotonic() + config.timeout
+            elif kind == "result":
+                report.models.extend(ModelReport.from_dict(m) for m in event["models"])
+                finished.add(event["path"])
+            elif kind == "error":
+                report.errors.append(InputError.from_dict(event["error"]))
+                finished.add(event["path"])
+            elif kind == "crash":
+                report.errors.append(InputError(
+                    "internal error in bnlint while linting this file; please report it with "
+                    "the traceback below." + ("\n" + event["traceback"] if verbose else ""),
+                    path=event["path"], hint="" if verbose else "Run with --verbose to see it."))
+                finished.add(event["path"])
+            elif kind == "done":
+                finished.update(remaining)
+                break
+        else:  # the channel closed before "done": the process died
+            failed = current or remaining[0]
+            report.errors.append(InputError(
+                f"the linting process {worker.exit_status()} while {what}.", path=failed,
+                hint="The model code may call os._exit or crash the interpreter." + worker.tail()))
+            finished.add(failed)
+        worker.kill()
+        remaining = [f for f in remaining if f not in finished]
+    return report

@@ -1,0 +1,78 @@
+"""The child process that runs the user's code: imports each file, lints its models and streams
+the results to the parent as JSON lines on its own channel (the user's prints go to stderr).
+
+Events: ready; file {path}; phase {path, what}; result {path, models}; error {path, error};
+crash {path, traceback}; done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+Emit = Callable[..., None]
+
+
+def _channel() -> Emit:
+    """Keep the real stdout for the protocol and point fd 1 at stderr for everything else."""
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def emit(event: str, **data: Any) -> None:
+        out.write(json.dumps({"event": event, **data}) + "\n")
+        out.flush()
+    return emit
+
+
+def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[dict[str, Any]]:
+    import torch
+
+    from . import discover
+    from .config import Config
+    from .engine import lint
+
+    config = Config.from_dict(request["config"])
+    module = discover.load_module(path)
+    emit("phase", path=str(path), what="building the models")
+    reports = []
+    for found in discover.find_models(module, path, config.model):
+        emit("phase", path=str(path), what=f"linting model {found.name}")
+        torch.manual_seed(0)
+        inputs = discover.example_inputs(module, found, path, request.get("cli_input_shape"),
+                                         config.input_shape, config.batch_size)
+        targets = discover.example_targets(module, found, path, config.targets,
+                                           config.target_std, inputs)
+        report = lint(found.model, inputs.tensors, targets, config, name=found.name,
+                      path=str(path), line=found.line, rules=rules)
+        reports.append(report.to_dict())
+    return reports
+
+
+def main() -> None:
+    emit = _channel()
+    request = json.loads(sys.stdin.read())
+    from . import catalog
+    from .errors import InputError
+    import torch  # noqa: F401 - imported before "ready" so file timeouts exclude it
+
+    emit("ready")
+    rules = {r["code"]: catalog.Rule(**r) for r in request["rules"]}
+    for path in request["files"]:
+        emit("file", path=path)
+        try:
+            models = lint_file(Path(path), request, rules, emit)
+            emit("result", path=path, models=models)
+        except InputError as exc:
+            emit("error", path=path, error=exc.to_dict())
+        except Exception:  # a bug in bnlint, not in the user's input
+            emit("crash", path=path, traceback=traceback.format_exc())
+    emit("done")
+
+
+if __name__ == "__main__":
+    main()
