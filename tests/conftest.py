@@ -1,0 +1,44 @@
+"""Shared helpers: run the CLI as a user would, and write model files to a temp folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bnlint", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def line_of(path: Path, snippet: str, occurrence: int = 1) -> int:
+    """1-based line of the n-th line containing ``snippet`` (so tests never hard-code lines)."""
+    hits = [i for i, text in enumerate(path.read_text().splitlines(), 1) if snippet in text]
+    assert len(hits) >= occurrence, f"{snippet!r} not found {occurrence}x in {path}"
+    return hits[occurrence - 1]
+
+
+@pytest.fixture
+def write_model(tmp_path):
+    """Write a model file (dedented) into a temp folder and return its path."""
+    def write(source: str, name: str = "model.py") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source).lstrip())
+        return path
+    return write
+
+
+@pytest.fixture(scope="session")
+def examples_json():
+    """`bnlint examples/ --format json`, run once for the session."""
+    proc = run_cli("examples/", "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    return json.loads(proc.stdout)

@@ -1,0 +1,81 @@
+"""Config files ([tool.bnlint], .bnlint.yaml), CLI overrides, and in-code suppression."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+MODEL = """
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3){conv_comment}
+            self.bn = nn.BatchNorm2d(8)
+            self.drop = nn.Dropout(0.2){drop_comment}
+            self.bn2 = nn.BatchNorm2d(8)
+
+        def forward(self, x):
+            return self.bn2(self.drop(self.bn(self.conv(x))))
+"""
+
+
+def _codes(proc):
+    return sorted(f["code"] for m in json.loads(proc.stdout)["models"] for f in m["findings"])
+
+
+def _model(write_model, conv_comment="", drop_comment=""):
+    return write_model(MODEL.format(conv_comment=conv_comment, drop_comment=drop_comment))
+
+
+def test_defaults_find_both(write_model):
+    path = _model(write_model)
+    assert _codes(run_cli(path, "--format", "json")) == ["BNL101", "BNL102"]
+
+
+def test_pyproject_select_and_cli_override(tmp_path, write_model):
+    _model(write_model)
+    (tmp_path / "pyproject.toml").write_text('[tool.bnlint]\nselect = ["BNL102"]\nformat = "json"\n')
+    proc = run_cli("model.py", cwd=tmp_path)
+    assert _codes(proc) == ["BNL102"] and proc.returncode == 0  # info is below fail-on warning
+    assert _codes(run_cli("model.py", "--select", "BNL10", cwd=tmp_path)) == ["BNL101", "BNL102"]
+
+
+def test_yaml_config_ignore_prefix_and_fail_on(tmp_path, write_model):
+    _model(write_model)
+    (tmp_path / ".bnlint.yaml").write_text("ignore: [BNL101]\nfail-on: info\nformat: json\n")
+    proc = run_cli("model.py", cwd=tmp_path)
+    assert _codes(proc) == ["BNL102"] and proc.returncode == 1
+
+
+def test_config_found_from_a_subfolder(tmp_path, write_model):
+    _model(write_model)
+    (tmp_path / ".bnlint.yaml").write_text("select: [BNL101]\nformat: json\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    assert _codes(run_cli("../model.py", cwd=sub)) == ["BNL101"]
+
+
+def test_ignore_comment_on_the_building_line(write_model):
+    path = _model(write_model, conv_comment="  # bnlint: ignore[BNL102]")
+    assert _codes(run_cli(path, "--format", "json")) == ["BNL101"]
+
+
+def test_ignore_comment_for_another_code_does_not_suppress(write_model):
+    path = _model(write_model, conv_comment="  # bnlint: ignore[BNL101]")
+    assert _codes(run_cli(path, "--format", "json")) == ["BNL101", "BNL102"]
+
+
+def test_bare_ignore_suppresses_every_code_on_its_line(write_model):
+    path = _model(write_model, drop_comment="  # bnlint: ignore")
+    assert _codes(run_cli(path, "--format", "json")) == ["BNL102"]
+
+
+def test_explain_and_list_rules():
+    proc = run_cli("--explain", "bnl101")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("BNL101 (dropout-before-batchnorm)") and "arXiv:1801.05134" in proc.stdout
+    listed = run_cli("--list-rules").stdout.splitlines()
+    assert any(line.startswith("BNL102  bias-before-batchnorm") for line in listed)

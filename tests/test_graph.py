@@ -1,0 +1,107 @@
+"""ModelGraph: fx and hooks graphs, merges, shapes, stable keys and source sites."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from bnlint import discover
+from bnlint.graph import build
+
+from conftest import line_of
+
+RESIDUAL = """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(c, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+            )
+
+        def forward(self, x):
+            return F.relu(self.body(x) + x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Block(4)
+            self.other = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = self.block(x)
+            return torch.cat([y, self.other(y)], dim=1).flatten(1)
+"""
+
+
+def _graph(path, shape):
+    module = discover.load_module(path)
+    model = discover.find_models(module, path, [])[0].model
+    return model, build(model, (torch.randn(shape),))
+
+
+def test_fx_graph_has_merges_shapes_keys_and_sites(write_model):
+    path = write_model(RESIDUAL)
+    model, g = _graph(path, (2, 4, 5, 5))
+    assert g.method == "fx" and g.coverage == 1.0
+    add = g.layers("Add")[0]
+    cat = g.layers("Cat")[0]
+    assert add.tensor_inputs == 2 and cat.tensor_inputs == 2
+    assert add.is_("@merge") and cat.shape == (2, 8, 5, 5)
+    relu = g.layers("ReLU")[0]
+    assert relu.key == "block:relu" and relu.spelling == "F.relu"
+    assert relu.site.line == line_of(path, "return F.relu(")
+    conv = g.layers("Conv2d")[0]
+    assert conv.module == "block.body.0"
+    assert conv.site.line == line_of(path, "nn.Conv2d(c, c, 3")
+    assert conv.call_site.line == line_of(path, "return F.relu(")
+    # next/prev look through transparent ops; the head is the flatten's input
+    assert [x.kind for x in g.next(g.layers("BatchNorm2d")[0])] == ["Add"]
+    assert [x.kind for x in g.heads()] == ["Cat"]
+
+
+def test_hooks_fallback_reports_coverage_of_the_branch_taken(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.small = nn.Linear(4, 4)
+                self.big = nn.Linear(4, 12)
+
+            def forward(self, x):
+                if x.sum() > 1e9:
+                    return self.big(x)
+                return self.small(x).relu()
+    """)
+    model, g = _graph(path, (3, 4))
+    assert g.method == "hooks" and "control flow" in g.reason
+    assert g.reason_site.line == line_of(path, "if x.sum()")
+    assert abs(g.coverage - 20 / (20 + 60)) < 1e-9
+    assert [x.kind for x in g.heads()] == ["ReLU"]
+    relu = g.heads()[0]
+    assert relu.spelling == ".relu()" and relu.site.line == line_of(path, ".relu()")
+    assert [x.module for x in g.prev(relu)] == ["small"]
+
+
+def test_lint_leaves_the_model_as_it_found_it():
+    from bnlint import lint
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU()).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lint(model, torch.randn(8, 4) * 5 + 3)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_shared_module_is_one_node_per_call():
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    g = build(model, (torch.randn(2, 4),))
+    calls = [x for x in g.order if x.obj is shared]
+    assert len(calls) == 2 and {x.module for x in calls} == {"0"}
