@@ -25,13 +25,14 @@ CATEGORIES = {0: "trace", 1: "ordering", 2: "depth", 3: "init", 4: "targets",
 APPLICABILITY = ("safe", "unsafe", "display-only")
 FIX_KINDS = ("source", "graph", "suggestion")
 EDIT_ACTIONS = ("set_kwarg",)
+MEASURED_KEYS = ("grad_ratio", "dead_fraction", "forward_rms_ratio")
 CODE_RE = re.compile(r"^BNL\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 REFERENCE_RE = re.compile(r"^(arXiv:\d{4}\.\d{4,5}|https?://\S+|[A-Z][^\n]{5,})$")
 
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
-OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests")
+OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Rule:
     thresholds: dict[str, float] = field(default_factory=dict)
     pattern: list[dict[str, Any]] | None = None
     at: int = 0
+    # The probe quantity that confirms a static finding: {key, above|below: threshold name}.
+    measured: dict[str, str] | None = None
     tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     path: str = ""
 
@@ -122,6 +125,12 @@ def parse_rule(data: Any, path: Path) -> Rule:
                "a pattern is a list of steps")
         pattern = [_pattern_step(s, path) for s in pattern]
         _check(0 <= int(data.get("at", 0)) < len(pattern), path, "'at' must index a step")
+    measured = data.get("measured")
+    if measured is not None:
+        sides = [k for k in ("above", "below") if k in (measured or {})]
+        _check(isinstance(measured, dict) and measured.get("key") in MEASURED_KEYS
+               and len(sides) == 1 and measured[sides[0]] in thresholds, path,
+               f"measured needs a key in {MEASURED_KEYS} and above/below naming a threshold")
     tests = data.get("tests") or {}
     _check(isinstance(tests, dict) and set(tests) <= {"valid", "invalid"} and all(
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
@@ -131,7 +140,7 @@ def parse_rule(data: Any, path: Path) -> Rule:
                 why=data["why"].strip(), example=data["example"].rstrip(),
                 use_instead=data["use_instead"].rstrip(), references=list(refs), fix=fix,
                 thresholds={k: float(v) for k, v in thresholds.items()}, pattern=pattern,
-                at=int(data.get("at", 0)), tests=tests, path=str(path))
+                at=int(data.get("at", 0)), measured=measured, tests=tests, path=str(path))
 
 
 def read_rule(path: Path) -> Rule:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import catalog, config as config_mod, formats, runner
+from . import catalog, config as config_mod, formats, plots, runner
 from .errors import InputError
 from .report import VERSION, Report
 
@@ -102,6 +102,18 @@ def _fail(exc: InputError) -> None:
 @click.option("--input-shape", "input_shapes", multiple=True,
               help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
 @click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")
+@click.option("--probe/--no-probe", default=None,
+              help="Measure a short forward/backward and training run (default on).")
+@click.option("--device", type=click.Choice(config_mod.DEVICES), default=None,
+              help="Where the probe runs: auto picks cuda, then mps, then cpu.")
+@click.option("--probe-batch", type=click.IntRange(min=2), default=None,
+              help="Probe batch size (default 64; halved on out-of-memory).")
+@click.option("--probe-steps", type=click.IntRange(min=0), default=None,
+              help="Training steps the probe runs after measuring the init (default 20).")
+@click.option("--probe-budget", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds the probe may take per model (default 30; stops early).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None,
               help="Seconds allowed to import a file and to lint each model (default 120).")
 @click.option("--config", "config_file", type=click.Path(), help="Config file to use.")
@@ -111,7 +123,8 @@ def _fail(exc: InputError) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
 def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
-         timeout, config_file, rules_dir, explain, list_rules, verbose) -> None:
+         probe, device, probe_batch, probe_steps, probe_budget, plot, timeout, config_file,
+         rules_dir, explain, list_rules, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
@@ -122,7 +135,8 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
                                               ";".join(input_shapes)) if input_shapes else None)
         cfg = config_mod.override(
             cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
-            targets=targets, rules_dir=rules_dir,
+            targets=targets, rules_dir=rules_dir, probe=probe, device=device,
+            probe_batch=probe_batch, probe_steps=probe_steps, probe_budget=probe_budget,
             select=config_mod.parse_codes("--select", "--select", select) if select else None,
             ignore=config_mod.parse_codes("--ignore", "--ignore", ignore) if ignore else None)
         rules = catalog.load(cfg.rules_dir)
@@ -135,10 +149,17 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
         files = expand_paths(paths)
+        if plot:
+            plots.check_available(plot)
     except InputError as exc:
         _fail(exc)
     report = runner.run(files, cfg, rules, cli_shapes, verbose)
     _emit(report, cfg, rules, output_file)
+    if plot:
+        try:
+            plots.draw(report, plot)
+        except InputError as exc:
+            _fail(exc)
     sys.exit(report.exit_code(cfg.fail_on))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 from torch import nn
@@ -14,7 +15,8 @@ from .config import Config
 from .discover import Targets
 from .errors import InputError
 from .fix import source
-from .graph import ModelGraph, build
+from .graph import ModelGraph, build, first_line
+from .probe import ProbeOptions, ProbeResult, run_probe
 from .report import Finding, Fix, ModelReport
 from .sites import Site
 
@@ -117,17 +119,91 @@ def _merge_same_site(findings: list[Finding]) -> list[Finding]:
     return list(merged.values())
 
 
+def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
+    """The probe's value of each quantity a static finding predicted."""
+    predicted = finding.evidence.get("predicted") or {}
+    first, last = finding.evidence.get("first_module"), finding.evidence.get("last_module")
+    out: dict[str, float] = {}
+    if "grad_ratio" in predicted and first and last:
+        ratio = probe.measured_ratio(first, last)
+        if ratio is not None:
+            out["grad_ratio"] = ratio
+    if "forward_rms_ratio" in predicted and first and last:
+        a, b = probe.layer(first), probe.layer(last)
+        if a and b:
+            rms = [math.hypot(x["init"]["mean"], x["init"]["std"]) for x in (a, b)]
+            if rms[0] > 0:
+                out["forward_rms_ratio"] = rms[1] / rms[0]
+    if "dead_fraction" in predicted:
+        layer = probe.layer(finding.module or "")
+        if layer and "dead" in layer["init"]:
+            out["dead_fraction"] = layer["init"]["dead"]
+    return out
+
+
+def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict[str, Rule],
+                        config: Config) -> None:
+    """Put ``evidence.measured`` next to ``evidence.predicted``; where the rule names the
+    measured quantity that must confirm it and the measurement falls short of the rule's
+    threshold, say so and lower the finding to info."""
+    for f in findings:
+        measured = _measured(f, probe)
+        if not measured:
+            continue
+        f.evidence["measured"] = {**measured, "device": probe.device}
+        check = rules[f.code].measured
+        if not check or check["key"] not in measured:
+            continue
+        value = measured[check["key"]]
+        side = "above" if "above" in check else "below"
+        bound = rules[f.code].threshold(check[side], config.thresholds)
+        confirmed = value > bound if side == "above" else value < bound
+        f.evidence["confirmed"] = confirmed
+        if not confirmed and f.severity != "info":
+            f.message += (f" The probe measured {check['key']} = {value:.3g} on {probe.device}, "
+                          f"not {side} the threshold {bound:g}: lowered from {f.severity} to "
+                          "info.")
+            f.severity = "info"
+
+
+def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
+           synthetic_inputs: bool, notes: list[str]) -> ProbeResult | None:
+    """Run the probe when enabled; a model it cannot run is noted, not fatal."""
+    if not config.probe:
+        return None
+    if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
+        notes.append("probe skipped: the model is on the meta device (no weights to run)")
+        return None
+    options = ProbeOptions(device=config.device, batch=config.probe_batch,
+                           steps=config.probe_steps, budget=config.probe_budget,
+                           optimizer=config.optimizer, synthetic_inputs=synthetic_inputs)
+    try:
+        return run_probe(graph, inputs, targets, options)
+    except InputError:
+        raise
+    except Exception as exc:  # e.g. an output that does not depend on any parameter
+        notes.append(f"probe skipped: {type(exc).__name__}: {first_line(exc)}")
+        return None
+
+
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
-         line: int | None = None, rules: dict[str, Rule] | None = None) -> ModelReport:
-    """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors)."""
+         line: int | None = None, rules: dict[str, Rule] | None = None,
+         synthetic_inputs: bool = False) -> ModelReport:
+    """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, probe
+    (when ``config.probe``), run the rules, and attach the measurements to the findings."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     graph = build(model, inputs)
     model_site = _model_site(model, path, line)
-    ctx = Context(graph, model, inputs, targets, config)
+    notes: list[str] = []
+    probe = _probe(graph, inputs, targets, config, synthetic_inputs, notes)
+    ctx = Context(graph, model, inputs, targets, config, probe)
     findings = run_rules(ctx, rules, model_site)
+    if probe is not None:
+        attach_measurements(findings, probe, rules, config)
     return ModelReport(name or type(model).__name__,
                        model_site.path if model_site else None,
-                       model_site.line if model_site else None, graph.summary(), findings)
+                       model_site.line if model_site else None, graph.summary(), findings,
+                       probe=probe.to_dict() if probe else None, notes=notes)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .catalog import Rule
-from .report import VERSION, Finding, Report
+from .report import VERSION, Finding, ModelReport, Report
 
 INFORMATION_URI = "https://github.com/bnlint/bnlint"
 _COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -34,6 +34,34 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 or word == "info" else f"{n} {word}s"
 
 
+def _percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+def probe_line(model: ModelReport) -> str | None:
+    """One line summing up the probe of a model (None when it did not run)."""
+    p = model.probe
+    if not p:
+        return None
+    first, last = p["history"][0], p["history"][-1]
+    parts = [f"grad ratio first/last {_num(first['grad_ratio'])} at init -> "
+             f"{_num(last['grad_ratio'])} after {p['steps']} steps ({p['explosion']})",
+             f"dead ReLU units {_percent(first['dead_fraction'])} -> "
+             f"{_percent(last['dead_fraction'])}",
+             f"loss {_num(first['loss'])} -> {_num(last['loss'])} ({p['loss']})"]
+    if p["lr_ceiling"]:
+        parts.append(f"lr ceiling {_num(p['lr_ceiling'].get('with_momentum', p['lr_ceiling']['sgd']))}"
+                     f" vs lr {p['optimizer']['lr']:g}")
+    if p["nan"]:
+        parts.append(f"NaN first in {p['first_nonfinite']['key']}")
+    head = f"probe {model.name} ({p['device']}, batch {p['batch']}, {p['seconds']:.1f} s)"
+    return f"  {head}: " + "; ".join(parts) + "".join(f"\n  note: {n}" for n in p["notes"])
+
+
 def text(report: Report, colour: bool) -> str:
     def style(s: str, **kw: Any) -> str:
         return click.style(s, **kw) if colour else s
@@ -47,6 +75,10 @@ def text(report: Report, colour: bool) -> str:
             fixable = " [*]" if f.fix and f.fix.diff else ""
             suffix = f" [{model.name}]" if model.path in several else ""
             lines.append(f"{where} {code}{fixable} {f.severity}: {f.message}{suffix}")
+        summary = probe_line(model)
+        if summary:
+            lines.append(style(summary, dim=True))
+        lines.extend(style(f"  note ({model.name}): {n}", dim=True) for n in model.notes)
     s = report.summary()
     if s["findings"]:
         counts = ", ".join(_plural(s[k], k) for k in ("error", "warning", "info") if s[k])

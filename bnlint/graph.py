@@ -67,14 +67,17 @@ class ModelGraph:
     parameters that belong to layers in the graph; ``reason`` why fx failed, if it did."""
 
     def __init__(self, model: nn.Module, g: nx.DiGraph, method: str, coverage: float,
-                 reason: str | None = None, reason_site: Site | None = None):
+                 reason: str | None = None, reason_site: Site | None = None,
+                 gm: fx.GraphModule | None = None):
         self.model = model
         self.g = g
         self.method = method
         self.coverage = coverage
         self.reason = reason
         self.reason_site = reason_site
-        self.order: list[Layer] = [g.nodes[n]["layer"] for n in nx.topological_sort(g)]
+        self.gm = gm  # the traced module (fx only), for running the graph instrumented
+        # Nodes were added in execution order, which is topological.
+        self.order: list[Layer] = [g.nodes[n]["layer"] for n in g.nodes]
 
     def __len__(self) -> int:
         return len(self.order)
@@ -245,7 +248,8 @@ def _from_fx(model: nn.Module, gm: fx.GraphModule, inputs: tuple) -> ModelGraph:
         raise
     used_modules = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
     used_params = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
-    return ModelGraph(model, _fx_layers(gm), "fx", _coverage(model, used_modules, used_params))
+    return ModelGraph(model, _fx_layers(gm), "fx", _coverage(model, used_modules, used_params),
+                      gm=gm)
 
 
 # ---------------------------------------------------------------- hooks fallback

@@ -69,11 +69,12 @@ class ModelReport:
     findings: list[Finding] = field(default_factory=list)
     probe: dict[str, Any] | None = None
     suggestions: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "line": self.line, "trace": self.trace,
                 "findings": [f.public() for f in self.findings], "probe": self.probe,
-                "suggestions": self.suggestions}
+                "suggestions": self.suggestions, "notes": self.notes}
 
     def to_dict(self) -> dict[str, Any]:
         data = self.public()

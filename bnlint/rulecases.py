@@ -42,7 +42,8 @@ def build_case(case: dict[str, Any]) -> tuple[nn.Module, torch.Tensor, Targets |
 def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]) -> ModelReport:
     """Lint a case's model with only ``rule`` selected."""
     model, inputs, targets = build_case(case)
-    config = from_mapping({**case.get("config", {}), "select": [rule.code]}, f"{rule.path} case")
+    config = from_mapping({"probe": False, **case.get("config", {}), "select": [rule.code]},
+                          f"{rule.path} case")
     return lint(model, inputs, targets, config, name=f"{rule.code} case", rules=rules)
 
 

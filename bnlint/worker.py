@@ -48,7 +48,8 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[di
         targets = discover.example_targets(module, found, path, config.targets,
                                            config.target_std, inputs)
         report = lint(found.model, inputs.tensors, targets, config, name=found.name,
-                      path=str(path), line=found.line, rules=rules)
+                      path=str(path), line=found.line, rules=rules,
+                      synthetic_inputs=inputs.source != "example_inputs")
         reports.append(report.to_dict())
     return reports
 

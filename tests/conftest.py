@@ -38,7 +38,7 @@ def write_model(tmp_path):
 
 @pytest.fixture(scope="session")
 def examples_json():
-    """`bnlint examples/ --format json`, run once for the session."""
-    proc = run_cli("examples/", "--format", "json")
+    """`bnlint examples/ --format json --no-probe` (the static findings), run once."""
+    proc = run_cli("examples/", "--format", "json", "--no-probe")
     assert proc.returncode == 1, proc.stderr
     return json.loads(proc.stdout)

@@ -88,7 +88,7 @@ def test_json_has_every_field_of_the_contract(examples_json):
 
 
 def test_sarif_validates_against_the_official_schema():
-    proc = run_cli("examples/", "--format", "sarif")
+    proc = run_cli("examples/", "--format", "sarif", "--no-probe")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     schema = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
@@ -100,7 +100,7 @@ def test_sarif_validates_against_the_official_schema():
 
 
 def test_text_output_is_ruff_like_with_a_summary():
-    proc = run_cli("examples/vgg_bn.py", "--fail-on", "error")
+    proc = run_cli("examples/vgg_bn.py", "--fail-on", "error", "--no-probe")
     assert proc.returncode == 0  # only warnings and info: below --fail-on error
     lines = proc.stdout.splitlines()
     dropout = line_of(EXAMPLES / "vgg_bn.py", "nn.Dropout(0.5)")
@@ -112,7 +112,7 @@ def test_text_output_is_ruff_like_with_a_summary():
 
 @pytest.mark.parametrize("fmt", ["github"])
 def test_github_annotations(fmt):
-    proc = run_cli("examples/audio_cnn1d.py", "--format", fmt)
+    proc = run_cli("examples/audio_cnn1d.py", "--format", fmt, "--no-probe")
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     relu = line_of(EXAMPLES / "audio_cnn1d.py", "return F.relu(self.out(x))")

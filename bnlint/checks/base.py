@@ -12,6 +12,7 @@ from ..catalog import Rule
 from ..config import Config
 from ..discover import Targets
 from ..graph import Layer, ModelGraph
+from ..probe import ProbeResult
 from ..sites import Site
 
 
@@ -22,6 +23,7 @@ class Context:
     inputs: tuple
     targets: Targets | None
     config: Config
+    probe: ProbeResult | None = None   # the measurement, when the probe ran
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)

@@ -1,0 +1,115 @@
+"""Measured family (9xx): what the probe saw in a short forward/backward and training run."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..catalog import Rule
+from ..graph import Layer, ModelGraph
+from .base import Context, Hit, check
+
+
+def _module_layer(graph: ModelGraph, key: str | None) -> Layer | None:
+    return next((x for x in graph.order if key is not None and key in (x.key, x.module)), None)
+
+
+def _history(ctx: Context, name: str) -> tuple[float | None, float | None]:
+    values = [h[name] for h in ctx.probe.history if h.get(name) is not None]
+    return (values[0], values[-1]) if values else (None, None)
+
+
+@check("BNL901")
+def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    p = ctx.probe
+    if p is None or p.grad_ratio is None or p.grad_ratio <= ctx.threshold(rule, "ratio_warning"):
+        return
+    final_ratio = p.history[-1]["grad_ratio"]
+    corr0, corr1 = _history(ctx, "correlation")
+    severity = "error" if p.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
+    course = {"temporal": "it fell", "persistent": "it stayed"}.get(p.explosion, "it was")
+    yield Hit(_module_layer(ctx.graph, p.first_module),
+              {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
+               "device": p.device, "steps": p.steps, "final": final_ratio or 0.0,
+               "course": course, "corr0": corr0 or 0.0, "corr1": corr1 or 0.0},
+              {"measured": {"grad_ratio": p.grad_ratio, "final_grad_ratio": final_ratio,
+                            "correlation": [corr0, corr1]},
+               "first_module": p.first_module, "last_module": p.last_module,
+               "explosion": p.explosion}, severity=severity)
+
+
+@check("BNL902")
+def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    p = ctx.probe
+    if p is None or p.grad_ratio is None or p.first_module is None:
+        return
+    first = p.layer(p.first_module)["init"].get("weight_grad")
+    if p.grad_ratio < ctx.threshold(rule, "ratio_below") and first is not None \
+            and first < ctx.threshold(rule, "first_grad_below"):
+        yield Hit(_module_layer(ctx.graph, p.first_module),
+                  {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
+                   "grad": first, "device": p.device},
+                  {"measured": {"grad_ratio": p.grad_ratio, "first_weight_grad": first},
+                   "first_module": p.first_module, "last_module": p.last_module})
+
+
+@check("BNL903")
+def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    p = ctx.probe
+    if p is None:
+        return
+    limit = ctx.threshold(rule, "dead_fraction")
+    dead = [(max(x["init"].get("dead", 0.0), x["final"].get("dead", 0.0)), x) for x in p.layers
+            if "dead" in x["init"]]
+    bad = sorted((d, x) for d, x in dead if d >= limit)
+    if not bad:
+        return
+    worst_fraction, worst = max(bad, key=lambda item: item[0])
+    when = "at initialisation" if worst["init"]["dead"] >= limit else \
+        f"after {p.steps} training steps"
+    yield Hit(_module_layer(ctx.graph, worst["key"]),
+              {"fraction": worst_fraction, "layer": worst["module"] or worst["key"], "when": when,
+               "count": len(bad), "device": p.device},
+              {"measured": {"dead_fraction": worst_fraction},
+               "layers": {x["module"] or x["key"]: d for d, x in bad}})
+
+
+@check("BNL904")
+def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    p = ctx.probe
+    if p is None:
+        return
+    losses = [h["loss"] for h in p.history]
+    huge = ctx.threshold(rule, "loss_above")
+    if p.first_nonfinite:
+        bad = p.first_nonfinite
+        yield Hit(_module_layer(ctx.graph, bad["key"]),
+                  {"what": f"NaN/Inf first appears in the output of {bad['key']}",
+                   "step": bad["step"], "device": p.device},
+                  {"measured": {"nan": True, "step": bad["step"]}, "module": bad["module"]})
+    elif any(loss >= huge for loss in losses):
+        step = next(i for i, loss in enumerate(losses) if loss >= huge)
+        yield Hit(_module_layer(ctx.graph, p.first_module),
+                  {"what": f"the loss reached {losses[step]:.3g} (>= {huge:g})", "step": step,
+                   "device": p.device},
+                  {"measured": {"loss": losses[step], "step": step}})
+
+
+@check("BNL905")
+def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    p, opt = ctx.probe, ctx.config.optimizer
+    if p is None or p.lr_ceiling is None or opt is None or opt.lr is None:
+        return
+    bound = p.lr_ceiling.get("with_momentum", p.lr_ceiling["sgd"])
+    if opt.lr <= bound:
+        return
+    losses = [h["loss"] for h in p.history]
+    rose = p.nan or (len(losses) > 1 and losses[-1] > losses[0])
+    outcome = ("and in the probe's training steps the loss rose" if rose else
+               f"yet the probe's {p.steps} training steps at this lr did not diverge "
+               "(BatchNorm-fed weights are scale-invariant and self-stabilise by growing)")
+    yield Hit(_module_layer(ctx.graph, p.first_module),
+              {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling["lambda_max"],
+               "outcome": outcome},
+              {"measured": {"lambda_max": p.lr_ceiling["lambda_max"], "lr_ceiling": bound,
+                            "loss": [losses[0], losses[-1]]}, "configured_lr": opt.lr},
+              severity=None if rose else "info")

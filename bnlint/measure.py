@@ -1,0 +1,185 @@
+"""Per-layer measurements during a forward/backward: taps that keep running statistics only.
+
+A tap sees one layer's output, reduces it at once to a few numbers (mean, std, dead-unit
+fraction, mean pairwise cosine similarity between samples) and registers a gradient hook that
+keeps the output gradient's norm. Nothing keeps whole activations, so memory stays near one
+training step. On an fx graph the taps are nodes inserted after each layer; on an untraceable
+model they are forward hooks on the leaf modules.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from . import ops
+from .graph import ModelGraph
+
+TAPPED = ("@affine", "@norm", "@activation", "@merge")
+DYING = frozenset({"ReLU", "ReLU6"})  # units that output exactly 0 below threshold
+
+
+@dataclass
+class Tapped:
+    """A layer the probe measures: its stable key, kind, qualified name (modules) and number
+    of units (channels, dim 1 of its output)."""
+    key: str
+    kind: str
+    module: str | None
+    units: int
+
+
+def dead_fraction(x: torch.Tensor) -> torch.Tensor:
+    """Fraction of units (channels, dim 1) that are zero for every sample and position."""
+    if x.dim() < 2:
+        return (x <= 0).all().float()
+    alive = (x > 0).transpose(0, 1).reshape(x.shape[1], -1).any(dim=1)
+    return 1.0 - alive.float().mean()
+
+
+def mean_cosine(x: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity over all pairs of samples, in O(N*D): with unit rows u_i,
+    sum_{i != j} <u_i, u_j> = ||sum_i u_i||^2 - N."""
+    n = x.shape[0]
+    if n < 2:
+        return x.new_tensor(float("nan"))
+    rows = x.reshape(n, -1).float()
+    unit = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    total = unit.sum(dim=0)
+    return (total.dot(total) - n) / (n * (n - 1))
+
+
+class Recorder:
+    """Collects one pass's statistics as 0-dim tensors; :meth:`collect` syncs them once."""
+
+    def __init__(self):
+        self.forward: dict[str, dict[str, torch.Tensor]] = {}
+        self.grads: dict[str, torch.Tensor] = {}
+        self.enabled = True
+
+    def reset(self) -> None:
+        self.forward, self.grads = {}, {}
+
+    def tap(self, x: Any, key: str, kind: str) -> Any:
+        if not self.enabled or not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            return x
+        with torch.no_grad():
+            flat = x.detach().float()
+            stats = {"mean": flat.mean(),
+                     "std": flat.std() if flat.numel() > 1 else flat.new_zeros(())}
+            if kind in DYING:
+                stats["dead"] = dead_fraction(flat)
+            if ops.in_group(kind, "affine") or ops.in_group(kind, "norm"):
+                stats["cosine"] = mean_cosine(flat)
+            self.forward[key] = stats
+        if x.requires_grad:
+            x.register_hook(lambda g, key=key: self._grad(key, g))
+        return x
+
+    def _grad(self, key: str, g: torch.Tensor) -> None:
+        """Keeps the RMS of the gradient w.r.t. the layer's output."""
+        self.grads[key] = g.detach().float().norm() / max(g.numel(), 1) ** 0.5
+
+    def collect(self) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+        """The pass's numbers as floats (one device sync)."""
+        names = [(k, s) for k, stats in self.forward.items() for s in stats]
+        values = [self.forward[k][s] for k, s in names] + list(self.grads.values())
+        flat = torch.stack(values).tolist() if values else []
+        forward: dict[str, dict[str, float]] = {}
+        for (k, s), v in zip(names, flat):
+            forward.setdefault(k, {})[s] = v
+        grads = dict(zip(self.grads, flat[len(names):]))
+        return forward, grads
+
+
+class _Tap(nn.Module):
+    """The node inserted after each tapped layer of an fx graph."""
+
+    def __init__(self, recorder: Recorder):
+        super().__init__()
+        self.recorder = recorder
+
+    def forward(self, x, key: str, kind: str):
+        return self.recorder.tap(x, key, kind)
+
+
+def tapped_layers(graph: ModelGraph) -> list[Tapped]:
+    seen, out = set(), []
+    for layer in graph.order:
+        if any(layer.is_(spec) for spec in TAPPED) and layer.key not in seen:
+            if graph.method == "hooks" and layer.obj is None:
+                continue  # functional ops are invisible to hooks
+            seen.add(layer.key)
+            units = layer.shape[1] if layer.shape and len(layer.shape) > 1 else 1
+            out.append(Tapped(layer.key, layer.kind, layer.module, units))
+    return out
+
+
+def instrumented_copy(graph: ModelGraph, recorder: Recorder) -> nn.Module:
+    """A copy of the model that taps every measured layer (the user's model is never
+    touched); ``recorder.enabled = False`` turns the taps off."""
+    if graph.gm is not None:
+        gm = copy.deepcopy(graph.gm)
+        gm.add_submodule("_bnlint_tap", _Tap(recorder))
+        keys = {layer.name: layer for layer in graph.order
+                if any(layer.is_(spec) for spec in TAPPED)}
+        for node in list(gm.graph.nodes):
+            layer = keys.get(node.name)
+            if layer is not None:
+                with gm.graph.inserting_after(node):
+                    gm.graph.call_module("_bnlint_tap", (node, layer.key, layer.kind))
+        gm.recompile()
+        return gm
+    model = copy.deepcopy(graph.model)
+    names = {layer.module: layer for layer in graph.order
+             if layer.obj is not None and any(layer.is_(spec) for spec in TAPPED)}
+    for name, module in model.named_modules():
+        layer = names.get(name)
+        if layer is not None:
+            module.register_forward_hook(
+                lambda m, a, out, layer=layer: recorder.tap(out, layer.key, layer.kind))
+    return model
+
+
+def first_nonfinite(graph: ModelGraph, model: nn.Module, inputs: tuple) -> str | None:
+    """The key of the first layer whose output is NaN/Inf, running the graph node by node
+    (fx) or checking each leaf module's output (hooks)."""
+    found: list[str] = []
+
+    def bad(value: Any) -> bool:
+        return isinstance(value, torch.Tensor) and value.is_floating_point() and \
+            not bool(torch.isfinite(value).all())
+
+    with torch.no_grad():
+        if isinstance(model, fx.GraphModule) and graph.gm is not None:
+            layers = {layer.name: layer for layer in graph.order}
+
+            class Hunter(fx.Interpreter):
+                def run_node(self, node):
+                    out = super().run_node(node)
+                    if not found and node.name in layers and node.op != "placeholder" \
+                            and bad(out):
+                        found.append(layers[node.name].key)
+                    return out
+
+            Hunter(model).run(*inputs)
+        else:
+            names = {m: n for n, m in model.named_modules()}
+
+            def hook(m, a, out):
+                if not found and bad(out):
+                    found.append(names[m])
+
+            handles = [m.register_forward_hook(hook) for m in model.modules()
+                       if not list(m.children())]
+            try:
+                model(*inputs)
+            finally:
+                for h in handles:
+                    h.remove()
+    return found[0] if found else None

@@ -1,0 +1,176 @@
+"""The probe: measured gradient ratios, dead ReLUs, NaN localisation, the lr ceiling against
+the full Hessian, budget and determinism, and its place in the CLI report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from bnlint import probe as probe_mod
+from bnlint.probe import probe
+
+from conftest import run_cli
+
+
+def bn_relu_mlp(depth: int, width: int) -> nn.Sequential:
+    return nn.Sequential(*[m for _ in range(depth)
+                           for m in (nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU())])
+
+
+class ZeroInitResidual(nn.Module):
+    """Pre-activation residual MLP whose branches end in a BatchNorm with gamma = 0."""
+
+    def __init__(self, depth=10, width=64):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.branches = nn.ModuleList()
+        for _ in range(depth):
+            branch = nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width),
+                                   nn.BatchNorm1d(width))
+            nn.init.zeros_(branch[-1].weight)
+            self.branches.append(branch)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for branch in self.branches:
+            x = x + branch(x)
+        return self.head(x)
+
+
+def test_plain_bn_relu_mlp_explodes_at_the_documented_rate():
+    torch.manual_seed(0)
+    result = probe(bn_relu_mlp(30, 256), torch.randn(64, 256), steps=2)
+    expected = 1.211 ** 30  # SCIENCE.md section 1: sqrt(pi/(pi-1)) per block
+    print(f"measured {result.grad_ratio:.1f} vs 1.211^30 = {expected:.1f}")
+    assert expected / 2 < result.grad_ratio < expected * 2
+    assert result.first_module == "0" and result.last_module == "87"
+
+
+def test_plain_bn_relu_mlp_gets_a_measured_finding():
+    from bnlint import lint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    report = lint(bn_relu_mlp(30, 64), torch.randn(64, 64), config=Config(probe_steps=2))
+    found = [f for f in report.findings if f.code == "BNL901"]
+    assert found and found[0].module == "0"
+    assert found[0].evidence["measured"]["grad_ratio"] > 70
+    assert report.probe["grad_ratio"] == found[0].evidence["measured"]["grad_ratio"]
+
+
+def test_zero_init_residual_passes_gradients_unchanged():
+    torch.manual_seed(0)
+    result = probe(ZeroInitResidual(), torch.randn(64, 64), steps=1)
+    print(f"act-gradient ratio {result.act_grad_ratio}")
+    assert result.act_grad_ratio == pytest.approx(1.0, rel=1e-4)
+    plain = probe(bn_relu_mlp(10, 64), torch.randn(64, 64), steps=1)
+    assert plain.act_grad_ratio > 3  # the same depth without skips amplifies
+
+
+def _regression(std: float):
+    torch.manual_seed(0)
+    x = torch.linspace(-math.pi, math.pi, 256).unsqueeze(1)
+    y = std * torch.sin(2 * x)
+    model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                          nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                          nn.Linear(32, 1))
+    from bnlint.config import Optimizer
+    result = probe(model, x, y, steps=20, optimizer=Optimizer("sgd", 0.05, 0.9))
+    relative = result.history[-1]["loss"] / float(y.var())
+    return result.history[-1]["dead_fraction"], relative
+
+
+def test_tiny_targets_with_momentum_die_more_or_fit_worse():
+    dead_small, rel_small = _regression(1e-3)
+    dead_unit, rel_unit = _regression(1.0)
+    print(f"std 1e-3: dead {dead_small:.2f}, relative loss {rel_small:.3g}; "
+          f"std 1: dead {dead_unit:.2f}, relative loss {rel_unit:.3g}")
+    assert dead_small > dead_unit or rel_small > rel_unit
+
+
+def test_nan_weights_name_the_first_offending_module():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                          nn.Linear(8, 2))
+    with torch.no_grad():
+        model[2].weight[1, 3] = float("nan")
+    result = probe(model, torch.randn(16, 8), steps=3)
+    assert result.nan and result.first_nonfinite["module"] == "2"
+    assert result.first_nonfinite["step"] == 0
+
+
+def test_lr_ceiling_matches_the_full_hessian():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 12), nn.BatchNorm1d(12),
+                          nn.ReLU(), nn.Linear(12, 3))
+    x, y = torch.randn(48, 6), torch.randint(0, 3, (48,))
+    result = probe(model, x, y, steps=0)
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def loss(theta):
+        params, i = {}, 0
+        for name, shape in zip(names, shapes):
+            params[name] = theta[i:i + shape.numel()].reshape(shape)
+            i += shape.numel()
+        return F.cross_entropy(functional_call(model, params, (x,)), y)
+
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    top = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat))[-1].item()
+    print(f"probe lambda_max {result.lr_ceiling['lambda_max']:.4f}, full Hessian {top:.4f}")
+    assert result.lr_ceiling["sgd"] == pytest.approx(2 / top, rel=0.10)
+
+
+def test_probe_is_deterministic_on_cpu():
+    runs = [probe(bn_relu_mlp(5, 32), torch.ones(32, 32).cumsum(0), steps=3)
+            for _ in range(2)]
+    assert runs[0].history == runs[1].history
+
+
+def test_budget_stops_early_and_says_so(monkeypatch):
+    clock = iter(range(0, 10_000))  # a fake clock: every reading is one second later
+    monkeypatch.setattr(probe_mod.time, "monotonic", lambda: float(next(clock)))
+    result = probe(bn_relu_mlp(3, 16), torch.randn(32, 16), steps=50, budget=20)
+    assert result.steps < 50
+    assert any("budget of 20 s reached" in note for note in result.notes)
+
+
+def test_probe_does_not_touch_the_users_model():
+    model = bn_relu_mlp(3, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe(model, torch.randn(32, 16), steps=5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_cli_reports_the_probe(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        def deep():
+            return nn.Sequential(*[m for _ in range(30)
+                                   for m in (nn.Linear(32, 32), nn.BatchNorm1d(32), nn.ReLU())])
+    """)
+    proc = run_cli(path, "--format", "json", "--probe-steps", "2", "--select", "BNL9")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    probe_json = report["models"][0]["probe"]
+    assert {"device", "steps", "grad_ratio", "layers", "dead_fraction", "nan",
+            "seconds"} <= set(probe_json)
+    assert probe_json["device"] == "cpu" and probe_json["steps"] == 2
+    assert [f["code"] for f in report["models"][0]["findings"]] == ["BNL901"]
+    text = run_cli(path, "--probe-steps", "2", "--select", "BNL9").stdout
+    assert "probe deep (cpu, batch 64" in text and "grad ratio first/last" in text
+    assert run_cli(path, "--no-probe", "--format", "json").stdout.count('"probe": null') == 1
+
+
+def test_unavailable_device_is_a_usage_error(write_model):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = write_model("import torch.nn as nn\nmodel = nn.Linear(4, 2)\n")
+    proc = run_cli(path, "--device", "cuda")
+    assert proc.returncode == 2 and "no CUDA device is available" in proc.stderr
