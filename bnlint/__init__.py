@@ -1,13 +1,14 @@
 """bnlint: a linter and auto-repair tool for PyTorch models.
 
-Command line: ``bnlint model.py``. Python: ``bnlint.lint(model, inputs)``. Importing the
-package does not import torch; the API functions load it on first use.
+Command line: ``bnlint model.py``. Python: ``bnlint.lint(model, inputs)``,
+``bnlint.probe(model, inputs)``, ``bnlint.fix(model, inputs)``. Importing the package does not
+import torch; the API functions load it on first use.
 """
 
 from .report import VERSION as __version__
 from .report import Finding, ModelReport, Report
 
-__all__ = ["Finding", "ModelReport", "Report", "lint", "__version__"]
+__all__ = ["Finding", "ModelReport", "Report", "fix", "lint", "probe", "__version__"]
 
 
 def lint(model, inputs, targets=None, config=None, **kwargs) -> ModelReport:
@@ -20,3 +21,17 @@ def lint(model, inputs, targets=None, config=None, **kwargs) -> ModelReport:
     if targets is not None and not isinstance(targets, Targets):
         targets = Targets(targets.float(), float(targets.float().std()), "argument")
     return _lint(model, inputs, targets, config, **kwargs)
+
+
+def probe(model, inputs, targets=None, **options):
+    """Measure ``model`` in a short forward/backward and training run; see
+    :func:`bnlint.probe.probe`."""
+    from .probe import probe as _probe
+    return _probe(model, inputs, targets, **options)
+
+
+def fix(model, inputs, targets=None, **options):
+    """Repair a copy of ``model``: ``(fixed_model, FixReport)``; see
+    :func:`bnlint.fix.model.fix`."""
+    from .fix.model import fix as _fix
+    return _fix(model, inputs, targets, **options)

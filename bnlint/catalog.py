@@ -24,7 +24,10 @@ CATEGORIES = {0: "trace", 1: "ordering", 2: "depth", 3: "init", 4: "targets",
               5: "learning-rate", 9: "measured"}
 APPLICABILITY = ("safe", "unsafe", "display-only")
 FIX_KINDS = ("source", "graph", "suggestion")
-EDIT_ACTIONS = ("set_kwarg",)
+EDIT_ACTIONS = ("set_kwarg", "remove_op", "call_after_build")
+# Graph repairs a rule may name in fix.repair (bnlint/repair.py and bnlint/fix/model.py).
+REPAIRS = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
+           "shape_activations")
 MEASURED_KEYS = ("grad_ratio", "dead_fraction", "forward_rms_ratio")
 CODE_RE = re.compile(r"^BNL\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -110,8 +113,9 @@ def parse_rule(data: Any, path: Path) -> Rule:
         _check(isinstance(fix, dict) and fix.get("kind") in FIX_KINDS
                and fix.get("applicability") in APPLICABILITY, path,
                f"fix needs kind {FIX_KINDS} and applicability {APPLICABILITY}")
-        _check(set(fix) <= {"kind", "applicability", "description", "edit"}, path,
-               "fix keys are kind, applicability, description, edit")
+        _check(set(fix) <= {"kind", "applicability", "description", "edit", "repair"}, path,
+               "fix keys are kind, applicability, description, edit, repair")
+        _check(fix.get("repair") in (None, *REPAIRS), path, f"fix.repair must be one of {REPAIRS}")
         edit = fix.get("edit")
         _check(edit is None or (isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS),
                path, f"fix.edit needs an action in {EDIT_ACTIONS}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from . import catalog, config as config_mod, formats, plots, runner
 from .errors import InputError
+from .fix import apply as fixes
 from .report import VERSION, Report
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
@@ -46,19 +46,6 @@ def expand_paths(paths: tuple[str, ...]) -> list[str]:
             raise InputError("no such file or folder.", path=given,
                              hint="Check the path; bnlint takes model files or folders.")
     return list(dict.fromkeys(files))
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder, so a failure leaves the old file whole."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlint-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _explain(rules: dict, code: str) -> str:
@@ -118,13 +105,19 @@ def _fail(exc: InputError) -> None:
               help="Seconds allowed to import a file and to lint each model (default 120).")
 @click.option("--config", "config_file", type=click.Path(), help="Config file to use.")
 @click.option("--rules-dir", type=click.Path(), help="Folder of extra rule YAML files.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Print the fixes as a unified diff instead of writing them (exit 1 if any).")
+@click.option("--fix", "apply_fixes", is_flag=True,
+              help="Apply the safe fixes to the files, then report what remains.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="With --fix or --diff, also apply fixes that change the model's function.")
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
 def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
          probe, device, probe_batch, probe_steps, probe_budget, plot, timeout, config_file,
-         rules_dir, explain, list_rules, verbose) -> None:
+         rules_dir, show_diff, apply_fixes, unsafe_fixes, explain, list_rules, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
@@ -154,6 +147,12 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     except InputError as exc:
         _fail(exc)
     report = runner.run(files, cfg, rules, cli_shapes, verbose)
+    if show_diff or apply_fixes:
+        patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
+        if show_diff:
+            click.echo("".join(p.diff for p in patches), nl=False)
+            sys.exit(2 if report.errors else 1 if patches else 0)
+        report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
     _emit(report, cfg, rules, output_file)
     if plot:
         try:
@@ -163,6 +162,46 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     sys.exit(report.exit_code(cfg.fail_on))
 
 
+def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
+                      unsafe: bool) -> list[fixes.FilePatch]:
+    """The patches whose files still build their models; the others are reported and left."""
+    patches, errors = fixes.plan(report, unsafe)
+    for error in errors:
+        click.echo(f"bnlint: warning: {error.render()}", err=True)
+    if not patches:
+        return []
+    outcomes = runner.verify({p.path: p.new for p in patches}, cfg, rules, cli_shapes, verbose)
+    good = []
+    for patch in patches:
+        why = fixes.rejected(patch, outcomes[patch.path])
+        if why:
+            click.echo(f"bnlint: warning: {formats.relative(patch.path)}: fixes not applied, "
+                       f"{why}. The file is unchanged.", err=True)
+        else:
+            good.append(patch)
+    return good
+
+
+def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli_shapes,
+           verbose: bool) -> Report:
+    """Write the patches, then re-lint the patched files so the report shows what remains."""
+    for patch in patches:
+        try:
+            fixes.write_atomic(patch.path, patch.new)
+        except OSError as exc:
+            _fail(InputError(f"cannot write the fixed file: {exc.strerror}.", path=patch.path))
+    fixed = sum(len(p.findings) for p in patches)
+    click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
+               f"file{'s' if len(patches) != 1 else ''}.", err=True)
+    if not patches:
+        return report
+    paths = {p.path for p in patches}
+    again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose)
+    kept = [m for m in report.models if m.path not in paths]
+    return Report(models=kept + again.models, errors=report.errors + again.errors,
+                  files=report.files)
+
+
 def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
     for error in report.errors:
         click.echo(f"bnlint: error: {error.render()}", err=True)
@@ -170,7 +209,7 @@ def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
     rendered = formats.render(report, cfg.format, rules, colour)
     if output_file:
         try:
-            write_atomic(output_file, rendered)
+            fixes.write_atomic(output_file, rendered)
         except OSError as exc:
             _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
     else:

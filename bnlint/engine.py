@@ -33,7 +33,8 @@ def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | 
 
 def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
     """An edit anchored at the call that built the hit's module, with the argument's position."""
-    edit = {**edit, "path": site.path, "line": site.line, "col": site.col}
+    edit = {**edit, "path": site.path, "line": site.line, "col": site.col,
+            "end_line": site.end_line, "end_col": site.end_col}
     if edit["action"] == "set_kwarg" and hit.layer is not None and hit.layer.obj is not None:
         params = list(inspect.signature(type(hit.layer.obj).__init__).parameters)[1:]
         if edit["name"] in params:
@@ -41,23 +42,39 @@ def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
     return edit
 
 
+def _unpatchable(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
+                 flagged: dict[str, set[int]], model_site: Site | None) -> str | None:
+    """Why the hit's call edits cannot be applied to the user's file, if they cannot."""
+    if not any(e["action"] in source.CALL_ACTIONS for e in hit.edits):
+        return None if model_site is not None else "the model's source file is unknown"
+    if site is None:
+        return "its source line is unknown"
+    if any(sites.site_of(m) == site and id(m) not in flagged.get(rule.code, ())
+           for m in graph.model.modules()):  # editing would change modules without the problem
+        return f"line {site.line} also builds modules that do not have this problem"
+    if model_site is not None and site.path != model_site.path:
+        return f"the code is in {site.path}, not the model's file"
+    return None
+
+
 def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
-         flagged: dict[str, set[int]]) -> Fix | None:
+         flagged: dict[str, set[int]], model_site: Site | None, model: str) -> Fix | None:
     if not rule.fix:
         return None
     description = (hit.fix_description or rule.fix.get("description") or rule.use_instead
                    ).format(**hit.fields).strip()
     fix = Fix(rule.fix["applicability"], description)
-    if not hit.edits or site is None:
+    edits = hit.edits or ([rule.fix["edit"]] if rule.fix.get("edit") else [])
+    if not edits:
         return fix
-    others = [m for m in graph.model.modules()
-              if sites.site_of(m) == site and id(m) not in flagged[rule.code]]
-    if others:  # the same line builds modules this finding does not cover: editing it is wrong
+    hit.edits = edits
+    problem = _unpatchable(rule, hit, site, graph, flagged, model_site)
+    if problem:
         fix.applicability = "display-only"
-        fix.description += (f" (Not patched: line {site.line} also builds modules that do not "
-                            "have this problem.)")
+        fix.description += f" (Not patched: {problem}.)"
         return fix
-    fix.edits = [_positioned(e, hit, site) for e in hit.edits]
+    fix.edits = [_positioned(e, hit, site) if e["action"] in source.CALL_ACTIONS
+                 else {**e, "path": model_site.path, "model": model} for e in edits]
     try:
         fix.diff = source.diff(fix.edits) or None
     except InputError:
@@ -65,7 +82,8 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
     return fix
 
 
-def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None) -> list[Finding]:
+def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
+              model: str) -> list[Finding]:
     hits: list[tuple[Rule, Hit]] = []
     for rule in rules.values():
         if not ctx.config.enabled(rule.code):
@@ -96,7 +114,8 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None) -> 
             message=rule.message.format(**hit.fields).strip(),
             path=where.path if where else None, line=where.line if where else None,
             column=where.col if where else None, module=hit.layer.key if hit.layer else None,
-            evidence=hit.evidence, fix=_fix(rule, hit, site, ctx.graph, flagged),
+            evidence=hit.evidence, fix=_fix(rule, hit, site, ctx.graph, flagged, model_site,
+                                                model),
             end_line=where.end_line if where else None,
             end_column=where.end_col if where else None))
     return _merge_same_site(sorted(findings, key=Finding.sort_key))
@@ -200,10 +219,10 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     notes: list[str] = []
     probe = _probe(graph, inputs, targets, config, synthetic_inputs, notes)
     ctx = Context(graph, model, inputs, targets, config, probe)
-    findings = run_rules(ctx, rules, model_site)
+    name = name or type(model).__name__
+    findings = run_rules(ctx, rules, model_site, name)
     if probe is not None:
         attach_measurements(findings, probe, rules, config)
-    return ModelReport(name or type(model).__name__,
-                       model_site.path if model_site else None,
+    return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
                        probe=probe.to_dict() if probe else None, notes=notes)

@@ -246,6 +246,10 @@ def _from_fx(model: nn.Module, gm: fx.GraphModule, inputs: tuple) -> ModelGraph:
         # The graph ran, not the user's code: run the real forward so the error names its line.
         run_forward(lambda: model(*inputs), model, inputs)
         raise
+    return _graph_of(model, gm)
+
+
+def _graph_of(model: nn.Module, gm: fx.GraphModule) -> ModelGraph:
     used_modules = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
     used_params = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
     return ModelGraph(model, _fx_layers(gm), "fx", _coverage(model, used_modules, used_params),
@@ -374,6 +378,13 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple) -> Any
                  "give the right ones with --input-shape or an example_inputs() function.") from None
     finally:
         model.train(was_training)
+
+
+def trace(model: nn.Module) -> ModelGraph:
+    """The fx graph without shapes (no example inputs needed); raises if fx cannot trace."""
+    tracer = _SiteTracer()
+    graph = tracer.trace(model)
+    return _graph_of(model, fx.GraphModule(tracer.root, graph))
 
 
 def build(model: nn.Module, inputs: tuple) -> ModelGraph:

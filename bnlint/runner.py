@@ -82,55 +82,80 @@ def _timed_out(path: str, what: str, timeout: float) -> InputError:
                            "run while " + what + " is where to look.")
 
 
-def run(files: list[str], config: Config, rules: dict[str, Rule],
-        cli_input_shape: list[list[int]] | None = None, verbose: bool = False) -> Report:
-    """Lint ``files`` in child processes; a file that hangs or kills its process is reported as
-    an error and the rest go on in a fresh process."""
-    report = Report(files=len(files))
+def _drive(files: list[str], request: dict[str, Any], timeout: float,
+           verbose: bool) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
+    """Run the worker over ``files``, yielding (path, result event or error) per file. A file
+    that hangs or kills its process becomes an error and the rest go on in a fresh process."""
     remaining = list(files)
     while remaining:
-        request = {"files": remaining, "config": config.to_dict(),
-                   "rules": [dataclasses.asdict(r) for r in rules.values()],
-                   "cli_input_shape": cli_input_shape}
-        worker = _Worker(request, verbose)
+        worker = _Worker({**request, "files": remaining}, verbose)
         current, what = None, "starting the linting process (importing torch)"
-        deadline = time.monotonic() + max(config.timeout, 60.0)
+        deadline = time.monotonic() + max(timeout, 60.0)
         finished: set[str] = set()
         for event in worker.events(timeout=1.0):
             if event is None:
                 if time.monotonic() > deadline:
                     worker.kill()
-                    report.errors.append(_timed_out(current or remaining[0], what,
-                                                    config.timeout))
-                    finished.add(current or remaining[0])
+                    failed = current or remaining[0]
+                    yield failed, _timed_out(failed, what, timeout)
+                    finished.add(failed)
                     break
                 continue
             kind = event["event"]
             if kind in ("file", "phase"):
                 current = event["path"]
                 what = event.get("what", "importing the file")
-                deadline = time.monotonic() + config.timeout
-            elif kind == "result":
-                report.models.extend(ModelReport.from_dict(m) for m in event["models"])
+                deadline = time.monotonic() + timeout
+            elif kind in ("result", "error", "crash"):
                 finished.add(event["path"])
-            elif kind == "error":
-                report.errors.append(InputError.from_dict(event["error"]))
-                finished.add(event["path"])
-            elif kind == "crash":
-                report.errors.append(InputError(
-                    "internal error in bnlint while linting this file; please report it with "
-                    "the traceback below." + ("\n" + event["traceback"] if verbose else ""),
-                    path=event["path"], hint="" if verbose else "Run with --verbose to see it."))
-                finished.add(event["path"])
+                if kind == "error":
+                    yield event["path"], InputError.from_dict(event["error"])
+                elif kind == "crash":
+                    yield event["path"], InputError(
+                        "internal error in bnlint while linting this file; please report it "
+                        "with the traceback below." + ("\n" + event["traceback"] if verbose
+                                                        else ""), path=event["path"],
+                        hint="" if verbose else "Run with --verbose to see it.")
+                else:
+                    yield event["path"], event
             elif kind == "done":
                 finished.update(remaining)
                 break
         else:  # the channel closed before "done": the process died
             failed = current or remaining[0]
-            report.errors.append(InputError(
+            yield failed, InputError(
                 f"the linting process {worker.exit_status()} while {what}.", path=failed,
-                hint="The model code may call os._exit or crash the interpreter." + worker.tail()))
+                hint="The model code may call os._exit or crash the interpreter." + worker.tail())
             finished.add(failed)
         worker.kill()
         remaining = [f for f in remaining if f not in finished]
+
+
+def _request(config: Config, rules: dict[str, Rule],
+             cli_input_shape: list[list[int]] | None) -> dict[str, Any]:
+    return {"config": config.to_dict(), "rules": [dataclasses.asdict(r) for r in rules.values()],
+            "cli_input_shape": cli_input_shape}
+
+
+def run(files: list[str], config: Config, rules: dict[str, Rule],
+        cli_input_shape: list[list[int]] | None = None, verbose: bool = False) -> Report:
+    """Lint ``files`` in child processes."""
+    report = Report(files=len(files))
+    request = _request(config, rules, cli_input_shape)
+    for _, outcome in _drive(files, request, config.timeout, verbose):
+        if isinstance(outcome, InputError):
+            report.errors.append(outcome)
+        else:
+            report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])
     return report
+
+
+def verify(sources: dict[str, str], config: Config, rules: dict[str, Rule],
+           cli_input_shape: list[list[int]] | None = None,
+           verbose: bool = False) -> dict[str, InputError | list[str]]:
+    """Import each patched source as if it were the file at its path, build its models and
+    run their forward passes: the names of the models built, or the error."""
+    request = {**_request(config, rules, cli_input_shape), "mode": "verify", "sources": sources}
+    return {path: outcome if isinstance(outcome, InputError)
+            else [m["name"] for m in outcome["models"]]
+            for path, outcome in _drive(list(sources), request, config.timeout, verbose)}

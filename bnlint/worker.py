@@ -29,22 +29,43 @@ def _channel() -> Emit:
     return emit
 
 
-def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[dict[str, Any]]:
+def _models(path: Path, request: dict[str, Any], config, emit: Emit, source: str | None = None):
+    """The file's models, each with its example inputs: (module, found, inputs)."""
     import torch
 
+    from . import discover
+
+    module = discover.load_module(path, source)
+    emit("phase", path=str(path), what="building the models")
+    for found in discover.find_models(module, path, config.model):
+        emit("phase", path=str(path), what=f"linting model {found.name}")
+        torch.manual_seed(0)
+        yield module, found, discover.example_inputs(
+            module, found, path, request.get("cli_input_shape"), config.input_shape,
+            config.batch_size)
+
+
+def verify_file(path: Path, request: dict[str, Any], emit: Emit) -> list[dict[str, Any]]:
+    """Import a patched source as the file at ``path``, build its models and run them."""
+    from .config import Config
+    from .graph import run_forward
+
+    config = Config.from_dict(request["config"])
+    names = []
+    for _, found, inputs in _models(path, request, config, emit, request["sources"][str(path)]):
+        run_forward(lambda: found.model(*inputs.tensors), found.model, inputs.tensors)
+        names.append(found.name)
+    return [{"name": n} for n in names]
+
+
+def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[dict[str, Any]]:
     from . import discover
     from .config import Config
     from .engine import lint
 
     config = Config.from_dict(request["config"])
-    module = discover.load_module(path)
-    emit("phase", path=str(path), what="building the models")
     reports = []
-    for found in discover.find_models(module, path, config.model):
-        emit("phase", path=str(path), what=f"linting model {found.name}")
-        torch.manual_seed(0)
-        inputs = discover.example_inputs(module, found, path, request.get("cli_input_shape"),
-                                         config.input_shape, config.batch_size)
+    for module, found, inputs in _models(path, request, config, emit):
         targets = discover.example_targets(module, found, path, config.targets,
                                            config.target_std, inputs)
         report = lint(found.model, inputs.tensors, targets, config, name=found.name,
@@ -66,7 +87,10 @@ def main() -> None:
     for path in request["files"]:
         emit("file", path=path)
         try:
-            models = lint_file(Path(path), request, rules, emit)
+            if request.get("mode") == "verify":
+                models = verify_file(Path(path), request, emit)
+            else:
+                models = lint_file(Path(path), request, rules, emit)
             emit("result", path=path, models=models)
         except InputError as exc:
             emit("error", path=path, error=exc.to_dict())

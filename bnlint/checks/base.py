@@ -35,7 +35,7 @@ class Hit:
     fields: dict[str, Any] = field(default_factory=dict)    # for the rule's message template
     evidence: dict[str, Any] = field(default_factory=dict)
     severity: str | None = None        # overrides the rule's default when the effect is larger
-    edits: list[dict[str, Any]] = field(default_factory=list)  # source edits at layer's site
+    edits: list[dict[str, Any]] = field(default_factory=list)  # default: the rule's fix.edit
     fix_description: str | None = None
     site: Site | None = None           # where to locate it when there is no layer
 

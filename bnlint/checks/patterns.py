@@ -43,11 +43,9 @@ def _extend(graph: ModelGraph, chain: list[Layer], rest: list[dict]) -> Iterator
 
 def find(ctx: Context, rule: Rule) -> Iterator[Hit]:
     steps = rule.pattern or []
-    edit = (rule.fix or {}).get("edit")
     for first in ctx.graph.order:
         if not _step_matches(first, steps[0]):
             continue
         for chain in _extend(ctx.graph, [first], steps[1:]):
             yield Hit(layer=chain[rule.at], fields={f"m{i}": x for i, x in enumerate(chain)},
-                      evidence={"path": [x.label for x in chain]},
-                      edits=[dict(edit)] if edit else [])
+                      evidence={"path": [x.label for x in chain]})

@@ -1,8 +1,19 @@
-"""Source patches with libcst: edit the constructor call that built a module, keep everything
-else (formatting, comments) byte for byte, and render the result as a unified diff.
+"""Source patches with libcst: edit the code that built a module, keep everything else
+(formatting, comments) byte for byte, and render the result as a unified diff.
 
-An edit is a dict ``{"path", "line", "col", "action", ...}`` naming the call by the position of
-its first character (1-based line and column, as bnlint's sites record them).
+An edit is a dict ``{"path", "action", ...}``. Call edits name the call by its span (``line``,
+``col``, ``end_line``, ``end_col``: 1-based, end exclusive, as bnlint's sites record them):
+
+- ``set_kwarg`` {name, value, position?}: set a constructor argument (``bias=False``);
+- ``remove_op``: make the op the identity: ``nn.ReLU()`` -> ``nn.Identity()`` for a module,
+  ``F.relu(x)`` / ``x.relu()`` -> ``x`` for a functional op.
+
+Model edits name a top-level model definition (``model``: a class, a factory function or an
+assigned instance):
+
+- ``call_after_build`` {function}: run ``function(model)`` once the model is built: appended
+  to the class's ``__init__`` as ``function(self)``, or wrapped around what the factory
+  returns / the instance's value. The function's module is imported when missing.
 """
 
 from __future__ import annotations
@@ -49,9 +60,49 @@ def _set_kwarg(call: cst.Call, edit: dict[str, Any]) -> cst.Call:
     return call.with_changes(args=[*args, new])
 
 
-ACTIONS: dict[str, Callable[[cst.Call, dict[str, Any]], cst.Call]] = {
+def _remove_op(call: cst.Call, edit: dict[str, Any]) -> cst.BaseExpression:
+    """The identity in place of the op: its input for a functional or method call, an
+    ``Identity`` of the same namespace for a module constructor (it ignores arguments)."""
+    func = call.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+    if name[:1].isupper():  # a constructor: nn.ReLU(inplace=True) -> nn.Identity()
+        if isinstance(func, cst.Attribute):
+            return call.with_changes(func=func.with_changes(attr=cst.Name("Identity")), args=[])
+        return call.with_changes(func=cst.Name("Identity"), args=[])
+    if isinstance(func, cst.Attribute) and not call.args:  # x.relu() -> x
+        return func.value
+    return call.args[0].value  # F.relu(x, ...) -> x
+
+
+CALL_ACTIONS: dict[str, Callable[[cst.Call, dict[str, Any]], cst.BaseExpression]] = {
     "set_kwarg": _set_kwarg,
+    "remove_op": _remove_op,
 }
+
+
+def _wrap(value: cst.BaseExpression, function: str) -> cst.BaseExpression:
+    if isinstance(value, cst.Call) and cst.Module([]).code_for_node(value.func) == function:
+        return value  # already wrapped
+    return cst.Call(func=cst.parse_expression(function), args=[cst.Arg(value=value)])
+
+
+class _Returns(cst.CSTTransformer):
+    """Wrap the values a function returns, leaving nested functions alone."""
+
+    def __init__(self, function: str):
+        super().__init__()
+        self.function = function
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def leave_Return(self, original: cst.Return, updated: cst.Return) -> cst.Return:
+        if updated.value is None:
+            return updated
+        return updated.with_changes(value=_wrap(updated.value, self.function))
 
 
 class _Editor(cst.CSTTransformer):
@@ -59,17 +110,96 @@ class _Editor(cst.CSTTransformer):
 
     def __init__(self, edits: list[dict[str, Any]]):
         super().__init__()
-        self.by_position: dict[tuple[int, int], list[dict]] = defaultdict(list)
+        self.by_span: dict[tuple[int, int, int, int], list[dict]] = defaultdict(list)
+        self.by_model: dict[str, list[dict]] = defaultdict(list)
         for edit in edits:
-            self.by_position[(edit["line"], edit["col"])].append(edit)
+            if edit["action"] in CALL_ACTIONS:
+                span = (edit["line"], edit["col"], edit["end_line"], edit["end_col"])
+                self.by_span[span].append(edit)
+            else:
+                self.by_model[edit["model"]].append(edit)
+        self.imports = sorted({e["function"].rsplit(".", 1)[0] for e in edits
+                               if e["action"] == "call_after_build"})
         self.applied = 0
+        self.depth = 0  # nesting in classes/functions: model edits apply at the top level
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        start = self.get_metadata(PositionProvider, original).start
-        for edit in self.by_position.get((start.line, start.column + 1), []):
-            updated = ACTIONS[edit["action"]](updated, edit)
+        where = self.get_metadata(PositionProvider, original)
+        span = (where.start.line, where.start.column + 1, where.end.line, where.end.column + 1)
+        result: cst.BaseExpression = updated
+        for edit in self.by_span.get(span, []):
+            result = CALL_ACTIONS[edit["action"]](result, edit)
+            self.applied += 1
+        return result
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.depth += 1
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.depth += 1
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.depth -= 1
+        edits = self.by_model.get(updated.name.value, []) if self.depth == 0 else []
+        for edit in edits:
+            body = list(updated.body.body)
+            for i, stmt in enumerate(body):
+                if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
+                    call = cst.parse_statement(f"{edit['function']}(self)\n")
+                    code = cst.Module([]).code_for_node
+                    if not any(code(s).strip() == code(call).strip() for s in stmt.body.body):
+                        body[i] = stmt.with_changes(body=stmt.body.with_changes(
+                            body=[*stmt.body.body, call]))
+                    self.applied += 1
+            updated = updated.with_changes(body=updated.body.with_changes(body=body))
+        return updated
+
+    def leave_FunctionDef(self, original: cst.FunctionDef,
+                          updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.depth -= 1
+        for edit in self.by_model.get(updated.name.value, []) if self.depth == 0 else []:
+            updated = updated.with_changes(body=updated.body.visit(_Returns(edit["function"])))
             self.applied += 1
         return updated
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        if self.depth == 0 and len(updated.targets) == 1 and \
+                isinstance(updated.targets[0].target, cst.Name):
+            for edit in self.by_model.get(updated.targets[0].target.value, []):
+                updated = updated.with_changes(value=_wrap(updated.value, edit["function"]))
+                self.applied += 1
+        return updated
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        missing = [m for m in self.imports if not _imports(updated, m)]
+        if not missing:
+            return updated
+        body = list(updated.body)
+        at = 0
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+                    stmt.body[0], (cst.Import, cst.ImportFrom)) or (
+                    i == 0 and _is_docstring(stmt)):
+                at = i + 1
+        new = [cst.parse_statement(f"import {m}\n") for m in missing]
+        return updated.with_changes(body=[*body[:at], *new, *body[at:]])
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) \
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+
+
+def _imports(module: cst.Module, name: str) -> bool:
+    """Whether ``import name`` (or ``import name as ...``) is at the top level."""
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for part in stmt.body:
+                if isinstance(part, cst.Import) and any(
+                        cst.Module([]).code_for_node(a.name) == name and a.asname is None
+                        for a in part.names):
+                    return True
+    return False
 
 
 def apply(source: str, edits: list[dict[str, Any]], path: str) -> str:
@@ -104,7 +234,8 @@ def patch(edits: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
     """Apply edits file by file: ``{path: (old_text, new_text)}``."""
     by_path: dict[str, list[dict]] = defaultdict(list)
     for edit in edits:
-        by_path[edit["path"]].append(edit)
+        if edit not in by_path[edit["path"]]:
+            by_path[edit["path"]].append(edit)
     out = {}
     for path, file_edits in by_path.items():
         old = Path(path).read_text(encoding="utf-8")

@@ -1,0 +1,220 @@
+"""Repairs: source patches (--diff / --fix) that apply, keep the rest of the file, verify and
+roll back; and the graph repairs, checked for structure and measured effect."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+
+import pytest
+import torch
+import torch.nn as nn
+
+from bnlint import repair
+from bnlint.graph import trace
+from bnlint.nn import DepthLeakyReLU, ShapedActivation
+from bnlint.probe import probe
+
+from conftest import EXAMPLES, run_cli
+
+BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
+
+
+@pytest.fixture
+def examples_copy(tmp_path):
+    (tmp_path / "examples").mkdir()
+    for name in BROKEN:
+        shutil.copy(EXAMPLES / name, tmp_path / "examples" / name)
+    return tmp_path
+
+
+def test_diff_applies_with_git_apply_and_patch(examples_copy):
+    proc = run_cli("examples/", "--diff", "--unsafe-fixes", "--no-probe", cwd=examples_copy)
+    assert proc.returncode == 1, proc.stderr
+    diff = examples_copy / "fixes.diff"
+    diff.write_text(proc.stdout)
+    for name in BROKEN:
+        assert f"+++ b/examples/{name}" in proc.stdout
+    subprocess.run(["git", "apply", "--check", str(diff)], cwd=examples_copy, check=True)
+    subprocess.run(["patch", "-p1", "--dry-run", "-i", str(diff)], cwd=examples_copy,
+                   check=True, capture_output=True)
+    subprocess.run(["patch", "-p1", "-i", str(diff)], cwd=examples_copy, check=True,
+                   capture_output=True)
+    after = run_cli("examples/", "--no-probe", "--format", "json", cwd=examples_copy)
+    assert after.returncode in (0, 1), after.stderr  # the patched files import and build
+    assert "BNL102" not in after.stdout and "BNL103" not in after.stdout
+
+
+def test_fix_changes_only_the_flagged_lines_and_is_idempotent(examples_copy):
+    originals = {n: (examples_copy / "examples" / n).read_text() for n in BROKEN}
+    first = run_cli("examples/", "--fix", "--unsafe-fixes", "--no-probe", "--format", "json",
+                    cwd=examples_copy)
+    assert "Fixed 3 findings in 2 files." in first.stderr, first.stderr
+    flagged = {"vgg_bn.py": ["nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)",
+                             "nn.Linear(512, 512)"],
+               "audio_cnn1d.py": ["self.bn1b = nn.BatchNorm1d(64)"]}
+    fixed = {}
+    for name, old in originals.items():
+        fixed[name] = (examples_copy / "examples" / name).read_text()
+        old_lines, new_lines = old.splitlines(keepends=True), fixed[name].splitlines(keepends=True)
+        changed = [line for tag, i1, i2, _, _ in
+                   difflib.SequenceMatcher(None, old_lines, new_lines).get_opcodes()
+                   if tag != "equal" for line in old_lines[i1:i2]]
+        assert len(changed) == len(flagged[name])
+        assert all(any(s in line for s in flagged[name]) for line in changed), changed
+    second = run_cli("examples/", "--fix", "--unsafe-fixes", "--no-probe", cwd=examples_copy)
+    assert "Fixed 0 findings in 0 files." in second.stderr
+    assert all((examples_copy / "examples" / n).read_text() == fixed[n] for n in BROKEN)
+
+
+def test_safe_fix_leaves_unsafe_ones_alone(examples_copy):
+    run_cli("examples/audio_cnn1d.py", "--fix", "--no-probe", cwd=examples_copy)
+    assert "self.bn1b = nn.BatchNorm1d(64)" in (examples_copy / "examples" /
+                                               "audio_cnn1d.py").read_text()
+
+
+def test_fix_that_would_break_the_file_is_rolled_back(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3)  # the fix sets bias=False...
+                self.bn = nn.BatchNorm2d(8)
+                self.conv.bias.data.zero_()     # ...and this line then fails
+
+            def forward(self, x):
+                return self.bn(self.conv(x))
+    """)
+    before = path.read_bytes()
+    proc = run_cli(path, "--fix", "--no-probe")
+    assert "fixes not applied, the patched file fails" in proc.stderr
+    assert "AttributeError" in proc.stderr and "The file is unchanged." in proc.stderr
+    assert path.read_bytes() == before
+    assert "BNL102" in proc.stdout  # still reported
+
+
+def test_fix_keeps_file_permissions(write_model):
+    path = write_model("""
+        import torch.nn as nn
+        model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    """)
+    path.chmod(0o640)
+    run_cli(path, "--fix", "--no-probe")
+    assert "bias=False" in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+# ---------------------------------------------------------------- graph repairs
+
+
+def bn_mlp(depth, width, act=nn.ReLU):
+    return nn.Sequential(*[m for _ in range(depth)
+                           for m in (nn.Linear(width, width), nn.BatchNorm1d(width), act())])
+
+
+def test_relu_chain_of_50_is_shaped_into_depth_leaky_relus():
+    torch.manual_seed(0)
+    model, x = bn_mlp(50, 128), torch.randn(64, 128)
+    before = probe(model, x, steps=0, budget=3).grad_ratio
+    repair.shape_activations(model)
+    slopes = [m.negative_slope for m in model if isinstance(m, DepthLeakyReLU)]
+    assert len(slopes) == 49 and slopes[0] == 0.0 and slopes == sorted(slopes)
+    after = probe(model, x, steps=0, budget=3).grad_ratio
+    print(f"BN-ReLU depth 50: {before:.3g} -> {after:.3g}")
+    assert before > 1e3 and after < 70
+
+
+def test_tanh_chain_of_200_gets_layer_gains():
+    torch.manual_seed(0)
+    model, x = bn_mlp(200, 64, nn.Tanh), torch.randn(64, 64)
+    before = probe(model, x, steps=0, budget=3).grad_ratio
+    repair.shape_activations(model)
+    gains = [m.gain for m in model if isinstance(m, ShapedActivation)]
+    assert gains[0] == 1.0 and gains[9] == pytest.approx(10 ** -0.4)
+    after = probe(model, x, steps=0, budget=3).grad_ratio
+    print(f"BN-tanh depth 200: {before:.3g} -> {after:.3g}")
+    assert before > 1e5 and after < 10
+
+
+class Residual(nn.Module):
+    """Pre-activation residual MLP whose branches end in a BatchNorm."""
+
+    def __init__(self, depth=20, width=64):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width, bias=False),
+                          nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width, bias=False),
+                          nn.BatchNorm1d(width))
+            for _ in range(depth))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x)
+
+
+def test_zero_init_residual_makes_blocks_identity():
+    torch.manual_seed(0)
+    model, x = Residual(), torch.randn(64, 64)
+    before = probe(model, x, steps=0, budget=3).act_grad_ratio
+    repair.zero_init_residual(model)
+    assert all(float(b[6].weight.detach().abs().max()) == 0 and
+               float(b[3].weight.detach().min()) == 1 for b in model.blocks)
+    after = probe(model, x, steps=0, budget=3).act_grad_ratio
+    print(f"residual act-gradient ratio: {before:.3g} -> {after:.3g}")
+    assert after == pytest.approx(1.0, rel=1e-4) and before > 2
+
+
+def test_drop_bias_keeps_the_function_in_train_and_eval_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    x = torch.randn(16, 3, 8, 8)
+    for _ in range(3):  # give the running statistics some history
+        model(torch.randn(16, 3, 8, 8) + 2)
+    graph = trace(model)
+    fixed = repair.trace(model).gm
+    rewrite = repair.drop_bias(graph, fixed, ["0"])
+    assert rewrite.preserves_function and fixed.get_submodule("0").bias is None
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        getattr(fixed, mode)()
+        with torch.no_grad():
+            torch.testing.assert_close(fixed(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_he_init_keeps_the_forward_scale_of_an_unnormalised_relu_stack():
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(20):
+        layers += [nn.Linear(256, 256), nn.ReLU()]
+    model, x = nn.Sequential(*layers, nn.Linear(256, 10)), torch.randn(128, 256)
+
+    def rms_ratio():
+        with torch.no_grad():
+            h = model[:-2](x)  # output of the last hidden layer (before its ReLU)
+        return float(h.pow(2).mean().sqrt() / x.pow(2).mean().sqrt())
+
+    shrunk = rms_ratio()
+    repair.he_init(model)
+    kept = rms_ratio()
+    print(f"forward RMS ratio over 19 layers: default {shrunk:.3g}, He {kept:.3g}")
+    assert shrunk < 0.1 and 0.2 < kept < 5  # default init: the bias alone keeps it from 0
+
+
+def test_fix_api_repairs_a_copy_and_reports_before_and_after():
+    import bnlint
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    x = torch.randn(32, 8)
+    fixed, report = bnlint.fix(model, x, steps=2, budget=5)
+    assert model[0].bias is not None  # the user's model is untouched
+    assert fixed.get_submodule("0").bias is None
+    assert [r.repair for r in report.rewrites] == ["drop-bias"] and report.preserves_function
+    assert report.before["grad_ratio"] is not None and report.after["grad_ratio"] is not None
+    assert "drop-bias (keeps the function)" in str(report)
