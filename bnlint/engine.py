@@ -19,6 +19,7 @@ from .graph import ModelGraph, build, first_line
 from .probe import ProbeOptions, ProbeResult, run_probe
 from .report import Finding, Fix, ModelReport
 from .sites import Site
+from .suggest import suggestions
 
 
 def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | None:
@@ -223,6 +224,8 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     findings = run_rules(ctx, rules, model_site, name)
     if probe is not None:
         attach_measurements(findings, probe, rules, config)
+    advice = suggestions(probe, findings, config)
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
-                       probe=probe.to_dict() if probe else None, notes=notes)
+                       probe=probe.to_dict() if probe else None, suggestions=advice,
+                       notes=notes)

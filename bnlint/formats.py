@@ -62,6 +62,18 @@ def probe_line(model: ModelReport) -> str | None:
     return f"  {head}: " + "; ".join(parts) + "".join(f"\n  note: {n}" for n in p["notes"])
 
 
+def suggestion_lines(model: ModelReport) -> list[str]:
+    """The model's learning-rate suggestions, snippets indented under their reason."""
+    lines = []
+    for what, s in model.suggestions.items():
+        if what == "lr_ceiling":
+            lines.append(f"  lr ceiling {s['value']:.3g} ({s['source']})")
+            continue
+        lines.append(f"  suggest {what}: {s['source']}")
+        lines.extend("      " + line for line in s.get("snippet", "").splitlines())
+    return lines
+
+
 def text(report: Report, colour: bool) -> str:
     def style(s: str, **kw: Any) -> str:
         return click.style(s, **kw) if colour else s
@@ -78,6 +90,7 @@ def text(report: Report, colour: bool) -> str:
         summary = probe_line(model)
         if summary:
             lines.append(style(summary, dim=True))
+        lines.extend(style(line, dim=True) for line in suggestion_lines(model))
         lines.extend(style(f"  note ({model.name}): {n}", dim=True) for n in model.notes)
     s = report.summary()
     if s["findings"]:

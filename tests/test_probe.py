@@ -174,3 +174,19 @@ def test_unavailable_device_is_a_usage_error(write_model):
     path = write_model("import torch.nn as nn\nmodel = nn.Linear(4, 2)\n")
     proc = run_cli(path, "--device", "cuda")
     assert proc.returncode == 2 and "no CUDA device is available" in proc.stderr
+
+
+def test_exploding_model_gets_runnable_lr_suggestions():
+    from bnlint import lint
+    from bnlint.config import Config, Optimizer
+    torch.manual_seed(0)
+    model = bn_relu_mlp(30, 32)
+    report = lint(model, torch.randn(64, 32),
+                  config=Config(probe_steps=5, optimizer=Optimizer("sgd", 0.1, 0.9)))
+    advice = report.suggestions
+    assert {"lr_ceiling", "optimizer"} <= set(advice)
+    assert advice["lr_ceiling"]["value"] == pytest.approx(
+        2 * 1.9 / report.probe["lr_ceiling"]["lambda_max"])
+    scope = {"model": model, "torch": torch}
+    exec(advice["optimizer"]["snippet"], scope)  # ready to paste: it runs
+    assert type(scope["optimizer"]).__name__ == "LALC" and scope["optimizer"].defaults["lr"] == 0.1

@@ -26,7 +26,8 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     final_ratio = p.history[-1]["grad_ratio"]
     corr0, corr1 = _history(ctx, "correlation")
     severity = "error" if p.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
-    course = {"temporal": "it fell", "persistent": "it stayed"}.get(p.explosion, "it was")
+    course = {"temporal": "it had fallen to", "persistent": "it was still"}.get(p.explosion,
+                                                                              "it was")
     yield Hit(_module_layer(ctx.graph, p.first_module),
               {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
                "device": p.device, "steps": p.steps, "final": final_ratio or 0.0,

@@ -1,0 +1,73 @@
+"""Learning-rate settings suggested from the probe's measurement, each with its source and,
+where there is something to paste, a snippet.
+
+- ``lr_ceiling``: 2(1+momentum)/lambda_max at initialisation, with what the probe's own training
+  steps showed at its lr (BatchNorm-fed weights are scale-invariant, so a bound at init can be
+  far below an lr that trains fine).
+- ``warmup``: when the probe saw a temporal gradient explosion, the steps it took to subside at
+  the probe's lr; with a larger configured lr, a LinearLR warm-up from the probe's lr to it.
+- ``optimizer``: LALC-style layer-wise clipping when gradients explode with depth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+from .probe import ProbeResult
+from .report import Finding
+
+LALC_BOUND = 0.01  # bnlint.optim.LALC's default, chosen in bench/lalc.py (see bench/RESULTS.md)
+EXPLOSION = {"BNL901", "BNL201"}  # findings that say gradients explode with depth
+
+
+def _settled(probe: ProbeResult, threshold: float) -> int | None:
+    """The first training step at which the first/last gradient ratio is back under
+    ``threshold`` after starting above it."""
+    if probe.explosion != "temporal":
+        return None
+    return next((h["step"] for h in probe.history[1:]
+                 if h["grad_ratio"] is not None and h["grad_ratio"] <= threshold), None)
+
+
+def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Config,
+                threshold: float = 70.0) -> dict[str, Any]:
+    """What to set, from the measurement: empty when the probe did not run."""
+    if probe is None:
+        return {}
+    out: dict[str, Any] = {}
+    probe_lr = probe.optimizer["lr"]
+    lr = config.optimizer.lr if config.optimizer and config.optimizer.lr else probe_lr
+    losses = [h["loss"] for h in probe.history]
+    stable = not probe.nan and losses[-1] <= losses[0]
+    if probe.lr_ceiling:
+        ceiling = probe.lr_ceiling.get("with_momentum", probe.lr_ceiling["sgd"])
+        seen = (f"the probe's {probe.steps} steps at lr {probe_lr:g} "
+                + ("did not diverge" if stable else "did not lower the loss"))
+        out["lr_ceiling"] = {
+            "value": ceiling, "lr": lr, "probe_lr_stable": stable,
+            "source": f"2(1+momentum)/lambda_max at initialisation, lambda_max = "
+                      f"{probe.lr_ceiling['lambda_max']:.3g}; {seen}"}
+    steps = _settled(probe, threshold)
+    if steps is not None:
+        warmup: dict[str, Any] = {
+            "steps": steps,
+            "source": f"the first/last gradient ratio fell from {probe.grad_ratio:.3g} to under "
+                      f"{threshold:g} within {steps} step{'s' if steps != 1 else ''} at lr "
+                      f"{probe_lr:g}"}
+        if lr > probe_lr and stable:
+            warmup["snippet"] = (
+                "scheduler = torch.optim.lr_scheduler.LinearLR(\n"
+                f"    optimizer, start_factor={probe_lr / lr:.3g}, total_iters={steps})"
+                "  # scheduler.step() after each optimizer.step()")
+        out["warmup"] = warmup
+    if any(f.code in EXPLOSION for f in findings):
+        momentum = probe.optimizer.get("momentum") or 0.0
+        out["optimizer"] = {
+            "name": "LALC", "bound": LALC_BOUND,
+            "source": "layer-wise clipping of the relative update, our reading of Paik & Choi "
+                      "(arXiv:2304.11692); bench/lalc.py compares it with SGD, warm-up and LARS",
+            "snippet": ("from bnlint.optim import LALC\n"
+                        f"optimizer = LALC(model.parameters(), lr={lr:g}, "
+                        f"momentum={momentum:g}, bound={LALC_BOUND:g})")}
+    return out
