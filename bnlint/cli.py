@@ -122,6 +122,7 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     initialisation and target problems.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
+    started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
     try:
         cfg = config_mod.load(config_file, Path.cwd())
         cli_shapes = (config_mod.parse_shapes("--input-shape", "--input-shape",
@@ -145,8 +146,10 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         if plot:
             plots.check_available(plot)
     except InputError as exc:
+        if started:
+            started.kill()
         _fail(exc)
-    report = runner.run(files, cfg, rules, cli_shapes, verbose)
+    report = runner.run(files, cfg, rules, cli_shapes, verbose, started)
     if show_diff or apply_fixes:
         patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
         if show_diff:

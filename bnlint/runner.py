@@ -21,21 +21,27 @@ from .errors import InputError
 from .report import ModelReport, Report
 
 
-class _Worker:
-    """One child process and the JSON-lines channel to it."""
+class Worker:
+    """One child process and the JSON-lines channel to it. It starts importing torch at once;
+    :meth:`send` gives it the work."""
 
-    def __init__(self, request: dict[str, Any], verbose: bool):
+    def __init__(self, verbose: bool):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bnlint.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.verbose = verbose
         threading.Thread(target=self._drain, daemon=True).start()
-        self.proc.stdin.write(json.dumps(request).encode())
-        self.proc.stdin.close()
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
+
+    def send(self, request: dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(request).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:  # it died starting up; events() reports how
+            pass
 
     def _drain(self) -> None:
         for raw in self.proc.stderr:
@@ -82,13 +88,15 @@ def _timed_out(path: str, what: str, timeout: float) -> InputError:
                            "run while " + what + " is where to look.")
 
 
-def _drive(files: list[str], request: dict[str, Any], timeout: float,
-           verbose: bool) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
-    """Run the worker over ``files``, yielding (path, result event or error) per file. A file
-    that hangs or kills its process becomes an error and the rest go on in a fresh process."""
+def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: bool,
+           started: Worker | None = None) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
+    """Run the worker over ``files`` (in ``started`` first, if given), yielding (path, result
+    event or error) per file. A file that hangs or kills its process becomes an error and the
+    rest go on in a fresh process."""
     remaining = list(files)
     while remaining:
-        worker = _Worker({**request, "files": remaining}, verbose)
+        worker, started = started or Worker(verbose), None
+        worker.send({**request, "files": remaining})
         current, what = None, "starting the linting process (importing torch)"
         deadline = time.monotonic() + max(timeout, 60.0)
         finished: set[str] = set()
@@ -138,11 +146,12 @@ def _request(config: Config, rules: dict[str, Rule],
 
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
-        cli_input_shape: list[list[int]] | None = None, verbose: bool = False) -> Report:
-    """Lint ``files`` in child processes."""
+        cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
+        started: Worker | None = None) -> Report:
+    """Lint ``files`` in child processes (the first may be ``started`` already)."""
     report = Report(files=len(files))
     request = _request(config, rules, cli_input_shape)
-    for _, outcome in _drive(files, request, config.timeout, verbose):
+    for _, outcome in _drive(files, request, config.timeout, verbose, started):
         if isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:

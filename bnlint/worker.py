@@ -77,11 +77,11 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[di
 
 def main() -> None:
     emit = _channel()
-    request = json.loads(sys.stdin.read())
-    from . import catalog
+    # Import the heavy parts before reading the request: the parent starts this process
+    # first thing, so torch loads while it parses options and config.
+    from . import catalog, discover, engine, graph  # noqa: F401
     from .errors import InputError
-    import torch  # noqa: F401 - imported before "ready" so file timeouts exclude it
-
+    request = json.loads(sys.stdin.read())
     emit("ready")
     rules = {r["code"]: catalog.Rule(**r) for r in request["rules"]}
     for path in request["files"]:

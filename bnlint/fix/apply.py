@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..report import Finding, Report
-from . import source
 
 
 @dataclass
@@ -22,11 +21,13 @@ class FilePatch:
 
     @property
     def diff(self) -> str:
+        from . import source  # libcst loads only when fixing
         return source.unified_diff(self.path, self.old, self.new)
 
 
 def plan(report: Report, unsafe: bool) -> tuple[list[FilePatch], list[InputError]]:
     """One patch per file from the fixes that apply (safe ones, and unsafe ones when asked)."""
+    from . import source  # libcst loads only when fixing
     allowed = ("safe", "unsafe") if unsafe else ("safe",)
     by_path: dict[str, FilePatch] = {}
     edits: dict[str, list[dict]] = {}
