@@ -1,7 +1,8 @@
 """An MLP regressor for a 1-D signal whose targets are tiny (std about 1e-3).
 
 Broken: the head ends in a ReLU, so predictions cannot go negative and output units can die
-(BNL401), and the targets are far from unit variance (Arnekvist et al., arXiv:2005.06195).
+(BNL401, an error here since the targets are real-valued), and the targets are far from unit
+variance (BNL402; Arnekvist et al., arXiv:2005.06195).
 """
 
 import math

@@ -8,7 +8,7 @@ A finder takes the :class:`~.base.Context` and its rule and yields :class:`~.bas
 from __future__ import annotations
 
 from ..catalog import Rule
-from . import measured, ordering, patterns, targets, trace  # noqa: F401 - registers finders
+from . import depth, init, measured, ordering, patterns, targets, trace  # noqa: F401 - registers finders
 from .base import REGISTRY, Context, Finder, Hit
 
 __all__ = ["Context", "Hit", "finder"]

@@ -1,0 +1,131 @@
+"""bnlint.flow: the predicted first/last weight-gradient ratio against a measured backward pass
+(the acceptance cases of the gradient-flow issue), and the graph structure it reports."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bnlint.flow import predict, residual_branches
+from bnlint.graph import build
+
+WIDTH, BATCH = 256, 256
+
+
+def measured_ratio(model: nn.Module, x: torch.Tensor) -> float:
+    """||grad W_first|| / ||grad W_last|| of the first and last affine layers after one
+    backward of cross-entropy on random labels (the probe's loss), in training mode."""
+    torch.manual_seed(1)
+    model.train()
+    out = model(x)
+    F.cross_entropy(out, torch.randint(0, out.shape[1], (x.shape[0],))).backward()
+    grads = [m.weight.grad.norm().item() for m in model.modules() if isinstance(m, nn.Linear)]
+    return grads[0] / grads[-1]
+
+
+class PreAct(nn.Module):
+    """Pre-activation residual block: x + W2 relu(BN(W1 relu(BN(x))))."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn1, self.fc1 = nn.BatchNorm1d(WIDTH), nn.Linear(WIDTH, WIDTH)
+        self.bn2, self.fc2 = nn.BatchNorm1d(WIDTH), nn.Linear(WIDTH, WIDTH)
+
+    def forward(self, x):
+        return x + self.fc2(F.relu(self.bn2(self.fc1(F.relu(self.bn1(x))))))
+
+
+def orthogonal(layer: nn.Linear) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight)
+    return layer
+
+
+MODELS = {
+    "bn-relu": lambda d: nn.Sequential(*[m for _ in range(d) for m in (
+        nn.Linear(WIDTH, WIDTH), nn.BatchNorm1d(WIDTH), nn.ReLU())], nn.Linear(WIDTH, 10)),
+    "relu, no BN": lambda d: nn.Sequential(*[m for _ in range(d) for m in (
+        nn.Linear(WIDTH, WIDTH), nn.ReLU())], nn.Linear(WIDTH, 10)),
+    "pre-act residual": lambda d: nn.Sequential(
+        nn.Linear(WIDTH, WIDTH), *[PreAct() for _ in range(d)], nn.BatchNorm1d(WIDTH),
+        nn.ReLU(), nn.Linear(WIDTH, 10)),
+    "bn-linear orthogonal": lambda d: nn.Sequential(*[m for _ in range(d) for m in (
+        orthogonal(nn.Linear(WIDTH, WIDTH, bias=False)), nn.BatchNorm1d(WIDTH))],
+        nn.Linear(WIDTH, 10)),
+}
+CASES = [("bn-relu", d) for d in (5, 10, 20, 30)] + \
+    [("relu, no BN", d) for d in (5, 10, 20, 30)] + \
+    [("pre-act residual", d) for d in (10, 30, 50)] + \
+    [("bn-linear orthogonal", d) for d in (5, 20, 50)]
+
+
+@pytest.mark.parametrize("family,depth", CASES, ids=[f"{f}-{d}" for f, d in CASES])
+def test_prediction_agrees_with_measurement_within_2x(family, depth):
+    torch.set_num_threads(1)
+    torch.manual_seed(depth)
+    model, x = MODELS[family](depth), torch.randn(BATCH, WIDTH)
+    predicted = predict(build(model, (x,)), BATCH, (x,)).grad_ratio
+    measured = measured_ratio(model, x)
+    print(f"{family} depth {depth}: predicted {predicted:.4g}, measured {measured:.4g}")
+    assert 0.5 <= predicted / measured <= 2.0
+
+
+def test_plain_bn_relu_grows_exponentially_and_residual_does_not():
+    x = torch.randn(64, 32)
+    plain, residual = {}, {}
+    for depth in (10, 20):
+        torch.manual_seed(0)
+        model = nn.Sequential(*[m for _ in range(depth) for m in (
+            nn.Linear(32, 32), nn.BatchNorm1d(32), nn.ReLU())], nn.Linear(32, 4))
+        chain = predict(build(model, (x,)), 64, (x,)).chain
+        assert chain.blocks == depth and chain.kind == "batchnorm"
+        assert (chain.first_module, chain.last_module) == ("0", str(3 * (depth - 1)))
+        assert chain.gain == pytest.approx(1.22, abs=0.02)  # the rate measured at batch 64
+        plain[depth] = chain.grad_ratio
+        model = nn.Sequential(nn.Linear(32, WIDTH), *[PreAct() for _ in range(depth)],
+                              nn.Linear(WIDTH, 4))
+        pred = predict(build(model, (x,)), 64, (x,))
+        assert pred.chain is None  # the skips break every chain
+        residual[depth] = pred.grad_ratio
+    assert plain[20] / plain[10] == pytest.approx(1.22 ** 10, rel=0.1)
+    assert residual[20] / residual[10] < 2.0
+
+
+def test_layers_are_relative_to_the_output_layer_and_overrides_change_them():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 3))
+    x = torch.randn(32, 16)
+    pred = predict(build(model, (x,)), 32, (x,))
+    assert list(pred.layers) == ["0", "2", "4"] and pred.layers["4"] == 1.0
+    assert (pred.first_module, pred.last_module) == ("0", "4")
+    assert pred.grad_ratio == pred.layers["0"]
+    scaled = predict(build(model, (x,)), 32, (x,), overrides={"2": {"weight2": 0.0}})
+    assert scaled.layers["0"] == 0.0  # no gradient gets past a zero layer
+
+
+def test_meta_model_is_predicted_at_default_init():
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).to("meta")
+    x = torch.randn(8, 16, device="meta")
+    pred = predict(build(model, (x,)), 8, (x,))
+    assert set(pred.assumed) >= {"0", "2"} and math.isfinite(pred.grad_ratio)
+
+
+def test_residual_branches_find_the_last_batchnorm_of_each_branch():
+    class Block(nn.Module):
+        def __init__(self, project):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.skip = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)) if project \
+                else nn.Identity()
+
+        def forward(self, x):
+            return F.relu(self.skip(x) + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+    model = nn.Sequential(Block(False), Block(True))
+    graph = build(model, (torch.randn(2, 4, 8, 8),))
+    assert [bn.module for _, bn in residual_branches(graph)] == ["0.bn2", "1.bn2"]

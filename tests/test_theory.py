@@ -1,0 +1,147 @@
+"""bnlint.theory: the closed forms agree with each other, with sampling, and with the
+measurements SCIENCE.md records."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bnlint import theory
+from bnlint.theory import Moments
+
+SCIENCE_L1000 = {"ReLU": 188.9, "Tanh": 84.8, "Sin": 133.9}  # log ||grad W_1||, SCIENCE.md 2
+
+
+def test_relu_gain_is_sqrt_pi_over_pi_minus_one_both_ways():
+    closed = theory.leaky_relu_gain(0.0)
+    assert closed == pytest.approx(math.sqrt(math.pi / (math.pi - 1)))
+    assert theory.bn_activation_gain("ReLU") == pytest.approx(closed, rel=1e-6)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.5])
+def test_leaky_relu_closed_form_matches_the_integral(slope):
+    assert theory.bn_activation_gain("LeakyReLU", options={"negative_slope": slope}) == \
+        pytest.approx(theory.leaky_relu_gain(slope), rel=1e-6)
+    assert 1.0 < theory.leaky_relu_gain(slope) < theory.leaky_relu_gain(0.0)
+    assert theory.leaky_relu_gain(1.0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", sorted(SCIENCE_L1000))
+def test_mean_field_gain_reproduces_the_measured_log_norm_at_depth_1000(kind):
+    predicted = 1000 * math.log(theory.bn_activation_gain(kind))
+    print(f"{kind}: predicted {predicted:.1f}, measured {SCIENCE_L1000[kind]}")
+    assert predicted == pytest.approx(SCIENCE_L1000[kind], rel=0.05)
+
+
+def test_shaping_brings_the_gain_to_one_with_depth():
+    gains = [theory.bn_activation_gain("Tanh", theory.shaping_scale(layer))
+             for layer in (1, 10, 100, 1000)]
+    assert gains == sorted(gains, reverse=True) and gains[-1] - 1 < 1e-4
+    shaped = sum(math.log(theory.bn_activation_gain("Tanh", theory.shaping_scale(layer)))
+                 for layer in range(1, 1001))
+    assert shaped < 0.01 * 1000 * math.log(theory.bn_activation_gain("Tanh"))
+
+
+def test_measured_bn_relu_gain_falls_with_batch_and_convs_have_their_own():
+    gains = [theory.bn_relu_gain(b) for b in (2, 8, 16, 24, 32, 100, 2048, 4096)]
+    assert gains == sorted(gains, reverse=True)
+    assert gains[0] == gains[1] and gains[-2] == gains[-1]  # held outside the measured range
+    assert theory.bn_relu_gain(32, spatial=True) == theory.CONV_BN_RELU_GAIN
+    assert theory.CONV_BN_RELU_GAIN < theory.bn_relu_gain(32)
+
+
+@pytest.mark.parametrize("kind", ["ReLU", "Tanh", "GELU", "Sigmoid", "LeakyReLU"])
+def test_activation_moments_match_sampling(kind):
+    """Mean-field moments against a sampled layer: unit means ~ N(0.3, 0.25), spread 0.8."""
+    gen = torch.Generator().manual_seed(0)
+    units = 0.3 + 0.5 * torch.randn(4000, 1, generator=gen, dtype=torch.float64)
+    z = (units + 0.8 * torch.randn(4000, 400, generator=gen, dtype=torch.float64))
+    x = Moments(float(z.pow(2).mean()), float(z.var(dim=1).mean()), float(z.mean()))
+    z.requires_grad_()
+    fn = {"ReLU": torch.relu, "Tanh": torch.tanh, "GELU": torch.nn.functional.gelu,
+          "Sigmoid": torch.sigmoid, "LeakyReLU": lambda v: torch.nn.functional.leaky_relu(v, 0.1)}
+    out = fn[kind](z)
+    (slope,) = torch.autograd.grad(out.sum(), z)
+    out = out.detach()
+    moments, slope2, unit_slope2 = theory.activation_moments(kind, x, {"negative_slope": 0.1})
+    sampled = (out.pow(2).mean(), out.var(dim=1).mean(), out.mean(), slope.pow(2).mean(),
+               slope.mean(dim=1).pow(2).mean())
+    for name, got, want in zip(("m2", "var", "mean", "slope2", "unit_slope2"),
+                               (*moments, slope2, unit_slope2), sampled):
+        assert got == pytest.approx(float(want), rel=0.03, abs=1e-3), name
+
+
+def test_affine_and_batchnorm_rules():
+    out, back = theory.affine_moments(Moments(2.0, 1.5, 0.5), weight2=0.01, bias2=0.1,
+                                      fan_in=100, fan_out=50)
+    assert out == Moments(2.1, 1.5, 0.0) and back == pytest.approx(0.5)
+    out, back = theory.batchnorm_moments(Moments(4.0, 3.0, 1.0), 1.0, 0.0, 0.0, eps=1.0)
+    assert out.var == pytest.approx(0.75) and back == pytest.approx(0.25)
+
+
+def test_merges_and_pools():
+    a, b = Moments(1.0, 0.5, 0.5), Moments(2.0, 2.0, 0.0)
+    assert theory.merge_moments("Add", [(a, 10), (b, 10)]) == Moments(3.0, 2.5, 0.5)
+    assert theory.merge_moments("Cat", [(a, 10), (b, 30)]).m2 == pytest.approx(1.75)
+    pooled, back = theory.pool_moments("AdaptiveAvgPool2d", Moments(1.0, 0.6, 0.6), k=16)
+    assert pooled.m2 == pytest.approx(0.4 + 0.6 / 16) and back == pytest.approx(1 / 256)
+    assert theory.pool_moments("MaxPool2d", a, k=4) == (a, 0.25)
+
+
+def test_relu_stack_gain_default_vs_he():
+    fan_in = 256
+    default = theory.init_std("default", fan_in) ** 2
+    he = theory.init_std("he", fan_in) ** 2
+    assert theory.relu_stack_gain(default, fan_in) == pytest.approx(1 / math.sqrt(6))
+    assert theory.relu_stack_gain(he, fan_in) == pytest.approx(1.0)
+    leaky = theory.init_std("he", fan_in, slope=0.2) ** 2
+    assert theory.relu_stack_gain(leaky, fan_in, slope=0.2) == pytest.approx(1.0)
+
+
+def test_init_schemes_match_torch():
+    torch.manual_seed(0)
+    w = torch.empty(512, 512)
+    for scheme, init in (("he", lambda t: torch.nn.init.kaiming_normal_(t)),
+                         ("xavier", torch.nn.init.xavier_normal_),
+                         ("default", lambda t: torch.nn.Linear(512, 512).weight.data)):
+        assert float(init(w).std()) == pytest.approx(theory.init_std(scheme, 512, 512), rel=0.02)
+
+
+def test_residual_growth_is_polynomial_and_zero_init_is_flat():
+    ratios = [theory.residual_stack_ratio(L, 1.0, 1.0, 1.0) for L in (10, 100, 1000)]
+    # polynomial: each tenfold in depth multiplies the ratio by about the same factor
+    assert ratios[2] / ratios[1] == pytest.approx(ratios[1] / ratios[0], rel=0.2)
+    assert ratios[2] < theory.leaky_relu_gain(0.0) ** 20  # far below a 1000-block plain chain
+    assert theory.residual_stack_ratio(1000, 0.0, 0.0, 1.0) == 1.0
+
+
+def test_bn_linear_growth():
+    assert theory.bn_linear_growth(1000, orthogonal=True) == 1.0
+    growth = [theory.bn_linear_growth(d, orthogonal=False) for d in (5, 50, 200, 1000, 5000)]
+    assert growth == sorted(growth) and growth[0] > 1 and growth[-1] == growth[-2]
+
+
+def test_dead_fraction_chance_level_and_bias_dominated_units():
+    assert theory.dead_fraction(Moments(1.0, 1.0), samples=16) == pytest.approx(2 ** -16)
+    assert theory.dead_fraction(Moments(1.0, 1e-8), samples=16) == pytest.approx(0.5, abs=0.01)
+
+
+def test_cross_entropy_gradient_matches_sampling():
+    """The split of p - onehot(y) into batch mean and rest, against sampled logits."""
+    rng = np.random.default_rng(1)
+    classes, spread, var = 10, 0.6, 0.5
+    inc, common = [], []
+    for _ in range(200):
+        logits = rng.normal(0, spread, (1, classes)) + rng.normal(0, math.sqrt(var),
+                                                                  (512, classes))
+        p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        g = p - np.eye(classes)[rng.integers(0, classes, 512)]
+        mean = p.mean(0) - 1 / classes
+        common.append((mean ** 2).mean())
+        inc.append(((g - g.mean(0)) ** 2).mean())
+    want_inc, want_common = theory.loss_gradient(Moments(spread ** 2 + var, var), classes)
+    assert want_common == pytest.approx(np.mean(common), rel=0.15)
+    assert want_inc == pytest.approx(np.mean(inc), rel=0.05)
