@@ -25,13 +25,13 @@ def lint(model, inputs, targets=None, config=None, **kwargs) -> ModelReport:
 
 def probe(model, inputs, targets=None, **options):
     """Measure ``model`` in a short forward/backward and training run; see
-    :func:`bnlint.probe.probe`."""
-    from .probe import probe as _probe
+    :func:`bnlint.probing.probe`."""
+    from .probing import probe as _probe
     return _probe(model, inputs, targets, **options)
 
 
 def fix(model, inputs, targets=None, **options):
     """Repair a copy of ``model``: ``(fixed_model, FixReport)``; see
-    :func:`bnlint.fix.model.fix`."""
-    from .fix.model import fix as _fix
+    :func:`bnlint.fixes.model.fix`."""
+    from .fixes.model import fix as _fix
     return _fix(model, inputs, targets, **options)

@@ -11,7 +11,7 @@ import click
 
 from . import catalog, config as config_mod, formats, plots, runner
 from .errors import InputError
-from .fix import apply as fixes
+from .fixes import apply as fixes
 from .report import VERSION, Report
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",

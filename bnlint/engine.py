@@ -14,22 +14,25 @@ from .checks import Context, Hit
 from .config import Config
 from .discover import Targets
 from .errors import InputError
-from .fix import source
+from .fixes import source
 from .graph import ModelGraph, build, first_line
-from .probe import ProbeOptions, ProbeResult, run_probe
+from .probing import ProbeOptions, ProbeResult, run_probe
 from .report import Finding, Fix, ModelReport
 from .sites import Site
 from .suggest import suggestions
 
 
 def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | None:
+    """Where the model is defined: the given file, else its class's (not torch's own)."""
     if path is None:
         try:
             path = inspect.getsourcefile(type(model))
             line = inspect.getsourcelines(type(model))[1]
         except (OSError, TypeError):
             return None
-    return Site(path, line or 1, 1, line or 1, 1) if path else None
+        if path is None or sites.is_library_file(path):
+            return None
+    return Site(path, line or 1, 1, line or 1, 1)
 
 
 def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
@@ -47,7 +50,11 @@ def _unpatchable(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
                  flagged: dict[str, set[int]], model_site: Site | None) -> str | None:
     """Why the hit's call edits cannot be applied to the user's file, if they cannot."""
     if not any(e["action"] in source.CALL_ACTIONS for e in hit.edits):
-        return None if model_site is not None else "the model's source file is unknown"
+        if model_site is None:
+            return "the model's source file is unknown"
+        if graph.method != "fx":
+            return "the repair needs a model torch.fx can trace"
+        return None
     if site is None:
         return "its source line is unknown"
     if any(sites.site_of(m) == site and id(m) not in flagged.get(rule.code, ())
@@ -224,6 +231,10 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     findings = run_rules(ctx, rules, model_site, name)
     if probe is not None:
         attach_measurements(findings, probe, rules, config)
+        for layer in probe.layers:  # per-layer prediction beside the measurement
+            predicted = ctx.prediction.layers.get(layer["module"] or "")
+            if predicted is not None:
+                layer["predicted_grad"] = predicted
     advice = suggestions(probe, findings, config)
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,

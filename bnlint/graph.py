@@ -7,20 +7,21 @@ and :meth:`ModelGraph.prev`, which look through transparent ops (views, flattens
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import networkx as nx
 import torch
 import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
 from torch.overrides import TorchFunctionMode
 
 from . import ops, sites
 from .errors import InputError
 from .sites import Site
+from .stats import dead_fraction
 
 
 @dataclass(eq=False)
@@ -37,6 +38,8 @@ class Layer:
     options: dict[str, Any] = field(default_factory=dict)  # scalar args of functional ops
     spelling: str = ""             # how the code wrote a functional op: F.relu, .relu(), +
     key: str = ""                  # stable name: the module path, or owner:op for functional ops
+    dead: float | None = None      # ReLUs: fraction of dead units on the example batch (train
+                                   # mode), when the output was finite
 
     @property
     def label(self) -> str:
@@ -141,11 +144,6 @@ class _SiteTracer(fx.Tracer):
         return node
 
 
-def _shape(meta: Any) -> tuple[int, ...] | None:
-    shape = getattr(meta, "shape", None)
-    return tuple(int(d) for d in shape) if shape is not None else None
-
-
 _OPERATORS = {"add": "+", "iadd": "+=", "mul": "*", "imul": "*=", "sub": "-", "isub": "-=",
               "truediv": "/", "matmul": "@", "getitem": "[]"}
 
@@ -195,7 +193,7 @@ def _fx_layers(gm: fx.GraphModule) -> nx.DiGraph:
     keys = _Keys()
     for node in gm.graph.nodes:
         call_site = node.meta.get("bnlint_site")
-        shape = _shape(node.meta.get("tensor_meta"))
+        shape = node.meta.get("bnlint_shape")
         # Tensor inputs count data flowing in, not parameters read with get_attr.
         tensor_inputs = sum(1 for a in node.all_input_nodes if a.op != "get_attr")
         if node.op == "placeholder":
@@ -205,7 +203,7 @@ def _fx_layers(gm: fx.GraphModule) -> nx.DiGraph:
         elif node.op == "call_module":
             obj = gm.get_submodule(node.target)
             layer = Layer(node.name, "module", ops.kind_of_module(obj), module=str(node.target),
-                          obj=obj, shape=shape, site=sites.site_of(obj) or call_site,
+                          obj=obj, shape=shape, site=sites.site_of(obj),
                           call_site=call_site, tensor_inputs=tensor_inputs,
                           key=str(node.target))
         elif node.op == "get_attr":
@@ -220,6 +218,7 @@ def _fx_layers(gm: fx.GraphModule) -> nx.DiGraph:
                           site=call_site, call_site=call_site, tensor_inputs=tensor_inputs,
                           options={} if method else _options(node.target, node.args, node.kwargs),
                           spelling=spelling(node.target, method), key=keys(owner, kind))
+        layer.dead = node.meta.get("bnlint_dead")
         g.add_node(node.name, layer=layer)
         for src in node.all_input_nodes:
             g.add_edge(src.name, node.name)
@@ -238,10 +237,40 @@ def _coverage(model: nn.Module, used_modules: set[str], used_params: set[str]) -
     return covered / total if total else 1.0
 
 
+def _dead(kind: str, out: Any) -> float | None:
+    if ops.in_group(kind, "relu") and isinstance(out, torch.Tensor) and out.is_floating_point() \
+            and not out.is_meta and bool(torch.isfinite(out).all()):
+        return float(dead_fraction(out))
+    return None
+
+
+class _Propagate(fx.Interpreter):
+    """Runs the traced graph once, noting each node's output shape and, for ReLUs, the
+    fraction of dead units."""
+
+    def run_node(self, node: fx.Node) -> Any:
+        out = super().run_node(node)
+        if isinstance(out, torch.Tensor):
+            node.meta["bnlint_shape"] = tuple(out.shape)
+            kind = _node_kind(self.module, node)
+            node.meta["bnlint_dead"] = _dead(kind, out)
+        return out
+
+
+def _node_kind(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return ops.kind_of_module(gm.get_submodule(node.target))
+    if node.op == "call_method":
+        return ops.kind_of_name(str(node.target))
+    if node.op == "call_function":
+        return ops.kind_of_name(getattr(node.target, "__name__", ""))
+    return ""
+
+
 def _from_fx(model: nn.Module, gm: fx.GraphModule, inputs: tuple) -> ModelGraph:
     """Propagate shapes through a traced module with the example inputs, then build the graph."""
     try:
-        run_forward(lambda: ShapeProp(gm).propagate(*inputs), model, inputs)
+        run_forward(lambda: _Propagate(gm).run(*inputs), model, inputs, train=True)
     except InputError:
         # The graph ran, not the user's code: run the real forward so the error names its line.
         run_forward(lambda: model(*inputs), model, inputs)
@@ -292,6 +321,7 @@ class _Recorder(TorchFunctionMode):
             self.producer[id(t)] = layer.name
             self.keep.append(t)
         layer.shape = tuple(produced[0].shape) if produced else None
+        layer.dead = _dead(layer.kind, produced[0]) if produced else None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -323,7 +353,7 @@ class _Recorder(TorchFunctionMode):
             n = sum(1 for x in self.g.nodes if self.g.nodes[x]["layer"].module == qual)
             name = qual.replace(".", "_") + (f"_call{n}" if n else "")
             self.add(Layer(name, "module", ops.kind_of_module(module), module=qual, obj=module,
-                           site=sites.site_of(module) or call, call_site=call, key=qual),
+                           site=sites.site_of(module), call_site=call, key=qual),
                      args, output)
 
 
@@ -343,7 +373,7 @@ def trace_hooks(model: nn.Module, inputs: tuple, reason: str,
             return model(*inputs)
 
     try:
-        out = run_forward(forward, model, inputs)
+        out = run_forward(forward, model, inputs, train=True)
     finally:
         for h in handles:
             h.remove()
@@ -360,13 +390,34 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple) -> Any:
-    """Run a forward pass in eval mode without grad, restoring the mode; a failure in the user's
-    code becomes an InputError naming the line."""
-    was_training = model.training
-    model.eval()
+@contextlib.contextmanager
+def _static_pass(model: nn.Module, train: bool) -> Iterator[None]:
+    """No grad, one CPU thread (these passes are small; spare threads only spin when the
+    cores are busy), the mode set, and the buffers (BatchNorm's running statistics) restored."""
+    was_training, threads = model.training, torch.get_num_threads()
+    saved = [(b, b.clone()) for b in model.buffers()] if train else []
+    model.train(train)
+    torch.set_num_threads(1)
     try:
         with torch.no_grad():
+            yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+        torch.set_num_threads(threads)
+        model.train(was_training)
+
+
+def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
+                train: bool = False) -> Any:
+    """Run a forward pass without grad, leaving the model as it was; ``train`` runs it in
+    training mode (batch statistics) when the batch allows. A failure in the user's code
+    becomes an InputError naming the line."""
+    batch = inputs[0].shape[0] if inputs and isinstance(inputs[0], torch.Tensor) \
+        and inputs[0].dim() else 0
+    try:
+        with _static_pass(model, train and batch >= 2):
             return call()
     except Exception as exc:  # the user's forward raised: report where and what
         site = sites.traceback_site(exc.__traceback__)
@@ -376,8 +427,6 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple) -> Any
             path=site.path if site else None, line=site.line if site else None,
             hint=f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, "
                  "give the right ones with --input-shape or an example_inputs() function.") from None
-    finally:
-        model.train(was_training)
 
 
 def trace(model: nn.Module) -> ModelGraph:

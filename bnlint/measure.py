@@ -19,6 +19,7 @@ from torch import nn
 
 from . import ops
 from .graph import ModelGraph
+from .stats import dead_fraction, mean_cosine
 
 TAPPED = ("@affine", "@norm", "@activation", "@merge")
 DYING = frozenset({"ReLU", "ReLU6"})  # units that output exactly 0 below threshold
@@ -32,26 +33,6 @@ class Tapped:
     kind: str
     module: str | None
     units: int
-
-
-def dead_fraction(x: torch.Tensor) -> torch.Tensor:
-    """Fraction of units (channels, dim 1) that are zero for every sample and position."""
-    if x.dim() < 2:
-        return (x <= 0).all().float()
-    alive = (x > 0).transpose(0, 1).reshape(x.shape[1], -1).any(dim=1)
-    return 1.0 - alive.float().mean()
-
-
-def mean_cosine(x: torch.Tensor) -> torch.Tensor:
-    """Mean cosine similarity over all pairs of samples, in O(N*D): with unit rows u_i,
-    sum_{i != j} <u_i, u_j> = ||sum_i u_i||^2 - N."""
-    n = x.shape[0]
-    if n < 2:
-        return x.new_tensor(float("nan"))
-    rows = x.reshape(n, -1).float()
-    unit = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    total = unit.sum(dim=0)
-    return (total.dot(total) - n) / (n * (n - 1))
 
 
 class Recorder:

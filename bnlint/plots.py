@@ -1,7 +1,7 @@
 """``--plot FILE.png|svg``: the probe's per-layer measurements, one row of panels per model.
 
-Left: weight-gradient norm of each affine layer by depth, measured at initialisation (and
-predicted, where the static analysis gave a prediction). Right: fraction of dead units of each
+Left: weight-gradient norm of each affine layer by depth, measured at initialisation, and the
+static prediction (relative to the output layer, scaled to the measured output layer). Right: fraction of dead units of each
 ReLU layer, at initialisation and after the probe's training steps. Needs matplotlib
 (``pip install 'bnlint[plot]'``).
 """

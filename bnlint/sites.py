@@ -8,6 +8,7 @@ expression that built it (``self.bn1 = nn.BatchNorm2d(64)``, or its element insi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import sysconfig
@@ -42,6 +43,7 @@ class Site:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
     """True for torch, bnlint and the standard library: frames we look past to the user's."""
     if filename.startswith("<"):

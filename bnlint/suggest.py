@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Config
-from .probe import ProbeResult
+from .probing import ProbeResult
 from .report import Finding
 
 LALC_BOUND = 0.01  # bnlint.optim.LALC's default, chosen in bench/lalc.py (see bench/RESULTS.md)

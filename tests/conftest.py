@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+# One intra-op thread, here and in the CLI processes the tests start: these models are small,
+# and spare threads only spin (and slow everything down) when the machine is busy.
+torch.set_num_threads(1)
+CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -16,7 +23,7 @@ EXAMPLES = ROOT / "examples"
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bnlint", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=CLI_ENV)
 
 
 def line_of(path: Path, snippet: str, occurrence: int = 1) -> int:

@@ -14,7 +14,7 @@ import torch.nn as nn
 from bnlint import repair
 from bnlint.graph import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
-from bnlint.probe import probe
+from bnlint.probing import probe
 
 from conftest import EXAMPLES, run_cli
 
@@ -50,10 +50,11 @@ def test_fix_changes_only_the_flagged_lines_and_is_idempotent(examples_copy):
     originals = {n: (examples_copy / "examples" / n).read_text() for n in BROKEN}
     first = run_cli("examples/", "--fix", "--unsafe-fixes", "--no-probe", "--format", "json",
                     cwd=examples_copy)
-    assert "Fixed 3 findings in 2 files." in first.stderr, first.stderr
+    assert "Fixed 4 findings in 2 files." in first.stderr, first.stderr
     flagged = {"vgg_bn.py": ["nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)",
                              "nn.Linear(512, 512)"],
-               "audio_cnn1d.py": ["self.bn1b = nn.BatchNorm1d(64)"]}
+               "audio_cnn1d.py": ["self.bn1b = nn.BatchNorm1d(64)",
+                                  "return F.relu(self.out(x))"]}
     fixed = {}
     for name, old in originals.items():
         fixed[name] = (examples_copy / "examples" / name).read_text()
@@ -218,3 +219,49 @@ def test_fix_api_repairs_a_copy_and_reports_before_and_after():
     assert [r.repair for r in report.rewrites] == ["drop-bias"] and report.preserves_function
     assert report.before["grad_ratio"] is not None and report.after["grad_ratio"] is not None
     assert "drop-bias (keeps the function)" in str(report)
+
+
+@pytest.mark.parametrize("depth,act,width,before_above,after_below", [
+    (50, nn.ReLU, 128, 1e3, 70),     # DepthLeakyReLU, SCIENCE.md section 2
+    (200, nn.Tanh, 64, 1e5, 10),     # ShapedActivation, Meterez et al. arXiv:2310.02012
+])
+def test_fix_api_shapes_a_deep_plain_chain(depth, act, width, before_above, after_below):
+    import bnlint
+    torch.manual_seed(0)
+    model, x = bn_mlp(depth, width, act), torch.randn(64, width)
+    fixed, report = bnlint.fix(model, x, steps=0, budget=5)
+    assert [r.repair for r in report.rewrites] == ["drop-bias", "shape-activations"]
+    assert not report.preserves_function
+    shaped = (DepthLeakyReLU, ShapedActivation)
+    assert sum(isinstance(m, shaped) for m in fixed.modules()) == depth - 1
+    print(f"depth {depth} {act.__name__}: {report.before['grad_ratio']:.3g} -> "
+          f"{report.after['grad_ratio']:.3g}")
+    assert report.before["grad_ratio"] > before_above
+    assert report.after["grad_ratio"] < after_below
+
+
+def test_fix_api_zero_inits_residual_branches():
+    import bnlint
+    torch.manual_seed(0)
+    model, x = Residual(depth=30), torch.randn(64, 64)
+    fixed, report = bnlint.fix(model, x, steps=0, budget=5)
+    assert "zero-init-residual" in [r.repair for r in report.rewrites]
+    assert all(float(fixed.get_submodule(f"blocks.{i}.6").weight.detach().abs().max()) == 0
+               for i in range(30))
+    print(f"residual act-gradient ratio: {report.before['act_grad_ratio']:.3g} -> "
+          f"{report.after['act_grad_ratio']:.3g}")
+    assert report.after["act_grad_ratio"] == pytest.approx(1.0, rel=1e-4)
+    assert report.before["act_grad_ratio"] > 2
+
+
+def test_fix_api_standardises_regression_targets_and_drops_the_final_relu():
+    import bnlint
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 1), nn.ReLU())
+    x = torch.linspace(-3, 3, 64).unsqueeze(1)
+    y = 1e-3 * torch.sin(2 * x)
+    fixed, report = bnlint.fix(model, x, y, probe=False)
+    assert isinstance(fixed.get_submodule("3"), nn.Identity)
+    z = report.standardizer(y)
+    assert float(z.mean().abs()) < 1e-5 and float(z.std()) == pytest.approx(1.0, rel=1e-4)
+    torch.testing.assert_close(report.standardizer.inverse(z), y)

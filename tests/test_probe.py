@@ -12,8 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from bnlint import probe as probe_mod
-from bnlint.probe import probe
+from bnlint import probing as probe_mod
+from bnlint.probing import probe
 
 from conftest import run_cli
 

@@ -3,6 +3,7 @@ code-based finders (:func:`check`)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -11,8 +12,9 @@ from torch import nn
 from ..catalog import Rule
 from ..config import Config
 from ..discover import Targets
+from ..flow import Prediction, predict
 from ..graph import Layer, ModelGraph
-from ..probe import ProbeResult
+from ..probing import ProbeResult
 from ..sites import Site
 
 
@@ -27,6 +29,12 @@ class Context:
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)
+
+    @functools.cached_property
+    def prediction(self) -> Prediction:
+        """The predicted gradient flow at the training batch the probe uses (computed once,
+        shared by the rules)."""
+        return predict(self.graph, self.config.probe_batch, self.inputs)
 
 
 @dataclass

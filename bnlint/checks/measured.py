@@ -61,7 +61,7 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     limit = ctx.threshold(rule, "dead_fraction")
     dead = [(max(x["init"].get("dead", 0.0), x["final"].get("dead", 0.0)), x) for x in p.layers
             if "dead" in x["init"]]
-    bad = sorted((d, x) for d, x in dead if d >= limit)
+    bad = [(d, x) for d, x in dead if d >= limit]
     if not bad:
         return
     worst_fraction, worst = max(bad, key=lambda item: item[0])

@@ -1,1 +1,2 @@
-"""Repairs: source patches of the user's file (:mod:`.source`)."""
+"""Fixes: source patches of the user's file (:mod:`.source`, applied by :mod:`.apply`) and
+repaired copies of a model (:mod:`.model`)."""

@@ -21,7 +21,7 @@ from ..discover import Targets
 from ..engine import lint
 from ..graph import build
 from ..nn import Standardize
-from ..probe import ProbeOptions, ProbeResult, run_probe
+from ..probing import ProbeOptions, ProbeResult, run_probe
 
 ORDER = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
          "shape_activations")

@@ -146,8 +146,7 @@ class _Editor(cst.CSTTransformer):
             for i, stmt in enumerate(body):
                 if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                     call = cst.parse_statement(f"{edit['function']}(self)\n")
-                    code = cst.Module([]).code_for_node
-                    if not any(code(s).strip() == code(call).strip() for s in stmt.body.body):
+                    if not any(_code(s) == _code(call) for s in stmt.body.body):
                         body[i] = stmt.with_changes(body=stmt.body.with_changes(
                             body=[*stmt.body.body, call]))
                     self.applied += 1
@@ -183,6 +182,10 @@ class _Editor(cst.CSTTransformer):
                 at = i + 1
         new = [cst.parse_statement(f"import {m}\n") for m in missing]
         return updated.with_changes(body=[*body[:at], *new, *body[at:]])
+
+
+def _code(stmt: cst.BaseStatement) -> str:
+    return cst.Module(body=[stmt]).code.strip()
 
 
 def _is_docstring(stmt: cst.CSTNode) -> bool:
