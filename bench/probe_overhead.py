@@ -58,7 +58,7 @@ def child(name: str, mode: str, device: str, steps: int) -> dict:
     import torch.nn.functional as F
 
     from bnlint.graph import build
-    from bnlint.probe import ProbeOptions, _Run, _optimizer
+    from bnlint.probing import ProbeOptions, _Run, _optimizer
 
     torch.manual_seed(0)
     module, factory, shape = MODELS[name]
