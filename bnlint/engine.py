@@ -46,9 +46,9 @@ def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
     return edit
 
 
-def _unpatchable(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
-                 flagged: dict[str, set[int]], model_site: Site | None) -> str | None:
-    """Why the hit's call edits cannot be applied to the user's file, if they cannot."""
+def _unpatchable(hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
+                 model_site: Site | None) -> str | None:
+    """Why the hit's edits cannot be applied to the user's file, if they cannot."""
     if not any(e["action"] in source.CALL_ACTIONS for e in hit.edits):
         if model_site is None:
             return "the model's source file is unknown"
@@ -57,16 +57,15 @@ def _unpatchable(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
         return None
     if site is None:
         return "its source line is unknown"
-    if any(sites.site_of(m) == site and id(m) not in flagged.get(rule.code, ())
-           for m in graph.model.modules()):  # editing would change modules without the problem
+    if unflagged_here:  # editing the line would change modules that do not have the problem
         return f"line {site.line} also builds modules that do not have this problem"
     if model_site is not None and site.path != model_site.path:
         return f"the code is in {site.path}, not the model's file"
     return None
 
 
-def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
-         flagged: dict[str, set[int]], model_site: Site | None, model: str) -> Fix | None:
+def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
+         model_site: Site | None, model: str) -> Fix | None:
     if not rule.fix:
         return None
     description = (hit.fix_description or rule.fix.get("description") or rule.use_instead
@@ -76,7 +75,7 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
     if not edits:
         return fix
     hit.edits = edits
-    problem = _unpatchable(rule, hit, site, graph, flagged, model_site)
+    problem = _unpatchable(hit, site, graph, unflagged_here, model_site)
     if problem:
         fix.applicability = "display-only"
         fix.description += f" (Not patched: {problem}.)"
@@ -90,8 +89,8 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph,
     return fix
 
 
-def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
-              model: str) -> list[Finding]:
+def _hits(ctx: Context, rules: dict[str, Rule]) -> list[tuple[Rule, Hit]]:
+    """Every enabled rule's hits, one per rule and layer."""
     hits: list[tuple[Rule, Hit]] = []
     for rule in rules.values():
         if not ctx.config.enabled(rule.code):
@@ -106,44 +105,48 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
             if key not in seen:
                 seen.add(key)
                 hits.append((rule, hit))
-    flagged: dict[str, set[int]] = {}
-    for rule, hit in hits:
-        if hit.layer is not None and hit.layer.obj is not None:
-            flagged.setdefault(rule.code, set()).add(id(hit.layer.obj))
+    return hits
+
+
+def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
+              model: str) -> list[Finding]:
+    """Findings from the rules' hits: one per rule and source site (a line that builds many
+    flagged modules, such as a helper called in a loop, is reported once, naming them all)."""
+    groups: dict[tuple, list[Hit]] = {}
+    for rule, hit in _hits(ctx, rules):
+        site = hit.site or (hit.layer.site if hit.layer else None)
+        groups.setdefault((rule.code, site or id(hit)), []).append(hit)
+    built_at: dict[Site, set[int]] = {}
+    for module in ctx.model.modules():
+        built = sites.site_of(module)
+        if built is not None:
+            built_at.setdefault(built, set()).add(id(module))
     findings = []
-    for rule, hit in hits:
+    for (code, _), group in groups.items():
+        rule, hit = rules[code], group[0]
         site = hit.site or (hit.layer.site if hit.layer else None)
         where = site or model_site
-        if where and suppress.is_suppressed(rule.code, where.path, where.line, where.end_line):
+        if where and suppress.is_suppressed(code, where.path, where.line, where.end_line):
             continue
+        flagged = {id(h.layer.obj) for h in group if h.layer is not None}
+        unflagged_here = bool(site is not None and built_at.get(site, set()) - flagged)
+        message = rule.message.format(**hit.fields).strip()
+        evidence = dict(hit.evidence)
+        if len(group) > 1:
+            others = [h.layer.key for h in group[1:] if h.layer is not None]
+            evidence["modules"] = [hit.layer.key, *others]
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            message += f" The same line builds {len(others)} more like it: {shown}."
         findings.append(Finding(
-            code=rule.code, name=rule.name, category=rule.category,
-            severity=hit.severity or rule.severity,
-            message=rule.message.format(**hit.fields).strip(),
+            code=code, name=rule.name, category=rule.category,
+            severity=hit.severity or rule.severity, message=message,
             path=where.path if where else None, line=where.line if where else None,
             column=where.col if where else None, module=hit.layer.key if hit.layer else None,
-            evidence=hit.evidence, fix=_fix(rule, hit, site, ctx.graph, flagged, model_site,
-                                                model),
+            evidence=evidence,
+            fix=_fix(rule, hit, site, ctx.graph, unflagged_here, model_site, model),
             end_line=where.end_line if where else None,
             end_column=where.end_col if where else None))
-    return _merge_same_site(sorted(findings, key=Finding.sort_key))
-
-
-def _merge_same_site(findings: list[Finding]) -> list[Finding]:
-    """One finding per rule and source site: a line that builds many flagged modules (a helper
-    called in a loop) is reported once, naming them all."""
-    merged: dict[tuple, Finding] = {}
-    for f in findings:
-        key = (f.code, f.path, f.line, f.column)
-        first = merged.setdefault(key, f)
-        if first is not f:
-            first.evidence.setdefault("modules", [first.module]).append(f.module)
-    for f in merged.values():
-        others = f.evidence.get("modules", [])[1:]
-        if others:
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            f.message += f" The same line builds {len(others)} more like it: {shown}."
-    return list(merged.values())
+    return sorted(findings, key=Finding.sort_key)
 
 
 def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:

@@ -81,6 +81,15 @@ class ModelGraph:
         self.gm = gm  # the traced module (fx only), for running the graph instrumented
         # Nodes were added in execution order, which is topological.
         self.order: list[Layer] = [g.nodes[n]["layer"] for n in g.nodes]
+        self._by_key: dict[str, Layer] = {}
+        self._calls: dict[int, list[Layer]] = {}
+        for layer in self.order:
+            self._by_key.setdefault(layer.key, layer)
+            if layer.module:
+                self._by_key.setdefault(layer.module, layer)
+            if layer.obj is not None:
+                self._calls.setdefault(id(layer.obj), []).append(layer)
+        self._upstream: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self.order)
@@ -111,6 +120,25 @@ class ModelGraph:
     def prev(self, layer: Layer) -> list[Layer]:
         """Layers feeding this one, looking through transparent ops."""
         return self._walk(layer.name, self.g.predecessors)
+
+    def find(self, name: str | None) -> Layer | None:
+        """The (first) layer with this module name or key."""
+        return self._by_key.get(name) if name else None
+
+    def calls(self, layer: Layer) -> list[Layer]:
+        """Every call of the module ``layer`` calls (a shared module has several)."""
+        return self._calls.get(id(layer.obj), [layer]) if layer.obj is not None else [layer]
+
+    def upstream_of(self, spec: str) -> set[str]:
+        """Names of the layers from which some layer matching ``spec`` can be reached (one
+        pass in reverse order, cached per spec)."""
+        if spec not in self._upstream:
+            found: set[str] = set()
+            for layer in reversed(self.order):
+                if any(self.layer(n).is_(spec) or n in found for n in self.g.successors(layer.name)):
+                    found.add(layer.name)
+            self._upstream[spec] = found
+        return self._upstream[spec]
 
     def heads(self) -> list[Layer]:
         """The layers whose values the model returns (one per output tensor)."""
@@ -225,15 +253,22 @@ def _fx_layers(gm: fx.GraphModule) -> nx.DiGraph:
     return g
 
 
+def _covered(name: str, used_modules: set[str]) -> bool:
+    """Whether parameter ``name`` belongs to a used module or one inside it."""
+    owner = name.rsplit(".", 1)[0] if "." in name else ""
+    while owner:
+        if owner in used_modules:
+            return True
+        owner = owner.rsplit(".", 1)[0] if "." in owner else ""
+    return "" in used_modules
+
+
 def _coverage(model: nn.Module, used_modules: set[str], used_params: set[str]) -> float:
     total = covered = 0
     for name, p in model.named_parameters():
-        n = p.numel()
-        total += n
-        owner = name.rsplit(".", 1)[0] if "." in name else ""
-        if name in used_params or any(owner == m or owner.startswith(m + ".")
-                                      for m in used_modules):
-            covered += n
+        total += p.numel()
+        if name in used_params or _covered(name, used_modules):
+            covered += p.numel()
     return covered / total if total else 1.0
 
 

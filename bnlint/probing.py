@@ -231,8 +231,8 @@ class _Run:
         affine layer (the output of the layer feeding it)."""
         if len(self.affine) < 2:
             return None
-        first_key = next(x.key for x in self.graph.order if x.module == self.affine[0][0])
-        last = next(x for x in self.graph.order if x.module == self.affine[-1][0])
+        first_key = self.graph.find(self.affine[0][0]).key
+        last = self.graph.find(self.affine[-1][0])
         feeding = [p.key for p in self.graph.prev(last) if p.key in grads]
         if first_key not in grads or len(feeding) != 1 or not grads[feeding[0]]:
             return None
@@ -363,7 +363,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     if not last["finite"]:
         run.recorder.enabled = False
         key = measure.first_nonfinite(graph, run.model, run.x)
-        layer = next((x for x in graph.order if x.key == key), None)
+        layer = graph.find(key)
         nonfinite = {"step": history[-1]["step"], "key": key,
                      "module": layer.module if layer else None,
                      "line": layer.site.line if layer and layer.site else None}

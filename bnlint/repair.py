@@ -190,7 +190,7 @@ def drop_bias(graph: ModelGraph, target: nn.Module, modules: list[str]) -> Rewri
         bias = getattr(module, "bias", None)
         if bias is None:
             continue
-        layer = next(x for x in graph.order if x.module == name)
+        layer = graph.find(name)
         for bn in graph.next(layer):
             stats = getattr(target.get_submodule(bn.module), "running_mean", None) \
                 if bn.module else None

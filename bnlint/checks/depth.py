@@ -17,7 +17,7 @@ from .base import Context, Hit, check
 
 def module_layer(graph: ModelGraph, module: str) -> Layer:
     """The first graph layer that calls ``module``."""
-    return next(x for x in graph.order if x.module == module)
+    return graph.find(module)
 
 
 def chain_evidence(chain: Chain, predicted: dict) -> dict:

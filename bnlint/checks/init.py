@@ -8,7 +8,6 @@ import math
 import statistics
 from typing import Iterator
 
-import networkx as nx
 import torch
 from torch import nn
 
@@ -141,7 +140,7 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 
 def _is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
-    return not any(graph.layer(n).is_("@affine") for n in nx.descendants(graph.g, layer.name))
+    return layer.name not in graph.upstream_of("@affine")
 
 
 @check("BNL303")
@@ -174,7 +173,7 @@ def non_finite_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
                (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
                if t.is_floating_point()}
         bad = {n: c for n, c in bad.items() if c}
-        layer = next((x for x in ctx.graph.order if x.module == name and name), None)
+        layer = ctx.graph.find(name)
         if bad and layer is not None:
             yield Hit(layer, {"layer": layer, "tensors": ", ".join(bad),
                               "count": sum(bad.values())}, {"non_finite": bad})

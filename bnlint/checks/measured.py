@@ -5,12 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..catalog import Rule
-from ..graph import Layer, ModelGraph
 from .base import Context, Hit, check
-
-
-def _module_layer(graph: ModelGraph, key: str | None) -> Layer | None:
-    return next((x for x in graph.order if key is not None and key in (x.key, x.module)), None)
 
 
 def _history(ctx: Context, name: str) -> tuple[float | None, float | None]:
@@ -28,7 +23,7 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     severity = "error" if p.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
     course = {"temporal": "it had fallen to", "persistent": "it was still"}.get(p.explosion,
                                                                               "it was")
-    yield Hit(_module_layer(ctx.graph, p.first_module),
+    yield Hit(ctx.graph.find(p.first_module),
               {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
                "device": p.device, "steps": p.steps, "final": final_ratio or 0.0,
                "course": course, "corr0": corr0 or 0.0, "corr1": corr1 or 0.0},
@@ -46,7 +41,7 @@ def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
     first = p.layer(p.first_module)["init"].get("weight_grad")
     if p.grad_ratio < ctx.threshold(rule, "ratio_below") and first is not None \
             and first < ctx.threshold(rule, "first_grad_below"):
-        yield Hit(_module_layer(ctx.graph, p.first_module),
+        yield Hit(ctx.graph.find(p.first_module),
                   {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
                    "grad": first, "device": p.device},
                   {"measured": {"grad_ratio": p.grad_ratio, "first_weight_grad": first},
@@ -67,7 +62,7 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     worst_fraction, worst = max(bad, key=lambda item: item[0])
     when = "at initialisation" if worst["init"]["dead"] >= limit else \
         f"after {p.steps} training steps"
-    yield Hit(_module_layer(ctx.graph, worst["key"]),
+    yield Hit(ctx.graph.find(worst["key"]),
               {"fraction": worst_fraction, "layer": worst["module"] or worst["key"], "when": when,
                "count": len(bad), "device": p.device},
               {"measured": {"dead_fraction": worst_fraction},
@@ -83,13 +78,13 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
     huge = ctx.threshold(rule, "loss_above")
     if p.first_nonfinite:
         bad = p.first_nonfinite
-        yield Hit(_module_layer(ctx.graph, bad["key"]),
+        yield Hit(ctx.graph.find(bad["key"]),
                   {"what": f"NaN/Inf first appears in the output of {bad['key']}",
                    "step": bad["step"], "device": p.device},
                   {"measured": {"nan": True, "step": bad["step"]}, "module": bad["module"]})
     elif any(loss >= huge for loss in losses):
         step = next(i for i, loss in enumerate(losses) if loss >= huge)
-        yield Hit(_module_layer(ctx.graph, p.first_module),
+        yield Hit(ctx.graph.find(p.first_module),
                   {"what": f"the loss reached {losses[step]:.3g} (>= {huge:g})", "step": step,
                    "device": p.device},
                   {"measured": {"loss": losses[step], "step": step}})
@@ -108,7 +103,7 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
     outcome = ("and in the probe's training steps the loss rose" if rose else
                f"yet the probe's {p.steps} training steps at this lr did not diverge "
                "(BatchNorm-fed weights are scale-invariant and self-stabilise by growing)")
-    yield Hit(_module_layer(ctx.graph, p.first_module),
+    yield Hit(ctx.graph.find(p.first_module),
               {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling["lambda_max"],
                "outcome": outcome},
               {"measured": {"lambda_max": p.lr_ceiling["lambda_max"], "lr_ceiling": bound,

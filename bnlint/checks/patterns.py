@@ -22,10 +22,7 @@ def _step_matches(layer: Layer, step: dict[str, Any]) -> bool:
 
 def consumers(graph: ModelGraph, layer: Layer) -> list[Layer]:
     """Consumers of a layer over every call of its module (a shared module counts once)."""
-    if layer.obj is None:
-        return graph.next(layer)
-    calls = [x for x in graph.order if x.obj is layer.obj]
-    return [c for call in calls for c in graph.next(call)]
+    return [c for call in graph.calls(layer) for c in graph.next(call)]
 
 
 def _extend(graph: ModelGraph, chain: list[Layer], rest: list[dict]) -> Iterator[list[Layer]]:
