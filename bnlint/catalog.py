@@ -24,7 +24,9 @@ CATEGORIES = {0: "trace", 1: "ordering", 2: "depth", 3: "init", 4: "targets",
               5: "learning-rate", 9: "measured"}
 APPLICABILITY = ("safe", "unsafe", "display-only")
 FIX_KINDS = ("source", "graph", "suggestion")
-EDIT_ACTIONS = ("set_kwarg", "remove_op", "call_after_build")
+CALL_ACTIONS = ("set_kwarg", "remove_op")  # edits of the call that built a module
+MODEL_ACTIONS = ("call_after_build",)      # edits of the model's definition
+EDIT_ACTIONS = CALL_ACTIONS + MODEL_ACTIONS
 # Graph repairs a rule may name in fix.repair (bnlint/repair.py and bnlint/fixes/model.py).
 REPAIRS = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
            "shape_activations")

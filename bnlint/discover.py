@@ -309,10 +309,10 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
     device = model_device(model)
     shapes = _candidate_shapes(layer, batch)
     for shape in shapes:
-        x = _random_input(layer, shape, device)
+        x = _random_input(layer, (2, *shape[1:]), device)  # a small trial batch: cheap
         try:
             run_forward(lambda: model(x), model, (x,))
-            return (x,)
+            return (_random_input(layer, shape, device),)
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in shapes)

@@ -14,7 +14,6 @@ from .checks import Context, Hit
 from .config import Config
 from .discover import Targets
 from .errors import InputError
-from .fixes import source
 from .graph import ModelGraph, build, first_line
 from .probing import ProbeOptions, ProbeResult, run_probe
 from .report import Finding, Fix, ModelReport
@@ -49,7 +48,7 @@ def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
 def _unpatchable(hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
                  model_site: Site | None) -> str | None:
     """Why the hit's edits cannot be applied to the user's file, if they cannot."""
-    if not any(e["action"] in source.CALL_ACTIONS for e in hit.edits):
+    if not any(e["action"] in catalog.CALL_ACTIONS for e in hit.edits):
         if model_site is None:
             return "the model's source file is unknown"
         if graph.method != "fx":
@@ -80,8 +79,9 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
         fix.applicability = "display-only"
         fix.description += f" (Not patched: {problem}.)"
         return fix
-    fix.edits = [_positioned(e, hit, site) if e["action"] in source.CALL_ACTIONS
+    fix.edits = [_positioned(e, hit, site) if e["action"] in catalog.CALL_ACTIONS
                  else {**e, "path": model_site.path, "model": model} for e in edits]
+    from .fixes import source  # libcst loads only when there is a patch to render
     try:
         fix.diff = source.diff(fix.edits) or None
     except InputError:

@@ -169,10 +169,9 @@ def non_finite_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
         return
     for name, module in ctx.model.named_modules():
-        bad = {n: int((~torch.isfinite(t)).sum()) for n, t in
-               (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
-               if t.is_floating_point()}
-        bad = {n: c for n, c in bad.items() if c}
+        tensors = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+        bad = {n: int((~torch.isfinite(t)).sum()) for n, t in tensors
+               if t.is_floating_point() and not bool(torch.isfinite(t).all())}
         layer = ctx.graph.find(name)
         if bad and layer is not None:
             yield Hit(layer, {"layer": layer, "tensors": ", ".join(bad),

@@ -74,7 +74,7 @@ def _remove_op(call: cst.Call, edit: dict[str, Any]) -> cst.BaseExpression:
     return call.args[0].value  # F.relu(x, ...) -> x
 
 
-CALL_ACTIONS: dict[str, Callable[[cst.Call, dict[str, Any]], cst.BaseExpression]] = {
+CALL_EDITS: dict[str, Callable[[cst.Call, dict[str, Any]], cst.BaseExpression]] = {
     "set_kwarg": _set_kwarg,
     "remove_op": _remove_op,
 }
@@ -113,7 +113,7 @@ class _Editor(cst.CSTTransformer):
         self.by_span: dict[tuple[int, int, int, int], list[dict]] = defaultdict(list)
         self.by_model: dict[str, list[dict]] = defaultdict(list)
         for edit in edits:
-            if edit["action"] in CALL_ACTIONS:
+            if edit["action"] in CALL_EDITS:
                 span = (edit["line"], edit["col"], edit["end_line"], edit["end_col"])
                 self.by_span[span].append(edit)
             else:
@@ -128,7 +128,7 @@ class _Editor(cst.CSTTransformer):
         span = (where.start.line, where.start.column + 1, where.end.line, where.end.column + 1)
         result: cst.BaseExpression = updated
         for edit in self.by_span.get(span, []):
-            result = CALL_ACTIONS[edit["action"]](result, edit)
+            result = CALL_EDITS[edit["action"]](result, edit)
             self.applied += 1
         return result
 
