@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 from ..catalog import Rule
@@ -92,11 +93,15 @@ def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     pred = ctx.prediction.dead
     predicted = sum(pred.get(x.name, 0.0) * units[x.name] for x in layers) / total
+    if not math.isfinite(predicted):
+        predicted = None
     worst = max(layers, key=lambda x: float(measured[x.name]))
     error = dead >= ctx.threshold(rule, "dead_fraction_error")
+    said = ("bnlint's prediction from the init was " + f"{predicted:.0%}" if predicted is not None
+            else "bnlint could not predict it from the init")
     yield Hit(worst, {"dead": dead, "layers": len(layers), "batch": batch,
                       "worst": worst.label, "worst_dead": float(measured[worst.name]),
-                      "predicted": predicted, "chance": 0.5 ** batch},
+                      "prediction": said, "chance": 0.5 ** batch},
               {"predicted": {"dead_fraction": predicted},
                "example_batch": {"dead_fraction": dead, "batch": batch,
                                  "layers": {x.label: float(measured[x.name]) for x in layers}}},
