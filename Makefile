@@ -13,10 +13,16 @@ $(BIN)/bnlint: pyproject.toml constraints.txt
 
 demo: $(BIN)/bnlint
 	@# Exit code 1 means "findings reported", which the broken examples are there to show.
-	$(BIN)/bnlint examples/ || test $$? -eq 1
+	@# The probe gets 10 s per model (default 30 s) so the demo stays quick on a laptop CPU.
+	$(BIN)/bnlint examples/ --probe-budget 10 || test $$? -eq 1
 
 test: $(BIN)/bnlint
 	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/bnlint
+	@# Each script prints its table; bench/RESULTS.md records them. About 40 minutes on 2 cores.
+	for script in speed probe_overhead gradient_flow papers lalc detection robustness; do \
+		$(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
 from torch import nn
 
@@ -353,12 +354,6 @@ def _read_targets_file(file: str) -> torch.Tensor:
         raise InputError("targets file not found.", path=file, hint="Check --targets.")
     try:
         if path.suffix == ".npy":
-            try:
-                import numpy
-            except ImportError:
-                raise InputError("reading .npy targets needs numpy.", path=file,
-                                 hint="pip install numpy, or save the targets with "
-                                      "torch.save(t, 'targets.pt').") from None
             return torch.from_numpy(numpy.load(path, allow_pickle=False))
         if path.suffix == ".pt":
             value = torch.load(path, map_location="cpu", weights_only=True)

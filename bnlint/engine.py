@@ -15,7 +15,7 @@ from .config import Config
 from .discover import Targets
 from .errors import InputError
 from .graph import ModelGraph, build, first_line
-from .probing import ProbeOptions, ProbeResult, run_probe
+from .probing import ProbeOptions, ProbeResult, probe_batch, run_probe
 from .report import Finding, Fix, ModelReport
 from .sites import Site
 from .suggest import suggestions
@@ -229,7 +229,8 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     model_site = _model_site(model, path, line)
     notes: list[str] = []
     probe = _probe(graph, inputs, targets, config, synthetic_inputs, notes)
-    ctx = Context(graph, model, inputs, targets, config, probe)
+    batch = probe.batch if probe else probe_batch(inputs, config.probe_batch, synthetic_inputs)
+    ctx = Context(graph, model, inputs, targets, config, probe, batch)
     name = name or type(model).__name__
     findings = run_rules(ctx, rules, model_site, name)
     if probe is not None:

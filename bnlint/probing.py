@@ -100,6 +100,12 @@ def _first_tensor(value: Any) -> torch.Tensor:
     return found[0]
 
 
+def probe_batch(inputs: tuple, batch: int, synthetic: bool) -> int:
+    """The batch the probe trains on: ``batch`` for random inputs, else at most the samples
+    the real inputs have."""
+    return batch if synthetic else min(batch, inputs[0].shape[0])
+
+
 def _batch(inputs: tuple, targets: Targets | None, synthetic: bool, batch: int,
            gen: torch.Generator) -> tuple[tuple, torch.Tensor | None]:
     """The probe batch: random inputs are redrawn at the probe batch size; real ones (and

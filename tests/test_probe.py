@@ -190,3 +190,27 @@ def test_exploding_model_gets_runnable_lr_suggestions():
     scope = {"model": model, "torch": torch}
     exec(advice["optimizer"]["snippet"], scope)  # ready to paste: it runs
     assert type(scope["optimizer"]).__name__ == "LALC" and scope["optimizer"].defaults["lr"] == 0.1
+
+
+def test_plot_draws_a_png_of_the_probe(write_model, tmp_path):
+    path = write_model("""
+        import torch.nn as nn
+        model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    """)
+    out = tmp_path / "probe.png"
+    proc = run_cli(path, "--probe-steps", "2", "--plot", out)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
+    import sys
+
+    from bnlint import plots
+    from bnlint.errors import InputError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    with pytest.raises(InputError) as info:
+        plots.check_available("out.png")
+    assert "pip install 'bnlint[plot]'" in info.value.render()
+    with pytest.raises(InputError, match="png or .svg"):
+        plots.check_available("out.pdf")

@@ -26,15 +26,16 @@ class Context:
     targets: Targets | None
     config: Config
     probe: ProbeResult | None = None   # the measurement, when the probe ran
+    batch: int = 64                    # the training batch predictions assume (the probe's)
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)
 
     @functools.cached_property
     def prediction(self) -> Prediction:
-        """The predicted gradient flow at the training batch the probe uses (computed once,
-        shared by the rules)."""
-        return predict(self.graph, self.config.probe_batch, self.inputs)
+        """The predicted gradient flow at the training batch (computed once, shared by the
+        rules)."""
+        return predict(self.graph, self.batch, self.inputs)
 
 
 @dataclass
