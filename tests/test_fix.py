@@ -17,6 +17,7 @@ from bnlint.nn import DepthLeakyReLU, ShapedActivation
 from bnlint.probing import probe
 
 from conftest import EXAMPLES, run_cli
+from models import PreActResidual, bn_mlp
 
 BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
 
@@ -111,11 +112,6 @@ def test_fix_keeps_file_permissions(write_model):
 # ---------------------------------------------------------------- graph repairs
 
 
-def bn_mlp(depth, width, act=nn.ReLU):
-    return nn.Sequential(*[m for _ in range(depth)
-                           for m in (nn.Linear(width, width), nn.BatchNorm1d(width), act())])
-
-
 def test_relu_chain_of_50_is_shaped_into_depth_leaky_relus():
     torch.manual_seed(0)
     model, x = bn_mlp(50, 128), torch.randn(64, 128)
@@ -140,29 +136,9 @@ def test_tanh_chain_of_200_gets_layer_gains():
     assert before > 1e5 and after < 10
 
 
-class Residual(nn.Module):
-    """Pre-activation residual MLP whose branches end in a BatchNorm."""
-
-    def __init__(self, depth=20, width=64):
-        super().__init__()
-        self.stem = nn.Linear(width, width)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width, bias=False),
-                          nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width, bias=False),
-                          nn.BatchNorm1d(width))
-            for _ in range(depth))
-        self.head = nn.Linear(width, 10)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for block in self.blocks:
-            x = x + block(x)
-        return self.head(x)
-
-
 def test_zero_init_residual_makes_blocks_identity():
     torch.manual_seed(0)
-    model, x = Residual(), torch.randn(64, 64)
+    model, x = PreActResidual(), torch.randn(64, 64)
     before = probe(model, x, steps=0, budget=3).act_grad_ratio
     repair.zero_init_residual(model)
     assert all(float(b[6].weight.detach().abs().max()) == 0 and
@@ -243,7 +219,7 @@ def test_fix_api_shapes_a_deep_plain_chain(depth, act, width, before_above, afte
 def test_fix_api_zero_inits_residual_branches():
     import bnlint
     torch.manual_seed(0)
-    model, x = Residual(depth=30), torch.randn(64, 64)
+    model, x = PreActResidual(depth=30), torch.randn(64, 64)
     fixed, report = bnlint.fix(model, x, steps=0, budget=5)
     assert "zero-init-residual" in [r.repair for r in report.rewrites]
     assert all(float(fixed.get_submodule(f"blocks.{i}.6").weight.detach().abs().max()) == 0

@@ -16,37 +16,12 @@ from bnlint import probing as probe_mod
 from bnlint.probing import probe
 
 from conftest import run_cli
-
-
-def bn_relu_mlp(depth: int, width: int) -> nn.Sequential:
-    return nn.Sequential(*[m for _ in range(depth)
-                           for m in (nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU())])
-
-
-class ZeroInitResidual(nn.Module):
-    """Pre-activation residual MLP whose branches end in a BatchNorm with gamma = 0."""
-
-    def __init__(self, depth=10, width=64):
-        super().__init__()
-        self.stem = nn.Linear(width, width)
-        self.branches = nn.ModuleList()
-        for _ in range(depth):
-            branch = nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width),
-                                   nn.BatchNorm1d(width))
-            nn.init.zeros_(branch[-1].weight)
-            self.branches.append(branch)
-        self.head = nn.Linear(width, 10)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for branch in self.branches:
-            x = x + branch(x)
-        return self.head(x)
+from models import PreActResidual, bn_mlp
 
 
 def test_plain_bn_relu_mlp_explodes_at_the_documented_rate():
     torch.manual_seed(0)
-    result = probe(bn_relu_mlp(30, 256), torch.randn(64, 256), steps=2)
+    result = probe(bn_mlp(30, 256), torch.randn(64, 256), steps=2)
     expected = 1.211 ** 30  # SCIENCE.md section 1: sqrt(pi/(pi-1)) per block
     print(f"measured {result.grad_ratio:.1f} vs 1.211^30 = {expected:.1f}")
     assert expected / 2 < result.grad_ratio < expected * 2
@@ -57,7 +32,7 @@ def test_plain_bn_relu_mlp_gets_a_measured_finding():
     from bnlint import lint
     from bnlint.config import Config
     torch.manual_seed(0)
-    report = lint(bn_relu_mlp(30, 64), torch.randn(64, 64), config=Config(probe_steps=2))
+    report = lint(bn_mlp(30, 64), torch.randn(64, 64), config=Config(probe_steps=2))
     found = [f for f in report.findings if f.code == "BNL901"]
     assert found and found[0].module == "0"
     assert found[0].evidence["measured"]["grad_ratio"] > 70
@@ -66,10 +41,10 @@ def test_plain_bn_relu_mlp_gets_a_measured_finding():
 
 def test_zero_init_residual_passes_gradients_unchanged():
     torch.manual_seed(0)
-    result = probe(ZeroInitResidual(), torch.randn(64, 64), steps=1)
+    result = probe(PreActResidual(10, zero_init=True), torch.randn(64, 64), steps=1)
     print(f"act-gradient ratio {result.act_grad_ratio}")
     assert result.act_grad_ratio == pytest.approx(1.0, rel=1e-4)
-    plain = probe(bn_relu_mlp(10, 64), torch.randn(64, 64), steps=1)
+    plain = probe(bn_mlp(10, 64), torch.randn(64, 64), steps=1)
     assert plain.act_grad_ratio > 3  # the same depth without skips amplifies
 
 
@@ -127,7 +102,7 @@ def test_lr_ceiling_matches_the_full_hessian():
 
 
 def test_probe_is_deterministic_on_cpu():
-    runs = [probe(bn_relu_mlp(5, 32), torch.ones(32, 32).cumsum(0), steps=3)
+    runs = [probe(bn_mlp(5, 32), torch.ones(32, 32).cumsum(0), steps=3)
             for _ in range(2)]
     assert runs[0].history == runs[1].history
 
@@ -135,13 +110,13 @@ def test_probe_is_deterministic_on_cpu():
 def test_budget_stops_early_and_says_so(monkeypatch):
     clock = iter(range(0, 10_000))  # a fake clock: every reading is one second later
     monkeypatch.setattr(probe_mod.time, "monotonic", lambda: float(next(clock)))
-    result = probe(bn_relu_mlp(3, 16), torch.randn(32, 16), steps=50, budget=20)
+    result = probe(bn_mlp(3, 16), torch.randn(32, 16), steps=50, budget=20)
     assert result.steps < 50
     assert any("budget of 20 s reached" in note for note in result.notes)
 
 
 def test_probe_does_not_touch_the_users_model():
-    model = bn_relu_mlp(3, 16)
+    model = bn_mlp(3, 16)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     probe(model, torch.randn(32, 16), steps=5)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -180,7 +155,7 @@ def test_exploding_model_gets_runnable_lr_suggestions():
     from bnlint import lint
     from bnlint.config import Config, Optimizer
     torch.manual_seed(0)
-    model = bn_relu_mlp(30, 32)
+    model = bn_mlp(30, 32)
     report = lint(model, torch.randn(64, 32),
                   config=Config(probe_steps=5, optimizer=Optimizer("sgd", 0.1, 0.9)))
     advice = report.suggestions
