@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import traceback
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -89,8 +91,12 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
     return fix
 
 
-def _hits(ctx: Context, rules: dict[str, Rule]) -> list[tuple[Rule, Hit]]:
-    """Every enabled rule's hits, one per rule and layer."""
+RULE_FAILED = "internal error in rule"  # how a note about a crashed finder starts
+
+
+def _hits(ctx: Context, rules: dict[str, Rule], notes: list[str]) -> list[tuple[Rule, Hit]]:
+    """Every enabled rule's hits, one per rule and layer. A finder that crashes (a bnlint bug)
+    costs its own findings only, and leaves a note."""
     hits: list[tuple[Rule, Hit]] = []
     for rule in rules.values():
         if not ctx.config.enabled(rule.code):
@@ -99,21 +105,29 @@ def _hits(ctx: Context, rules: dict[str, Rule]) -> list[tuple[Rule, Hit]]:
         if find is None:
             raise InputError(f"rule {rule.code} has no pattern and no built-in finder.",
                              path=rule.path, hint="Give a rule from --rules-dir a pattern.")
-        seen = set()
-        for hit in find(ctx, rule):
-            key = hit.layer.key or hit.layer.name if hit.layer else None
-            if key not in seen:
-                seen.add(key)
-                hits.append((rule, hit))
+        found, seen = [], set()
+        try:
+            for hit in find(ctx, rule):
+                key = hit.layer.key or hit.layer.name if hit.layer else None
+                if key not in seen:
+                    seen.add(key)
+                    found.append((rule, hit))
+        except Exception as exc:  # noqa: BLE001 - reported, and the other rules still run
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            notes.append(f"{RULE_FAILED} {rule.code}: {type(exc).__name__}: {first_line(exc)} "
+                         f"({Path(where.filename).name}:{where.lineno}); its findings are "
+                         "missing. Please report it.")
+            continue
+        hits.extend(found)
     return hits
 
 
 def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
-              model: str) -> list[Finding]:
+              model: str, notes: list[str]) -> list[Finding]:
     """Findings from the rules' hits: one per rule and source site (a line that builds many
     flagged modules, such as a helper called in a loop, is reported once, naming them all)."""
     groups: dict[tuple, list[Hit]] = {}
-    for rule, hit in _hits(ctx, rules):
+    for rule, hit in _hits(ctx, rules, notes):
         site = hit.site or (hit.layer.site if hit.layer else None)
         groups.setdefault((rule.code, site or id(hit)), []).append(hit)
     built_at: dict[Site, set[int]] = {}
@@ -232,7 +246,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     batch = probe.batch if probe else probe_batch(inputs, config.probe_batch, synthetic_inputs)
     ctx = Context(graph, model, inputs, targets, config, probe, batch)
     name = name or type(model).__name__
-    findings = run_rules(ctx, rules, model_site, name)
+    findings = run_rules(ctx, rules, model_site, name, notes)
     if probe is not None:
         attach_measurements(findings, probe, rules, config)
         for layer in probe.layers:  # per-layer prediction beside the measurement

@@ -31,10 +31,12 @@ def _normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], *,
-                   iterations: int = 20, tol: float = 1e-2, deadline: float | None = None,
+                   iterations: int = 30, tol: float = 0.05, deadline: float | None = None,
                    generator: torch.Generator | None = None) -> Eigen | None:
     """Power iteration on the Hessian of ``loss_fn()`` w.r.t. ``params``. If the dominant
     eigenvalue is negative, a shifted iteration on H - lambda I finds the largest one.
+    Converged when the eigen-residual ||Hv - lambda v|| is below ``tol`` |lambda| (a plateau of
+    the Rayleigh quotient alone is not enough: it can sit on a small value for a few steps).
     Stops before a product would pass ``deadline``; None if not even one fits."""
     start = time.monotonic()
     loss = loss_fn()
@@ -61,12 +63,13 @@ def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tenso
             tick = time.monotonic()
             hv = [h - shift * x for h, x in zip(hvp(v), v)]
             cost[0] = time.monotonic() - tick
-            new = float(_dot(v, hv))
+            value = float(_dot(v, hv))
+            r = [h - value * x for h, x in zip(hv, v)]
+            residual = float(_dot(r, r).sqrt())
             v = _normalise(hv)
             done += 1
-            if done > 1 and abs(new - value) <= tol * max(abs(new), 1e-12):
-                return Eigen(new + shift, done, True)
-            value = new
+            if residual <= tol * max(abs(value + shift), 1e-12):  # relative to H's eigenvalue
+                return Eigen(value + shift, done, True)
         return Eigen(value + shift, done, False) if done else None
 
     dominant = iterate(0.0)

@@ -17,7 +17,7 @@ from . import sites
 from .catalog import Rule
 from .config import from_mapping
 from .discover import Targets
-from .engine import lint
+from .engine import RULE_FAILED, lint
 from .report import ModelReport
 
 
@@ -44,7 +44,11 @@ def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]) -> ModelR
     model, inputs, targets = build_case(case)
     config = from_mapping({"probe": False, **case.get("config", {}), "select": [rule.code]},
                           f"{rule.path} case")
-    return lint(model, inputs, targets, config, name=f"{rule.code} case", rules=rules)
+    report = lint(model, inputs, targets, config, name=f"{rule.code} case", rules=rules)
+    failed = [n for n in report.notes if n.startswith(RULE_FAILED)]
+    if failed:
+        raise AssertionError(failed[0])
+    return report
 
 
 def case_fires(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]) -> bool:

@@ -189,3 +189,16 @@ def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
     assert "pip install 'bnlint[plot]'" in info.value.render()
     with pytest.raises(InputError, match="png or .svg"):
         plots.check_available("out.pdf")
+
+
+@pytest.mark.parametrize("spectrum", [(5.0, 1.0, -0.5), (3.0, 1.0, -10.0), (0.9, 0.8, 0.1)])
+def test_top_eigenvalue_is_the_largest_not_the_largest_magnitude(spectrum):
+    from bnlint.hessian import top_eigenvalue
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(40, 40, dtype=torch.float64))
+    values = torch.tensor([*spectrum, *([0.01] * 37)], dtype=torch.float64)
+    a = q @ torch.diag(values) @ q.T
+    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    eig = top_eigenvalue(lambda: 0.5 * x @ a @ x + x.sum(), [x], iterations=500, tol=1e-4,
+                         generator=torch.Generator().manual_seed(1))
+    assert eig.converged and eig.value == pytest.approx(max(spectrum), rel=1e-3)

@@ -110,6 +110,8 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
             continue  # the architecture, not the init, is the cause: BNL204
         first = module_layer(ctx.graph, chain.first_module)
         last = module_layer(ctx.graph, chain.last_module)
+        if not pred.signal.get(first.name):
+            continue  # no signal at the chain's start (zero weights): BNL303's case
         signal = pred.signal[last.name] / pred.signal[first.name]
         ratio = chain.grad_ratio
         if not (math.isfinite(ratio) and math.isfinite(signal)):
@@ -185,7 +187,6 @@ def _batchnorm_problems(ctx: Context, rule: Rule, bn: Layer,
     if momentum == 0:
         problems.append("momentum=0: its running statistics never move from their start "
                         "(mean 0, variance 1), and eval mode normalises with those")
-        error = True
     elif momentum is not None and momentum > ctx.threshold(rule, "momentum_max"):
         problems.append(f"momentum={momentum:g}: PyTorch keeps 1 - momentum of the running "
                         f"estimate per batch, so it follows about the last {1 / momentum:.1f} "

@@ -100,12 +100,13 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     losses = [h["loss"] for h in p.history]
     rose = p.nan or (len(losses) > 1 and losses[-1] > losses[0])
+    factor = opt.lr / bound
     outcome = ("and in the probe's training steps the loss rose" if rose else
-               f"yet the probe's {p.steps} training steps at this lr did not diverge "
-               "(BatchNorm-fed weights are scale-invariant and self-stabilise by growing)")
+               f"though the probe's {p.steps} training steps at this lr did not raise the loss "
+               "(BatchNorm-fed weights are scale-invariant and can self-stabilise by growing)")
     yield Hit(ctx.graph.find(p.first_module),
               {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling["lambda_max"],
-               "outcome": outcome},
+               "outcome": outcome, "factor": factor},
               {"measured": {"lambda_max": p.lr_ceiling["lambda_max"], "lr_ceiling": bound,
                             "loss": [losses[0], losses[-1]]}, "configured_lr": opt.lr},
-              severity=None if rose else "info")
+              severity=None if rose or factor >= ctx.threshold(rule, "ratio_warning") else "info")

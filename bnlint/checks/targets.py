@@ -32,13 +32,20 @@ def regression_targets(t: Targets | None) -> bool:
 def relu_on_output(ctx: Context, rule: Rule) -> Iterator[Hit]:
     t = targets(ctx)
     regression = regression_targets(t)
+    below = (float((t.tensor <= 0).float().mean()) if regression and t.tensor is not None
+             else None)
+    error = below is not None and below >= ctx.threshold(rule, "nonpositive_share")
     for act, layer in heads_after_affine(ctx.graph, "@relu"):
-        note = (f" The targets ({t.source}, std {t.std:.3g}) are real-valued:"
-                " this is a regression head, and an output that dies cannot recover."
-                if regression else "")
+        note = ""
+        if regression:
+            note = (f" The targets ({t.source}, std {t.std:.3g}) are real-valued: this is a "
+                    "regression head, and an output that dies cannot recover.")
+        if error:
+            note += (f" {below:.0%} of them are <= 0, which a ReLU output can never "
+                     "predict.")
         yield Hit(act, {"act": act, "layer": layer, "regression": note},
-                  {"output_layer": layer.label, "regression": regression},
-                  severity="error" if regression else None)
+                  {"output_layer": layer.label, "regression": regression,
+                   "nonpositive_targets": below}, severity="error" if error else None)
 
 
 def _output_layer(graph: ModelGraph) -> Layer | None:

@@ -1,0 +1,76 @@
+"""Severities the detection study (bench/detection.py) calibrated: errors only where the
+model cannot train as built, and no rule crashes on degenerate weights."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+import bnlint
+from bnlint.config import Config, Optimizer
+from bnlint.engine import RULE_FAILED
+
+
+def _regressor():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 1), nn.ReLU())
+
+
+def _severity(report, code):
+    return next(f.severity for f in report.findings if f.code == code)
+
+
+def test_final_relu_is_an_error_only_for_targets_it_cannot_predict():
+    x = torch.linspace(-3, 3, 64).unsqueeze(1)
+    static = Config(probe=False)
+    positive = bnlint.lint(_regressor(), x, 3 + torch.sin(x), config=static)
+    signed = bnlint.lint(_regressor(), x, torch.sin(x), config=static)
+    assert _severity(positive, "BNL401") == "warning"
+    assert _severity(signed, "BNL401") == "error"
+    assert "50% of them are <= 0" in next(f.message for f in signed.findings
+                                          if f.code == "BNL401")
+
+
+def test_zero_hidden_weights_are_reported_without_a_rule_crash():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                          nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+    with torch.no_grad():
+        for i in (2, 4):
+            model[i].weight.zero_()
+    report = bnlint.lint(model, torch.randn(32, 8), config=Config(probe=False))
+    assert not [n for n in report.notes if n.startswith(RULE_FAILED)]
+    assert _severity(report, "BNL303") == "error"
+
+
+def test_a_crashing_rule_costs_only_its_own_findings(monkeypatch):
+    from bnlint.checks import base
+
+    def boom(ctx, rule):
+        raise RuntimeError("kaboom")
+        yield
+
+    monkeypatch.setitem(base.REGISTRY, "BNL105", boom)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.BatchNorm1d(4))
+    report = bnlint.lint(model, torch.randn(8, 4), config=Config(probe=False))
+    assert any(n.startswith(f"{RULE_FAILED} BNL105: RuntimeError: kaboom") for n in report.notes)
+    assert "BNL101" in {f.code for f in report.findings}
+
+
+def test_batchnorm_momentum_zero_is_a_warning():
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.BatchNorm1d(8, momentum=0.0),
+                          nn.ReLU(), nn.Linear(8, 2))
+    report = bnlint.lint(model, torch.randn(16, 8), config=Config(probe=False))
+    assert _severity(report, "BNL305") == "warning"
+
+
+def test_lr_far_above_the_ceiling_stays_a_warning_even_if_the_probe_sees_no_rise():
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(20)
+                            for m in (nn.Linear(32, 32), nn.BatchNorm1d(32), nn.ReLU())],
+                          nn.Linear(32, 4))
+    config = Config(probe_steps=3, optimizer=Optimizer("sgd", 0.05, 0.9))
+    report = bnlint.lint(model, torch.randn(64, 32), config=config)
+    finding = next(f for f in report.findings if f.code == "BNL905")
+    bound = finding.evidence["measured"]["lr_ceiling"]
+    assert 0.05 / bound >= 10 and finding.severity == "warning"
