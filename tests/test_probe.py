@@ -202,3 +202,18 @@ def test_top_eigenvalue_is_the_largest_not_the_largest_magnitude(spectrum):
     eig = top_eigenvalue(lambda: 0.5 * x @ a @ x + x.sum(), [x], iterations=500, tol=1e-4,
                          generator=torch.Generator().manual_seed(1))
     assert eig.converged and eig.value == pytest.approx(max(spectrum), rel=1e-3)
+
+
+def test_out_of_memory_halves_the_batch_and_says_so(monkeypatch):
+    real = probe_mod._measure
+
+    def tight(graph, inputs, targets, opts, device, batch, notes, threshold):
+        if batch > 16:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(graph, inputs, targets, opts, device, batch, notes, threshold)
+
+    monkeypatch.setattr(probe_mod, "_measure", tight)
+    result = probe(bn_mlp(3, 16), torch.randn(64, 16), steps=1, synthetic_inputs=True)
+    assert result.batch == 16
+    assert result.notes[:2] == ["out of memory on cpu: batch reduced to 32",
+                                "out of memory on cpu: batch reduced to 16"]
