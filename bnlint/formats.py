@@ -84,7 +84,7 @@ def text(report: Report, colour: bool) -> str:
         for f in model.findings:
             where = style(f"{relative(f.path)}:{f.line}:{f.column}:", bold=True)
             code = style(f.code, fg=_COLOURS[f.severity], bold=True)
-            fixable = " [*]" if f.fix and f.fix.diff else ""
+            fixable = " [*]" if f.fix and f.fix.diff and f.fix.applicability == "safe" else ""
             suffix = f" [{model.name}]" if model.path in several else ""
             lines.append(f"{where} {code}{fixable} {f.severity}: {f.message}{suffix}")
         summary = probe_line(model)
@@ -98,7 +98,10 @@ def text(report: Report, colour: bool) -> str:
         line = (f"Found {_plural(s['findings'], 'finding')} ({counts}) in "
                 f"{_plural(s['models'], 'model')} from {_plural(s['files'], 'file')}.")
         if s["fixable"]:
-            line += f" {s['fixable']} fixable with --fix (see them with --diff)."
+            line += f" [*] {s['fixable']} fixable with --fix (see them with --diff)."
+        if s["unsafe_fixable"]:
+            line += (f" {s['unsafe_fixable']} more with --unsafe-fixes: they change what the "
+                     "model computes.")
         lines.append(line)
     elif not report.errors:
         lines.append(f"All clean: {_plural(s['models'], 'model')} from "

@@ -102,9 +102,10 @@ class Report:
         counts = {s: 0 for s in SEVERITY_RANK}
         for f in self.findings:
             counts[f.severity] += 1
-        fixable = sum(1 for f in self.findings if f.fix and f.fix.diff)
+        patched = [f.fix.applicability for f in self.findings if f.fix and f.fix.diff]
         return {"files": self.files, "models": len(self.models),
-                "findings": len(self.findings), **counts, "fixable": fixable,
+                "findings": len(self.findings), **counts,
+                "fixable": patched.count("safe"), "unsafe_fixable": patched.count("unsafe"),
                 "errors": len(self.errors)}
 
     def exit_code(self, fail_on: str) -> int:
