@@ -251,7 +251,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
         attach_measurements(findings, probe, rules, config)
         for layer in probe.layers:  # per-layer prediction beside the measurement
             predicted = ctx.prediction.layers.get(layer["module"] or "")
-            if predicted is not None:
+            if predicted is not None and math.isfinite(predicted):
                 layer["predicted_grad"] = predicted
     advice = suggestions(probe, findings, config)
     return ModelReport(name, model_site.path if model_site else None,

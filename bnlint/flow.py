@@ -424,8 +424,16 @@ def residual_branches(graph: ModelGraph) -> list[tuple[Layer, Layer | None]]:
 # ---------------------------------------------------------------- entry point
 
 
+def safe_ratio(a: float, b: float) -> float:
+    """a / b for predicted magnitudes: inf when only b is 0, nan when both are (no signal),
+    so callers skip what cannot be compared instead of dividing by zero."""
+    if b:
+        return a / b
+    return math.inf if a else math.nan
+
+
 def _ratio(layers: dict[str, float], first: str, last: str) -> float:
-    return layers[first] / layers[last] if layers.get(last) else math.inf
+    return safe_ratio(layers[first], layers.get(last, 0.0))
 
 
 def predict(graph: ModelGraph, batch: int, inputs: tuple = (),
@@ -435,11 +443,14 @@ def predict(graph: ModelGraph, batch: int, inputs: tuple = (),
     ``inputs``: the example inputs (their moments start the forward pass; unit variance if not
     given). ``overrides``: per module name, parameter moments to use instead of the weights'
     (``weight2``, ``bias2``, ``gamma2``, ``beta2``), for what-if predictions such as "with the
-    residual branches' last BN gamma at 0" or "with He init".
+    residual branches' last BN gamma at 0" or "with He init". Weights far outside any init
+    (say 1e20) can overflow the moments: those predictions come out inf/nan, which the rules
+    skip and the report shows as null.
     """
     flow = _Flow(graph, batch, inputs, overrides)
-    flow.run()
-    grads = flow.weight_grads()
+    with np.errstate(over="ignore", invalid="ignore"):
+        flow.run()
+        grads = flow.weight_grads()
     order = list(grads)
     first, last = (order[0], order[-1]) if order else (None, None)
     ref = math.sqrt(grads[last]) if last else 0.0

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .catalog import Rule
-from .report import VERSION, Finding, ModelReport, Report
+from .report import VERSION, Finding, ModelReport, Report, finite_json
 
 INFORMATION_URI = "https://github.com/bnlint/bnlint"
 _COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -112,8 +112,12 @@ def text(report: Report, colour: bool) -> str:
 # ---------------------------------------------------------------- json
 
 
+def dumps(value: Any) -> str:
+    return json.dumps(finite_json(value), indent=2, allow_nan=False) + "\n"
+
+
 def to_json(report: Report) -> str:
-    return json.dumps(report.public(), indent=2) + "\n"
+    return dumps(report.public())
 
 
 # ---------------------------------------------------------------- github
@@ -239,7 +243,7 @@ def sarif(report: Report, rules: dict[str, Rule]) -> str:
                                  for e in report.errors]}],
         }],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return dumps(doc)
 
 
 def render(report: Report, fmt: str, rules: dict[str, Rule], colour: bool) -> str:

@@ -127,14 +127,18 @@ def instrumented_copy(graph: ModelGraph, recorder: Recorder) -> nn.Module:
     return model
 
 
-def first_nonfinite(graph: ModelGraph, model: nn.Module, inputs: tuple) -> str | None:
-    """The key of the first layer whose output is NaN/Inf, running the graph node by node
-    (fx) or checking each leaf module's output (hooks)."""
-    found: list[str] = []
+def overflowing(value: Any) -> bool:
+    """A floating tensor holding NaN/Inf, or values so large (about 1e19 and up) that its
+    mean square overflows float32: statistics of it are no longer numbers."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and not (
+        bool(torch.isfinite(value).all()) and bool(torch.isfinite(value.float().square().mean())))
 
-    def bad(value: Any) -> bool:
-        return isinstance(value, torch.Tensor) and value.is_floating_point() and \
-            not bool(torch.isfinite(value).all())
+
+def first_nonfinite(graph: ModelGraph, model: nn.Module, inputs: tuple) -> str | None:
+    """The key of the first layer whose output overflows (see :func:`overflowing`), running
+    the graph node by node (fx) or checking each leaf module's output (hooks)."""
+    found: list[str] = []
+    bad = overflowing
 
     with torch.no_grad():
         if isinstance(model, fx.GraphModule) and graph.gm is not None:

@@ -222,7 +222,9 @@ class _Run:
                                  else w.new_zeros((), dtype=torch.float32)
                                  for _, w in self.affine]).tolist()
             weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
-        finite = finite and all(math.isfinite(v) for v in weight_grads.values())
+        numbers = [*weight_grads.values(), *grads.values(),
+                   *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
+        finite = finite and all(math.isfinite(v) for v in numbers)
         return {"loss": float(loss.detach()), "finite": finite, "forward": forward,
                 "grads": grads, "weight_grads": weight_grads}
 
@@ -292,6 +294,9 @@ def _lr_ceiling(run: _Run, momentum: float | None, lr: float, deadline: float,
     if eig is None:
         notes.append("lr ceiling not estimated: not enough probe budget left")
         return None
+    if not math.isfinite(eig.value):
+        notes.append("lr ceiling not estimated: the Hessian-vector products were not finite")
+        return None
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
         return None
@@ -326,6 +331,19 @@ def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
             notes.append(f"out of memory on {device}: batch reduced to {batch}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+
+
+def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str, Any]:
+    """Where the numbers broke: the first layer whose output overflows on a forward pass
+    re-run layer by layer; else the layer nearest the output whose output gradient did (the
+    backward pass runs from there); else only the weight gradients."""
+    key, where = measure.first_nonfinite(graph, run.model, run.x), "forward"
+    if key is None:
+        broken = [t.key for t in run.tapped if not math.isfinite(measured["grads"].get(t.key, 0))]
+        key, where = (broken[-1], "backward") if broken else (None, "weight gradients")
+    layer = graph.find(key)
+    return {"key": key, "pass": where, "module": layer.module if layer else None,
+            "line": layer.site.line if layer and layer.site else None}
 
 
 def _record(history: list[dict[str, Any]], run: _Run, step: int, measured: dict) -> None:
@@ -368,11 +386,8 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         _record(history, run, step, last)
     if not last["finite"]:
         run.recorder.enabled = False
-        key = measure.first_nonfinite(graph, run.model, run.x)
-        layer = graph.find(key)
-        nonfinite = {"step": history[-1]["step"], "key": key,
-                     "module": layer.module if layer else None,
-                     "line": layer.site.line if layer and layer.site else None}
+        nonfinite = _locate_nonfinite(graph, run, last)
+        nonfinite["step"] = history[-1]["step"]
     init_table, final_table = run.layer_table(first), run.layer_table(last)
     layers = [{"key": t.key, "module": t.module, "kind": t.kind,
                "init": init_table[t.key], "final": final_table[t.key]} for t in run.tapped]

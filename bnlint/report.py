@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InputError
 
 VERSION = "0.1.0"
+
+
+def finite_json(value: Any) -> Any:
+    """The value with every NaN/Inf float replaced by None (JSON null): JSON (RFC 8259) has
+    no literal for them, and strict parsers reject Python's NaN/Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
@@ -72,13 +85,16 @@ class ModelReport:
     notes: list[str] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "line": self.line, "trace": self.trace,
-                "findings": [f.public() for f in self.findings], "probe": self.probe,
-                "suggestions": self.suggestions, "notes": self.notes}
+        """The model's part of the JSON report (NaN/Inf as null)."""
+        return finite_json({"name": self.name, "path": self.path, "line": self.line,
+                            "trace": self.trace, "findings": [f.public() for f in self.findings],
+                            "probe": self.probe, "suggestions": self.suggestions,
+                            "notes": self.notes})
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, for the worker-to-parent channel (fix edits included)."""
         data = self.public()
-        data["findings"] = [f.to_dict() for f in self.findings]
+        data["findings"] = finite_json([f.to_dict() for f in self.findings])
         return data
 
     @classmethod

@@ -21,13 +21,14 @@ LALC_BOUND = 0.01  # bnlint.optim.LALC's default, chosen in bench/lalc.py (see b
 EXPLOSION = {"BNL901", "BNL201"}  # findings that say gradients explode with depth
 
 
-def _settled(probe: ProbeResult, threshold: float) -> int | None:
-    """The first training step at which the first/last gradient ratio is back under
-    ``threshold`` after starting above it."""
+def _settled(probe: ProbeResult, threshold: float) -> tuple[float, int] | None:
+    """For a temporal explosion: the first measured first/last gradient ratio (above
+    ``threshold``) and the first step at which it is back under it."""
     if probe.explosion != "temporal":
         return None
-    return next((h["step"] for h in probe.history[1:]
-                 if h["grad_ratio"] is not None and h["grad_ratio"] <= threshold), None)
+    measured = [h for h in probe.history if h["grad_ratio"] is not None]
+    step = next((h["step"] for h in measured[1:] if h["grad_ratio"] <= threshold), None)
+    return (measured[0]["grad_ratio"], step) if step is not None else None
 
 
 def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Config,
@@ -48,11 +49,12 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
             "value": ceiling, "lr": lr, "probe_lr_stable": stable,
             "source": f"2(1+momentum)/lambda_max at initialisation, lambda_max = "
                       f"{probe.lr_ceiling['lambda_max']:.3g}; {seen}"}
-    steps = _settled(probe, threshold)
-    if steps is not None:
+    settled = _settled(probe, threshold)
+    if settled is not None:
+        start, steps = settled
         warmup: dict[str, Any] = {
             "steps": steps,
-            "source": f"the first/last gradient ratio fell from {probe.grad_ratio:.3g} to under "
+            "source": f"the first/last gradient ratio fell from {start:.3g} to under "
                       f"{threshold:g} within {steps} step{'s' if steps != 1 else ''} at lr "
                       f"{probe_lr:g}"}
         if lr > probe_lr and stable:

@@ -10,7 +10,7 @@ import torch
 
 from .. import theory
 from ..catalog import Rule
-from ..flow import Chain, predict, residual_branches
+from ..flow import Chain, predict, residual_branches, safe_ratio
 from ..graph import Layer, ModelGraph
 from .base import Context, Hit, check
 
@@ -18,6 +18,11 @@ from .base import Context, Hit, check
 def module_layer(graph: ModelGraph, module: str) -> Layer:
     """The first graph layer that calls ``module``."""
     return graph.find(module)
+
+
+def _number(value: float) -> float | None:
+    """A prediction for the evidence, or None where there is none (no signal: 0/0)."""
+    return value if math.isfinite(value) else None
 
 
 def chain_evidence(chain: Chain, predicted: dict) -> dict:
@@ -67,15 +72,16 @@ def residual_without_zero_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
     zero = predict(ctx.graph, pred.batch, ctx.inputs,
                    overrides={bn.module: {"gamma2": 0.0} for bn in live})
     adds = [add for add, _ in branches]
-    growth, growth_zero = (p.rms[adds[-1].name] / p.rms[adds[0].name] for p in (pred, zero))
+    growth, growth_zero = (safe_ratio(p.rms[adds[-1].name], p.rms[adds[0].name])
+                           for p in (pred, zero))
     if not math.isfinite(growth) or growth < ctx.threshold(rule, "rms_growth") * growth_zero:
         return
     shown = ", ".join(bn.label for bn in live[:3]) + (", ..." if len(live) > 3 else "")
     yield Hit(live[0], {"n": len(live), "blocks": len(branches), "bns": shown,
                         "growth": growth, "growth_zero": growth_zero},
-              {"predicted": {"forward_rms_ratio": growth, "grad_ratio": pred.grad_ratio,
+              {"predicted": {"forward_rms_ratio": growth, "grad_ratio": _number(pred.grad_ratio),
                              "zero_init": {"forward_rms_ratio": growth_zero,
-                                           "grad_ratio": zero.grad_ratio}},
+                                           "grad_ratio": _number(zero.grad_ratio)}},
                "first_module": pred.first_module, "last_module": pred.last_module,
                "forward_first": adds[0].key, "forward_last": adds[-1].key,
                "batchnorms": [bn.label for bn in live]})
@@ -141,17 +147,18 @@ def deep_unnormalised_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if overrides is None:
             continue
         ideal = predict(ctx.graph, pred.batch, ctx.inputs, overrides=overrides)
-        ratio = ideal.layers[chain.first_module] / ideal.layers[chain.last_module]
+        grad_ratio = safe_ratio(ideal.layers[chain.first_module],
+                                ideal.layers[chain.last_module])
         below, above = ctx.threshold(rule, "ratio_below"), ctx.threshold(rule, "ratio_above")
-        if not math.isfinite(ratio) or below <= ratio <= above:
+        if not math.isfinite(grad_ratio) or below <= grad_ratio <= above:
             continue
-        error = not (ctx.threshold(rule, "error_below") <= ratio
+        error = not (ctx.threshold(rule, "error_below") <= grad_ratio
                      <= ctx.threshold(rule, "error_above"))
         scheme = theory.RECOMMENDED_INIT[chain.activation]
         yield Hit(module_layer(ctx.graph, chain.first_module),
                   {"first": chain.first_module, "last": chain.last_module,
-                   "blocks": chain.blocks, "act": chain.activation, "ratio": ratio,
-                   "way": "vanishes" if ratio < below else "explodes",
+                   "blocks": chain.blocks, "act": chain.activation, "ratio": grad_ratio,
+                   "way": "vanishes" if grad_ratio < below else "explodes",
                    "init": theory.INIT_NAMES[scheme]},
-                  chain_evidence(chain, {"grad_ratio": ratio, "init": scheme}),
+                  chain_evidence(chain, {"grad_ratio": grad_ratio, "init": scheme}),
                   severity="error" if error else None)

@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import theory
 from ..catalog import Rule
-from ..flow import predict, residual_branches
+from ..flow import predict, residual_branches, safe_ratio
 from ..graph import Layer, ModelGraph
 from .base import Context, Hit, check
 from .depth import chain_evidence, fans, ideal_init, module_layer
@@ -76,8 +76,9 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
         act, normalised = _activation_after(ctx.graph, layer)
-        if weight is None or weight.dim() < 2 or act is None or normalised \
-                or act.kind not in theory.RECOMMENDED_INIT:
+        if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
+                or normalised or act.kind not in theory.RECOMMENDED_INIT \
+                or not bool(torch.isfinite(weight).all()):  # non-finite weights: BNL304
             continue
         scheme = theory.RECOMMENDED_INIT[act.kind]
         fan_in, fan_out = fans(weight)
@@ -104,7 +105,7 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
             continue
         ideal = predict(ctx.graph, pred.batch, ctx.inputs,
                         overrides=ideal_init(ctx.graph, chain)).layers
-        ideal_ratio = ideal[chain.first_module] / ideal[chain.last_module]
+        ideal_ratio = safe_ratio(ideal[chain.first_module], ideal[chain.last_module])
         if not ctx.threshold(rule, "ratio_below") <= ideal_ratio \
                 <= ctx.threshold(rule, "ratio_above"):
             continue  # the architecture, not the init, is the cause: BNL204

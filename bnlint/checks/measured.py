@@ -78,10 +78,15 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
     huge = ctx.threshold(rule, "loss_above")
     if p.first_nonfinite:
         bad = p.first_nonfinite
+        what = {"forward": f"NaN/Inf (or values near float32's limit) first appear in the "
+                           f"output of {bad['key']}",
+                "backward": f"the backward pass first overflows in the gradient of "
+                            f"{bad['key']}'s output"}.get(bad["pass"],
+                                                          "the weight gradients are not finite")
         yield Hit(ctx.graph.find(bad["key"]),
-                  {"what": f"NaN/Inf first appears in the output of {bad['key']}",
-                   "step": bad["step"], "device": p.device},
-                  {"measured": {"nan": True, "step": bad["step"]}, "module": bad["module"]})
+                  {"what": what, "step": bad["step"], "device": p.device},
+                  {"measured": {"nan": True, "step": bad["step"], "pass": bad["pass"]},
+                   "module": bad["module"]})
     elif any(loss >= huge for loss in losses):
         step = next(i for i, loss in enumerate(losses) if loss >= huge)
         yield Hit(ctx.graph.find(p.first_module),
