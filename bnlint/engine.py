@@ -211,16 +211,15 @@ def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict
 
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
-           synthetic_inputs: bool, notes: list[str]) -> ProbeResult | None:
+           synthetic_inputs: bool, in_place: bool, notes: list[str]) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
-    if not config.probe:
-        return None
     if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions(device=config.device, batch=config.probe_batch,
                            steps=config.probe_steps, budget=config.probe_budget,
-                           optimizer=config.optimizer, synthetic_inputs=synthetic_inputs)
+                           optimizer=config.optimizer, synthetic_inputs=synthetic_inputs,
+                           in_place=in_place)
     try:
         return run_probe(graph, inputs, targets, options)
     except InputError:
@@ -233,21 +232,31 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
-         synthetic_inputs: bool = False) -> ModelReport:
-    """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, probe
-    (when ``config.probe``), run the rules, and attach the measurements to the findings."""
+         synthetic_inputs: bool = False, consumable: bool = False) -> ModelReport:
+    """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
+    static rules, probe (when ``config.probe``), run the measured rules, and attach the
+    measurements to the findings. ``consumable``: the caller will not use the model again, so
+    the probe may train it instead of a copy (the CLI's worker: no second copy in memory)."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     graph = build(model, inputs)
     model_site = _model_site(model, path, line)
     notes: list[str] = []
-    probe = _probe(graph, inputs, targets, config, synthetic_inputs, notes)
-    batch = probe.batch if probe else probe_batch(inputs, config.probe_batch, synthetic_inputs)
-    ctx = Context(graph, model, inputs, targets, config, probe, batch)
     name = name or type(model).__name__
-    findings = run_rules(ctx, rules, model_site, name, notes)
+    ctx = Context(graph, model, inputs, targets, config, None,
+                  probe_batch(inputs, config.probe_batch, synthetic_inputs))
+    static = {c: r for c, r in rules.items() if r.category != "measured"}
+    findings = run_rules(ctx, static, model_site, name, notes)
+    probe = None
+    if config.probe:
+        ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
+        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes)
     if probe is not None:
+        ctx.probe = probe
+        measured = {c: r for c, r in rules.items() if r.category == "measured"}
+        findings = sorted(findings + run_rules(ctx, measured, model_site, name, notes),
+                          key=Finding.sort_key)
         attach_measurements(findings, probe, rules, config)
         for layer in probe.layers:  # per-layer prediction beside the measurement
             predicted = ctx.prediction.layers.get(layer["module"] or "")

@@ -9,7 +9,7 @@ model they are forward hooks on the leaf modules.
 
 from __future__ import annotations
 
-import copy
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +101,13 @@ def tapped_layers(graph: ModelGraph) -> list[Tapped]:
     return out
 
 
-def instrumented_copy(graph: ModelGraph, recorder: Recorder) -> nn.Module:
-    """A copy of the model that taps every measured layer (the user's model is never
-    touched); ``recorder.enabled = False`` turns the taps off."""
+def instrumented(graph: ModelGraph, recorder: Recorder, copy: bool = True) -> nn.Module:
+    """The model with a tap on every measured layer: a copy (the user's model is never
+    touched), or with ``copy=False`` the model's own layers, for a model nobody will use
+    again. ``recorder.enabled = False`` turns the taps off."""
     if graph.gm is not None:
-        gm = copy.deepcopy(graph.gm)
+        gm = (deepcopy(graph.gm) if copy else
+              fx.GraphModule(graph.gm, deepcopy(graph.gm.graph)))  # shares the layers
         gm.add_submodule("_bnlint_tap", _Tap(recorder))
         keys = {layer.name: layer for layer in graph.order
                 if any(layer.is_(spec) for spec in TAPPED)}
@@ -116,7 +118,7 @@ def instrumented_copy(graph: ModelGraph, recorder: Recorder) -> nn.Module:
                     gm.graph.call_module("_bnlint_tap", (node, layer.key, layer.kind))
         gm.recompile()
         return gm
-    model = copy.deepcopy(graph.model)
+    model = deepcopy(graph.model) if copy else graph.model
     names = {layer.module: layer for layer in graph.order
              if layer.obj is not None and any(layer.is_(spec) for spec in TAPPED)}
     for name, module in model.named_modules():

@@ -36,6 +36,7 @@ class ProbeOptions:
     optimizer: Optimizer | None = None
     seed: int = 0
     synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
+    in_place: bool = False          # train the model itself, not a copy (a throwaway model)
 
 
 @dataclass
@@ -193,7 +194,8 @@ class _Run:
         x, target = _batch(inputs, targets, opts.synthetic_inputs, batch, self.gen)
         self.batch = x[0].shape[0]
         self.recorder = measure.Recorder()
-        self.model = measure.instrumented_copy(graph, self.recorder).to(device).train()
+        self.model = measure.instrumented(graph, self.recorder, copy=not opts.in_place)
+        self.model = self.model.to(device).train()
         self.x = tuple(t.to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
