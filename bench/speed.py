@@ -99,7 +99,10 @@ def depths(values: list[int], repeats: int) -> dict[int, float]:
 
 
 def slope(times: dict[int, float], lowest: int) -> float:
+    """Least-squares slope of log time against log depth (nan with fewer than 2 depths)."""
     pts = [(math.log(d), math.log(t)) for d, t in times.items() if d >= lowest]
+    if len(pts) < 2:
+        return math.nan
     mx, my = (sum(p[i] for p in pts) / len(pts) for i in (0, 1))
     return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
 
