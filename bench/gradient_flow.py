@@ -16,7 +16,9 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,7 @@ from torch import nn
 
 from bnlint import flow, theory
 from bnlint.graph import build
+from resnet56 import ResNet56  # the example model, at other depths
 
 WIDTH, BATCH, CLASSES = 256, 256, 10
 
@@ -97,35 +100,10 @@ class ConvNet(nn.Module):
         return self.head(x.flatten(1) if self.flatten else x.mean(dim=(2, 3)))
 
 
-class BasicBlock(nn.Module):
-    """Post-activation ResNet block, last BN gamma at its default 1 (no zero-init)."""
-
-    def __init__(self, in_ch, out_ch, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_ch))
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(out + self.shortcut(x))
-
-
 def cifar_resnet(depth):
-    """He et al.'s CIFAR ResNet-(6n+2): stem, 3 stages of n blocks (16/32/64), pool, linear."""
-    blocks, c = [], 16
-    for i, width in enumerate((16, 32, 64)):
-        for j in range((depth - 2) // 6):
-            blocks.append(BasicBlock(c, width, 2 if i > 0 and j == 0 else 1))
-            c = width
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
-                         nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(64, CLASSES))
+    """He et al.'s CIFAR ResNet-(6n+2), post-activation blocks, last BN gamma at its default 1:
+    examples/resnet56.py's model at another depth."""
+    return ResNet56(blocks_per_stage=(depth - 2) // 6, num_classes=CLASSES)
 
 
 def measure(model, x, seed):

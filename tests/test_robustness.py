@@ -12,6 +12,7 @@ get exactly that error, never another exception.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import tempfile
@@ -292,21 +293,7 @@ def _reject(constant: str) -> float:
 
 
 def test_cli_json_is_strict_json(write_model):
-    path = write_model("""
-        import torch
-        from torch import nn
-
-
-        class Model(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.fc = nn.Linear(8, 2)
-                with torch.no_grad():
-                    self.fc.weight[0, 0] = float("nan")
-
-            def forward(self, x):
-                return self.fc(x)
-    """)
+    path = write_model("import torch\nfrom torch import nn\n\n\n" + inspect.getsource(NanWeight))
     proc = run_cli(path, "--format", "json", "--probe-steps", "1")
     assert proc.returncode == 1, proc.stderr
     json.loads(proc.stdout, parse_constant=_reject)
