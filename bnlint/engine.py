@@ -1,4 +1,5 @@
-"""Lint one model: trace it, run the enabled rules, locate, suppress and attach fixes."""
+"""Lint one model: trace it, run the static rules, probe it, run the measured rules; each
+finding located at the code that built its layer, suppressible there, with its fix."""
 
 from __future__ import annotations
 
