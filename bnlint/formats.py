@@ -66,8 +66,10 @@ def suggestion_lines(model: ModelReport) -> list[str]:
     """The model's learning-rate suggestions, snippets indented under their reason."""
     lines = []
     for what, s in model.suggestions.items():
-        if what == "lr_ceiling":
-            lines.append(f"  lr ceiling {s['value']:.3g} ({s['source']})")
+        if what == "lr_ceiling":  # the probe line shows it; say more only when it bites
+            if s["configured"] and s["lr"] > s["value"]:
+                lines.append(f"  lr {s['lr']:g} is above the ceiling {s['value']:.3g} "
+                             f"({s['source']})")
             continue
         lines.append(f"  suggest {what}: {s['source']}")
         lines.extend("      " + line for line in s.get("snippet", "").splitlines())

@@ -47,6 +47,7 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
                 + ("did not diverge" if stable else "did not lower the loss"))
         out["lr_ceiling"] = {
             "value": ceiling, "lr": lr, "probe_lr_stable": stable,
+            "configured": bool(config.optimizer and config.optimizer.lr),
             "source": f"2(1+momentum)/lambda_max at initialisation, lambda_max = "
                       f"{probe.lr_ceiling['lambda_max']:.3g}; {seen}"}
     settled = _settled(probe, threshold)
