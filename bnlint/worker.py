@@ -35,6 +35,7 @@ def _models(path: Path, request: dict[str, Any], config, emit: Emit, source: str
 
     from . import discover
 
+    torch.manual_seed(0)  # the file's own random example inputs and init: the same every run
     module = discover.load_module(path, source)
     emit("phase", path=str(path), what="building the models")
     for found in discover.find_models(module, path, config.model):
