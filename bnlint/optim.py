@@ -28,7 +28,8 @@ class LALC(torch.optim.Optimizer):
     ``bound`` may be set per parameter group; ``bound=None`` turns clipping off for that
     group. After each ``step()``: ``last_clip_fraction`` is the fraction of parameter tensors
     (with a gradient) whose step was clipped; ``clipped_total`` and ``layer_steps_total``
-    count clipped and all tensor-steps since construction.
+    count clipped and all tensor-steps since construction. The clip is decided on the device
+    (no host sync per tensor); the counters synchronise only when read.
 
     Default ``bound=0.01``, from sweeps on the deep BN-ReLU nets of ``bench/lalc.py``: it is
     above the relative weight steps well-tuned SGD takes after its first few dozen steps (so
@@ -42,9 +43,16 @@ class LALC(torch.optim.Optimizer):
             raise ValueError("need lr > 0, momentum >= 0, weight_decay >= 0, bound > 0 or None")
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, bound=bound)
         super().__init__(params, defaults)
-        self.last_clip_fraction = 0.0
-        self.clipped_total = 0
-        self.layer_steps_total = 0
+        self._last_clipped = self._clipped_total = 0
+        self._last_stepped = self.layer_steps_total = 0
+
+    @property
+    def last_clip_fraction(self):
+        return int(self._last_clipped) / self._last_stepped if self._last_stepped else 0.0
+
+    @property
+    def clipped_total(self):
+        return int(self._clipped_total)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -52,7 +60,7 @@ class LALC(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        clipped = stepped = 0
+        clip_flags, stepped = [], 0
         for group in self.param_groups:
             lr, bound = group["lr"], group["bound"]
             for p in group["params"]:
@@ -66,16 +74,20 @@ class LALC(torch.optim.Optimizer):
                     else:
                         state["momentum_buffer"].mul_(group["momentum"]).add_(d)
                     d = state["momentum_buffer"]
-                rate = lr
-                if bound is not None:
-                    w_norm, d_norm = p.norm().item(), d.norm().item()
-                    if w_norm > 0 and lr * d_norm > bound * w_norm:
-                        rate = bound * w_norm / d_norm
-                        clipped += 1
-                p.add_(d, alpha=-rate)
+                if bound is None:
+                    p.add_(d, alpha=-lr)
+                else:
+                    w_norm, d_norm = p.norm(), d.norm()
+                    clip = (w_norm > 0) & (lr * d_norm > bound * w_norm)
+                    p.addcmul_(d, torch.where(clip, bound * w_norm / d_norm, lr), value=-1)
+                    clip_flags.append(clip)
                 stepped += 1
-        self.last_clip_fraction = clipped / stepped if stepped else 0.0
-        self.clipped_total += clipped
+        clipped = 0
+        if clip_flags:
+            device = clip_flags[0].device
+            clipped = torch.stack([flag.to(device) for flag in clip_flags]).sum()
+        self._last_clipped, self._last_stepped = clipped, stepped
+        self._clipped_total = clipped + self._clipped_total
         self.layer_steps_total += stepped
         return loss
 
@@ -103,10 +115,10 @@ class LARS(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 d = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                w_norm, d_norm = p.norm().item(), d.norm().item()
-                trust = group["eta"] * w_norm / d_norm if w_norm > 0 and d_norm > 0 else 1.0
+                w_norm, d_norm = p.norm(), d.norm()
+                trust = torch.where((w_norm > 0) & (d_norm > 0), group["eta"] * w_norm / d_norm, 1.0)
                 state = self.state[p]
                 buf = state.setdefault("momentum_buffer", torch.zeros_like(p))
-                buf.mul_(group["momentum"]).add_(d, alpha=group["lr"] * trust)
+                buf.mul_(group["momentum"]).addcmul_(d, group["lr"] * trust)
                 p.sub_(buf)
         return loss
