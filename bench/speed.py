@@ -119,8 +119,9 @@ def meta_child() -> dict:
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     report = json.loads(proc.stdout)
     params = 16 * 8192 * 8192 + 16 * 2 * 8192 + 8192 * 1000 + 1000
+    codes = [f["code"] for f in report["models"][0]["findings"]]
     return {"seconds": seconds, "peak_gib": peak_kib / 2**20, "params": params,
-            "exit": proc.returncode, "findings": [f["code"] for f in report["models"][0]["findings"]]}
+            "exit": proc.returncode, "findings": codes}
 
 
 def main() -> None:

@@ -142,7 +142,8 @@ def parse_rule(data: Any, path: Path) -> Rule:
     tests = data.get("tests") or {}
     _check(isinstance(tests, dict) and set(tests) <= {"valid", "invalid"} and all(
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
-        for v in tests.values()), path, "tests must be {valid: [...], invalid: [...]} of {model: ...}")
+        for v in tests.values()), path,
+        "tests must be {valid: [...], invalid: [...]} of {model: ...}")
     return Rule(code=data["code"], name=data["name"], severity=data["severity"],
                 summary=data["summary"].strip(), message=data["message"].strip(),
                 why=data["why"].strip(), example=data["example"].rstrip(),

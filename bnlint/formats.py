@@ -54,8 +54,8 @@ def probe_line(model: ModelReport) -> str | None:
              f"{_percent(last['dead_fraction'])}",
              f"loss {_num(first['loss'])} -> {_num(last['loss'])} ({p['loss']})"]
     if p["lr_ceiling"]:
-        parts.append(f"lr ceiling {_num(p['lr_ceiling'].get('with_momentum', p['lr_ceiling']['sgd']))}"
-                     f" vs lr {p['optimizer']['lr']:g}")
+        ceiling = p["lr_ceiling"].get("with_momentum", p["lr_ceiling"]["sgd"])
+        parts.append(f"lr ceiling {_num(ceiling)} vs lr {p['optimizer']['lr']:g}")
     if p["nan"]:
         parts.append(f"NaN first in {p['first_nonfinite']['key']}")
     head = f"probe {model.name} ({p['device']}, batch {p['batch']}, {p['seconds']:.1f} s)"

@@ -164,7 +164,8 @@ class ModelGraph:
         if spec not in self._upstream:
             found: set[str] = set()
             for layer in reversed(self.order):
-                if any(self.layer(n).is_(spec) or n in found for n in self.g.successors(layer.name)):
+                successors = self.g.successors(layer.name)
+                if any(self.layer(n).is_(spec) or n in found for n in successors):
                     found.add(layer.name)
             self._upstream[spec] = found
         return self._upstream[spec]
@@ -489,8 +490,8 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
         raise InputError(
             f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
             path=site.path if site else None, line=site.line if site else None,
-            hint=f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, "
-                 "give the right ones with --input-shape or an example_inputs() function.") from None
+            hint=f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, give "
+                 "the right ones with --input-shape or an example_inputs() function.") from None
 
 
 def trace(model: nn.Module) -> ModelGraph:

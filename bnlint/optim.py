@@ -116,7 +116,8 @@ class LARS(torch.optim.Optimizer):
                     continue
                 d = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
                 w_norm, d_norm = p.norm(), d.norm()
-                trust = torch.where((w_norm > 0) & (d_norm > 0), group["eta"] * w_norm / d_norm, 1.0)
+                both = (w_norm > 0) & (d_norm > 0)
+                trust = torch.where(both, group["eta"] * w_norm / d_norm, 1.0)
                 state = self.state[p]
                 buf = state.setdefault("momentum_buffer", torch.zeros_like(p))
                 buf.mul_(group["momentum"]).addcmul_(d, group["lr"] * trust)

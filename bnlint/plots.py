@@ -1,8 +1,9 @@
 """``--plot FILE.png|svg``: the probe's per-layer measurements, one row of panels per model.
 
 Left: weight-gradient norm of each affine layer by depth, measured at initialisation, and the
-static prediction (relative to the output layer, scaled to the measured output layer). Right: fraction of dead units of each
-ReLU layer, at initialisation and after the probe's training steps. Needs matplotlib
+static prediction (relative to the output layer, scaled to the measured output layer).
+Right: fraction of dead units of each ReLU layer, at initialisation and after the probe's
+training steps. Needs matplotlib
 (``pip install 'bnlint[plot]'``).
 """
 
@@ -49,8 +50,8 @@ def draw(report: Report, path: str) -> None:
             scale = affine[-1]["init"]["weight_grad"]
             grad_ax.semilogy(depth, [x.get("predicted_grad", float("nan")) * scale
                                      for x in affine], "s--", label="predicted")
-        grad_ax.set(title=f"{model.name}: weight-gradient norm", xlabel="affine layer (input → output)",
-                    ylabel="||grad W||")
+        grad_ax.set(title=f"{model.name}: weight-gradient norm",
+                    xlabel="affine layer (input → output)", ylabel="||grad W||")
         grad_ax.legend()
         relu = [x for x in layers if "dead" in x["init"]]
         index = range(1, len(relu) + 1)

@@ -139,7 +139,8 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
         if target.numel() == out.numel():
             t = target.reshape(out.shape).to(out.dtype)
             return (lambda o: F.mse_loss(o, t)), "mean-squared error on the given targets"
-        note = f"the targets' shape {tuple(target.shape)} does not fit the output {tuple(out.shape)}; "
+        note = (f"the targets' shape {tuple(target.shape)} does not fit the output "
+                f"{tuple(out.shape)}; ")
     else:
         note = ""
     if classes:
@@ -152,7 +153,8 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
         note + f"synthetic targets: N(0, {std:g}^2), mean-squared error"
 
 
-def _optimizer(opt: Optimizer | None, params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
+def _optimizer(opt: Optimizer | None,
+               params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
     name = (opt.name if opt else "sgd").lower()
     lr = opt.lr if opt and opt.lr is not None else DEFAULT_LR
     momentum = opt.momentum if opt and opt.name else DEFAULT_MOMENTUM

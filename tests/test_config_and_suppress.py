@@ -79,6 +79,7 @@ def test_bare_ignore_suppresses_every_code_on_its_line(write_model):
 def test_explain_and_list_rules():
     proc = run_cli("--explain", "bnl101")
     assert proc.returncode == 0
-    assert proc.stdout.startswith("BNL101 (dropout-before-batchnorm)") and "arXiv:1801.05134" in proc.stdout
+    assert proc.stdout.startswith("BNL101 (dropout-before-batchnorm)")
+    assert "arXiv:1801.05134" in proc.stdout
     listed = run_cli("--list-rules").stdout.splitlines()
     assert any(line.startswith("BNL102  bias-before-batchnorm") for line in listed)

@@ -136,7 +136,7 @@ def test_cli_json_report_of_a_generated_file(spec):
     assert static == _expanded(api.public()["findings"])
 
 
-# ---------------------------------------------------------------- regressions (bugs this file found)
+# ------------------------------------------------------ regressions (bugs this file found)
 
 
 def relu_mlp(*layers: nn.Module) -> nn.Sequential:

@@ -8,7 +8,8 @@ A finder takes the :class:`~.base.Context` and its rule and yields :class:`~.bas
 from __future__ import annotations
 
 from ..catalog import Rule
-from . import depth, init, measured, ordering, patterns, targets, trace  # noqa: F401 - registers finders
+# Importing these modules registers their finders.
+from . import depth, init, measured, ordering, patterns, targets, trace  # noqa: F401
 from .base import REGISTRY, Context, Finder, Hit
 
 __all__ = ["Context", "Hit", "finder"]
