@@ -251,7 +251,10 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     findings = run_rules(ctx, static, model_site, name, notes)
     probe = None
     if config.probe:
-        ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
+        try:
+            ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
+        except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
+            consumable = False  # so the probe trains a copy and the weights stay as they were
         probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes)
     if probe is not None:
         ctx.probe = probe

@@ -130,8 +130,8 @@ def read_params(module: nn.Module) -> tuple[dict[str, float], bool]:
         out["beta2"] = 0.0 if bias is None or b2 is None else b2
         out["beta_mean"] = 0.0 if bias is None or b2 is None else float(bias.detach().mean())
     elif weight is not None:
-        fan_in = weight[0].numel() if weight.dim() > 1 else 1
-        default = 1.0 / (3.0 * fan_in)
+        fan_in = math.prod(weight.shape[1:]) if weight.dim() > 1 else 1
+        default = 1.0 / (3.0 * max(fan_in, 1))
         out["weight2"] = default if w2 is None else w2
         out["bias2"] = (default if bias is not None else 0.0) if b2 is None else b2
     return out, assumed
@@ -303,12 +303,13 @@ class _Flow:
 
     def affine_forward(self, layer: Layer, src: str, x: Moments, p: dict[str, float]) -> None:
         weight = layer.obj.weight
-        n_in, n_out = _numel(self.graph.layer(src)), _numel(layer)
+        n_in, n_out = max(_numel(self.graph.layer(src)), 1), max(_numel(layer), 1)
+        per_row = float(math.prod(weight.shape[1:])) if weight.dim() > 1 else 1.0
         if layer.kind.startswith(("ConvTranspose", "LazyConvTranspose")):
-            fan_out = float(weight[0].numel())
+            fan_out = per_row
             fan_in = fan_out * n_in / n_out
         else:
-            fan_in = float(weight[0].numel()) if weight.dim() > 1 else 1.0
+            fan_in = per_row
             fan_out = fan_in * n_out / n_in
         out, factor = theory.affine_moments(x, p["weight2"], p["bias2"], fan_in, fan_out)
         self._set(layer, out, [(src, factor)])
@@ -336,7 +337,7 @@ class _Flow:
             source = self.graph.layer(src)
             spatial = bool(source.shape) and len(source.shape) > 2
             channels = layer.shape[1] if layer.shape and len(layer.shape) > 1 else 1
-            positions = _numel(layer) / channels
+            positions = _numel(layer) / channels if channels else 0.0
             x2 = var if bn_after else m2
             total = (inc + sample * (1 + theory.SPATIAL_EXCESS * spatial)) * x2 \
                 + common * (self.batch * positions * (m2 - var) + var)

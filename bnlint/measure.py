@@ -47,7 +47,8 @@ class Recorder:
         self.forward, self.grads = {}, {}
 
     def tap(self, x: Any, key: str, kind: str) -> Any:
-        if not self.enabled or not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        if not (self.enabled and isinstance(x, torch.Tensor) and x.is_floating_point()
+                and x.numel()):
             return x
         with torch.no_grad():
             flat = x.detach().float()
@@ -132,8 +133,10 @@ def instrumented(graph: ModelGraph, recorder: Recorder, copy: bool = True) -> nn
 def overflowing(value: Any) -> bool:
     """A floating tensor holding NaN/Inf, or values so large (about 1e19 and up) that its
     mean square overflows float32: statistics of it are no longer numbers."""
-    return isinstance(value, torch.Tensor) and value.is_floating_point() and not (
-        bool(torch.isfinite(value).all()) and bool(torch.isfinite(value.float().square().mean())))
+    if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()):
+        return False
+    return not (bool(torch.isfinite(value).all())
+                and bool(torch.isfinite(value.float().square().mean())))
 
 
 def first_nonfinite(graph: ModelGraph, model: nn.Module, inputs: tuple) -> str | None:

@@ -7,10 +7,11 @@ module to produce NaN/Inf, and the learning-rate ceiling 2 / lambda_max.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -326,8 +327,9 @@ def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
     batch, notes = opts.batch, []
     while True:
         try:
-            return _measure(graph, inputs, targets, opts, device, batch, notes,
-                            explosion_threshold)
+            with _cpu_threads(device, graph, batch):
+                return _measure(graph, inputs, targets, opts, device, batch, notes,
+                                explosion_threshold)
         except RuntimeError as exc:
             if not _is_oom(exc) or batch <= 2:
                 raise
@@ -335,6 +337,27 @@ def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
             notes.append(f"out of memory on {device}: batch reduced to {batch}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+
+
+# Below this many elements in its largest layer output, a step's ops are too small to gain from
+# more CPU threads (torch splits work in chunks of 32768, at::internal::GRAIN_SIZE), and spare
+# threads spin: a tiny model's probe took 5-10 s with 2 threads and 1.3 s with 1 when another
+# process kept the second core busy (2-core machine, measured 2026-11-25).
+SMALL_STEP_ELEMENTS = 2 * 32768
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, graph: ModelGraph, batch: int) -> Iterator[None]:
+    """One CPU thread while probing a model whose layers are small, else torch's setting."""
+    largest = max((math.prod(layer.shape[1:]) for layer in graph.layers()
+                   if layer.shape), default=0)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and largest * batch < SMALL_STEP_ELEMENTS:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str, Any]:

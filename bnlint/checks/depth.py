@@ -118,8 +118,8 @@ def batchnorm_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) of a Linear/Conv weight, as torch.nn.init counts them."""
-    fan_in = weight[0].numel()
-    return fan_in, weight.shape[0] * (fan_in // weight.shape[1])
+    receptive = math.prod(weight.shape[2:])
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
 def ideal_init(graph: ModelGraph, chain: Chain) -> dict[str, dict[str, float]] | None:

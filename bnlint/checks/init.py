@@ -122,13 +122,14 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
             continue
         weights = [module_layer(ctx.graph, m).obj.weight.detach().double()
                    for m in chain.modules]
-        scale = statistics.median(float(w.var()) * fans(w)[0] for w in weights)  # fan_in Var(w)
+        # fan_in E[w^2]: the weights' second moment, which sets the gain (Var(w) at a zero-mean init)
+        scale = statistics.median(float(w.square().mean()) * fans(w)[0] for w in weights)
         slope = next((x.attr("negative_slope") or 0.0 for x in ctx.graph.next(first)
                       if x.kind == "LeakyReLU"), 0.0)
         default = abs(scale * 3 - 1) < 0.2
-        init = (f"PyTorch's default init (kaiming_uniform_ with a = sqrt(5); measured Var(w) = "
+        init = (f"PyTorch's default init (kaiming_uniform_ with a = sqrt(5); measured E[w^2] = "
                 f"1/({1 / scale:.2g} fan_in))" if default
-                else f"an init with Var(w) = {scale:.2g}/fan_in (median, measured)")
+                else f"an init with E[w^2] = {scale:.2g}/fan_in (median, measured)")
         error = ratio < ctx.threshold(rule, "error_below")
         yield Hit(first, {"blocks": chain.blocks, "affine": first.kind,
                           "act": chain.activation, "first": chain.first_module,
