@@ -84,8 +84,11 @@ class Layer:
         return f"{self.module} ({self.kind})" if self.module else self.label
 
     def attr(self, name: str) -> Any:
-        """A module attribute or functional option; tensors read as True, None as False."""
-        value = getattr(self.obj, name, None) if self.obj is not None else self.options.get(name)
+        """A module attribute (tensors read as True, None as False) or a functional option
+        (see :func:`_options`; None when the function has no such option)."""
+        if self.obj is None:
+            return self.options.get(name)
+        value = getattr(self.obj, name, None)
         if isinstance(value, torch.Tensor):
             return True
         return False if value is None else value
@@ -236,14 +239,22 @@ class _Keys:
 
 
 def _options(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """Scalar arguments of a functional op by parameter name, defaults included."""
+    """Arguments of a functional op by parameter name, defaults included: scalars as given,
+    tensor arguments as True (given) or False (None). F.batch_norm and F.instance_norm also
+    get the module flags their tensors stand for: ``track_running_stats`` (running_mean
+    given) and ``affine`` (weight given)."""
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
         bound.apply_defaults()
         named = bound.arguments
     except (TypeError, ValueError):  # builtins without a signature, or unusual calls
         named = kwargs
-    return {k: v for k, v in named.items() if isinstance(v, (bool, int, float, str))}
+    options = {k: v if isinstance(v, (bool, int, float, str)) else v is not None
+               for k, v in named.items()
+               if v is None or isinstance(v, (bool, int, float, str, fx.Node))}
+    if "running_mean" in options and "weight" in options:
+        options.update(track_running_stats=options["running_mean"], affine=options["weight"])
+    return options
 
 
 def _fx_layers(gm: fx.GraphModule) -> DiGraph:

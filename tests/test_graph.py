@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+import bnlint
 from bnlint import discover
+from bnlint.config import Config
 from bnlint.graph import build
 
 from conftest import line_of
@@ -105,3 +107,32 @@ def test_shared_module_is_one_node_per_call():
     g = build(model, (torch.randn(2, 4),))
     calls = [x for x in g.order if x.obj is shared]
     assert len(calls) == 2 and {x.module for x in calls} == {"0"}
+
+
+class FunctionalBatchNorm(nn.Module):
+    """F.batch_norm with or without running statistics and affine tensors."""
+
+    def __init__(self, stats: bool, affine: bool):
+        super().__init__()
+        self.fc = nn.Linear(8, 8, bias=False)
+        self.rm = torch.zeros(8) if stats else None
+        self.rv = torch.ones(8) if stats else None
+        self.gamma = nn.Parameter(torch.ones(8)) if affine else None
+        self.beta = nn.Parameter(torch.zeros(8)) if affine else None
+
+    def forward(self, x):
+        return torch.relu(torch.nn.functional.batch_norm(
+            self.fc(x), self.rm, self.rv, self.gamma, self.beta, training=True))
+
+
+def test_functional_batchnorm_reads_its_flags_from_its_tensors():
+    """BNL106/BNL107 read track_running_stats/affine: a missing functional option read False."""
+    for stats, affine in [(True, True), (False, True), (True, False), (False, False)]:
+        graph = build(FunctionalBatchNorm(stats, affine), (torch.randn(16, 8),))
+        bn = graph.layers("BatchNorm")[0]
+        assert (bn.attr("track_running_stats"), bn.attr("affine")) == (stats, affine)
+        assert bn.attr("no_such_option") is None
+        report = bnlint.lint(FunctionalBatchNorm(stats, affine), torch.randn(16, 8),
+                             config=Config(probe=False, select=["BNL106", "BNL107"]))
+        assert {f.code for f in report.findings} == \
+            {c for c, bad in [("BNL106", not stats), ("BNL107", not affine)] if bad}
