@@ -204,7 +204,10 @@ def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict
         bound = rules[f.code].threshold(check[side], config.thresholds)
         confirmed = value > bound if side == "above" else value < bound
         f.evidence["confirmed"] = confirmed
-        if not confirmed and f.severity != "info":
+        if confirmed:
+            f.message += (f" The probe measured {check['key']} = {value:.3g} on {probe.device}, "
+                          f"{side} the threshold {bound:g}: confirmed.")
+        elif f.severity != "info":
             f.message += (f" The probe measured {check['key']} = {value:.3g} on {probe.device}, "
                           f"not {side} the threshold {bound:g}: lowered from {f.severity} to "
                           "info.")

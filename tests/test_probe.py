@@ -37,6 +37,11 @@ def test_plain_bn_relu_mlp_gets_a_measured_finding():
     assert found and found[0].module == "0"
     assert found[0].evidence["measured"]["grad_ratio"] > 70
     assert report.probe["grad_ratio"] == found[0].evidence["measured"]["grad_ratio"]
+    # the static prediction of the same explosion carries the measurement and says so
+    static = next(f for f in report.findings if f.code == "BNL201")
+    measured = static.evidence["measured"]["grad_ratio"]
+    assert static.evidence["confirmed"] and measured > 70
+    assert f"measured grad_ratio = {measured:.3g} on cpu" in static.message
 
 
 def test_zero_init_residual_passes_gradients_unchanged():
