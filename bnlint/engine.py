@@ -215,7 +215,8 @@ def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict
 
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
-           synthetic_inputs: bool, in_place: bool, notes: list[str]) -> ProbeResult | None:
+           synthetic_inputs: bool, in_place: bool, explosion: float,
+           notes: list[str]) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
     if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
@@ -223,7 +224,7 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
     options = ProbeOptions(device=config.device, batch=config.probe_batch,
                            steps=config.probe_steps, budget=config.probe_budget,
                            optimizer=config.optimizer, synthetic_inputs=synthetic_inputs,
-                           in_place=in_place)
+                           in_place=in_place, explosion_ratio=explosion)
     try:
         return run_probe(graph, inputs, targets, options)
     except InputError:
@@ -252,13 +253,15 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
                   probe_batch(inputs, config.probe_batch, synthetic_inputs))
     static = {c: r for c, r in rules.items() if r.category != "measured"}
     findings = run_rules(ctx, static, model_site, name, notes)
+    explosion = rules["BNL901"].threshold("ratio_warning", config.thresholds)
     probe = None
     if config.probe:
         try:
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
-        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes)
+        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, explosion,
+                       notes)
     if probe is not None:
         ctx.probe = probe
         measured = {c: r for c, r in rules.items() if r.category == "measured"}
@@ -269,7 +272,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             predicted = ctx.prediction.layers.get(layer["module"] or "")
             if predicted is not None and math.isfinite(predicted):
                 layer["predicted_grad"] = predicted
-    advice = suggestions(probe, findings, config)
+    advice = suggestions(probe, findings, config, explosion)
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
                        probe=probe.to_dict() if probe else None, suggestions=advice,

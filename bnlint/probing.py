@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import hessian, measure
+from . import catalog, hessian, measure
 from .config import Optimizer
 from .discover import Targets
 from .errors import InputError
@@ -38,6 +38,13 @@ class ProbeOptions:
     seed: int = 0
     synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
     in_place: bool = False          # train the model itself, not a copy (a throwaway model)
+    explosion_ratio: float | None = None  # what counts as an explosion; None: BNL901's warning
+
+
+def explosion_ratio(thresholds: dict[str, dict[str, float]] | None = None) -> float:
+    """The first/last gradient ratio that counts as an explosion: BNL901's ``ratio_warning``
+    (AUTOTRAINER's 70), with the config's override."""
+    return catalog.load()["BNL901"].threshold("ratio_warning", thresholds)
 
 
 @dataclass
@@ -320,7 +327,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
-              opts: ProbeOptions, explosion_threshold: float = 70.0) -> ProbeResult:
+              opts: ProbeOptions) -> ProbeResult:
     """Measure ``graph.model`` (never modified) at initialisation and over ``opts.steps``
     training steps, within ``opts.budget`` seconds; halves the batch on out-of-memory."""
     device = select_device(opts.device)
@@ -328,8 +335,7 @@ def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
     while True:
         try:
             with _cpu_threads(device, graph, batch):
-                return _measure(graph, inputs, targets, opts, device, batch, notes,
-                                explosion_threshold)
+                return _measure(graph, inputs, targets, opts, device, batch, notes)
         except RuntimeError as exc:
             if not _is_oom(exc) or batch <= 2:
                 raise
@@ -381,8 +387,7 @@ def _record(history: list[dict[str, Any]], run: _Run, step: int, measured: dict)
 
 
 def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
-             device: torch.device, batch: int, notes: list[str],
-             explosion_threshold: float) -> ProbeResult:
+             device: torch.device, batch: int, notes: list[str]) -> ProbeResult:
     start = time.monotonic()
     deadline = start + opts.budget
     run = _Run(graph, inputs, targets, opts, device, batch)
@@ -425,7 +430,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         dead_fraction=history[0]["dead_fraction"], nan=nonfinite is not None,
         first_nonfinite=nonfinite, layers=layers, history=history, lr_ceiling=ceiling,
         loss=run.loss_text, optimizer=opt_info,
-        explosion=_explosion(history, explosion_threshold),
+        explosion=_explosion(history, opts.explosion_ratio or explosion_ratio()),
         first_module=run.affine[0][0] if run.affine else None,
         last_module=run.affine[-1][0] if run.affine else None, notes=notes)
 
@@ -437,6 +442,5 @@ def probe(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None,
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     wrapped = None
     if targets is not None:
-        t = targets if targets.is_floating_point() else targets
-        wrapped = Targets(t, float(t.float().std()), "argument")
+        wrapped = Targets(targets, float(targets.float().std()), "argument")
     return run_probe(build(model, inputs), inputs, wrapped, ProbeOptions(**options))

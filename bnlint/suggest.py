@@ -32,8 +32,9 @@ def _settled(probe: ProbeResult, threshold: float) -> tuple[float, int] | None:
 
 
 def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Config,
-                threshold: float = 70.0) -> dict[str, Any]:
-    """What to set, from the measurement: empty when the probe did not run."""
+                threshold: float) -> dict[str, Any]:
+    """What to set, from the measurement: empty when the probe did not run. ``threshold``:
+    the gradient ratio that counts as an explosion (:func:`bnlint.probing.explosion_ratio`)."""
     if probe is None:
         return {}
     out: dict[str, Any] = {}

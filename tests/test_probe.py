@@ -212,13 +212,28 @@ def test_top_eigenvalue_is_the_largest_not_the_largest_magnitude(spectrum):
 def test_out_of_memory_halves_the_batch_and_says_so(monkeypatch):
     real = probe_mod._measure
 
-    def tight(graph, inputs, targets, opts, device, batch, notes, threshold):
+    def tight(graph, inputs, targets, opts, device, batch, notes):
         if batch > 16:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(graph, inputs, targets, opts, device, batch, notes, threshold)
+        return real(graph, inputs, targets, opts, device, batch, notes)
 
     monkeypatch.setattr(probe_mod, "_measure", tight)
     result = probe(bn_mlp(3, 16), torch.randn(64, 16), steps=1, synthetic_inputs=True)
     assert result.batch == 16
     assert result.notes[:2] == ["out of memory on cpu: batch reduced to 32",
                                 "out of memory on cpu: batch reduced to 16"]
+
+
+def test_explosion_threshold_comes_from_bnl901_with_the_config_override():
+    """The probe's explosion verdict and BNL901 use one threshold: the rule's, as configured."""
+    from bnlint import lint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    model, x = bn_mlp(10, 64), torch.randn(64, 64)
+    default = lint(model, x, config=Config(probe_steps=2))
+    assert default.probe["explosion"] == "none" and default.probe["grad_ratio"] < 70
+    low = default.probe["grad_ratio"] / 2
+    config = Config(probe_steps=2, thresholds={"BNL901": {"ratio_warning": low}})
+    report = lint(model, x, config=config)
+    assert report.probe["explosion"] != "none"
+    assert "BNL901" in {f.code for f in report.findings}

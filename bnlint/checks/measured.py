@@ -13,6 +13,11 @@ def _history(ctx: Context, name: str) -> tuple[float | None, float | None]:
     return (values[0], values[-1]) if values else (None, None)
 
 
+def _shown(value: float | None, spec: str, unit: str = "") -> str:
+    """A measured number for a message, or "n/a" where the probe has none."""
+    return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+
 @check("BNL901")
 def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p = ctx.probe
@@ -25,8 +30,8 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
                                                                               "it was")
     yield Hit(ctx.graph.find(p.first_module),
               {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
-               "device": p.device, "steps": p.steps, "final": final_ratio or 0.0,
-               "course": course, "corr0": corr0 or 0.0, "corr1": corr1 or 0.0},
+               "device": p.device, "steps": p.steps, "final": _shown(final_ratio, ".3g", "x"),
+               "course": course, "corr0": _shown(corr0, ".2f"), "corr1": _shown(corr1, ".2f")},
               {"measured": {"grad_ratio": p.grad_ratio, "final_grad_ratio": final_ratio,
                             "correlation": [corr0, corr1]},
                "first_module": p.first_module, "last_module": p.last_module,
