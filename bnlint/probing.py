@@ -165,7 +165,7 @@ def _optimizer(opt: Optimizer | None,
                params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
     name = (opt.name if opt else "sgd").lower()
     lr = opt.lr if opt and opt.lr is not None else DEFAULT_LR
-    momentum = opt.momentum if opt and opt.name else DEFAULT_MOMENTUM
+    momentum = opt.momentum if opt else DEFAULT_MOMENTUM
     if name == "sgd":
         made = torch.optim.SGD(params, lr=lr, momentum=momentum)
     elif name == "adam":
@@ -399,7 +399,10 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     step_seconds = time.monotonic() - tick
     _record(history, run, 0, first)
     ceiling = None
-    if first["finite"]:
+    if opt_info["name"] != "sgd":  # Adam's step is preconditioned; LALC's is clipped
+        notes.append(f"lr ceiling not estimated: 2(1+momentum)/lambda_max bounds the step of "
+                     f"SGD, not of {opt_info['name']}")
+    elif first["finite"]:
         ceiling = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"],
                               min(deadline, time.monotonic() + HESSIAN_SHARE * opts.budget),
                               notes)

@@ -3,6 +3,7 @@ model cannot train as built, and no rule crashes on degenerate weights."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -74,3 +75,19 @@ def test_lr_far_above_the_ceiling_stays_a_warning_even_if_the_probe_sees_no_rise
     finding = next(f for f in report.findings if f.code == "BNL905")
     bound = finding.evidence["measured"]["lr_ceiling"]
     assert 0.05 / bound >= 10 and finding.severity == "warning"
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_sgd_lr_bound_is_not_applied_to_adaptive_optimizers(name):
+    """2(1+momentum)/lambda_max bounds SGD's step; Adam's step is preconditioned."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 1))
+    config = Config(probe_steps=2, optimizer=Optimizer(name, 50.0))
+    report = bnlint.lint(model, torch.randn(64, 32), config=config)
+    assert "BNL905" not in {f.code for f in report.findings}
+    assert report.probe["lr_ceiling"] is None and "lr_ceiling" not in report.suggestions
+    assert any(f"not of {name}" in note for note in report.probe["notes"])
+    sgd = bnlint.lint(model, torch.randn(64, 32),
+                      config=Config(probe_steps=2, optimizer=Optimizer("sgd", 50.0)))
+    finding = next(f for f in sgd.findings if f.code == "BNL905")
+    assert "BatchNorm" not in finding.message  # no BatchNorm in this model

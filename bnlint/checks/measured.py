@@ -112,8 +112,9 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
     rose = p.nan or (len(losses) > 1 and losses[-1] > losses[0])
     factor = opt.lr / bound
     outcome = ("and in the probe's training steps the loss rose" if rose else
-               f"though the probe's {p.steps} training steps at this lr did not raise the loss "
-               "(BatchNorm-fed weights are scale-invariant and can self-stabilise by growing)")
+               f"though the probe's {p.steps} training steps at this lr did not raise the loss")
+    if not rose and ctx.graph.layers("@batchnorm"):
+        outcome += " (BatchNorm-fed weights are scale-invariant and can self-stabilise by growing)"
     yield Hit(ctx.graph.find(p.first_module),
               {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling["lambda_max"],
                "outcome": outcome, "factor": factor},
