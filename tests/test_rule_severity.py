@@ -91,3 +91,17 @@ def test_sgd_lr_bound_is_not_applied_to_adaptive_optimizers(name):
                       config=Config(probe_steps=2, optimizer=Optimizer("sgd", 50.0)))
     finding = next(f for f in sgd.findings if f.code == "BNL905")
     assert "BatchNorm" not in finding.message  # no BatchNorm in this model
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e5])
+def test_target_scale_message_explains_the_side_it_is_on(scale):
+    """Small targets: dying ReLUs (arXiv:2005.06195). Large: loss and gradient scale with them."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    config = Config(probe=False, optimizer=Optimizer("sgd", 0.01, 0.9))
+    report = bnlint.lint(model, torch.randn(64, 8), torch.randn(64, 1) * scale, config=config)
+    message = next(f.message for f in report.findings if f.code == "BNL402")
+    small = scale < 1
+    assert ("ReLUs die more easily" in message) == small
+    assert ("grow with the targets' variance" in message) == (not small)
+    assert ("With momentum" in message) == small

@@ -59,10 +59,15 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not regression_targets(t) or layer is None or not ctx.graph.layers("@relu"):
         return
     low, high = ctx.threshold(rule, "std_min"), ctx.threshold(rule, "std_max")
-    problems = []
+    problems, effect = [], ""
     if not low <= t.std <= high:
         problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
                         f"{high:g}]")
+        effect = (" Small target variance makes ReLUs die more easily (Arnekvist et al., "
+                  "arXiv:2005.06195)." if t.std < low else
+                  " The network starts with outputs of about unit scale, so the squared error "
+                  "and its gradient grow with the targets' variance and std: a learning rate "
+                  "that suits the hidden layers is too large at the output.")
     if t.tensor is not None and t.tensor.dim() == 2 and t.tensor.shape[1] > 1:
         scales = t.tensor.float().std(dim=0)
         spread = float(scales.max() / scales.min().clamp_min(1e-30))
@@ -73,13 +78,14 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not problems:
         return
     opt = ctx.config.optimizer
-    momentum = opt is not None and (opt.momentum or 0) > 0
+    momentum = opt is not None and (opt.momentum or 0) > 0 and t.std < low
     stronger = (f" With momentum ({opt.momentum:g} in the config) it is worse: momentum drives "
                 "parameters into the dying regions, and a 4x32 ReLU MLP trained with SGD and "
                 "momentum on targets of std 7e-4 ended with a relative MSE of 2 to 2.6, against "
                 "about 0 at std 0.7 (bnlint's measurements, SCIENCE.md 3 and bench/papers.py)."
                 if momentum else "")
-    yield Hit(layer, {"layer": layer, "problems": "; ".join(problems), "momentum": stronger},
+    yield Hit(layer, {"layer": layer, "problems": "; ".join(problems), "effect": effect,
+                      "momentum": stronger},
               {"targets_std": t.std, "source": t.source, "momentum": momentum,
                "problems": problems})
 
