@@ -25,7 +25,8 @@ from .stats import dead_fraction
 
 class DiGraph:
     """A directed graph with ordered nodes and attributes: the part of networkx's DiGraph API
-    bnlint uses (``add_node``, ``add_edge``, ``nodes[n]``, ``successors``, ``predecessors``).
+    bnlint uses (``add_node``, ``add_edge``, ``remove_node``, ``nodes[n]``, ``successors``,
+    ``predecessors``).
     Written out because importing networkx took 0.18 s here (it loads XML readers: python
     -X importtime), about half of the 0.4 s that linting a ResNet-50 may add to importing
     torch, building and tracing it (the 1.25x target of bench/speed.py)."""
@@ -45,6 +46,13 @@ class DiGraph:
         self.add_node(v)
         self._succ[u][v] = None
         self._pred[v][u] = None
+
+    def remove_node(self, name: str) -> None:
+        for v in self._succ.pop(name):
+            del self._pred[v][name]
+        for u in self._pred.pop(name):
+            del self._succ[u][name]
+        del self.nodes[name]
 
     def successors(self, name: str) -> Iterable[str]:
         return iter(self._succ[name])
@@ -433,6 +441,20 @@ class _Recorder(TorchFunctionMode):
                      args, output)
 
 
+def _drop_dead_ends(g: DiGraph) -> None:
+    """Remove the ops the output does not depend on: in a hooked pass, mostly the tests of
+    data-dependent control flow (``if x.abs().max() > t``), which would otherwise fork every
+    chain they read from."""
+    live, todo = set(), ["output"]
+    while todo:
+        name = todo.pop()
+        if name not in live:
+            live.add(name)
+            todo.extend(g.predecessors(name))
+    for name in [n for n in g.nodes if n not in live and g.nodes[n]["layer"].op != "input"]:
+        g.remove_node(name)
+
+
 def trace_hooks(model: nn.Module, inputs: tuple, reason: str,
                 reason_site: Site | None) -> ModelGraph:
     """One hooked forward pass: a module-level graph for models fx cannot trace."""
@@ -454,6 +476,7 @@ def trace_hooks(model: nn.Module, inputs: tuple, reason: str,
         for h in handles:
             h.remove()
     rec.add(Layer("output", "output", "Output"), out, None)
+    _drop_dead_ends(rec.g)
     coverage = _coverage(model, rec.used, set())
     return ModelGraph(model, rec.g, "hooks", coverage, reason, reason_site)
 

@@ -136,3 +136,32 @@ def test_functional_batchnorm_reads_its_flags_from_its_tensors():
                              config=Config(probe=False, select=["BNL106", "BNL107"]))
         assert {f.code for f in report.findings} == \
             {c for c, bad in [("BNL106", not stats), ("BNL107", not affine)] if bad}
+
+
+class DeepWithRuntimeCheck(nn.Module):
+    """20 Linear-ReLU layers at default init, with a data-dependent check after each."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(64, 64) for _ in range(20)])
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+            if x.abs().max() > 1e4:
+                x = x / 2
+        return self.head(x)
+
+
+def test_hooks_graph_drops_what_only_feeds_control_flow():
+    """The checks' ops read every layer's output; kept, they forked every chain and hid the
+    stack from the chain rules (BNL302 found it only when fx could trace)."""
+    torch.manual_seed(0)
+    graph = build(DeepWithRuntimeCheck(), (torch.randn(32, 64),))
+    assert graph.method == "hooks"
+    assert {x.kind for x in graph.layers()} == {"Input", "Linear", "ReLU", "Output"}
+    assert len(graph.layers("ReLU")) == 20
+    report = bnlint.lint(DeepWithRuntimeCheck(), torch.randn(32, 64),
+                         config=Config(probe=False, select=["BNL302"]))
+    assert [f.code for f in report.findings] == ["BNL302"]
