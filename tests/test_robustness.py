@@ -304,7 +304,7 @@ def test_warmup_suggestion_when_the_first_ratio_is_unmeasured():
     result.explosion, result.grad_ratio = "temporal", None  # as the probe measured there
     for h, ratio in zip(result.history, (None, 100.0, 1.0)):
         h["grad_ratio"] = ratio
-    advice = suggestions(result, [], Config())
+    advice = suggestions(result, [], Config(), threshold=70.0)
     assert advice["warmup"]["steps"] == 2 and "fell from 100" in advice["warmup"]["source"]
 
 
