@@ -29,8 +29,10 @@ _WEIGHTS = _WEIGHTS / math.sqrt(2 * math.pi)  # E[f(u)], u ~ N(0, 1) = sum(w * f
 
 # [measured] bench/gradient_flow.py --calibrate: interior per-block gain of ||grad W|| in a
 # Linear -> BN1d -> ReLU MLP (width 256, depth 40, cross-entropy, 3 seeds) by batch size. It
-# matches SCIENCE.md 1 (1.32 / 1.28 / 1.23 / 1.22 at batch 8 / 16 / 32 / 64) and falls a little
-# below the mean-field sqrt(pi / (pi - 1)) = 1.211 at large batch in deep layers.
+# is within 1% of SCIENCE.md 1 at batch 8, 32 and 64 (1.32 / 1.23 / 1.22) but not at batch 16,
+# 1.261 against 1.28 (-1.5%), where bench/papers.py's 10-seed reproduction of SCIENCE.md's own
+# setup also gives 1.259 (seeds 1.233-1.278; bench/RESULTS.md). It falls a little below the
+# mean-field sqrt(pi / (pi - 1)) = 1.211 at large batch in deep layers.
 MLP_BN_RELU_GAIN_BY_BATCH = ((8, 1.333), (16, 1.261), (32, 1.232), (64, 1.220), (128, 1.208),
                              (256, 1.206), (512, 1.201), (1024, 1.197))
 # [measured] bench/gradient_flow.py --calibrate (bench/RESULTS.md): interior per-block gain of
