@@ -27,7 +27,8 @@ FIX_KINDS = ("source", "graph", "suggestion")
 CALL_ACTIONS = ("set_kwarg", "remove_op")  # edits of the call that built a module
 MODEL_ACTIONS = ("call_after_build",)      # edits of the model's definition
 EDIT_ACTIONS = CALL_ACTIONS + MODEL_ACTIONS
-# Graph repairs a rule may name in fix.repair (bnlint/repair.py and bnlint/fixes/model.py).
+# Graph repairs a rule may name in fix.repair (bnlint/repair.py), in the order bnlint.fix
+# applies them (bnlint/fixes/model.py): structure, then initialisation, then activation shaping.
 REPAIRS = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
            "shape_activations")
 MEASURED_KEYS = ("grad_ratio", "dead_fraction", "forward_rms_ratio")
@@ -71,10 +72,6 @@ class Rule:
         if overrides and name in overrides.get(self.code, {}):
             return overrides[self.code][name]
         return self.thresholds[name]
-
-    def to_dict(self) -> dict[str, Any]:
-        keys = (*REQUIRED, "fix", "thresholds", "category")
-        return {k: getattr(self, k) for k in keys}
 
 
 def _check(cond: bool, path: Path, what: str) -> None:

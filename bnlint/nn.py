@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SHAPING_ALPHA = 0.4  # Meterez et al.'s alpha (arXiv:2310.02012)
+from .theory import SHAPING_ALPHA
 
 _FUNCTIONS = {"tanh": torch.tanh, "sin": torch.sin, "identity": lambda x: x}
 

@@ -22,6 +22,7 @@ from torch import nn
 from . import flow
 from .graph import Layer, ModelGraph, trace
 from .nn import DepthLeakyReLU, ShapedActivation
+from .theory import SHAPING_ALPHA
 
 _SHAPED = {"ReLU": "relu", "DepthLeakyReLU": "relu", "Tanh": "tanh", "Sin": "sin",
            "ShapedActivation": "shaped"}
@@ -29,7 +30,7 @@ _SHAPED = {"ReLU": "relu", "DepthLeakyReLU": "relu", "Tanh": "tanh", "Sin": "sin
 
 @dataclass
 class Rewrite:
-    repair: str
+    repair: str  # its name in fix.repair of the rule YAMLs (bnlint.catalog.REPAIRS)
     modules: list[str]
     preserves_function: bool
     description: str
@@ -75,7 +76,8 @@ def _activation_after(graph: ModelGraph, affine: Layer) -> Layer | None:
             return None
 
 
-def _shape_activations(graph: ModelGraph, target: nn.Module, alpha: float = 0.4) -> Rewrite:
+def _shape_activations(graph: ModelGraph, target: nn.Module,
+                       alpha: float = SHAPING_ALPHA) -> Rewrite:
     """Depth-shape the activations of every plain BatchNorm chain: layer l's ReLU becomes a
     leaky ReLU of slope 1 - l^-alpha, its tanh/sin gets the input gain l^-alpha."""
     changed, skipped = [], []
@@ -96,7 +98,7 @@ def _shape_activations(graph: ModelGraph, target: nn.Module, alpha: float = 0.4)
             done = _replace(graph, target, act, new, skipped)
             if done:
                 changed.append(done)
-    return Rewrite("shape-activations", changed, False,
+    return Rewrite("shape_activations", changed, False,
                    f"activations of plain BatchNorm chains shaped by depth (alpha={alpha}): "
                    "ReLU -> leaky slope 1 - l^-alpha; tanh/sin -> input gain l^-alpha "
                    "(arXiv:2310.02012)", skipped)
@@ -142,7 +144,7 @@ def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
             with torch.no_grad():
                 module.weight.zero_()
             names.append(bn.module)
-    return Rewrite("zero-init-residual", names, False,
+    return Rewrite("zero_init_residual", names, False,
                    "last BatchNorm gamma of each residual branch set to 0 (arXiv:1706.02677)")
 
 
@@ -165,7 +167,7 @@ def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
         names.append(layer.module)
-    return Rewrite("he-init", names, False,
+    return Rewrite("he_init", names, False,
                    "He (Kaiming-normal, fan-in) init for unnormalised ReLU layers "
                    "(arXiv:1502.01852)")
 
@@ -177,7 +179,7 @@ def _orthogonal_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
     for layer in _chain_members(graph, "batchnorm-linear"):
         nn.init.orthogonal_(target.get_submodule(layer.module).weight)
         names.append(layer.module)
-    return Rewrite("orthogonal-init", names, False,
+    return Rewrite("orthogonal_init", names, False,
                    "orthogonal init for BatchNorm-linear chains (arXiv:2310.02012)")
 
 
@@ -199,7 +201,7 @@ def drop_bias(graph: ModelGraph, target: nn.Module, modules: list[str]) -> Rewri
                     stats.sub_(bias)
         module.register_parameter("bias", None)
         names.append(name)
-    return Rewrite("drop-bias", names, True,
+    return Rewrite("drop_bias", names, True,
                    "bias removed where only BatchNorm reads the output (it cancels it; "
                    "arXiv:1502.03167)")
 
@@ -212,7 +214,7 @@ def _drop_output_relu(graph: ModelGraph, target: nn.Module) -> Rewrite:
             done = _replace(graph, target, head, nn.Identity(), skipped)
             if done:
                 names.append(done)
-    return Rewrite("drop-output-relu", names, False,
+    return Rewrite("drop_output_relu", names, False,
                    "final ReLU of the regression head removed (arXiv:2005.06195)", skipped)
 
 

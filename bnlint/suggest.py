@@ -11,13 +11,15 @@ where there is something to paste, a snippet.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .config import Config
+from .optim import LALC
 from .probing import ProbeResult
 from .report import Finding
 
-LALC_BOUND = 0.01  # bnlint.optim.LALC's default, chosen in bench/lalc.py (see bench/RESULTS.md)
+LALC_BOUND = inspect.signature(LALC).parameters["bound"].default  # see LALC's docstring
 EXPLOSION = {"BNL901", "BNL201"}  # findings that say gradients explode with depth
 
 

@@ -3,9 +3,13 @@ where known) and what to do, exit code 2, and nothing of the user's written."""
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
+
 import pytest
 
-from conftest import line_of, run_cli
+from conftest import CLI_ENV, line_of, run_cli
 
 GOOD = """
     import torch.nn as nn
@@ -86,8 +90,10 @@ def test_forward_raises(write_model):
 
 def test_wrong_input_shape_names_the_failing_line(write_model):
     path = write_model(GOOD)
-    _fails(run_cli(path, "--input-shape", "8,5"), "mat1 and mat2 shapes cannot be multiplied",
-           "(8, 5)")
+    line = line_of(path, "return self.fc(x)")
+    _fails(run_cli(path, "--input-shape", "8,5"),
+           f"{path}:{line}: the forward pass raised RuntimeError: mat1 and mat2 shapes cannot be "
+           "multiplied", "(8, 5)")
 
 
 def test_shapes_unknown(write_model):
@@ -167,10 +173,18 @@ def test_unwritable_output_file_leaves_nothing_half_written(tmp_path, write_mode
     path = write_model(GOOD)
     out = tmp_path / "report.json"
     out.write_text("previous report")
-    proc = run_cli(path, "--format", "json", "--output-file", tmp_path / "missing" / "r.json")
-    _fails(proc, "cannot write the report")
-    assert out.read_text() == "previous report"
-    assert not list(tmp_path.glob(".bnlint-*"))
+    # Files may not grow past 16 bytes, so writing the report fails part-way (EFBIG: Python
+    # ignores SIGXFSZ); the JSON report is far longer.
+    proc = subprocess.run(
+        [sys.executable, "-m", "bnlint", str(path), "--format", "json", "--output-file", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=CLI_ENV,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16)))
+    _fails(proc, f"{out}: cannot write the report: File too large.")
+    assert out.read_text() == "previous report"  # the old report whole, not a truncated new one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "report.json"]
+    _fails(run_cli(path, "--output-file", tmp_path / "missing" / "r.json"),
+           "cannot write the report: No such file or directory.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "report.json"]
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -83,8 +83,11 @@ def test_json_has_every_field_of_the_contract(examples_json):
             assert {"code", "name", "category", "severity", "message", "path", "line", "column",
                     "module", "evidence", "fix"} <= set(f)
             assert f["fix"] is None or {"applicability", "description", "diff"} <= set(f["fix"])
-    assert examples_json["summary"]["findings"] == sum(
-        len(m["findings"]) for m in examples_json["models"])
+    findings = [f for m in examples_json["models"] for f in m["findings"]]
+    assert examples_json["summary"]["findings"] == len(findings)
+    for severity in ("error", "warning", "info"):
+        assert examples_json["summary"][severity] == sum(f["severity"] == severity
+                                                         for f in findings), severity
 
 
 def test_sarif_validates_against_the_official_schema():
@@ -99,14 +102,26 @@ def test_sarif_validates_against_the_official_schema():
     assert fixed and all(r["fixes"][0]["artifactChanges"][0]["replacements"] for r in fixed)
 
 
-def test_text_output_is_ruff_like_with_a_summary():
+def _plural(n, word):
+    return f"{n} {word}{'s' if n != 1 and word != 'info' else ''}"
+
+
+def test_text_output_is_ruff_like_with_a_summary(examples_json):
     proc = run_cli("examples/vgg_bn.py", "--fail-on", "error", "--no-probe")
-    assert proc.returncode == 0  # only warnings and info: below --fail-on error
+    findings = _findings(examples_json, "vgg_bn.py")
+    severities = [f["severity"] for f in findings]
+    assert "error" not in severities and proc.returncode == 0  # below --fail-on error
     lines = proc.stdout.splitlines()
     dropout = line_of(EXAMPLES / "vgg_bn.py", "nn.Dropout(0.5)")
     assert any(line.startswith(f"examples/vgg_bn.py:{dropout}:13: BNL101 warning:")
                for line in lines), lines
-    assert lines[-1].startswith("Found 3 findings (1 warning, 2 info) in 1 model from 1 file.")
+    located = [f"examples/vgg_bn.py:{f['line']}:{f['column']}: {f['code']}" for f in findings]
+    assert sorted(line.split(" ", 2)[0] + " " + line.split(" ", 2)[1] for line in lines
+                  if line.startswith("examples/vgg_bn.py:")) == sorted(located)
+    counts = ", ".join(_plural(severities.count(s), s) for s in ("error", "warning", "info")
+                       if s in severities)
+    assert lines[-1].startswith(f"Found {_plural(len(findings), 'finding')} ({counts}) in "
+                                "1 model from 1 file."), lines[-1]
     assert "\x1b[" not in proc.stdout  # no colour when not on a terminal
 
 

@@ -192,9 +192,9 @@ def test_fix_api_repairs_a_copy_and_reports_before_and_after():
     fixed, report = bnlint.fix(model, x, steps=2, budget=5)
     assert model[0].bias is not None  # the user's model is untouched
     assert fixed.get_submodule("0").bias is None
-    assert [r.repair for r in report.rewrites] == ["drop-bias"] and report.preserves_function
+    assert [r.repair for r in report.rewrites] == ["drop_bias"] and report.preserves_function
     assert report.before["grad_ratio"] is not None and report.after["grad_ratio"] is not None
-    assert "drop-bias (keeps the function)" in str(report)
+    assert "drop_bias (keeps the function)" in str(report)
 
 
 @pytest.mark.parametrize("depth,act,width,before_above,after_below", [
@@ -206,7 +206,7 @@ def test_fix_api_shapes_a_deep_plain_chain(depth, act, width, before_above, afte
     torch.manual_seed(0)
     model, x = bn_mlp(depth, width, act), torch.randn(64, width)
     fixed, report = bnlint.fix(model, x, steps=0, budget=5)
-    assert [r.repair for r in report.rewrites] == ["drop-bias", "shape-activations"]
+    assert [r.repair for r in report.rewrites] == ["drop_bias", "shape_activations"]
     assert not report.preserves_function
     shaped = (DepthLeakyReLU, ShapedActivation)
     assert sum(isinstance(m, shaped) for m in fixed.modules()) == depth - 1
@@ -221,7 +221,7 @@ def test_fix_api_zero_inits_residual_branches():
     torch.manual_seed(0)
     model, x = PreActResidual(depth=30), torch.randn(64, 64)
     fixed, report = bnlint.fix(model, x, steps=0, budget=5)
-    assert "zero-init-residual" in [r.repair for r in report.rewrites]
+    assert "zero_init_residual" in [r.repair for r in report.rewrites]
     assert all(float(fixed.get_submodule(f"blocks.{i}.6").weight.detach().abs().max()) == 0
                for i in range(30))
     print(f"residual act-gradient ratio: {report.before['act_grad_ratio']:.3g} -> "

@@ -49,8 +49,10 @@ def test_measured_bn_relu_gain_falls_with_batch_and_convs_have_their_own():
     gains = [theory.bn_relu_gain(b) for b in (2, 8, 16, 24, 32, 100, 2048, 4096)]
     assert gains == sorted(gains, reverse=True)
     assert gains[0] == gains[1] and gains[-2] == gains[-1]  # held outside the measured range
-    assert theory.bn_relu_gain(32, spatial=True) == theory.CONV_BN_RELU_GAIN
-    assert theory.CONV_BN_RELU_GAIN < theory.bn_relu_gain(32)
+    # convs: one gain whatever the batch, below the MLP's at the batches it was measured at
+    # (8-32): SCIENCE.md 1, conv stacks run below the MLP rate
+    (conv,) = {theory.bn_relu_gain(b, spatial=True) for b in (2, 8, 16, 32, 4096)}
+    assert all(conv < theory.bn_relu_gain(b) for b in (8, 16, 32))
 
 
 @pytest.mark.parametrize("kind", ["ReLU", "Tanh", "GELU", "Sigmoid", "LeakyReLU"])

@@ -23,8 +23,6 @@ from ..graph import build
 from ..nn import Standardize
 from ..probing import ProbeOptions, ProbeResult, run_probe
 
-ORDER = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
-         "shape_activations")
 _SUMMARY = ("grad_ratio", "act_grad_ratio", "dead_fraction")
 
 
@@ -92,7 +90,7 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     graph = build(model, inputs)
     fixed = copy.deepcopy(graph.gm if graph.gm is not None else model)
     rewrites = []
-    for name in ORDER:
+    for name in catalog.REPAIRS:
         if name not in wanted:
             continue
         if name == "drop_bias":
