@@ -124,15 +124,15 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
     started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
     try:
-        cfg = config_mod.load(config_file, Path.cwd())
-        cli_shapes = (config_mod.parse_shapes("--input-shape", "--input-shape",
-                                              ";".join(input_shapes)) if input_shapes else None)
+        file_cfg = config_mod.load(config_file, Path.cwd())
+        cli_shapes = _input_shapes(input_shapes) if input_shapes else None
+        cli_codes = {"--select": config_mod.split_codes(select or ""),
+                     "--ignore": config_mod.split_codes(ignore or "")}
         cfg = config_mod.override(
-            cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
+            file_cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
             targets=targets, rules_dir=rules_dir, probe=probe, device=device,
             probe_batch=probe_batch, probe_steps=probe_steps, probe_budget=probe_budget,
-            select=config_mod.parse_codes("--select", "--select", select) if select else None,
-            ignore=config_mod.parse_codes("--ignore", "--ignore", ignore) if ignore else None)
+            select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None)
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
             click.echo(_list_rules(rules), nl=False)
@@ -140,6 +140,9 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         if explain:
             click.echo(_explain(rules, explain), nl=False)
             return
+        config_mod.check_rules(file_cfg, rules)
+        for option, codes in cli_codes.items():
+            config_mod.check_codes(rules, codes, option)
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
         files = expand_paths(paths)
@@ -163,6 +166,19 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         except InputError as exc:
             _fail(exc)
     sys.exit(report.exit_code(cfg.fail_on))
+
+
+def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
+    shapes = []
+    for text in given:
+        try:
+            shapes += config_mod.parse_shapes(text)
+        except ValueError:
+            raise InputError(f"--input-shape {text!r} is not a shape.",
+                             hint="Give positive integers separated by commas, such as "
+                                  "--input-shape 8,3,32,32, and repeat the option for each "
+                                  "input of a model that takes several.") from None
+    return shapes
 
 
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import line_of, run_cli
+from conftest import ROOT, line_of, run_cli
 
 GOOD = """
     import torch.nn as nn
@@ -180,3 +180,68 @@ def test_unwritable_output_file_leaves_nothing_half_written(tmp_path, write_mode
 def test_bad_options(write_model, args, needle):
     path = write_model(GOOD)
     _fails(run_cli(path, *args), needle)
+
+
+def test_config_and_rule_files_that_are_not_utf8(tmp_path, write_model):
+    path = write_model(GOOD)
+    (tmp_path / "bin.yaml").write_bytes(b"select: [BNL1]\n# caf\xe9\n")
+    _fails(run_cli(path, "--config", tmp_path / "bin.yaml"),
+           "bin.yaml:2: the config file is not UTF-8 text", "Save it as UTF-8")
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.bnlint]\n# \xff\n")
+    _fails(run_cli("model.py", cwd=tmp_path), "pyproject.toml:2: the config file is not UTF-8")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "BNL777.yaml").write_bytes(b"code: BNL777\n# \xff\n")
+    _fails(run_cli("--list-rules", "--rules-dir", rules),
+           "BNL777.yaml:2: the rule file is not UTF-8 text")
+
+
+@pytest.mark.parametrize("toml,line,needle", [
+    ('[tool.bnlint\nselect = ["BNL1"]\n', 1, "Expected ']'"),
+    ('[tool.bnlint]\nselect = ["BNL1"]\nselect = ["BNL2"]\n', 3, "Cannot overwrite a value"),
+])
+def test_malformed_pyproject_is_an_error(tmp_path, write_model, toml, line, needle):
+    write_model(GOOD)
+    (tmp_path / "pyproject.toml").write_text(toml)
+    _fails(run_cli("model.py", "--no-probe", cwd=tmp_path),
+           f"pyproject.toml:{line}: invalid TOML", needle)
+
+
+@pytest.mark.parametrize("args,config,needle", [
+    (["--select", "BNL999"], None, "--select names unknown rule code BNL999"),
+    (["--select", "BNL1O1"], None, "Did you mean BNL101?"),
+    (["--ignore", "BNL1,XYZ"], None, "--ignore names unknown rule code XYZ"),
+    ([], "select: [BNL9999]\n", "config key 'select' names unknown rule code BNL9999"),
+    ([], "thresholds: {BNL999: {x: 1}}\n", "'thresholds' names unknown rule code BNL999"),
+    ([], "thresholds: {BNL201: {nope: 3}}\n",
+     "BNL201's unknown threshold nope. BNL201's thresholds: ratio_warning"),
+    ([], "optimizer: {name: rmsprop}\n", "'optimizer.name' must be one of sgd, adam"),
+    ([], "optimizer: {name: sgd, momentum: 5}\n", "'optimizer.momentum' must be a number in"),
+    ([], "probe-batch: 1\n", "'probe-batch' must be an integer >= 2"),
+])
+def test_unknown_codes_and_bad_values_fail_before_linting(tmp_path, write_model, args, config,
+                                                          needle):
+    path = write_model(GOOD)
+    if config:
+        (tmp_path / ".bnlint.yaml").write_text(config)
+    proc = run_cli(path, "--no-probe", *args, cwd=tmp_path)
+    _fails(proc, needle)
+    assert (".bnlint.yaml: " in proc.stderr) == bool(config)
+
+
+def test_rules_dir_codes_are_known(tmp_path, write_model):
+    path = write_model(GOOD)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = (ROOT / "rules" / "BNL108.yaml").read_text()
+    (rules / "BNL199.yaml").write_text(rule.replace("BNL108", "BNL199").replace(
+        "repeated-relu", "repeated-relu-again"))
+    assert run_cli(path, "--no-probe", "--rules-dir", rules, "--select", "BNL199").returncode == 0
+    _fails(run_cli(path, "--no-probe", "--select", "BNL199"), "unknown rule code BNL199")
+
+
+@pytest.mark.parametrize("shape", ["abc", "8,-3,32,32"])
+def test_bad_input_shape_option_is_worded_for_the_cli(write_model, shape):
+    proc = run_cli(write_model(GOOD), "--input-shape", shape)
+    _fails(proc, f"--input-shape '{shape}' is not a shape", "positive integers")
+    assert "config" not in proc.stderr and "[[" not in proc.stderr
