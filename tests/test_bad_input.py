@@ -3,6 +3,10 @@ where known) and what to do, exit code 2, and nothing of the user's written."""
 
 from __future__ import annotations
 
+import json
+import textwrap
+
+import numpy
 import pytest
 
 from conftest import ROOT, line_of, run_cli
@@ -245,3 +249,45 @@ def test_bad_input_shape_option_is_worded_for_the_cli(write_model, shape):
     proc = run_cli(write_model(GOOD), "--input-shape", shape)
     _fails(proc, f"--input-shape '{shape}' is not a shape", "positive integers")
     assert "config" not in proc.stderr and "[[" not in proc.stderr
+
+
+@pytest.mark.parametrize("source,error", [
+    # the failing frame is torch's own: F.linear on integers, the call with too few inputs
+    ("import torch\nfrom torch import nn\nEXAMPLE_INPUTS = torch.ones(4, 4, dtype=torch.long)\n"
+     "model = nn.Sequential(nn.Linear(4, 2))\n", "RuntimeError"),
+    (GOOD.replace("forward(self, x)", "forward(self, x, y)"), "TypeError"),
+])
+def test_errors_raised_inside_torch_name_the_model_file(write_model, source, error):
+    path = write_model(source)
+    proc = run_cli(path, "--no-probe", "--format", "json")
+    _fails(proc, f"{path}: the forward pass raised {error}")
+    assert json.loads(proc.stdout)["errors"][0]["path"] == str(path)
+
+
+def test_model_returning_none_names_the_file(write_model):
+    path = write_model(GOOD.replace("return self.fc(x)", "self.fc(x)"))
+    _fails(run_cli(path, "--probe-steps", "0", "--probe-budget", "5"),
+           f"{path}: the model's output holds no tensor")
+
+
+def test_empty_example_batch(write_model):
+    path = write_model("import torch\nEXAMPLE_INPUTS = torch.randn(0, 4)\n" + textwrap.dedent(GOOD))
+    _fails(run_cli(path, "--no-probe"), f"{path}: example inputs have a batch of 0 samples",
+           "at least 1 sample", "batch of 2 or more")
+
+
+@pytest.mark.parametrize("targets,needle", [
+    (numpy.zeros((16, 3)), "have shape (16, 3), 3 value(s) per sample, but the model's output "
+                           "of shape (16, 2) has 2"),
+    (numpy.arange(16) % 5, "have shape (16,), 1 value(s) per sample, but the model's output of "
+                           "shape (16, 2) has 2 per sample, and they are not class labels from "
+                           "0 to 1"),
+])
+def test_targets_that_fit_neither_output_nor_labels(tmp_path, write_model, targets, needle):
+    npy = tmp_path / "t.npy"
+    numpy.save(npy, targets)
+    path = write_model(GOOD)
+    _fails(run_cli(path, "--no-probe", "--targets", npy), f"t.npy: targets {needle}")
+    inline = write_model(f"import numpy, torch\nEXAMPLE_TARGETS = torch.from_numpy("
+                         f"numpy.load({str(npy)!r}))\n" + textwrap.dedent(GOOD), "inline.py")
+    _fails(run_cli(inline, "--no-probe"), f"{inline}: example targets {needle}")
