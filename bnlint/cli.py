@@ -146,8 +146,15 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
         files = expand_paths(paths)
+        if output_file:
+            _check_writable(output_file, "the report")
         if plot:
             plots.check_available(plot)
+            if not cfg.probe:
+                raise InputError("--plot draws the probe's measurements, but the probe is off "
+                                 "(--no-probe, or probe = false in the config).",
+                                 hint="Drop --plot, or let the probe run.")
+            _check_writable(plot, "the plot")
     except InputError as exc:
         if started:
             started.kill()
@@ -156,6 +163,7 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     if show_diff or apply_fixes:
         patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
         if show_diff:
+            _print_errors(report)
             click.echo("".join(p.diff for p in patches), nl=False)
             sys.exit(2 if report.errors else 1 if patches else 0)
         report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
@@ -179,6 +187,17 @@ def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
                                   "--input-shape 8,3,32,32, and repeat the option for each "
                                   "input of a model that takes several.") from None
     return shapes
+
+
+def _check_writable(path: str, what: str) -> None:
+    """Fail before linting when ``path``'s folder is missing or not writable."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {what}: the folder {folder} does not exist.", path=path,
+                         hint="Create the folder or choose another path.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {what}: the folder {folder} is not writable.",
+                         path=path, hint="Choose another path.")
 
 
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
@@ -221,14 +240,23 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
                   files=report.files)
 
 
-def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+def _print_errors(report: Report) -> None:
     for error in report.errors:
         click.echo(f"bnlint: error: {error.render()}", err=True)
+
+
+def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+    _print_errors(report)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
     rendered = formats.render(report, cfg.format, rules, colour)
     if output_file:
         try:
+            new = not os.path.exists(output_file)
             fixes.write_atomic(output_file, rendered)
+            if new:  # write_atomic's temporary file is private (0600): give it the umask's mode
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(output_file, 0o666 & ~umask)
         except OSError as exc:
             _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
     else:

@@ -9,7 +9,7 @@ import textwrap
 import numpy
 import pytest
 
-from conftest import ROOT, line_of, run_cli
+from conftest import EXAMPLES, ROOT, line_of, run_cli
 
 GOOD = """
     import torch.nn as nn
@@ -251,6 +251,13 @@ def test_bad_input_shape_option_is_worded_for_the_cli(write_model, shape):
     assert "config" not in proc.stderr and "[[" not in proc.stderr
 
 
+def test_diff_prints_input_errors(write_model):
+    bad = write_model(GOOD.replace("def forward(self, x)", "def forward(self, x, y)"))
+    proc = run_cli(bad, EXAMPLES / "vgg_bn.py", "--diff", "--no-probe")
+    _fails(proc, f"{bad}: the forward pass raised TypeError")
+    assert "+++ b/" in proc.stdout and "bias=False" in proc.stdout
+
+
 @pytest.mark.parametrize("source,error", [
     # the failing frame is torch's own: F.linear on integers, the call with too few inputs
     ("import torch\nfrom torch import nn\nEXAMPLE_INPUTS = torch.ones(4, 4, dtype=torch.long)\n"
@@ -274,6 +281,16 @@ def test_empty_example_batch(write_model):
     path = write_model("import torch\nEXAMPLE_INPUTS = torch.randn(0, 4)\n" + textwrap.dedent(GOOD))
     _fails(run_cli(path, "--no-probe"), f"{path}: example inputs have a batch of 0 samples",
            "at least 1 sample", "batch of 2 or more")
+
+
+def test_output_and_plot_are_checked_before_linting(tmp_path, write_model):
+    path = write_model(GOOD)
+    proc = run_cli(path, "--plot", tmp_path / "out.png", "--no-probe")
+    _fails(proc, "--plot draws the probe's measurements, but the probe is off")
+    assert proc.stdout == ""
+    proc = run_cli(path, "--output-file", tmp_path / "missing" / "r.json")
+    _fails(proc, "r.json: cannot write the report: the folder", "does not exist")
+    assert proc.stdout == "" and "probe" not in proc.stderr
 
 
 @pytest.mark.parametrize("targets,needle", [
