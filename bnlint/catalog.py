@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .config import SEVERITIES
+from .config import SEVERITIES, read_text
 from .errors import InputError
 
 PACKAGE_RULES = Path(__file__).parent / "rules"      # in an installed wheel
@@ -151,13 +151,11 @@ def parse_rule(data: Any, path: Path) -> Rule:
 
 def read_rule(path: Path) -> Rule:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        data = yaml.load(read_text(path, "rule file"), Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"invalid YAML in rule file: {getattr(exc, 'problem', exc)}.",
                          path=str(path), line=mark.line + 1 if mark else None) from None
-    except OSError as exc:
-        raise InputError(f"cannot read rule file: {exc.strerror}.", path=str(path)) from None
     return parse_rule(data, path)
 
 

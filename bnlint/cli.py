@@ -124,15 +124,15 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
     started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
     try:
-        cfg = config_mod.load(config_file, Path.cwd())
-        cli_shapes = (config_mod.parse_shapes("--input-shape", "--input-shape",
-                                              ";".join(input_shapes)) if input_shapes else None)
+        file_cfg = config_mod.load(config_file, Path.cwd())
+        cli_shapes = _input_shapes(input_shapes) if input_shapes else None
+        cli_codes = {"--select": config_mod.split_codes(select or ""),
+                     "--ignore": config_mod.split_codes(ignore or "")}
         cfg = config_mod.override(
-            cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
+            file_cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
             targets=targets, rules_dir=rules_dir, probe=probe, device=device,
             probe_batch=probe_batch, probe_steps=probe_steps, probe_budget=probe_budget,
-            select=config_mod.parse_codes("--select", "--select", select) if select else None,
-            ignore=config_mod.parse_codes("--ignore", "--ignore", ignore) if ignore else None)
+            select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None)
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
             click.echo(_list_rules(rules), nl=False)
@@ -140,11 +140,21 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         if explain:
             click.echo(_explain(rules, explain), nl=False)
             return
+        config_mod.check_rules(file_cfg, rules)
+        for option, codes in cli_codes.items():
+            config_mod.check_codes(rules, codes, option)
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
         files = expand_paths(paths)
+        if output_file:
+            _check_writable(output_file, "the report")
         if plot:
             plots.check_available(plot)
+            if not cfg.probe:
+                raise InputError("--plot draws the probe's measurements, but the probe is off "
+                                 "(--no-probe, or probe = false in the config).",
+                                 hint="Drop --plot, or let the probe run.")
+            _check_writable(plot, "the plot")
     except InputError as exc:
         if started:
             started.kill()
@@ -153,6 +163,7 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     if show_diff or apply_fixes:
         patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
         if show_diff:
+            _print_errors(report)
             click.echo("".join(p.diff for p in patches), nl=False)
             sys.exit(2 if report.errors else 1 if patches else 0)
         report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
@@ -163,6 +174,30 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
         except InputError as exc:
             _fail(exc)
     sys.exit(report.exit_code(cfg.fail_on))
+
+
+def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
+    shapes = []
+    for text in given:
+        try:
+            shapes += config_mod.parse_shapes(text)
+        except ValueError:
+            raise InputError(f"--input-shape {text!r} is not a shape.",
+                             hint="Give positive integers separated by commas, such as "
+                                  "--input-shape 8,3,32,32, and repeat the option for each "
+                                  "input of a model that takes several.") from None
+    return shapes
+
+
+def _check_writable(path: str, what: str) -> None:
+    """Fail before linting when ``path``'s folder is missing or not writable."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {what}: the folder {folder} does not exist.", path=path,
+                         hint="Create the folder or choose another path.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {what}: the folder {folder} is not writable.",
+                         path=path, hint="Choose another path.")
 
 
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
@@ -205,14 +240,23 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
                   files=report.files)
 
 
-def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+def _print_errors(report: Report) -> None:
     for error in report.errors:
         click.echo(f"bnlint: error: {error.render()}", err=True)
+
+
+def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+    _print_errors(report)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
     rendered = formats.render(report, cfg.format, rules, colour)
     if output_file:
         try:
+            new = not os.path.exists(output_file)
             fixes.write_atomic(output_file, rendered)
+            if new:  # write_atomic's temporary file is private (0600): give it the umask's mode
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(output_file, 0o666 & ~umask)
         except OSError as exc:
             _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
     else:

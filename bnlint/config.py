@@ -7,6 +7,8 @@ above the working directory wins; ``--config`` names one explicitly.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ FAIL_ON = (*SEVERITIES, "never")
 FORMATS = ("text", "json", "sarif", "github")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 YAML_NAMES = (".bnlint.yaml", ".bnlint.yml")
+OPTIMIZERS = ("sgd", "adam", "adamw", "lalc")  # those the probe can run
+SHAPE = "a shape such as 8,3,32,32 (positive integers)"
 
 
 @dataclass
@@ -82,43 +86,73 @@ def _fail(source: str, key: str, expected: str, value: Any) -> InputError:
                       hint="Fix the value in the config file.")
 
 
-def parse_codes(source: str, key: str, value: Any) -> list[str]:
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def split_codes(text: str) -> list[str]:
+    """``BNL101, bnl2`` as ['BNL101', 'BNL2']."""
+    return [v.strip().upper() for v in text.split(",") if v.strip()]
+
+
+def _codes(source: str, key: str, value: Any) -> list[str]:
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
+        return split_codes(value)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _fail(source, key, "a list of rule codes such as ['BNL101']", value)
     return [v.upper() for v in value]
 
 
-def parse_shapes(source: str, key: str, value: Any) -> list[list[int]]:
-    """``8,3,32,32`` or ``[8, 3, 32, 32]`` (one input) or ``[[8, 16], [8, 4]]`` (several)."""
+def parse_shapes(text: str) -> list[list[int]]:
+    """``8,3,32,32`` (one input) or ``8,16;8,4`` (several); ValueError unless every dimension
+    is a positive integer."""
+    shapes = [[int(p) for p in part.split(",") if p.strip()] for part in text.split(";")]
+    if not all(shapes) or any(d <= 0 for s in shapes for d in s):
+        raise ValueError(text)
+    return shapes
+
+
+def _shapes(source: str, key: str, value: Any) -> list[list[int]]:
+    """A string as :func:`parse_shapes` reads it, ``[8, 3, 32, 32]`` or ``[[8, 16], [8, 4]]``."""
     if isinstance(value, str):
         try:
-            value = [[int(p) for p in part.split(",") if p.strip()] for part in value.split(";")]
+            return parse_shapes(value)
         except ValueError:
-            raise _fail(source, key, "a shape such as 8,3,32,32 (positive integers)",
-                        value) from None
-    elif isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+            raise _fail(source, key, SHAPE, value) from None
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
         value = [value]
     ok = (isinstance(value, list) and value and all(
-        isinstance(s, list) and s and all(isinstance(d, int) and d > 0 for d in s) for s in value))
+        isinstance(s, list) and s and all(type(d) is int and d > 0 for d in s) for s in value))
     if not ok:
-        raise _fail(source, key, "a shape such as 8,3,32,32 (positive integers)", value)
+        raise _fail(source, key, SHAPE, value)
     return value
+
+
+def _optimizer(source: str, key: str, value: Any) -> Optimizer:
+    if not isinstance(value, dict) or set(value) - {"name", "lr", "momentum"}:
+        raise _fail(source, key, "a mapping with keys name, lr, momentum", value)
+    opt = Optimizer(**value)
+    if not isinstance(opt.name, str) or opt.name.lower() not in OPTIMIZERS:
+        raise _fail(source, key + ".name", "one of " + ", ".join(OPTIMIZERS), opt.name)
+    if opt.lr is not None and not (_number(opt.lr) and opt.lr > 0):
+        raise _fail(source, key + ".lr", "a positive number", opt.lr)
+    if not (_number(opt.momentum) and 0 <= opt.momentum < 1):
+        raise _fail(source, key + ".momentum", "a number in [0, 1)", opt.momentum)
+    return dataclasses.replace(opt, name=opt.name.lower())
 
 
 def _validate(source: str, key: str, value: Any) -> Any:
     """Check one key's value and return it in the form Config holds."""
     name = _KEYS[key]
     if name in ("select", "ignore"):
-        return parse_codes(source, key, value)
+        return _codes(source, key, value)
     if name == "model":
         value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _fail(source, key, "a model name or list of names", value)
         return value
     if name == "input_shape":
-        return parse_shapes(source, key, value)
+        return _shapes(source, key, value)
     choices = {"fail_on": FAIL_ON, "format": FORMATS, "device": DEVICES}
     if name in choices:
         if value not in choices[name]:
@@ -129,12 +163,14 @@ def _validate(source: str, key: str, value: Any) -> Any:
             raise _fail(source, key, "true or false", value)
         return value
     if name in ("timeout", "target_std", "probe_budget"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not (_number(value) and value > 0):
             raise _fail(source, key, "a positive number", value)
         return float(value)
-    if name in ("batch_size", "probe_batch", "probe_steps"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _fail(source, key, "a positive integer", value)
+    # The probe trains on at least 2 samples (BatchNorm); 0 steps measures the init only.
+    least = {"batch_size": 1, "probe_batch": 2, "probe_steps": 0}
+    if name in least:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least[name]:
+            raise _fail(source, key, f"an integer >= {least[name]}", value)
         return value
     if name in ("rules_dir", "targets"):
         if not isinstance(value, str):
@@ -142,25 +178,15 @@ def _validate(source: str, key: str, value: Any) -> Any:
         return value
     if name == "thresholds":
         ok = isinstance(value, dict) and all(
-            isinstance(code, str) and isinstance(t, dict) and all(
-                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-                for k, v in t.items()) for code, t in value.items())
+            isinstance(code, str) and isinstance(t, dict)
+            and all(isinstance(k, str) and _number(v) for k, v in t.items())
+            for code, t in value.items())
         if not ok:
             raise _fail(source, key, "a mapping {CODE: {name: number}}", value)
         return {code.upper(): {_kebab(k).replace("-", "_"): float(v) for k, v in t.items()}
                 for code, t in value.items()}
     if name == "optimizer":
-        fields = {"name", "lr", "momentum"}
-        if not isinstance(value, dict) or set(value) - fields:
-            raise _fail(source, key, "a mapping with keys name, lr, momentum", value)
-        opt = Optimizer(**value)
-        if not isinstance(opt.name, str):
-            raise _fail(source, key + ".name", "a string such as 'sgd'", opt.name)
-        for attr in ("lr", "momentum"):
-            v = getattr(opt, attr)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-                raise _fail(source, f"{key}.{attr}", "a non-negative number", v)
-        return opt
+        return _optimizer(source, key, value)
     raise AssertionError(name)  # every key in _KEYS is handled above
 
 
@@ -184,41 +210,64 @@ def from_mapping(data: Any, source: str) -> Config:
     return Config(source=source, **values)
 
 
-def read_file(path: Path) -> Config:
-    """Read one config file (.bnlint.yaml or pyproject.toml)."""
-    source = str(path)
+def read_text(path: Path, what: str) -> str:
+    """The text of a UTF-8 file; one that cannot be read or decoded is an InputError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read config file: {exc.strerror}.", path=source) from None
+        raise InputError(f"cannot read {what}: {exc.strerror}.", path=str(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x}).",
+                         path=str(path), line=data.count(b"\n", 0, exc.start) + 1,
+                         hint="Save it as UTF-8.") from None
+
+
+def _settings(path: Path) -> Any:
+    """The settings a config file holds; None for a pyproject.toml without [tool.bnlint]."""
+    text = read_text(path, "config file")
     if path.name == "pyproject.toml":
         try:
-            data = tomllib.loads(text)
+            tool = tomllib.loads(text).get("tool")
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"invalid TOML: {exc}.", path=source) from None
-        return from_mapping(data.get("tool", {}).get("bnlint", {}), source)
+            line = re.search(r"at line (\d+)", str(exc))
+            raise InputError(f"invalid TOML: {exc}.", path=str(path),
+                             line=int(line.group(1)) if line else None) from None
+        return tool.get("bnlint") if isinstance(tool, dict) else None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
-        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}.", path=source,
+        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}.", path=str(path),
                          line=line) from None
-    return from_mapping(data, source)
 
 
-def find_file(start: Path) -> Path | None:
-    """The nearest .bnlint.yaml, or pyproject.toml with a [tool.bnlint] table, at or above start."""
+def _mentions_bnlint(path: Path) -> bool:
+    try:
+        return b"bnlint" in path.read_bytes()
+    except OSError:
+        return False
+
+
+def find_file(start: Path) -> tuple[Path, Any] | None:
+    """The nearest .bnlint.yaml, or pyproject.toml with a [tool.bnlint] table, at or above
+    start, with its settings. A pyproject.toml that cannot be parsed is an error when it
+    mentions bnlint, and skipped when it does not (it cannot hold our table)."""
     for folder in [start, *start.parents]:
         for name in YAML_NAMES:
             if (folder / name).is_file():
-                return folder / name
+                return folder / name, _settings(folder / name)
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
             try:
-                if "bnlint" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}):
-                    return pyproject
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+                settings = _settings(pyproject)
+            except InputError:
+                if _mentions_bnlint(pyproject):
+                    raise
                 continue
+            if settings is not None:
+                return pyproject, settings
     return None
 
 
@@ -229,9 +278,44 @@ def load(explicit: str | None, start: Path) -> Config:
         if not path.is_file():
             raise InputError("config file not found.", path=explicit,
                              hint="Check the path given to --config.")
-        return read_file(path)
-    found = find_file(start.resolve())
-    return read_file(found) if found else Config()
+        found = path, _settings(path)
+    else:
+        found = find_file(start.resolve())
+    return from_mapping(found[1], str(found[0])) if found else Config()
+
+
+def _unknown_code(code: str, rules: dict[str, Any], where: str,
+                  path: str | None) -> InputError:
+    close = difflib.get_close_matches(code, list(rules), n=1)
+    return InputError(f"{where} names unknown rule code {code}.", path=path,
+                      hint=(f"Did you mean {close[0]}? " if close else "")
+                      + "bnlint --list-rules lists the rules.")
+
+
+def check_codes(rules: dict[str, Any], codes: list[str], where: str,
+                path: str | None = None) -> None:
+    """Reject codes (or prefixes such as ``BNL1``) that match no rule: a typo would otherwise
+    select or ignore nothing, silently. ``where`` names the option or config key."""
+    for code in codes:
+        if not any(known.startswith(code) for known in rules):
+            raise _unknown_code(code, rules, where, path)
+
+
+def check_rules(config: Config, rules: dict[str, Any]) -> None:
+    """Check the rule codes and threshold names a config file gives against the rules."""
+    for key in ("select", "ignore"):
+        check_codes(rules, getattr(config, key), f"config key '{key}'", config.source)
+    for code, values in config.thresholds.items():
+        if code not in rules:
+            raise _unknown_code(code, rules, "config key 'thresholds'", config.source)
+        known = rules[code].thresholds
+        for name in values:
+            if name not in known:
+                raise InputError(
+                    f"config key 'thresholds' sets {code}'s unknown threshold {name}.",
+                    path=config.source,
+                    hint=(f"{code}'s thresholds: {', '.join(known)}." if known
+                          else f"{code} has no thresholds."))
 
 
 def override(config: Config, **cli: Any) -> Config:

@@ -243,14 +243,21 @@ def _select(name: str, classes: dict, factories: dict, instances: dict,
 
 def _as_inputs(value: Any, where: str, path: Path) -> tuple[torch.Tensor, ...]:
     if isinstance(value, torch.Tensor):
-        return (value,)
-    if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor)
-                                                          for v in value):
-        return tuple(value)
-    raise InputError(f"{where} must be a tensor or a tuple of tensors, got "
-                     f"{type(value).__name__}.", path=str(path),
-                     hint="Return the positional arguments of forward(), e.g. "
-                          "torch.randn(8, 3, 32, 32).")
+        value = (value,)
+    if not (isinstance(value, (tuple, list)) and value
+            and all(isinstance(v, torch.Tensor) for v in value)):
+        raise InputError(f"{where} must be a tensor or a tuple of tensors, got "
+                         f"{type(value).__name__}.", path=str(path),
+                         hint="Return the positional arguments of forward(), e.g. "
+                              "torch.randn(8, 3, 32, 32).")
+    first = value[0]
+    if first.dim() and first.shape[0] == 0:
+        raise InputError(f"{where} have a batch of 0 samples (shape {tuple(first.shape)}).",
+                         path=str(path),
+                         hint="bnlint runs the model on them, which needs at least 1 sample, "
+                              "and the probe trains BatchNorm layers, which need 2: give a "
+                              "batch of 2 or more.")
+    return tuple(value)
 
 
 def _call_with_name(fn: Any, name: str, path: Path, what: str) -> Any:
@@ -371,7 +378,32 @@ def _read_targets_file(file: str) -> torch.Tensor:
     return value
 
 
-def _validate_targets(t: Any, where: str, path: str, batch: int | None) -> torch.Tensor:
+def _check_fit(t: torch.Tensor, where: str, path: str, model: nn.Module,
+               inputs: tuple[torch.Tensor, ...]) -> None:
+    """Targets must fit the model's output as the probe trains on them: the same number of
+    values per sample, or (for an output of class scores) one class label per sample."""
+    out = run_forward(lambda: model(*inputs), model, inputs)
+    out = next((v for v in torch.utils._pytree.tree_leaves(out)
+                if isinstance(v, torch.Tensor)), None)
+    if out is None or out.dim() == 0:
+        return  # nothing to compare with; the probe says what it cannot train
+    per_sample = out.shape[1:].numel()
+    classes = out.shape[1] if out.dim() == 2 and out.shape[1] > 1 else 0
+    labels = classes and t.dim() == 1 and bool((t == t.round()).all()
+                                                and t.min() >= 0 and t.max() < classes)
+    if labels or t.shape[1:].numel() == per_sample:
+        return
+    raise InputError(
+        f"{where} have shape {tuple(t.shape)}, {t.shape[1:].numel()} value(s) per sample, but "
+        f"the model's output of shape {tuple(out.shape)} has {per_sample} per sample"
+        + (f", and they are not class labels from 0 to {classes - 1}" if classes else "")
+        + ".", path=path,
+        hint="Give targets with the output's shape"
+             + (" or one class label per sample" if classes else "") + ".")
+
+
+def _validate_targets(t: Any, where: str, path: str, batch: int | None, model: nn.Module,
+                      inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise InputError(f"{where} must be a tensor, got {type(t).__name__}.", path=path)
     if not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32)) or t.dim() == 0:
@@ -386,6 +418,7 @@ def _validate_targets(t: Any, where: str, path: str, batch: int | None) -> torch
     if batch is not None and t.shape[0] != batch:
         raise InputError(f"{where} have {t.shape[0]} samples but the example inputs have "
                          f"{batch}.", path=path, hint="Give as many targets as inputs.")
+    _check_fit(t, where, path, model, inputs)
     return t
 
 
@@ -398,10 +431,12 @@ def example_targets(module: types.ModuleType, found: FoundModel, path: Path,
     batch = first.shape[0] if inputs.source == "example_inputs" and first.dim() else None
     value = _from_file(module, found.name, path, "example_targets", "EXAMPLE_TARGETS")
     if value is not None:
-        t = _validate_targets(value, "example targets", str(path), batch)
+        t = _validate_targets(value, "example targets", str(path), batch, found.model,
+                              inputs.tensors)
         return Targets(t, float(t.std()), "example_targets")
     if targets_file:
-        t = _validate_targets(_read_targets_file(targets_file), "targets", targets_file, batch)
+        t = _validate_targets(_read_targets_file(targets_file), "targets", targets_file, batch,
+                              found.model, inputs.tensors)
         return Targets(t, float(t.std()), targets_file)
     if target_std is not None:
         return Targets(None, target_std, "config target-std")

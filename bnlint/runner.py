@@ -117,7 +117,9 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
             elif kind in ("result", "error", "crash"):
                 finished.add(event["path"])
                 if kind == "error":
-                    yield event["path"], InputError.from_dict(event["error"])
+                    error = InputError.from_dict(event["error"])
+                    error.path = error.path or event["path"]  # e.g. raised inside torch
+                    yield event["path"], error
                 elif kind == "crash":
                     yield event["path"], InputError(
                         "internal error in bnlint while linting this file; please report it "

@@ -3,13 +3,16 @@ where known) and what to do, exit code 2, and nothing of the user's written."""
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
+import textwrap
 
+import numpy
 import pytest
 
-from conftest import CLI_ENV, line_of, run_cli
+from conftest import CLI_ENV, EXAMPLES, ROOT, line_of, run_cli
 
 GOOD = """
     import torch.nn as nn
@@ -194,3 +197,127 @@ def test_unwritable_output_file_leaves_nothing_half_written(tmp_path, write_mode
 def test_bad_options(write_model, args, needle):
     path = write_model(GOOD)
     _fails(run_cli(path, *args), needle)
+
+
+def test_config_and_rule_files_that_are_not_utf8(tmp_path, write_model):
+    path = write_model(GOOD)
+    (tmp_path / "bin.yaml").write_bytes(b"select: [BNL1]\n# caf\xe9\n")
+    _fails(run_cli(path, "--config", tmp_path / "bin.yaml"),
+           "bin.yaml:2: the config file is not UTF-8 text", "Save it as UTF-8")
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.bnlint]\n# \xff\n")
+    _fails(run_cli("model.py", cwd=tmp_path), "pyproject.toml:2: the config file is not UTF-8")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "BNL777.yaml").write_bytes(b"code: BNL777\n# \xff\n")
+    _fails(run_cli("--list-rules", "--rules-dir", rules),
+           "BNL777.yaml:2: the rule file is not UTF-8 text")
+
+
+@pytest.mark.parametrize("toml,line,needle", [
+    ('[tool.bnlint\nselect = ["BNL1"]\n', 1, "Expected ']'"),
+    ('[tool.bnlint]\nselect = ["BNL1"]\nselect = ["BNL2"]\n', 3, "Cannot overwrite a value"),
+])
+def test_malformed_pyproject_is_an_error(tmp_path, write_model, toml, line, needle):
+    write_model(GOOD)
+    (tmp_path / "pyproject.toml").write_text(toml)
+    _fails(run_cli("model.py", "--no-probe", cwd=tmp_path),
+           f"pyproject.toml:{line}: invalid TOML", needle)
+
+
+@pytest.mark.parametrize("args,config,needle", [
+    (["--select", "BNL999"], None, "--select names unknown rule code BNL999"),
+    (["--select", "BNL1O1"], None, "Did you mean BNL101?"),
+    (["--ignore", "BNL1,XYZ"], None, "--ignore names unknown rule code XYZ"),
+    ([], "select: [BNL9999]\n", "config key 'select' names unknown rule code BNL9999"),
+    ([], "thresholds: {BNL999: {x: 1}}\n", "'thresholds' names unknown rule code BNL999"),
+    ([], "thresholds: {BNL201: {nope: 3}}\n",
+     "BNL201's unknown threshold nope. BNL201's thresholds: ratio_warning"),
+    ([], "optimizer: {name: rmsprop}\n", "'optimizer.name' must be one of sgd, adam"),
+    ([], "optimizer: {name: sgd, momentum: 5}\n", "'optimizer.momentum' must be a number in"),
+    ([], "probe-batch: 1\n", "'probe-batch' must be an integer >= 2"),
+])
+def test_unknown_codes_and_bad_values_fail_before_linting(tmp_path, write_model, args, config,
+                                                          needle):
+    path = write_model(GOOD)
+    if config:
+        (tmp_path / ".bnlint.yaml").write_text(config)
+    proc = run_cli(path, "--no-probe", *args, cwd=tmp_path)
+    _fails(proc, needle)
+    assert (".bnlint.yaml: " in proc.stderr) == bool(config)
+
+
+def test_rules_dir_codes_are_known(tmp_path, write_model):
+    path = write_model(GOOD)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = (ROOT / "rules" / "BNL108.yaml").read_text()
+    (rules / "BNL199.yaml").write_text(rule.replace("BNL108", "BNL199").replace(
+        "repeated-relu", "repeated-relu-again"))
+    assert run_cli(path, "--no-probe", "--rules-dir", rules, "--select", "BNL199").returncode == 0
+    _fails(run_cli(path, "--no-probe", "--select", "BNL199"), "unknown rule code BNL199")
+
+
+@pytest.mark.parametrize("shape", ["abc", "8,-3,32,32"])
+def test_bad_input_shape_option_is_worded_for_the_cli(write_model, shape):
+    proc = run_cli(write_model(GOOD), "--input-shape", shape)
+    _fails(proc, f"--input-shape '{shape}' is not a shape", "positive integers")
+    assert "config" not in proc.stderr and "[[" not in proc.stderr
+
+
+def test_diff_prints_input_errors(write_model):
+    bad = write_model(GOOD.replace("def forward(self, x)", "def forward(self, x, y)"))
+    proc = run_cli(bad, EXAMPLES / "vgg_bn.py", "--diff", "--no-probe")
+    _fails(proc, f"{bad}: the forward pass raised TypeError")
+    assert "+++ b/" in proc.stdout and "bias=False" in proc.stdout
+
+
+@pytest.mark.parametrize("source,error", [
+    # the failing frame is torch's own: F.linear on integers, the call with too few inputs
+    ("import torch\nfrom torch import nn\nEXAMPLE_INPUTS = torch.ones(4, 4, dtype=torch.long)\n"
+     "model = nn.Sequential(nn.Linear(4, 2))\n", "RuntimeError"),
+    (GOOD.replace("forward(self, x)", "forward(self, x, y)"), "TypeError"),
+])
+def test_errors_raised_inside_torch_name_the_model_file(write_model, source, error):
+    path = write_model(source)
+    proc = run_cli(path, "--no-probe", "--format", "json")
+    _fails(proc, f"{path}: the forward pass raised {error}")
+    assert json.loads(proc.stdout)["errors"][0]["path"] == str(path)
+
+
+def test_model_returning_none_names_the_file(write_model):
+    path = write_model(GOOD.replace("return self.fc(x)", "self.fc(x)"))
+    _fails(run_cli(path, "--probe-steps", "0", "--probe-budget", "5"),
+           f"{path}: the model's output holds no tensor")
+
+
+def test_empty_example_batch(write_model):
+    path = write_model("import torch\nEXAMPLE_INPUTS = torch.randn(0, 4)\n" + textwrap.dedent(GOOD))
+    _fails(run_cli(path, "--no-probe"), f"{path}: example inputs have a batch of 0 samples",
+           "at least 1 sample", "batch of 2 or more")
+
+
+def test_output_and_plot_are_checked_before_linting(tmp_path, write_model):
+    path = write_model(GOOD)
+    proc = run_cli(path, "--plot", tmp_path / "out.png", "--no-probe")
+    _fails(proc, "--plot draws the probe's measurements, but the probe is off")
+    assert proc.stdout == ""
+    proc = run_cli(path, "--output-file", tmp_path / "missing" / "r.json")
+    _fails(proc, "r.json: cannot write the report: the folder", "does not exist")
+    assert proc.stdout == "" and "probe" not in proc.stderr
+
+
+@pytest.mark.parametrize("targets,needle", [
+    (numpy.zeros((16, 3)), "have shape (16, 3), 3 value(s) per sample, but the model's output "
+                           "of shape (16, 2) has 2"),
+    (numpy.arange(16) % 5, "have shape (16,), 1 value(s) per sample, but the model's output of "
+                           "shape (16, 2) has 2 per sample, and they are not class labels from "
+                           "0 to 1"),
+])
+def test_targets_that_fit_neither_output_nor_labels(tmp_path, write_model, targets, needle):
+    npy = tmp_path / "t.npy"
+    numpy.save(npy, targets)
+    path = write_model(GOOD)
+    _fails(run_cli(path, "--no-probe", "--targets", npy), f"t.npy: targets {needle}")
+    inline = write_model(f"import numpy, torch\nEXAMPLE_TARGETS = torch.from_numpy("
+                         f"numpy.load({str(npy)!r}))\n" + textwrap.dedent(GOOD), "inline.py")
+    _fails(run_cli(inline, "--no-probe"), f"{inline}: example targets {needle}")

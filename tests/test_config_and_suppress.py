@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 
-from conftest import run_cli
+from conftest import CLI_ENV, ROOT, run_cli
 
 MODEL = """
     import torch.nn as nn
@@ -83,3 +87,35 @@ def test_explain_and_list_rules():
     assert "arXiv:1801.05134" in proc.stdout
     listed = run_cli("--list-rules").stdout.splitlines()
     assert any(line.startswith("BNL102  bias-before-batchnorm") for line in listed)
+
+
+def test_values_the_cli_and_config_both_accept(tmp_path, write_model):
+    _model(write_model)
+    (tmp_path / ".bnlint.yaml").write_text(
+        "probe-steps: 0\nprobe-budget: 5\nformat: json\nselect: [BNL1]\n"
+        "thresholds: {BNL201: {ratio-warning: 50}}\noptimizer: {name: Adam, lr: 0.001}\n")
+    report = json.loads(run_cli("model.py", cwd=tmp_path).stdout)
+    assert report["models"][0]["probe"]["steps"] == 0
+    assert report["models"][0]["probe"]["optimizer"]["name"] == "adam"
+
+
+def test_broken_pyproject_that_is_not_ours_is_skipped(tmp_path, write_model):
+    _model(write_model)
+    (tmp_path / ".bnlint.yaml").write_text("select: [BNL101]\nformat: json\nprobe: false\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "pyproject.toml").write_text("[project\nname = 'x'\n")
+    assert _codes(run_cli("../model.py", cwd=sub)) == ["BNL101"]
+
+
+def test_output_file_honours_the_umask(tmp_path, write_model):
+    path = _model(write_model)
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "bnlint", path, "--no-probe", "--format", "json",
+                           "--output-file", out], env=CLI_ENV, cwd=ROOT, capture_output=True,
+                          text=True, preexec_fn=lambda: os.umask(0o027))
+    assert proc.returncode == 1, proc.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    out.chmod(0o604)  # an existing report keeps its mode
+    run_cli(path, "--no-probe", "--format", "json", "--output-file", out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o604
