@@ -250,7 +250,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     notes: list[str] = []
     name = name or type(model).__name__
     ctx = Context(graph, model, inputs, targets, config, None,
-                  probe_batch(inputs, config.probe_batch, synthetic_inputs))
+                  probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs)
     static = {c: r for c, r in rules.items() if r.category != "measured"}
     findings = run_rules(ctx, static, model_site, name, notes)
     explosion = rules["BNL901"].threshold("ratio_warning", config.thresholds)

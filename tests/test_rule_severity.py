@@ -105,3 +105,29 @@ def test_target_scale_message_explains_the_side_it_is_on(scale):
     assert ("ReLUs die more easily" in message) == small
     assert ("grow with the targets' variance" in message) == (not small)
     assert ("With momentum" in message) == small
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.pool, self.fc1, self.act = nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, c // 4, 1), nn.ReLU()
+        self.fc2 = nn.Conv2d(c // 4, c, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+def test_dead_relus_after_pooling_random_inputs_are_not_counted():
+    """Pooled N(0,1) images barely differ between samples, so an SE branch's ReLU units are off
+    for all of them or none: with synthetic inputs those layers are left out of BNL403."""
+    torch.manual_seed(0)
+    blocks = [nn.Sequential(nn.Conv2d(64, 64, 1, bias=False), nn.BatchNorm2d(64), nn.Hardswish(),
+                            SqueezeExcite(64)) for _ in range(4)]
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, bias=False), *blocks, nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(64, 10))
+    x = torch.randn(16, 3, 16, 16)
+    config = Config(probe=False, select=["BNL403"])
+    as_data = bnlint.lint(model, x, config=config)
+    assert [f.code for f in as_data.findings] == ["BNL403"]  # the same batch given as data
+    synthetic = bnlint.lint(model, x, config=config, synthetic_inputs=True)
+    assert synthetic.findings == []

@@ -27,6 +27,7 @@ class Context:
     config: Config
     probe: ProbeResult | None = None   # the measurement, when the probe ran
     batch: int = 64                    # the training batch predictions assume (the probe's)
+    synthetic_inputs: bool = False     # the example inputs are random, not the user's data
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)

@@ -90,13 +90,31 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                "problems": problems})
 
 
+POOLING = ("AdaptiveAvgPool*", "AdaptiveMaxPool*", "Mean")
+
+
+def _after_pooling(graph: ModelGraph) -> set[str]:
+    """Layers downstream of a pooling that shrinks each sample (a squeeze-excitation branch, a
+    classifier head). Pooled random inputs barely differ between samples, so a unit there is
+    off for all of them or none: 'dead for every example' says nothing about real data."""
+    found: set[str] = set()
+    for layer in graph.order:
+        shrinks = any(layer.is_(spec) for spec in POOLING) and any(
+            src.shape and layer.shape and math.prod(layer.shape[1:]) < math.prod(src.shape[1:])
+            for src in graph.prev(layer))
+        if shrinks or any(src.name in found for src in graph.prev(layer)):
+            found.add(layer.name)
+    return found
+
+
 @check("BNL403")
 def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     batch = ctx.inputs[0].shape[0] if ctx.inputs and ctx.inputs[0].dim() else 0
     if batch < ctx.threshold(rule, "min_batch") or not readable(ctx.model):
         return
     measured = {x.name: x.dead for x in ctx.graph.layers("@relu") if x.dead is not None}
-    layers = [x for x in ctx.graph.layers("@relu") if x.name in measured]
+    pooled = _after_pooling(ctx.graph) if ctx.synthetic_inputs else set()
+    layers = [x for x in ctx.graph.layers("@relu") if x.name in measured and x.name not in pooled]
     units = {x.name: x.shape[1] if x.shape and len(x.shape) > 1 else 1 for x in layers}
     total = sum(units.values())
     if not total:
