@@ -186,7 +186,7 @@ def test_unwritable_output_file_leaves_nothing_half_written(tmp_path, write_mode
     assert out.read_text() == "previous report"  # the old report whole, not a truncated new one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "report.json"]
     _fails(run_cli(path, "--output-file", tmp_path / "missing" / "r.json"),
-           "cannot write the report: No such file or directory.")
+           "missing does not exist. Create the folder or choose another path.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "report.json"]
 
 
