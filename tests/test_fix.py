@@ -12,11 +12,13 @@ import torch
 import torch.nn as nn
 
 from bnlint import repair
+from bnlint.errors import InputError
+from bnlint.fixes import source
 from bnlint.graph import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
 from bnlint.probing import probe
 
-from conftest import EXAMPLES, run_cli
+from conftest import EXAMPLES, line_of, run_cli
 from models import PreActResidual, bn_mlp
 
 BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
@@ -96,6 +98,42 @@ def test_fix_that_would_break_the_file_is_rolled_back(write_model):
     assert "AttributeError" in proc.stderr and "The file is unchanged." in proc.stderr
     assert path.read_bytes() == before
     assert "BNL102" in proc.stdout  # still reported
+
+
+@pytest.mark.parametrize("call,name", [
+    ("nn.Conv2d(16, 16, **CONV_CFG)", "bias"),      # the dict may hold bias=...
+    ("nn.Conv2d(16, 16, 3, *more)", "bias"),        # so may the *args
+    ("F.batch_norm(x, None, None)", "affine"),      # not a module: no such keyword
+])
+def test_keyword_edit_refuses_calls_it_cannot_set_safely(call, name):
+    text = f"y = {call}\n"
+    edit = {"path": "m.py", "action": "set_kwarg", "name": name, "value": "False",
+            "position": 7, "line": 1, "col": 5, "end_line": 1, "end_col": 5 + len(call)}
+    with pytest.raises(InputError):
+        source.apply(text, [edit], "m.py")
+
+
+@pytest.mark.parametrize("call", ["nn.Conv2d(*shape, bias=True)",
+                                  "nn.Conv2d(1, 2, 3, 1, 0, 1, 1, True, **CFG)"])
+def test_keyword_edit_replaces_an_argument_given_beside_star_args(call):
+    text = f"y = {call}\n"
+    edit = {"path": "m.py", "action": "set_kwarg", "name": "bias", "value": "False",
+            "position": 7, "line": 1, "col": 5, "end_line": 1, "end_col": 5 + len(call)}
+    assert source.apply(text, [edit], "m.py") == text.replace("True", "False")
+
+
+def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        CONV_CFG = dict(kernel_size=3, bias=True)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                              nn.Conv2d(8, 8, **CONV_CFG), nn.BatchNorm2d(8))
+    """)
+    proc = run_cli(path, "--no-probe", "--select", "BNL102", "--input-shape", "2,3,8,8")
+    lines = {line.split(":")[1]: line for line in proc.stdout.splitlines() if "BNL102" in line}
+    assert "[*]" in lines[str(line_of(path, "nn.Conv2d(3, 8, 3)"))]
+    assert "[*]" not in lines[str(line_of(path, "**CONV_CFG"))]
 
 
 def test_fix_keeps_file_permissions(write_model):
