@@ -136,6 +136,12 @@ def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
     assert "[*]" not in lines[str(line_of(path, "**CONV_CFG"))]
 
 
+def test_input_error_has_one_final_period():
+    exc = ValueError("The file holds pickled data.")
+    error = InputError(f"cannot read targets: {exc}.", hint="Check it...")  # as messages embed it
+    assert error.render() == "cannot read targets: The file holds pickled data. Check it..."
+
+
 def test_fix_keeps_file_permissions(write_model):
     path = write_model("""
         import torch.nn as nn
