@@ -190,7 +190,7 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     """Write the patches, then re-lint the patched files so the report shows what remains."""
     for patch in patches:
         try:
-            fixes.write_atomic(patch.path, patch.new)
+            fixes.write_atomic(patch.path, patch.new, patch.encoding)
         except OSError as exc:
             _fail(InputError(f"cannot write the fixed file: {exc.strerror}.", path=patch.path))
     fixed = sum(len(p.findings) for p in patches)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,12 +14,12 @@ import torch.nn as nn
 
 from bnlint import repair
 from bnlint.errors import InputError
-from bnlint.fixes import source
+from bnlint.fixes import apply as apply_fixes, source
 from bnlint.graph import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
 from bnlint.probing import probe
 
-from conftest import EXAMPLES, line_of, run_cli
+from conftest import CLI_ENV, EXAMPLES, line_of, run_cli
 from models import PreActResidual, bn_mlp
 
 BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
@@ -134,6 +135,34 @@ def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
     lines = {line.split(":")[1]: line for line in proc.stdout.splitlines() if "BNL102" in line}
     assert "[*]" in lines[str(line_of(path, "nn.Conv2d(3, 8, 3)"))]
     assert "[*]" not in lines[str(line_of(path, "**CONV_CFG"))]
+
+
+def test_fix_keeps_crlf_newlines_and_a_missing_final_newline(tmp_path):
+    path = tmp_path / "model.py"
+    before = (b"import torch.nn as nn\r\n\r\n# keep me\r\n"
+              b"model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))")
+    path.write_bytes(before)
+    proc = subprocess.run([sys.executable, "-m", "bnlint", "model.py", "--diff", "--no-probe"],
+                          cwd=tmp_path, capture_output=True, env=CLI_ENV)  # bytes: CRs kept
+    assert proc.returncode == 1, proc.stderr
+    (tmp_path / "fix.diff").write_bytes(proc.stdout)
+    subprocess.run(["git", "apply", "--check", "fix.diff"], cwd=tmp_path, check=True)
+    subprocess.run(["patch", "-p1", "--dry-run", "-i", "fix.diff"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    run_cli("model.py", "--fix", "--no-probe", cwd=tmp_path)
+    assert path.read_bytes() == before.replace(b"nn.Linear(4, 4)", b"nn.Linear(4, 4, bias=False)")
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xef\xbb\xbfx = nn.Linear(4, 4)  # BOM\r\n",
+    "# -*- coding: latin-1 -*-\nx = nn.Linear(4, 4)  # caf\u00e9\n".encode("latin-1"),
+])
+def test_patched_file_keeps_its_encoding_and_newlines(tmp_path, raw):
+    path = tmp_path / "m.py"
+    path.write_bytes(raw)
+    text, encoding = source.read(str(path))
+    apply_fixes.write_atomic(str(path), text.replace("4)", "4, bias=False)"), encoding)
+    assert path.read_bytes() == raw.replace(b"4)", b"4, bias=False)")
 
 
 def test_input_error_has_one_final_period():

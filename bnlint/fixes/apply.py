@@ -18,6 +18,7 @@ class FilePatch:
     new: str
     findings: list[Finding] = field(default_factory=list)
     models: set[str] = field(default_factory=set)  # the file's models: it must still build them
+    encoding: str = "utf-8"
 
     @property
     def diff(self) -> str:
@@ -42,7 +43,8 @@ def plan(report: Report, unsafe: bool) -> tuple[list[FilePatch], list[InputError
     patches, errors = [], []
     for path, patch in by_path.items():
         try:
-            patch.old, patch.new = source.patch(edits[path])[path]
+            patch.old, patch.encoding = source.read(path)
+            patch.new = source.apply(patch.old, edits[path], path)
         except (InputError, OSError) as exc:
             errors.append(exc if isinstance(exc, InputError) else
                           InputError(f"cannot read the file to fix it: {exc}", path=path))
@@ -64,13 +66,13 @@ def rejected(patch: FilePatch, outcome: InputError | list[str]) -> str | None:
     return None
 
 
-def write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str, encoding: str = "utf-8") -> None:
     """Replace ``path`` via a temporary file in the same folder (keeping its permissions), so
-    a failure leaves the old file whole."""
+    a failure leaves the old file whole. Newlines are written as they are in ``text``."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlint-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as fh:
             fh.write(text)
         if os.path.exists(path):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)

@@ -19,7 +19,9 @@ assigned instance):
 from __future__ import annotations
 
 import difflib
+import io
 import os
+import tokenize
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -241,10 +243,27 @@ def display_path(path: str) -> str:
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
+    """The diff that ``git apply`` and ``patch -p1`` take: lines split at "\n" only (a CRLF
+    file's "\r" stays in its lines), a last line without a newline marked as such."""
     shown = display_path(path)
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True),
-                                        f"a/{shown}", f"b/{shown}"))
+    lines = difflib.unified_diff(_lines(old), _lines(new), f"a/{shown}", f"b/{shown}")
+    return "".join(line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+                   for line in lines)
+
+
+def _lines(text: str) -> list[str]:
+    return io.StringIO(text, newline="\n").readlines()
+
+
+def read(path: str) -> tuple[str, str]:
+    """The file's text as stored (newlines untranslated) and its encoding, from a BOM
+    (``utf-8-sig``, which writes the BOM back) or a coding cookie."""
+    raw = Path(path).read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        return raw.decode(encoding), encoding
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot decode the file to patch it: {exc}.", path=path) from None
 
 
 def patch(edits: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -255,7 +274,7 @@ def patch(edits: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
             by_path[edit["path"]].append(edit)
     out = {}
     for path, file_edits in by_path.items():
-        old = Path(path).read_text(encoding="utf-8")
+        old, _ = read(path)
         out[path] = (old, apply(old, file_edits, path))
     return out
 
