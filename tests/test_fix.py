@@ -3,6 +3,7 @@ roll back; and the graph repairs, checked for structure and measured effect."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import shutil
 import subprocess
@@ -15,9 +16,11 @@ import torch.nn as nn
 from bnlint import repair
 from bnlint.errors import InputError
 from bnlint.fixes import apply as apply_fixes, source
+from bnlint.fixes.apply import FilePatch, SourceFix
 from bnlint.graph import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
 from bnlint.probing import probe
+from bnlint.report import Finding, Fix, ModelReport, Report
 
 from conftest import CLI_ENV, EXAMPLES, line_of, run_cli
 from models import PreActResidual, bn_mlp
@@ -95,10 +98,67 @@ def test_fix_that_would_break_the_file_is_rolled_back(write_model):
     """)
     before = path.read_bytes()
     proc = run_cli(path, "--fix", "--no-probe")
-    assert "fixes not applied, the patched file fails" in proc.stderr
-    assert "AttributeError" in proc.stderr and "The file is unchanged." in proc.stderr
+    warning = next(line for line in proc.stderr.splitlines() if "not applied" in line)
+    assert f"{path}:{line_of(path, 'self.conv = ')}: BNL102 fix not applied, the patched file " \
+           "fails" in warning and "AttributeError" in warning
+    assert ".." not in warning and "--model" not in warning  # no hint about picking models
     assert path.read_bytes() == before
     assert "BNL102" in proc.stdout  # still reported
+
+
+def test_a_fix_that_breaks_the_file_does_not_hold_back_the_others(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3)
+                self.bn = nn.BatchNorm2d(8)
+                self.conv.bias.data.zero_()  # fails once the conv has no bias
+                self.conv2 = nn.Conv2d(8, 8, 3)
+                self.bn2 = nn.BatchNorm2d(8)
+
+            def forward(self, x):
+                return self.bn2(self.conv2(self.bn(self.conv(x))))
+    """)
+    before = path.read_text()
+    proc = run_cli(path, "--fix", "--no-probe", "--select", "BNL102")
+    assert "Fixed 1 finding in 1 file." in proc.stderr, proc.stderr
+    assert f"{path}:{line_of(path, 'self.conv = ')}: BNL102 fix not applied" in proc.stderr
+    assert path.read_text() == before.replace("nn.Conv2d(8, 8, 3)",
+                                              "nn.Conv2d(8, 8, 3, bias=False)")
+
+
+def _finding(path, line: int) -> Finding:
+    return Finding("BNL102", "bias-before-batchnorm", "structure", "info", "", str(path), line, 1,
+                   None)
+
+
+def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
+    """Eight fixes in one file, one of which breaks it, and a second file whose only fix
+    breaks it: both files are checked in the same rounds, and few of them."""
+    paths, patches = [tmp_path / "a.py", tmp_path / "b.py"], []
+    for path, n in zip(paths, (8, 1)):
+        path.write_text("".join(f"c{i} = nn.Conv2d(1, 1, 1)\n" for i in range(n)))
+        edits = [{"path": str(path), "action": "set_kwarg", "name": "bias", "value": "False",
+                  "line": i + 1, "col": 6, "end_line": i + 1, "end_col": 24} for i in range(n)]
+        fixes = [SourceFix([e], [_finding(path, e["line"])]) for e in edits]
+        patches.append(FilePatch(str(path), path.read_text(), "utf-8", [], {"m"}).keeping(fixes))
+    calls = []
+
+    def check(sources):  # line c5 of a.py and c0 of b.py fail with bias=False
+        calls.append(sorted(sources))
+        return {p: InputError("boom.", p, 1) if "c5 = nn.Conv2d(1, 1, 1, bias=False)" in text
+                or text.startswith("c0 = nn.Conv2d(1, 1, 1, bias=False)") and p.endswith("b.py")
+                else ["m"] for p, text in sources.items()}
+
+    kept, warnings = apply_fixes.verify(patches, check)
+    assert [p.path for p in kept] == [str(paths[0])]
+    assert kept[0].new.count("bias=False") == 7 and "c5 = nn.Conv2d(1, 1, 1)\n" in kept[0].new
+    assert sorted((w.path, w.line) for w in warnings) == [(str(paths[0]), 6), (str(paths[1]), 1)]
+    assert all("BNL102 fix not applied, the patched file fails" in w.message for w in warnings)
+    assert calls[0] == sorted(map(str, paths)) and len(calls) <= 1 + 2 * 3
 
 
 @pytest.mark.parametrize("call,name", [
@@ -163,6 +223,27 @@ def test_patched_file_keeps_its_encoding_and_newlines(tmp_path, raw):
     text, encoding = source.read(str(path))
     apply_fixes.write_atomic(str(path), text.replace("4)", "4, bias=False)"), encoding)
     assert path.read_bytes() == raw.replace(b"4)", b"4, bias=False)")
+
+
+def test_a_line_two_models_report_is_fixed_and_counted_once(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        def make_small_cnn(width=8):
+            return nn.Sequential(nn.Conv2d(3, width, 3), nn.BatchNorm2d(width), nn.ReLU())
+
+        model = make_small_cnn(16)
+    """)
+    proc = run_cli(path, "--fix", "--no-probe", "--input-shape", "2,3,8,8")
+    assert "Fixed 1 finding in 1 file." in proc.stderr, proc.stderr
+    assert "nn.Conv2d(3, width, 3, bias=False)" in path.read_text()
+
+
+def test_summary_counts_a_fixable_line_once_across_models():
+    fix = Fix("safe", "Set bias=False.", diff="--- a/m.py\n")
+    report = Report(models=[ModelReport(name, "m.py", 1, {}, [
+        dataclasses.replace(_finding("m.py", 5), module="0", fix=fix)]) for name in "ab"])
+    assert report.summary()["findings"] == 2 and report.summary()["fixable"] == 1
 
 
 def test_input_error_has_one_final_period():
