@@ -197,6 +197,32 @@ def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
     assert "[*]" not in lines[str(line_of(path, "**CONV_CFG"))]
 
 
+def test_bias_stays_when_another_fix_removes_the_batchnorm_after_it(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        class Head(nn.Module):
+            def __init__(self, width=16):
+                super().__init__()
+                self.fc = nn.Linear(4, width)
+                self.fc_bn = nn.BatchNorm1d(width)
+                self.out = nn.Linear(width, 8)
+                self.out_bn = nn.BatchNorm1d(8)
+
+            def forward(self, x):
+                return self.out_bn(self.out(self.fc_bn(self.fc(x)).relu()))
+    """)
+    proc = run_cli(path, "--diff", "--unsafe-fixes", "--no-probe")
+    assert proc.returncode == 1, proc.stderr
+    changed = [line[1:].strip() for line in proc.stdout.splitlines()
+               if line.startswith(("-  ", "+  "))]
+    assert sorted(changed) == sorted([
+        "self.fc = nn.Linear(4, width)", "self.fc = nn.Linear(4, width, bias=False)",
+        "self.out_bn = nn.BatchNorm1d(8)", "self.out_bn = nn.Identity()"])
+    assert f"{path}:{line_of(path, 'self.out =')}: BNL102 fix not applied, the BNL105 fix " \
+           "removes out_bn, which it relies on." in proc.stderr
+
+
 def test_fix_keeps_crlf_newlines_and_a_missing_final_newline(tmp_path):
     path = tmp_path / "model.py"
     before = (b"import torch.nn as nn\r\n\r\n# keep me\r\n"

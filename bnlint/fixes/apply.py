@@ -51,20 +51,35 @@ class FilePatch:
         return source.unified_diff(self.path, self.old, self.new)
 
 
+def _modules(f: Finding) -> set[str]:
+    return set(f.evidence.get("modules") or [f.module])
+
+
 def plan(report: Report, unsafe: bool) -> tuple[list[FilePatch], list[InputError]]:
     """One patch per file from the fixes that apply (safe ones, and unsafe ones when asked),
-    and errors about files that cannot be patched."""
+    and warnings about the fixes left out. A fix whose finding relies on a module that another
+    fix removes (bias=False before the BatchNorm that a second fix drops) is left out."""
     from . import source  # libcst loads only when fixing
     allowed = ("safe", "unsafe") if unsafe else ("safe",)
     by_key: dict[str, SourceFix] = {}
-    for f in report.findings:
-        if f.fix and f.fix.edits and f.fix.applicability in allowed:
+    lost: dict[str, InputError] = {}
+    for model in report.models:
+        chosen = [f for f in model.findings
+                  if f.fix and f.fix.edits and f.fix.applicability in allowed]
+        removed = {m: f.code for f in chosen
+                   if any(e["action"] == "remove_op" for e in f.fix.edits) for m in _modules(f)}
+        for f in chosen:
             key = json.dumps(f.fix.edits, sort_keys=True)
             by_key.setdefault(key, SourceFix(f.fix.edits)).findings.append(f)
+            gone = [m for m in f.evidence.get("path", []) if m in removed and m not in _modules(f)]
+            if gone and key not in lost:
+                lost[key] = by_key[key].not_applied(
+                    f"the {removed[gone[0]]} fix removes {gone[0]}, which it relies on.")
     by_path: dict[str, list[SourceFix]] = {}
-    for fix in by_key.values():
-        by_path.setdefault(fix.edits[0]["path"], []).append(fix)
-    patches, errors = [], []
+    for key, fix in by_key.items():
+        if key not in lost:
+            by_path.setdefault(fix.edits[0]["path"], []).append(fix)
+    patches, errors = [], list(lost.values())
     for path, fixes in by_path.items():
         try:
             old, encoding = source.read(path)
