@@ -202,22 +202,15 @@ def _check_writable(path: str, what: str) -> None:
 
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
                       unsafe: bool) -> list[fixes.FilePatch]:
-    """The patches whose files still build their models; the others are reported and left."""
-    patches, errors = fixes.plan(report, unsafe)
-    for error in errors:
-        click.echo(f"bnlint: warning: {error.render()}", err=True)
-    if not patches:
-        return []
-    outcomes = runner.verify({p.path: p.new for p in patches}, cfg, rules, cli_shapes, verbose)
-    good = []
-    for patch in patches:
-        why = fixes.rejected(patch, outcomes[patch.path])
-        if why:
-            click.echo(f"bnlint: warning: {formats.relative(patch.path)}: fixes not applied, "
-                       f"{why}. The file is unchanged.", err=True)
-        else:
-            good.append(patch)
-    return good
+    """The patches, without the fixes their files do not build with; those are reported."""
+    patches, warnings = fixes.plan(report, unsafe)
+    if patches:
+        patches, dropped = fixes.verify(patches, lambda sources: runner.verify(
+            sources, cfg, rules, cli_shapes, verbose))
+        warnings += dropped
+    for warning in warnings:
+        click.echo(f"bnlint: warning: {warning.render()}", err=True)
+    return patches
 
 
 def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli_shapes,
@@ -225,10 +218,10 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     """Write the patches, then re-lint the patched files so the report shows what remains."""
     for patch in patches:
         try:
-            fixes.write_atomic(patch.path, patch.new)
+            fixes.write_atomic(patch.path, patch.new, patch.encoding)
         except OSError as exc:
             _fail(InputError(f"cannot write the fixed file: {exc.strerror}.", path=patch.path))
-    fixed = sum(len(p.findings) for p in patches)
+    fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
     click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
                f"file{'s' if len(patches) != 1 else ''}.", err=True)
     if not patches:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def _one_period(text: str) -> str:
+    """``text`` without the second period that "...: {exc}." leaves after an exception's own
+    sentence (an ellipsis stays)."""
+    return text[:-1] if text.endswith("..") and not text.endswith("...") else text
+
+
 class InputError(Exception):
     """A bad input (file, option, model, config). Rendered without a traceback.
 
@@ -11,6 +17,7 @@ class InputError(Exception):
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None,
                  hint: str | None = None):
+        message, hint = _one_period(message), hint and _one_period(hint)
         super().__init__(message)
         self.message = message
         self.path = path

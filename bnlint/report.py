@@ -118,7 +118,9 @@ class Report:
         counts = {s: 0 for s in SEVERITY_RANK}
         for f in self.findings:
             counts[f.severity] += 1
-        patched = [f.fix.applicability for f in self.findings if f.fix and f.fix.diff]
+        # One per rule and line: models built by the same code report it each, one edit fixes it.
+        patched = list({(f.code, f.path, f.line, f.column): f.fix.applicability
+                        for f in self.findings if f.fix and f.fix.diff}.values())
         return {"files": self.files, "models": len(self.models),
                 "findings": len(self.findings), **counts,
                 "fixable": patched.count("safe"), "unsafe_fixable": patched.count("unsafe"),

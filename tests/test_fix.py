@@ -3,20 +3,26 @@ roll back; and the graph repairs, checked for structure and measured effect."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn as nn
 
 from bnlint import repair
+from bnlint.errors import InputError
+from bnlint.fixes import apply as apply_fixes, source
+from bnlint.fixes.apply import FilePatch, SourceFix
 from bnlint.graph import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
 from bnlint.probing import probe
+from bnlint.report import Finding, Fix, ModelReport, Report
 
-from conftest import EXAMPLES, run_cli
+from conftest import CLI_ENV, EXAMPLES, line_of, run_cli
 from models import PreActResidual, bn_mlp
 
 BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
@@ -92,10 +98,184 @@ def test_fix_that_would_break_the_file_is_rolled_back(write_model):
     """)
     before = path.read_bytes()
     proc = run_cli(path, "--fix", "--no-probe")
-    assert "fixes not applied, the patched file fails" in proc.stderr
-    assert "AttributeError" in proc.stderr and "The file is unchanged." in proc.stderr
+    warning = next(line for line in proc.stderr.splitlines() if "not applied" in line)
+    assert f"{path}:{line_of(path, 'self.conv = ')}: BNL102 fix not applied, the patched file " \
+           "fails" in warning and "AttributeError" in warning
+    assert ".." not in warning and "--model" not in warning  # no hint about picking models
     assert path.read_bytes() == before
     assert "BNL102" in proc.stdout  # still reported
+
+
+def test_a_fix_that_breaks_the_file_does_not_hold_back_the_others(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3)
+                self.bn = nn.BatchNorm2d(8)
+                self.conv.bias.data.zero_()  # fails once the conv has no bias
+                self.conv2 = nn.Conv2d(8, 8, 3)
+                self.bn2 = nn.BatchNorm2d(8)
+
+            def forward(self, x):
+                return self.bn2(self.conv2(self.bn(self.conv(x))))
+    """)
+    before = path.read_text()
+    proc = run_cli(path, "--fix", "--no-probe", "--select", "BNL102")
+    assert "Fixed 1 finding in 1 file." in proc.stderr, proc.stderr
+    assert f"{path}:{line_of(path, 'self.conv = ')}: BNL102 fix not applied" in proc.stderr
+    assert path.read_text() == before.replace("nn.Conv2d(8, 8, 3)",
+                                              "nn.Conv2d(8, 8, 3, bias=False)")
+
+
+def _finding(path, line: int) -> Finding:
+    return Finding("BNL102", "bias-before-batchnorm", "structure", "info", "", str(path), line, 1,
+                   None)
+
+
+def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
+    """Eight fixes in one file, one of which breaks it, and a second file whose only fix
+    breaks it: both files are checked in the same rounds, and few of them."""
+    paths, patches = [tmp_path / "a.py", tmp_path / "b.py"], []
+    for path, n in zip(paths, (8, 1)):
+        path.write_text("".join(f"c{i} = nn.Conv2d(1, 1, 1)\n" for i in range(n)))
+        edits = [{"path": str(path), "action": "set_kwarg", "name": "bias", "value": "False",
+                  "line": i + 1, "col": 6, "end_line": i + 1, "end_col": 24} for i in range(n)]
+        fixes = [SourceFix([e], [_finding(path, e["line"])]) for e in edits]
+        patches.append(FilePatch(str(path), path.read_text(), "utf-8", [], {"m"}).keeping(fixes))
+    calls = []
+
+    def check(sources):  # line c5 of a.py and c0 of b.py fail with bias=False
+        calls.append(sorted(sources))
+        return {p: InputError("boom.", p, 1) if "c5 = nn.Conv2d(1, 1, 1, bias=False)" in text
+                or text.startswith("c0 = nn.Conv2d(1, 1, 1, bias=False)") and p.endswith("b.py")
+                else ["m"] for p, text in sources.items()}
+
+    kept, warnings = apply_fixes.verify(patches, check)
+    assert [p.path for p in kept] == [str(paths[0])]
+    assert kept[0].new.count("bias=False") == 7 and "c5 = nn.Conv2d(1, 1, 1)\n" in kept[0].new
+    assert sorted((w.path, w.line) for w in warnings) == [(str(paths[0]), 6), (str(paths[1]), 1)]
+    assert all("BNL102 fix not applied, the patched file fails" in w.message for w in warnings)
+    assert calls[0] == sorted(map(str, paths)) and len(calls) <= 1 + 2 * 3
+
+
+@pytest.mark.parametrize("call,name", [
+    ("nn.Conv2d(16, 16, **CONV_CFG)", "bias"),      # the dict may hold bias=...
+    ("nn.Conv2d(16, 16, 3, *more)", "bias"),        # so may the *args
+    ("F.batch_norm(x, None, None)", "affine"),      # not a module: no such keyword
+])
+def test_keyword_edit_refuses_calls_it_cannot_set_safely(call, name):
+    text = f"y = {call}\n"
+    edit = {"path": "m.py", "action": "set_kwarg", "name": name, "value": "False",
+            "position": 7, "line": 1, "col": 5, "end_line": 1, "end_col": 5 + len(call)}
+    with pytest.raises(InputError):
+        source.apply(text, [edit], "m.py")
+
+
+@pytest.mark.parametrize("call", ["nn.Conv2d(*shape, bias=True)",
+                                  "nn.Conv2d(1, 2, 3, 1, 0, 1, 1, True, **CFG)"])
+def test_keyword_edit_replaces_an_argument_given_beside_star_args(call):
+    text = f"y = {call}\n"
+    edit = {"path": "m.py", "action": "set_kwarg", "name": "bias", "value": "False",
+            "position": 7, "line": 1, "col": 5, "end_line": 1, "end_col": 5 + len(call)}
+    assert source.apply(text, [edit], "m.py") == text.replace("True", "False")
+
+
+def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        CONV_CFG = dict(kernel_size=3, bias=True)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                              nn.Conv2d(8, 8, **CONV_CFG), nn.BatchNorm2d(8))
+    """)
+    proc = run_cli(path, "--no-probe", "--select", "BNL102", "--input-shape", "2,3,8,8")
+    lines = {line.split(":")[1]: line for line in proc.stdout.splitlines() if "BNL102" in line}
+    assert "[*]" in lines[str(line_of(path, "nn.Conv2d(3, 8, 3)"))]
+    assert "[*]" not in lines[str(line_of(path, "**CONV_CFG"))]
+
+
+def test_bias_stays_when_another_fix_removes_the_batchnorm_after_it(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        class Head(nn.Module):
+            def __init__(self, width=16):
+                super().__init__()
+                self.fc = nn.Linear(4, width)
+                self.fc_bn = nn.BatchNorm1d(width)
+                self.out = nn.Linear(width, 8)
+                self.out_bn = nn.BatchNorm1d(8)
+
+            def forward(self, x):
+                return self.out_bn(self.out(self.fc_bn(self.fc(x)).relu()))
+    """)
+    proc = run_cli(path, "--diff", "--unsafe-fixes", "--no-probe")
+    assert proc.returncode == 1, proc.stderr
+    changed = [line[1:].strip() for line in proc.stdout.splitlines()
+               if line.startswith(("-  ", "+  "))]
+    assert sorted(changed) == sorted([
+        "self.fc = nn.Linear(4, width)", "self.fc = nn.Linear(4, width, bias=False)",
+        "self.out_bn = nn.BatchNorm1d(8)", "self.out_bn = nn.Identity()"])
+    assert f"{path}:{line_of(path, 'self.out =')}: BNL102 fix not applied, the BNL105 fix " \
+           "removes out_bn, which it relies on." in proc.stderr
+
+
+def test_fix_keeps_crlf_newlines_and_a_missing_final_newline(tmp_path):
+    path = tmp_path / "model.py"
+    before = (b"import torch.nn as nn\r\n\r\n# keep me\r\n"
+              b"model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))")
+    path.write_bytes(before)
+    proc = subprocess.run([sys.executable, "-m", "bnlint", "model.py", "--diff", "--no-probe"],
+                          cwd=tmp_path, capture_output=True, env=CLI_ENV)  # bytes: CRs kept
+    assert proc.returncode == 1, proc.stderr
+    (tmp_path / "fix.diff").write_bytes(proc.stdout)
+    subprocess.run(["git", "apply", "--check", "fix.diff"], cwd=tmp_path, check=True)
+    subprocess.run(["patch", "-p1", "--dry-run", "-i", "fix.diff"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    run_cli("model.py", "--fix", "--no-probe", cwd=tmp_path)
+    assert path.read_bytes() == before.replace(b"nn.Linear(4, 4)", b"nn.Linear(4, 4, bias=False)")
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xef\xbb\xbfx = nn.Linear(4, 4)  # BOM\r\n",
+    "# -*- coding: latin-1 -*-\nx = nn.Linear(4, 4)  # caf\u00e9\n".encode("latin-1"),
+])
+def test_patched_file_keeps_its_encoding_and_newlines(tmp_path, raw):
+    path = tmp_path / "m.py"
+    path.write_bytes(raw)
+    text, encoding = source.read(str(path))
+    apply_fixes.write_atomic(str(path), text.replace("4)", "4, bias=False)"), encoding)
+    assert path.read_bytes() == raw.replace(b"4)", b"4, bias=False)")
+
+
+def test_a_line_two_models_report_is_fixed_and_counted_once(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        def make_small_cnn(width=8):
+            return nn.Sequential(nn.Conv2d(3, width, 3), nn.BatchNorm2d(width), nn.ReLU())
+
+        model = make_small_cnn(16)
+    """)
+    proc = run_cli(path, "--fix", "--no-probe", "--input-shape", "2,3,8,8")
+    assert "Fixed 1 finding in 1 file." in proc.stderr, proc.stderr
+    assert "nn.Conv2d(3, width, 3, bias=False)" in path.read_text()
+
+
+def test_summary_counts_a_fixable_line_once_across_models():
+    fix = Fix("safe", "Set bias=False.", diff="--- a/m.py\n")
+    report = Report(models=[ModelReport(name, "m.py", 1, {}, [
+        dataclasses.replace(_finding("m.py", 5), module="0", fix=fix)]) for name in "ab"])
+    assert report.summary()["findings"] == 2 and report.summary()["fixable"] == 1
+
+
+def test_input_error_has_one_final_period():
+    exc = ValueError("The file holds pickled data.")
+    error = InputError(f"cannot read targets: {exc}.", hint="Check it...")  # as messages embed it
+    assert error.render() == "cannot read targets: The file holds pickled data. Check it..."
 
 
 def test_fix_keeps_file_permissions(write_model):

@@ -19,7 +19,9 @@ assigned instance):
 from __future__ import annotations
 
 import difflib
+import io
 import os
+import tokenize
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -30,21 +32,36 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from ..errors import InputError
 
 
+def _callee(call: cst.Call) -> str:
+    """The called name's last part: ``Conv2d`` for ``nn.Conv2d(...)``, ``relu`` for ``F.relu``."""
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+
+
 def _set_kwarg(call: cst.Call, edit: dict[str, Any]) -> cst.Call:
     """Set argument ``name`` to ``value``: replace it where given (by keyword, or by position
-    ``position``), else append it as a keyword, following the call's own layout."""
+    ``position``), else append it as a keyword, following the call's own layout. Only a module
+    constructor (``nn.BatchNorm2d(...)``) takes the edit, and only where no ``*args`` or
+    ``**kwargs`` may already pass the argument."""
+    if not _callee(call)[:1].isupper():
+        raise InputError(f"{_callee(call)}() is not a module constructor, so it takes no "
+                         f"{edit['name']}= to set.")
     value = cst.parse_expression(edit["value"])
     args = list(call.args)
     for i, arg in enumerate(args):
         if arg.keyword is not None and arg.keyword.value == edit["name"]:
             args[i] = arg.with_changes(value=value)
             return call.with_changes(args=args)
-    positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
+    starred = [i for i, a in enumerate(args) if a.star]
+    leading = args[:starred[0]] if starred else args  # positions are known up to a *args
+    positional = [i for i, a in enumerate(leading) if a.keyword is None]
     position = edit.get("position")
     if position is not None and position < len(positional):
         i = positional[position]
         args[i] = args[i].with_changes(value=value)
         return call.with_changes(args=args)
+    if starred:
+        raise InputError(f"the call's *args or **kwargs may already pass {edit['name']}.")
     new = cst.Arg(value=value, keyword=cst.Name(edit["name"]),
                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
                                         whitespace_after=cst.SimpleWhitespace("")))
@@ -64,8 +81,7 @@ def _remove_op(call: cst.Call, edit: dict[str, Any]) -> cst.BaseExpression:
     """The identity in place of the op: its input for a functional or method call, an
     ``Identity`` of the same namespace for a module constructor (it ignores arguments)."""
     func = call.func
-    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
-    if name[:1].isupper():  # a constructor: nn.ReLU(inplace=True) -> nn.Identity()
+    if _callee(call)[:1].isupper():  # a constructor: nn.ReLU(inplace=True) -> nn.Identity()
         if isinstance(func, cst.Attribute):
             return call.with_changes(func=func.with_changes(attr=cst.Name("Identity")), args=[])
         return call.with_changes(func=cst.Name("Identity"), args=[])
@@ -227,10 +243,27 @@ def display_path(path: str) -> str:
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
+    """The diff that ``git apply`` and ``patch -p1`` take: lines split at "\n" only (a CRLF
+    file's "\r" stays in its lines), a last line without a newline marked as such."""
     shown = display_path(path)
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True),
-                                        f"a/{shown}", f"b/{shown}"))
+    lines = difflib.unified_diff(_lines(old), _lines(new), f"a/{shown}", f"b/{shown}")
+    return "".join(line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+                   for line in lines)
+
+
+def _lines(text: str) -> list[str]:
+    return io.StringIO(text, newline="\n").readlines()
+
+
+def read(path: str) -> tuple[str, str]:
+    """The file's text as stored (newlines untranslated) and its encoding, from a BOM
+    (``utf-8-sig``, which writes the BOM back) or a coding cookie."""
+    raw = Path(path).read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        return raw.decode(encoding), encoding
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot decode the file to patch it: {exc}.", path=path) from None
 
 
 def patch(edits: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -241,7 +274,7 @@ def patch(edits: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
             by_path[edit["path"]].append(edit)
     out = {}
     for path, file_edits in by_path.items():
-        old = Path(path).read_text(encoding="utf-8")
+        old, _ = read(path)
         out[path] = (old, apply(old, file_edits, path))
     return out
 
