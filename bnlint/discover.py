@@ -57,14 +57,12 @@ def _user_error(exc: BaseException, path: Path, doing: str, hint: str) -> InputE
                       hint=hint)
 
 
-def load_module(path: Path, source: str | None = None) -> types.ModuleType:
-    """Import the user's file (or ``source`` as if it were that file)."""
+def load_module(path: Path, source: str | bytes | None = None) -> types.ModuleType:
+    """Import the user's file (or ``source`` as if it were that file). The file is compiled
+    as bytes, so Python itself reads its encoding (a BOM, a coding line, else UTF-8)."""
     if source is None:
         try:
-            source = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise InputError("the file is not UTF-8 text.", path=str(path),
-                             hint="bnlint reads Python source files.") from None
+            source = path.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read the file: {exc.strerror}.", path=str(path)) from None
     try:
@@ -118,8 +116,8 @@ def _line_of(obj: Any) -> int | None:
 def _assignment_lines(path: Path) -> dict[str, int]:
     """Line of each top-level ``name = ...`` in the file (where module instances are made)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
         return {}
     lines = {}
     for node in tree.body:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tokenize
 
 _DIRECTIVE = re.compile(r"#\s*bnlint:\s*ignore(?:\[([A-Za-z0-9_,\s]*)\])?")
 
@@ -20,9 +21,9 @@ def _lines(path: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=64)
 def _read(path: str, mtime_ns: int) -> tuple[str, ...]:
     try:
-        with open(path, encoding="utf-8") as fh:
+        with tokenize.open(path) as fh:  # the encoding Python reads it in
             return tuple(fh.read().splitlines())
-    except (OSError, UnicodeDecodeError):
+    except (OSError, SyntaxError, UnicodeDecodeError):
         return ()
 
 

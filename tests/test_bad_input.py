@@ -321,3 +321,27 @@ def test_targets_that_fit_neither_output_nor_labels(tmp_path, write_model, targe
     inline = write_model(f"import numpy, torch\nEXAMPLE_TARGETS = torch.from_numpy("
                          f"numpy.load({str(npy)!r}))\n" + textwrap.dedent(GOOD), "inline.py")
     _fails(run_cli(inline, "--no-probe"), f"{inline}: example targets {needle}")
+
+
+@pytest.mark.parametrize("head", [b"\xef\xbb\xbf", b"# -*- coding: latin-1 -*-\n# caf\xe9\n"])
+def test_files_python_can_read_are_linted_in_their_encoding(tmp_path, head):
+    """A BOM or a coding line: Python runs the file, so bnlint reads it the same way (and a
+    suppression comment in it still counts)."""
+    body = textwrap.dedent("""\
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.bn = nn.BatchNorm1d(4)  # bnlint: ignore[BNL105]
+
+            def forward(self, x):
+                return self.bn(self.fc(x))
+        """).encode()
+    path = tmp_path / "model.py"
+    path.write_bytes(head + body)
+    proc = run_cli(path, "--no-probe", "--format", "json")
+    codes = [f["code"] for f in json.loads(proc.stdout)["models"][0]["findings"]]
+    assert proc.returncode == 0 and codes == ["BNL102"], proc.stderr
