@@ -37,6 +37,12 @@ class FoundModel:
     model: nn.Module
     line: int | None
 
+    def __post_init__(self):
+        # torch.compile(model) wraps the module; bnlint reads (and fx traces) the original
+        original = getattr(self.model, "_orig_mod", None)
+        if isinstance(original, nn.Module):
+            self.model = original
+
 
 @dataclass
 class Targets:
@@ -194,8 +200,13 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
 
 
 def _structure(model: nn.Module) -> tuple:
-    return tuple((name, type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(False)))
+    return tuple((name, type(m).__name__, tuple(_shape(p) for p in m.parameters(False)))
                  for name, m in model.named_modules())
+
+
+def _shape(p: nn.Parameter) -> tuple | None:
+    """A parameter's shape; None for a lazy module's, which has none until its first forward."""
+    return None if isinstance(p, nn.parameter.UninitializedTensorMixin) else tuple(p.shape)
 
 
 def _drop_parts(found: list[FoundModel]) -> list[FoundModel]:
@@ -312,6 +323,10 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
     if layer is None:
         raise InputError(f"cannot infer example inputs for {name}: it has no Conv, Linear or "
                          "Embedding layer to read the input size from.", path=str(path), hint=how)
+    if isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params():
+        raise InputError(f"cannot infer example inputs for {name}: its first layer "
+                         f"({type(layer).__name__}) is lazy, so its input size is not known "
+                         "until it runs.", path=str(path), hint=how)
     device = model_device(model)
     shapes = _candidate_shapes(layer, batch)
     for shape in shapes:

@@ -536,7 +536,11 @@ def trace(model: nn.Module) -> ModelGraph:
 
 
 def build(model: nn.Module, inputs: tuple) -> ModelGraph:
-    """The ModelGraph of ``model``: fx when it traces, else the hooked forward pass."""
+    """The ModelGraph of ``model``: fx when it traces, else the hooked forward pass. Lazy
+    modules (nn.LazyLinear...) are first initialised by one forward pass with ``inputs``."""
+    if any(isinstance(p, nn.parameter.UninitializedTensorMixin)
+           for p in (*model.parameters(), *model.buffers())):
+        run_forward(lambda: model(*inputs), model, inputs)
     tracer = _SiteTracer()
     try:
         graph = tracer.trace(model)

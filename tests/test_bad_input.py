@@ -345,3 +345,42 @@ def test_files_python_can_read_are_linted_in_their_encoding(tmp_path, head):
     proc = run_cli(path, "--no-probe", "--format", "json")
     codes = [f["code"] for f in json.loads(proc.stdout)["models"][0]["findings"]]
     assert proc.returncode == 0 and codes == ["BNL102"], proc.stderr
+
+
+LAZY_AND_COMPILED = """
+    import torch
+    import torch.nn as nn
+
+
+    class LazyNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.LazyLinear(16)
+            self.bn = nn.BatchNorm1d(16)
+            self.head = nn.Linear(16, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.bn(self.fc(x))))
+
+
+    compiled = torch.compile(LazyNet())
+"""
+
+
+def test_lazy_and_compiled_models_are_linted(write_model):
+    """Lazy modules are initialised by one forward pass; torch.compile's wrapper is unwrapped.
+    Both crashed before (a lazy parameter has no shape; dynamo under fx)."""
+    path = write_model(LAZY_AND_COMPILED + "    EXAMPLE_INPUTS = torch.randn(8, 10)\n")
+    for name in ("LazyNet", "compiled"):
+        proc = run_cli(path, "--no-probe", "--format", "json", "--model", name)
+        assert proc.returncode == 0, proc.stderr
+        [m] = json.loads(proc.stdout)["models"]
+        assert [(f["code"], f["line"]) for f in m["findings"]] == \
+            [("BNL102", line_of(path, "nn.LazyLinear(16)"))]
+
+
+def test_lazy_first_layer_needs_example_inputs(write_model):
+    path = write_model(LAZY_AND_COMPILED)
+    _fails(run_cli(path, "--no-probe", "--model", "LazyNet"),
+           "its first layer (LazyLinear) is lazy, so its input size is not known until it runs",
+           "--input-shape")
