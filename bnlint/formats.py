@@ -48,11 +48,17 @@ def probe_line(model: ModelReport) -> str | None:
     if not p:
         return None
     first, last = p["history"][0], p["history"][-1]
-    parts = [f"grad ratio first/last {_num(first['grad_ratio'])} at init -> "
-             f"{_num(last['grad_ratio'])} after {p['steps']} steps ({p['explosion']})",
-             f"dead ReLU units {_percent(first['dead_fraction'])} -> "
-             f"{_percent(last['dead_fraction'])}",
-             f"loss {_num(first['loss'])} -> {_num(last['loss'])} ({p['loss']})"]
+    if p["steps"]:
+        parts = [f"grad ratio first/last {_num(first['grad_ratio'])} at init -> "
+                 f"{_num(last['grad_ratio'])} after {p['steps']} steps ({p['explosion']})",
+                 f"dead ReLU units {_percent(first['dead_fraction'])} -> "
+                 f"{_percent(last['dead_fraction'])}",
+                 f"loss {_num(first['loss'])} -> {_num(last['loss'])} ({p['loss']})"]
+    else:  # nothing trained: show the initialisation only
+        parts = [f"at init only (no training step): grad ratio first/last "
+                 f"{_num(first['grad_ratio'])}", f"dead ReLU units "
+                 f"{_percent(first['dead_fraction'])}", f"loss {_num(first['loss'])} "
+                 f"({p['loss']})"]
     if p["lr_ceiling"]:
         ceiling = p["lr_ceiling"].get("with_momentum", p["lr_ceiling"]["sgd"])
         parts.append(f"lr ceiling {_num(ceiling)} vs lr {p['optimizer']['lr']:g}")

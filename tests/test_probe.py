@@ -145,6 +145,9 @@ def test_cli_reports_the_probe(write_model):
     assert [f["code"] for f in report["models"][0]["findings"]] == ["BNL901"]
     text = run_cli(path, "--probe-steps", "2", "--select", "BNL9").stdout
     assert "probe deep (cpu, batch 64" in text and "grad ratio first/last" in text
+    assert "after 2 steps" in text
+    at_init = run_cli(path, "--probe-steps", "0", "--select", "BNL9").stdout
+    assert "at init only (no training step)" in at_init and "after 0 steps" not in at_init
     assert run_cli(path, "--no-probe", "--format", "json").stdout.count('"probe": null') == 1
 
 
