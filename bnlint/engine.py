@@ -221,10 +221,8 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
     if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
-    options = ProbeOptions(device=config.device, batch=config.probe_batch,
-                           steps=config.probe_steps, budget=config.probe_budget,
-                           optimizer=config.optimizer, synthetic_inputs=synthetic_inputs,
-                           in_place=in_place, explosion_ratio=explosion)
+    options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
+                                       in_place=in_place, explosion_ratio=explosion)
     try:
         return run_probe(graph, inputs, targets, options)
     except InputError:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import catalog, hessian, measure
-from .config import Optimizer
+from .config import Config, Optimizer
 from .discover import Targets
 from .errors import InputError
 from .graph import ModelGraph, build
@@ -39,6 +39,13 @@ class ProbeOptions:
     synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
     in_place: bool = False          # train the model itself, not a copy (a throwaway model)
     explosion_ratio: float | None = None  # what counts as an explosion; None: BNL901's warning
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> ProbeOptions:
+        """The probe settings of a lint config (device, batch, steps, budget, optimizer)."""
+        return cls(**{"device": config.device, "batch": config.probe_batch,
+                      "steps": config.probe_steps, "budget": config.probe_budget,
+                      "optimizer": config.optimizer, **overrides})
 
 
 def explosion_ratio(thresholds: dict[str, dict[str, float]] | None = None) -> float:

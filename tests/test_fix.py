@@ -375,6 +375,19 @@ def test_fix_api_repairs_a_copy_and_reports_before_and_after():
     assert [r.repair for r in report.rewrites] == ["drop_bias"] and report.preserves_function
     assert report.before["grad_ratio"] is not None and report.after["grad_ratio"] is not None
     assert "drop_bias (keeps the function)" in str(report)
+    assert report.findings == ["BNL102"]  # the finding repaired, not every finding
+
+
+def test_fix_api_probes_with_the_configs_settings():
+    import bnlint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    config = Config(probe_steps=3, probe_budget=5)
+    _, report = bnlint.fix(model, torch.randn(32, 8), config=config)
+    assert report.before["steps"] == report.after["steps"] == 3
+    _, report = bnlint.fix(model, torch.randn(32, 8), config=config, steps=1)
+    assert report.before["steps"] == 1  # keyword options win over the config
 
 
 @pytest.mark.parametrize("depth,act,width,before_above,after_below", [

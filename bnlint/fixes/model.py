@@ -40,7 +40,7 @@ class FixReport:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     standardizer: Standardize | None = None
-    findings: list[str] = field(default_factory=list)  # codes that asked for the repairs
+    findings: list[str] = field(default_factory=list)  # codes of the findings repaired
 
     @property
     def preserves_function(self) -> bool:
@@ -73,7 +73,9 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     """Return a repaired copy of ``model`` and a :class:`FixReport`.
 
     ``targets``: regression targets, which enable the target repairs and the standardiser.
-    ``probe``: measure before and after (``probe_options`` as for :func:`bnlint.probe`)."""
+    ``probe``: measure before and after, with the probe settings of ``config`` (device,
+    batch, steps, budget, optimizer) and ``probe_options`` (as for :func:`bnlint.probe`) over
+    them."""
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     wrapped = Targets(targets.float(), float(targets.float().std()), "argument") \
         if targets is not None else None
@@ -82,11 +84,13 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     static = Config(**{**config.to_dict(), "probe": False, "optimizer": config.optimizer})
     report = lint(model, inputs, wrapped, static, rules=rules)
     wanted: dict[str, list[str]] = {}
+    asked: set[str] = set()
     for f in report.findings:
         name = (rules[f.code].fix or {}).get("repair")
         if name:
             modules = f.evidence.get("modules") or ([f.module] if f.module else [])
             wanted.setdefault(name, []).extend(modules)
+            asked.add(f.code)
     graph = build(model, inputs)
     fixed = copy.deepcopy(graph.gm if graph.gm is not None else model)
     rewrites = []
@@ -100,8 +104,8 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     standardizer = Standardize.from_targets(targets) if targets is not None else None
     before = after = None
     if probe:
-        options = ProbeOptions(**probe_options)
+        options = ProbeOptions.from_config(config, **probe_options)
         before = _summary(run_probe(graph, inputs, wrapped, options))
         after = _summary(run_probe(build(fixed, inputs), inputs, wrapped, options))
     return fixed, FixReport([r for r in rewrites if r.modules or r.skipped], before, after,
-                            standardizer, sorted({f.code for f in report.findings}))
+                            standardizer, sorted(asked))
