@@ -87,8 +87,9 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
     from .fixes import source  # libcst loads only when there is a patch to render
     try:
         fix.diff = source.diff(fix.edits) or None
-    except InputError:
-        fix.edits, fix.diff = [], None
+    except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
+        fix.edits, fix.diff, fix.applicability = [], None, "display-only"
+        fix.description += f" (Not patched: {exc.message.rstrip('.')}.)"
     return fix
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import shutil
 import subprocess
 import sys
@@ -195,6 +196,12 @@ def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
     lines = {line.split(":")[1]: line for line in proc.stdout.splitlines() if "BNL102" in line}
     assert "[*]" in lines[str(line_of(path, "nn.Conv2d(3, 8, 3)"))]
     assert "[*]" not in lines[str(line_of(path, "**CONV_CFG"))]
+    report = json.loads(run_cli(path, "--no-probe", "--select", "BNL102", "--input-shape",
+                                "2,3,8,8", "--format", "json").stdout)
+    fix = next(f["fix"] for f in report["models"][0]["findings"]
+               if f["line"] == line_of(path, "**CONV_CFG"))
+    assert fix["applicability"] == "display-only" and fix["diff"] is None
+    assert "(Not patched: the call's *args or **kwargs may already pass bias.)" in fix["description"]
 
 
 def test_bias_stays_when_another_fix_removes_the_batchnorm_after_it(write_model):
