@@ -209,7 +209,7 @@ def diff_replacements(diff: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _sarif_result(f: Finding, index: int) -> dict[str, Any]:
+def _sarif_result(f: Finding, index: int, model: str) -> dict[str, Any]:
     region = {"startLine": f.line or 1, "startColumn": f.column or 1}
     if f.end_line:
         region.update(endLine=f.end_line, endColumn=f.end_column or 1)
@@ -218,7 +218,7 @@ def _sarif_result(f: Finding, index: int) -> dict[str, Any]:
         "message": {"text": f.message},
         "locations": [{"physicalLocation": {"artifactLocation": _uri(f.path or ""),
                                             "region": region}}],
-        "partialFingerprints": {"bnlint/v1": f"{f.code}:{f.module or ''}"},
+        "partialFingerprints": {"bnlint/v1": f"{f.code}:{model}:{f.module or ''}"},
         "properties": {"severity": f.severity, "category": f.category,
                        "evidence": f.evidence},
     }
@@ -243,8 +243,8 @@ def sarif(report: Report, rules: dict[str, Rule]) -> str:
                                 "informationUri": INFORMATION_URI,
                                 "rules": [_sarif_rule(r) for r in rules.values()]}},
             "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
-            "results": [_sarif_result(f, codes.index(f.code)) for f in report.findings
-                        if f.code in rules],
+            "results": [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
+                        for f in m.findings if f.code in rules],
             "invocations": [{"executionSuccessful": not report.errors,
                              "toolExecutionNotifications": [
                                  {"level": "error", "message": {"text": e.render()}}

@@ -100,6 +100,9 @@ def test_sarif_validates_against_the_official_schema():
     assert {r["id"] for r in run["tool"]["driver"]["rules"]} >= {"BNL101", "BNL102"}
     fixed = [r for r in run["results"] if r.get("fixes")]
     assert fixed and all(r["fixes"][0]["artifactChanges"][0]["replacements"] for r in fixed)
+    prints = [(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+               r["partialFingerprints"]["bnlint/v1"]) for r in run["results"]]
+    assert len(set(prints)) == len(prints)  # one result per fingerprint, even across models
 
 
 def _plural(n, word):
@@ -133,3 +136,21 @@ def test_github_annotations(fmt):
     relu = line_of(EXAMPLES / "audio_cnn1d.py", "return F.relu(self.out(x))")
     assert any(l.startswith(f"::warning file=examples/audio_cnn1d.py,line={relu},") and
                "title=BNL401 relu-on-output::" in l for l in lines), lines
+
+
+def test_sarif_fingerprints_tell_two_models_built_by_one_line_apart(write_model):
+    path = write_model("""
+        import torch.nn as nn
+
+        def net(width=8):
+            return nn.Sequential(nn.Linear(4, width), nn.BatchNorm1d(width), nn.ReLU(),
+                                 nn.Linear(width, 2))
+
+        def wide():
+            return net(16)
+    """)
+    doc = json.loads(run_cli(path, "--format", "sarif", "--no-probe").stdout)
+    results = doc["runs"][0]["results"]
+    lines = {r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results}
+    prints = {r["partialFingerprints"]["bnlint/v1"] for r in results}
+    assert len(results) == 2 and len(lines) == 1 and len(prints) == 2
