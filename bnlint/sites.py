@@ -51,11 +51,13 @@ def is_library_file(filename: str) -> bool:
     return os.path.realpath(filename).startswith(_LIBRARY_DIRS)
 
 
-def frame_site(frame: types.FrameType) -> Site:
-    """The span of the expression a frame is executing (Python 3.11 position tables)."""
+def frame_site(frame: types.FrameType, lasti: int | None = None,
+               lineno: int | None = None) -> Site:
+    """The span of the expression a frame is executing (Python 3.11 position tables); a
+    traceback entry passes its own instruction and line (the frame has moved on)."""
     code = frame.f_code
-    index = frame.f_lasti // 2
-    line = end_line = frame.f_lineno or code.co_firstlineno
+    index = (frame.f_lasti if lasti is None else lasti) // 2
+    line = end_line = lineno or frame.f_lineno or code.co_firstlineno
     col = end_col = None
     for i, pos in enumerate(code.co_positions()):
         if i == index:
@@ -83,7 +85,7 @@ def traceback_site(tb: types.TracebackType | None) -> Site | None:
     found = None
     while tb is not None:
         if not is_library_file(tb.tb_frame.f_code.co_filename):
-            found = Site(tb.tb_frame.f_code.co_filename, tb.tb_lineno, 1, tb.tb_lineno, 1)
+            found = frame_site(tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
         tb = tb.tb_next
     return found
 
