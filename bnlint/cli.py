@@ -244,12 +244,7 @@ def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
     rendered = formats.render(report, cfg.format, rules, colour)
     if output_file:
         try:
-            new = not os.path.exists(output_file)
             fixes.write_atomic(output_file, rendered)
-            if new:  # write_atomic's temporary file is private (0600): give it the umask's mode
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(output_file, 0o666 & ~umask)
         except OSError as exc:
             _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
     else:

@@ -9,11 +9,10 @@ training steps. Needs matplotlib
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from .errors import InputError
+from .fixes.apply import replace_atomic
 from .report import Report
 
 SUFFIXES = (".png", ".svg")
@@ -62,14 +61,9 @@ def draw(report: Report, path: str) -> None:
                     ylabel="fraction dead", ylim=(-0.02, 1.02))
         dead_ax.legend()
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlint-", suffix=Path(path).suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        replace_atomic(path, fig.savefig)
     except OSError as exc:
-        os.unlink(tmp)
         raise InputError(f"cannot write the plot: {exc.strerror}.", path=path) from None
     finally:
         plt.close(fig)

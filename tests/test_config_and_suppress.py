@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from conftest import CLI_ENV, ROOT, run_cli
 
 MODEL = """
@@ -119,3 +121,15 @@ def test_output_file_honours_the_umask(tmp_path, write_model):
     out.chmod(0o604)  # an existing report keeps its mode
     run_cli(path, "--no-probe", "--format", "json", "--output-file", out)
     assert stat.S_IMODE(out.stat().st_mode) == 0o604
+
+
+def test_plot_file_honours_the_umask(tmp_path, write_model):
+    pytest.importorskip("matplotlib")
+    path = _model(write_model)
+    out = tmp_path / "probe.png"
+    proc = subprocess.run([sys.executable, "-m", "bnlint", path, "--probe-steps", "1",
+                           "--plot", out], env=CLI_ENV, cwd=ROOT, capture_output=True,
+                          text=True, preexec_fn=lambda: os.umask(0o027))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bnlint-")] == []

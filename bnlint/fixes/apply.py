@@ -145,15 +145,30 @@ def verify(patches: list[FilePatch], check: Callable[[dict[str, str]], dict[str,
 
 
 def write_atomic(path: str, text: str, encoding: str = "utf-8") -> None:
-    """Replace ``path`` via a temporary file in the same folder (keeping its permissions), so
-    a failure leaves the old file whole. Newlines are written as they are in ``text``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlint-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as fh:
+    """Write ``text`` to ``path`` with :func:`replace_atomic`. Newlines are written as they
+    are in ``text``."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding=encoding, newline="") as fh:
             fh.write(text)
+    replace_atomic(path, write)
+
+
+def replace_atomic(path: str, write: Callable[[str], None]) -> None:
+    """Replace ``path`` by a file ``write`` makes at a temporary path in the same folder, so
+    a failure leaves the old file whole. The file keeps the old one's permissions, or gets
+    those of a new file under the umask."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bnlint-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
         if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            mode = os.stat(path).st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
