@@ -201,6 +201,8 @@ def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict
         if not check or check["key"] not in measured:
             continue
         value = measured[check["key"]]
+        if value is None or not math.isfinite(value):  # overflow: BNL904's to report
+            continue
         side = "above" if "above" in check else "below"
         bound = rules[f.code].threshold(check[side], config.thresholds)
         confirmed = value > bound if side == "above" else value < bound

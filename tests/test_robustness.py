@@ -334,3 +334,12 @@ def test_cli_json_is_strict_json(write_model):
     proc = run_cli(path, "--format", "json", "--probe-steps", "1")
     assert proc.returncode == 1, proc.stderr
     json.loads(proc.stdout, parse_constant=_reject)
+
+
+def test_an_overflowing_measurement_confirms_nothing():
+    """bench/robustness.py (seed 0, model 3): the probe's chain ratio overflowed to inf and
+    BNL201's message said 'measured grad_ratio = inf ... confirmed'."""
+    spec = rb.bench_spec(0, 3)
+    outcome = rb.lint_one(3, spec, rb.lint_config(probe=True, steps=2, budget=30))
+    assert not outcome.error and outcome.problems["finding"] == []
+    assert "BNL201" in outcome.codes
