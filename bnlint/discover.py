@@ -391,6 +391,13 @@ def _read_targets_file(file: str) -> torch.Tensor:
     return value
 
 
+def are_class_labels(target: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether ``target`` is one class index per sample for ``out``'s class scores (N, C > 1)."""
+    return (out.dim() == 2 and out.shape[1] > 1 and target.dim() == 1
+            and bool((target == target.round()).all())
+            and 0 <= target.min() and target.max() < out.shape[1])
+
+
 def _check_fit(t: torch.Tensor, where: str, path: str, model: nn.Module,
                inputs: tuple[torch.Tensor, ...]) -> None:
     """Targets must fit the model's output as the probe trains on them: the same number of
@@ -402,9 +409,7 @@ def _check_fit(t: torch.Tensor, where: str, path: str, model: nn.Module,
         return  # nothing to compare with; the probe says what it cannot train
     per_sample = out.shape[1:].numel()
     classes = out.shape[1] if out.dim() == 2 and out.shape[1] > 1 else 0
-    labels = classes and t.dim() == 1 and bool((t == t.round()).all()
-                                                and t.min() >= 0 and t.max() < classes)
-    if labels or t.shape[1:].numel() == per_sample:
+    if are_class_labels(t, out) or t.shape[1:].numel() == per_sample:
         return
     raise InputError(
         f"{where} have shape {tuple(t.shape)}, {t.shape[1:].numel()} value(s) per sample, but "

@@ -101,6 +101,15 @@ class Prediction:
 # ---------------------------------------------------------------- reading the weights
 
 
+def fans(weight: torch.Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of a Linear/Conv weight, as torch.nn.init counts them; a 1-d weight
+    reads as (1, its size)."""
+    if weight.dim() < 2:
+        return 1, weight.numel()
+    receptive = math.prod(weight.shape[2:])
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
 def _mean_square(t: torch.Tensor | None) -> float | None:
     if t is None:
         return 0.0
@@ -130,8 +139,7 @@ def read_params(module: nn.Module) -> tuple[dict[str, float], bool]:
         out["beta2"] = 0.0 if bias is None or b2 is None else b2
         out["beta_mean"] = 0.0 if bias is None or b2 is None else float(bias.detach().mean())
     elif weight is not None:
-        fan_in = math.prod(weight.shape[1:]) if weight.dim() > 1 else 1
-        default = 1.0 / (3.0 * max(fan_in, 1))
+        default = 1.0 / (3.0 * max(fans(weight)[0], 1))
         out["weight2"] = default if w2 is None else w2
         out["bias2"] = (default if bias is not None else 0.0) if b2 is None else b2
     return out, assumed
@@ -304,7 +312,7 @@ class _Flow:
     def affine_forward(self, layer: Layer, src: str, x: Moments, p: dict[str, float]) -> None:
         weight = layer.obj.weight
         n_in, n_out = max(_numel(self.graph.layer(src)), 1), max(_numel(layer), 1)
-        per_row = float(math.prod(weight.shape[1:])) if weight.dim() > 1 else 1.0
+        per_row = float(fans(weight)[0])  # a ConvTranspose weight's rows are its outputs
         if layer.kind.startswith(("ConvTranspose", "LazyConvTranspose")):
             fan_out = per_row
             fan_in = fan_out * n_in / n_out

@@ -19,7 +19,7 @@ from torch import nn
 
 from . import catalog, hessian, measure
 from .config import Config, Optimizer
-from .discover import Targets
+from .discover import Targets, are_class_labels
 from .errors import InputError
 from .graph import ModelGraph, build
 
@@ -147,8 +147,7 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
     classes = out.dim() == 2 and out.shape[1] > 1
     if target is not None:
         target = target.to(out.device)
-        if classes and target.dim() == 1 and bool((target == target.round()).all()) \
-                and 0 <= target.min() and target.max() < out.shape[1]:
+        if are_class_labels(target, out):
             labels = target.long()
             return (lambda o: F.cross_entropy(o, labels)), "cross-entropy on the given targets"
         if target.numel() == out.numel():

@@ -10,7 +10,7 @@ import torch
 
 from .. import theory
 from ..catalog import Rule
-from ..flow import Chain, predict, residual_branches, safe_ratio
+from ..flow import Chain, fans, predict, residual_branches, safe_ratio
 from ..graph import Layer, ModelGraph
 from .base import Context, Hit, check
 
@@ -114,12 +114,6 @@ def batchnorm_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
                   chain_evidence(chain, {"grad_ratio": chain.grad_ratio * growth,
                                          "growth_over_orthogonal": growth}),
                   severity="warning" if warn else None)
-
-
-def fans(weight: torch.Tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) of a Linear/Conv weight, as torch.nn.init counts them."""
-    receptive = math.prod(weight.shape[2:])
-    return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
 def ideal_init(graph: ModelGraph, chain: Chain) -> dict[str, dict[str, float]] | None:

@@ -13,10 +13,10 @@ from torch import nn
 
 from .. import theory
 from ..catalog import Rule
-from ..flow import predict, residual_branches, safe_ratio
+from ..flow import fans, predict, residual_branches, safe_ratio
 from ..graph import Layer, ModelGraph
 from .base import Context, Hit, check
-from .depth import chain_evidence, fans, ideal_init, module_layer
+from .depth import chain_evidence, ideal_init, module_layer
 
 # Rules that read weight values (or run the model), skipped on the meta device.
 WEIGHT_RULES = ("BNL202", "BNL203", "BNL301", "BNL302", "BNL303", "BNL304", "BNL305",
