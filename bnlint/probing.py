@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import catalog, hessian, measure
-from .config import Config, Optimizer
+from .config import OPTIMIZERS, Config, Optimizer
 from .discover import Targets, are_class_labels
 from .errors import InputError
 from .graph import ModelGraph, build
@@ -183,7 +183,7 @@ def _optimizer(opt: Optimizer | None,
         made = LALC(params, lr=lr, momentum=momentum)
     else:
         raise InputError(f"optimizer '{name}' is not one the probe can run.",
-                         hint="Use sgd, adam, adamw or lalc in the optimizer config.")
+                         hint=f"Use one of {', '.join(OPTIMIZERS)} in the optimizer config.")
     return made, {"name": name, "lr": lr, "momentum": momentum if name in ("sgd", "lalc") else None}
 
 
