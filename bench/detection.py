@@ -54,12 +54,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch
 import torch.nn.functional as F
+from detection_models import CLASSES, IMG_C, IMG_HW, IN_CLS, IN_REG, Variant, suite
 from torch import nn
 
 import bnlint
 from bnlint.config import Config, Optimizer
-
-from detection_models import (CLASSES, IMG_C, IMG_HW, IN_CLS, IN_REG, Variant, suite)
 
 STEPS, BATCH, N_TRAIN, N_TEST, N_DEAD, N_LINT = 400, 64, 8192, 1024, 512, 128
 NO_FIT, DEAD, HUGE_LOSS = 0.5, 0.5, 1e5
@@ -350,7 +349,7 @@ def run_bnlint(v: Variant, model: nn.Module, t: Task, probe: bool) -> LintResult
     start = time.perf_counter()
     try:
         report = bnlint.lint(model, x, y, config=config, name=v.name)
-    except Exception as exc:  # a bnlint bug: recorded, counted as no flag
+    except Exception as exc:  # noqa: BLE001 - a bnlint bug: recorded, counted as no flag
         where = traceback.extract_tb(exc.__traceback__)[-1]
         crash = (f"{type(exc).__name__}: {exc} ({os.path.relpath(where.filename)}:"
                  f"{where.lineno})")

@@ -20,8 +20,8 @@ Tasks (data fixed by the task's seed; the same for every variant of the task):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -22,11 +22,11 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 import torch
 import torch.nn.functional as F
+from resnet56 import ResNet56  # the example model, at other depths
 from torch import nn
 
-from bnlint import flow, theory
-from bnlint.graph import build
-from resnet56 import ResNet56  # the example model, at other depths
+from bnlint.model.build import build
+from bnlint.predict import flow, theory
 
 WIDTH, BATCH, CLASSES = 256, 256, 10
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
-from bnlint.probing import probe  # noqa: E402
+from bnlint.api import probe  # noqa: E402
 
 
 def models() -> dict[str, tuple[nn.Module, torch.Tensor]]:
@@ -45,7 +45,7 @@ def main() -> None:
     for name, (model, x) in models().items():
         runs = {dev: probe(model, x, device=dev, steps=20, budget=60) for dev in ("cpu", "cuda")}
         cpu = {l["key"]: l["init"].get("weight_grad") for l in runs["cpu"].layers}
-        for dev, r in runs.items():
+        for r in runs.values():
             diffs = [abs(l["init"]["weight_grad"] - cpu[l["key"]]) / cpu[l["key"]]
                      for l in r.layers if l["init"].get("weight_grad") and cpu.get(l["key"])]
             ceiling = r.lr_ceiling["sgd"] if r.lr_ceiling else float("nan")

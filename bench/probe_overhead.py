@@ -64,8 +64,8 @@ def child(name: str, mode: str, device: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from bnlint.graph import build
-    from bnlint.probing import ProbeOptions, _Run, _optimizer
+    from bnlint.model.build import build
+    from bnlint.probing.run import ProbeOptions, _optimizer, _Run
 
     torch.manual_seed(0)
     module, factory, shape = MODELS[name]

@@ -29,8 +29,9 @@ import time
 import traceback
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -287,7 +288,7 @@ class Stack(nn.Module):
         self.steps = steps_of(spec)
         for step in self.steps:
             if step.op == "module":
-                self.add_module(step.name, eval(step.ctor, {"nn": nn}))  # noqa: S307
+                self.add_module(step.name, eval(step.ctor, {"nn": nn}))
         with torch.no_grad():
             for step in self.steps:
                 for how, arg in step.init:
@@ -610,7 +611,8 @@ def failures(outcomes: list[Outcome]) -> list[str]:
     index)`` rebuilds it)."""
     kinds: dict[str, list[Outcome]] = {}
     for o in outcomes:
-        for problem in ([o.error] if o.error else []) + sum(o.problems.values(), []):
+        problems = [p for found in o.problems.values() for p in found]
+        for problem in ([o.error] if o.error else []) + problems:
             kinds.setdefault(_kind(problem), []).append(o)
     return [f"| {len(found)} | {kind} | #{found[0].index} ({found[0].spec.kind}, depth "
             f"{found[0].spec.depth}) |" for kind, found in

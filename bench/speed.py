@@ -70,9 +70,9 @@ def depth_child(depth: int) -> float:
     import torch
     from torch import nn
 
-    from bnlint import sites
     from bnlint.config import Config
     from bnlint.engine import lint
+    from bnlint.model import sites
 
     torch.manual_seed(0)
     with sites.recording():

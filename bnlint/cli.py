@@ -9,10 +9,14 @@ from pathlib import Path
 
 import click
 
-from . import catalog, config as config_mod, formats, plots, runner
+from . import config as config_mod
+from . import files
 from .errors import InputError
-from .fixes import apply as fixes
-from .report import VERSION, Report
+from .findings import VERSION, Report
+from .fixes import plan as fixes
+from .isolation import runner
+from .output import formats, plots
+from .rules import catalog
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
               "dist", "site-packages", ".tox", ".mypy_cache", ".pytest_cache"}
@@ -218,7 +222,7 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     """Write the patches, then re-lint the patched files so the report shows what remains."""
     for patch in patches:
         try:
-            fixes.write_atomic(patch.path, patch.new, patch.encoding)
+            files.write_atomic(patch.path, patch.new, patch.encoding)
         except OSError as exc:
             _fail(InputError(f"cannot write the fixed file: {exc.strerror}.", path=patch.path))
     fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
@@ -244,7 +248,7 @@ def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
     rendered = formats.render(report, cfg.format, rules, colour)
     if output_file:
         try:
-            fixes.write_atomic(output_file, rendered)
+            files.write_atomic(output_file, rendered)
         except OSError as exc:
             _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
     else:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError
+from .files import read_text
 
 SEVERITIES = ("error", "warning", "info")
 FAIL_ON = (*SEVERITIES, "never")
@@ -61,7 +62,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         data = dict(data)
         if data.get("optimizer") is not None:
             data["optimizer"] = Optimizer(**data["optimizer"])
@@ -208,20 +209,6 @@ def from_mapping(data: Any, source: str) -> Config:
     if values.get("targets"):
         values["targets"] = str(Path(source).parent / values["targets"])
     return Config(source=source, **values)
-
-
-def read_text(path: Path, what: str) -> str:
-    """The text of a UTF-8 file; one that cannot be read or decoded is an InputError."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what}: {exc.strerror}.", path=str(path)) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x}).",
-                         path=str(path), line=data.count(b"\n", 0, exc.start) + 1,
-                         hint="Save it as UTF-8.") from None
 
 
 def _settings(path: Path) -> Any:

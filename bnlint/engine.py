@@ -11,17 +11,22 @@ from typing import Any
 
 from torch import nn
 
-from . import catalog, checks, sites, suppress
-from .catalog import Rule
-from .checks import Context, Hit
 from .config import Config
-from .discover import Targets
+from .discover.targets import Targets
 from .errors import InputError
-from .graph import ModelGraph, build, first_line
-from .probing import ProbeOptions, ProbeResult, probe_batch, run_probe
-from .report import Finding, Fix, ModelReport
-from .sites import Site
-from .suggest import suggestions
+from .findings import Finding, Fix, ModelReport
+from .model import sites
+from .model.build import build
+from .model.graph import ModelGraph
+from .model.sandbox import first_line
+from .model.sites import Site
+from .probing.advice import suggestions
+from .probing.run import ProbeOptions, ProbeResult, probe_batch, run_probe
+from .rules import catalog, suppress
+from .rules import measured as measured_rules
+from .rules import registry as checks
+from .rules.base import Context, Hit
+from .rules.catalog import Rule
 
 
 def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | None:
@@ -218,19 +223,18 @@ def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict
 
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
-           synthetic_inputs: bool, in_place: bool, explosion: float,
-           notes: list[str]) -> ProbeResult | None:
+           synthetic_inputs: bool, in_place: bool, notes: list[str]) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
     if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
-                                       in_place=in_place, explosion_ratio=explosion)
+                                       in_place=in_place)
     try:
         return run_probe(graph, inputs, targets, options)
     except InputError:
         raise
-    except Exception as exc:  # e.g. an output that does not depend on any parameter
+    except Exception as exc:  # noqa: BLE001 - e.g. an output that does not depend on any parameter
         notes.append(f"probe skipped: {type(exc).__name__}: {first_line(exc)}")
         return None
 
@@ -254,15 +258,14 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
                   probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs)
     static = {c: r for c, r in rules.items() if r.category != "measured"}
     findings = run_rules(ctx, static, model_site, name, notes)
-    explosion = rules["BNL901"].threshold("ratio_warning", config.thresholds)
+    explosion = measured_rules.explosion_threshold(rules, config)
     probe = None
     if config.probe:
         try:
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
-        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, explosion,
-                       notes)
+        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes)
     if probe is not None:
         ctx.probe = probe
         measured = {c: r for c, r in rules.items() if r.category == "measured"}
@@ -274,7 +277,10 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             if predicted is not None and math.isfinite(predicted):
                 layer["predicted_grad"] = predicted
     advice = suggestions(probe, findings, config, explosion)
+    summary = None
+    if probe is not None:
+        summary = {**probe.to_dict(),
+                   "explosion": measured_rules.explosion_course(probe.history, explosion)}
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
-                       probe=probe.to_dict() if probe else None, suggestions=advice,
-                       notes=notes)
+                       probe=summary, suggestions=advice, notes=notes)

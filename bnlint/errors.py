@@ -40,5 +40,5 @@ class InputError(Exception):
         return {"path": self.path, "line": self.line, "message": self.message, "hint": self.hint}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "InputError":
+    def from_dict(cls, data: dict) -> InputError:
         return cls(data["message"], data.get("path"), data.get("line"), data.get("hint"))

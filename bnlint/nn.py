@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .theory import SHAPING_ALPHA
+from .predict.theory import SHAPING_ALPHA
 
 _FUNCTIONS = {"tanh": torch.tanh, "sin": torch.sin, "identity": lambda x: x}
 
@@ -66,7 +66,7 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-12))
 
     @classmethod
-    def from_targets(cls, targets: torch.Tensor) -> "Standardize":
+    def from_targets(cls, targets: torch.Tensor) -> Standardize:
         t = targets.float()
         t = t.reshape(t.shape[0], -1) if t.dim() > 1 else t
         return cls(t.mean(dim=0), t.std(dim=0))

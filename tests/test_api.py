@@ -9,13 +9,12 @@ import sys
 import numpy as np
 import torch
 import torch.nn as nn
+from conftest import run_cli
 
 import bnlint
-import bnlint.engine  # noqa: F401 - the modules behind the API, imported on purpose
-import bnlint.fixes.model  # noqa: F401
-import bnlint.probing  # noqa: F401
-
-from conftest import run_cli
+import bnlint.api
+import bnlint.engine
+import bnlint.probing.run
 
 
 def test_api_names_are_functions_after_the_modules_load():

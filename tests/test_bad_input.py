@@ -11,7 +11,6 @@ import textwrap
 
 import numpy
 import pytest
-
 from conftest import CLI_ENV, EXAMPLES, ROOT, line_of, run_cli
 
 GOOD = """
@@ -250,7 +249,7 @@ def test_rules_dir_codes_are_known(tmp_path, write_model):
     path = write_model(GOOD)
     rules = tmp_path / "rules"
     rules.mkdir()
-    rule = (ROOT / "rules" / "BNL108.yaml").read_text()
+    rule = (ROOT / "bnlint" / "rules" / "BNL108.yaml").read_text()
     (rules / "BNL199.yaml").write_text(rule.replace("BNL108", "BNL199").replace(
         "repeated-relu", "repeated-relu-again"))
     assert run_cli(path, "--no-probe", "--rules-dir", rules, "--select", "BNL199").returncode == 0

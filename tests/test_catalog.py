@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from bnlint import catalog
-from bnlint.checks import finder
-from bnlint.errors import InputError
-from bnlint.rulecases import case_fires
-
 from conftest import ROOT
+
+from bnlint.errors import InputError
+from bnlint.rules import catalog
+from bnlint.rules.registry import finder
+from bnlint.testing import case_fires
 
 RULES = catalog.load()
 CASES = [(code, kind, i) for code, rule in RULES.items()
@@ -55,7 +54,7 @@ def test_broken_rule_file_is_refused(tmp_path, text, complaint):
 
 
 def test_user_rule_without_pattern_or_finder_is_refused(tmp_path):
-    src = (ROOT / "rules" / "BNL105.yaml").read_text()
+    src = (ROOT / "bnlint" / "rules" / "BNL105.yaml").read_text()
     (tmp_path / "BNL199.yaml").write_text(
         src.replace("BNL105", "BNL199").replace("batchnorm-on-output", "my-rule"))
     rules = catalog.load(str(tmp_path))
@@ -64,7 +63,7 @@ def test_user_rule_without_pattern_or_finder_is_refused(tmp_path):
 
 
 def test_user_pattern_rule_runs(tmp_path):
-    src = (ROOT / "rules" / "BNL103.yaml").read_text()
+    src = (ROOT / "bnlint" / "rules" / "BNL103.yaml").read_text()
     (tmp_path / "BNL198.yaml").write_text(
         src.replace("BNL103", "BNL198").replace("batchnorm-after-batchnorm", "bn-after-bn-2"))
     rules = catalog.load(str(tmp_path))
@@ -74,6 +73,6 @@ def test_user_pattern_rule_runs(tmp_path):
 
 
 def test_duplicate_code_is_refused(tmp_path):
-    (tmp_path / "dup.yaml").write_text((ROOT / "rules" / "BNL101.yaml").read_text())
+    (tmp_path / "dup.yaml").write_text((ROOT / "bnlint" / "rules" / "BNL101.yaml").read_text())
     with pytest.raises(InputError, match="duplicate rule BNL101"):
         catalog.load(str(tmp_path))

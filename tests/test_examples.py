@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from conftest import EXAMPLES, ROOT, line_of, run_cli
 
 CLEAN = ["resnet_cifar.py", "densenet.py", "early_exit.py"]
@@ -66,7 +65,7 @@ def test_attribute_module_finding_points_at_its_assignment(examples_json):
 
 
 def test_untraceable_model_is_linted_through_hooks(examples_json):
-    model = [m for m in examples_json["models"] if m["name"] == "EarlyExitCNN"][0]
+    model = next(m for m in examples_json["models"] if m["name"] == "EarlyExitCNN")
     assert model["trace"]["method"] == "hooks" and not model["trace"]["ok"]
     assert 0 < model["trace"]["coverage"] <= 1
     f = _located(examples_json, "early_exit.py", "BNL001")

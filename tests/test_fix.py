@@ -13,18 +13,19 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-
-from bnlint import repair
-from bnlint.errors import InputError
-from bnlint.fixes import apply as apply_fixes, source
-from bnlint.fixes.apply import FilePatch, SourceFix
-from bnlint.graph import trace
-from bnlint.nn import DepthLeakyReLU, ShapedActivation
-from bnlint.probing import probe
-from bnlint.report import Finding, Fix, ModelReport, Report
-
 from conftest import CLI_ENV, EXAMPLES, line_of, run_cli
 from models import PreActResidual, bn_mlp
+
+from bnlint import files, repair
+from bnlint.api import probe
+from bnlint.errors import InputError
+from bnlint.findings import Finding, Fix, ModelReport, Report
+from bnlint.fixes import plan as apply_fixes
+from bnlint.fixes import source
+from bnlint.fixes.plan import FilePatch, SourceFix
+from bnlint.fixes.repairs import drop_bias
+from bnlint.model.traced import trace
+from bnlint.nn import DepthLeakyReLU, ShapedActivation
 
 BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
 
@@ -151,7 +152,7 @@ def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
     def check(sources):  # line c5 of a.py and c0 of b.py fail with bias=False
         calls.append(sorted(sources))
         return {p: InputError("boom.", p, 1) if "c5 = nn.Conv2d(1, 1, 1, bias=False)" in text
-                or text.startswith("c0 = nn.Conv2d(1, 1, 1, bias=False)") and p.endswith("b.py")
+                or (text.startswith("c0 = nn.Conv2d(1, 1, 1, bias=False)") and p.endswith("b.py"))
                 else ["m"] for p, text in sources.items()}
 
     kept, warnings = apply_fixes.verify(patches, check)
@@ -201,7 +202,8 @@ def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
     fix = next(f["fix"] for f in report["models"][0]["findings"]
                if f["line"] == line_of(path, "**CONV_CFG"))
     assert fix["applicability"] == "display-only" and fix["diff"] is None
-    assert "(Not patched: the call's *args or **kwargs may already pass bias.)" in fix["description"]
+    assert ("(Not patched: the call's *args or **kwargs may already pass bias.)"
+            in fix["description"])
 
 
 def test_bias_stays_when_another_fix_removes_the_batchnorm_after_it(write_model):
@@ -254,7 +256,7 @@ def test_patched_file_keeps_its_encoding_and_newlines(tmp_path, raw):
     path = tmp_path / "m.py"
     path.write_bytes(raw)
     text, encoding = source.read(str(path))
-    apply_fixes.write_atomic(str(path), text.replace("4)", "4, bias=False)"), encoding)
+    files.write_atomic(str(path), text.replace("4)", "4, bias=False)"), encoding)
     assert path.read_bytes() == raw.replace(b"4)", b"4, bias=False)")
 
 
@@ -342,8 +344,8 @@ def test_drop_bias_keeps_the_function_in_train_and_eval_mode():
     for _ in range(3):  # give the running statistics some history
         model(torch.randn(16, 3, 8, 8) + 2)
     graph = trace(model)
-    fixed = repair.trace(model).gm
-    rewrite = repair.drop_bias(graph, fixed, ["0"])
+    fixed = trace(model).gm
+    rewrite = drop_bias(graph, fixed, ["0"])
     assert rewrite.preserves_function and fixed.get_submodule("0").bias is None
     for mode in ("train", "eval"):
         getattr(model, mode)()

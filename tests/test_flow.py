@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnlint.flow import predict, residual_branches
-from bnlint.graph import build
+from bnlint.model.build import build
+from bnlint.predict.flow import predict, residual_branches
 
 WIDTH, BATCH = 256, 256
 

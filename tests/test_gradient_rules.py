@@ -83,7 +83,7 @@ def test_severity_follows_the_predicted_ratio_and_thresholds_are_tunable():
 
 
 def test_meta_model_skips_weight_rules_and_says_so():
-    from bnlint import sites
+    from bnlint.model import sites
     with sites.recording():  # as the CLI builds models: their construction lines are known
         model = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(16, 16), nn.ReLU())],
                               nn.Linear(16, 2)).to("meta")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from conftest import line_of
 
 import bnlint
-from bnlint import discover
 from bnlint.config import Config
-from bnlint.graph import build
-
-from conftest import line_of
+from bnlint.discover.load import load_module
+from bnlint.discover.models import find_models
+from bnlint.model.build import build
 
 RESIDUAL = """
     import torch
@@ -41,14 +41,14 @@ RESIDUAL = """
 
 
 def _graph(path, shape):
-    module = discover.load_module(path)
-    model = discover.find_models(module, path, [])[0].model
+    module = load_module(path)
+    model = find_models(module, path, [])[0].model
     return model, build(model, (torch.randn(shape),))
 
 
 def test_fx_graph_has_merges_shapes_keys_and_sites(write_model):
     path = write_model(RESIDUAL)
-    model, g = _graph(path, (2, 4, 5, 5))
+    _, g = _graph(path, (2, 4, 5, 5))
     assert g.method == "fx" and g.coverage == 1.0
     add = g.layers("Add")[0]
     cat = g.layers("Cat")[0]
@@ -81,7 +81,7 @@ def test_hooks_fallback_reports_coverage_of_the_branch_taken(write_model):
                     return self.big(x)
                 return self.small(x).relu()
     """)
-    model, g = _graph(path, (3, 4))
+    _, g = _graph(path, (3, 4))
     assert g.method == "hooks" and "control flow" in g.reason
     assert g.reason_site.line == line_of(path, "if x.sum()")
     assert abs(g.coverage - 20 / (20 + 60)) < 1e-9

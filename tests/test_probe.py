@@ -10,13 +10,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
-
-from bnlint import probing as probe_mod
-from bnlint.probing import probe
-
 from conftest import run_cli
 from models import PreActResidual, bn_mlp
+from torch.func import functional_call
+
+from bnlint.api import probe
+from bnlint.probing import run as probe_mod
 
 
 def test_plain_bn_relu_mlp_explodes_at_the_documented_rate():
@@ -189,19 +188,19 @@ def test_plot_draws_a_png_of_the_probe(write_model, tmp_path):
 def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
     import sys
 
-    from bnlint import plots
     from bnlint.errors import InputError
+    from bnlint.output import plots
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     with pytest.raises(InputError) as info:
         plots.check_available("out.png")
     assert "pip install 'bnlint[plot]'" in info.value.render()
-    with pytest.raises(InputError, match="png or .svg"):
+    with pytest.raises(InputError, match=r"png or \.svg"):
         plots.check_available("out.pdf")
 
 
 @pytest.mark.parametrize("spectrum", [(5.0, 1.0, -0.5), (3.0, 1.0, -10.0), (0.9, 0.8, 0.1)])
 def test_top_eigenvalue_is_the_largest_not_the_largest_magnitude(spectrum):
-    from bnlint.hessian import top_eigenvalue
+    from bnlint.probing.hessian import top_eigenvalue
     torch.manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(40, 40, dtype=torch.float64))
     values = torch.tensor([*spectrum, *([0.01] * 37)], dtype=torch.float64)

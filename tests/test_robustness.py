@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, run_cli
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -29,10 +30,8 @@ import bnlint
 from bnlint.config import Config
 from bnlint.errors import InputError
 
-from conftest import ROOT, run_cli
-
 sys.path.insert(0, str(ROOT / "bench"))
-import robustness as rb  # noqa: E402  (the generator lives with the bench)
+import robustness as rb
 
 # No shrinking: one lint takes up to a second, and a shrink runs hundreds. A failure prints the
 # whole spec; rb.build(spec) and rb.model_source(spec) rebuild its model. Derandomized, so CI
@@ -298,7 +297,7 @@ def test_gradient_prediction_for_huge_weights_is_null_not_nan():
 def test_warmup_suggestion_when_the_first_ratio_is_unmeasured():
     """suggest.py formatted probe.grad_ratio (None when the last layer's gradient is 0 at
     init) for a temporal explosion: TypeError."""
-    from bnlint.suggest import suggestions
+    from bnlint.probing.advice import suggestions
     result = bnlint.probe(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
                           torch.randn(8, 4), steps=2)
     result.explosion, result.grad_ratio = "temporal", None  # as the probe measured there

@@ -45,7 +45,7 @@ def test_zero_hidden_weights_are_reported_without_a_rule_crash():
 
 
 def test_a_crashing_rule_costs_only_its_own_findings(monkeypatch):
-    from bnlint.checks import base
+    from bnlint.rules import base
 
     def boom(ctx, rule):
         raise RuntimeError("kaboom")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnlint import theory
-from bnlint.theory import Moments
+from bnlint.predict import theory
+from bnlint.predict.theory import Moments
 
 SCIENCE_L1000 = {"ReLU": 188.9, "Tanh": 84.8, "Sin": 133.9}  # log ||grad W_1||, SCIENCE.md 2
 

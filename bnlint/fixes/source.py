@@ -23,8 +23,9 @@ import io
 import os
 import tokenize
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -192,8 +193,8 @@ class _Editor(cst.CSTTransformer):
         body = list(updated.body)
         at = 0
         for i, stmt in enumerate(body):
-            if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
-                    stmt.body[0], (cst.Import, cst.ImportFrom)) or (
+            if (isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+                    stmt.body[0], (cst.Import, cst.ImportFrom))) or (
                     i == 0 and _is_docstring(stmt)):
                 at = i + 1
         new = [cst.parse_statement(f"import {m}\n") for m in missing]

@@ -1,0 +1,228 @@
+"""Repairs of a model's structure and initialisation, on its torch.fx graph.
+
+Each repair takes a :class:`~bnlint.graph.ModelGraph` and the module to change (the model
+itself, or a traced copy of it) and returns a :class:`Rewrite` saying what it changed and
+whether the model still computes the same function. They back both ``bnlint.fix(model,
+inputs)`` (on a copy) and the in-place public wrappers of :mod:`bnlint.repair`, which source
+patches call (``bnlint.repair.shape_activations(self)`` at the end of a model's ``__init__``).
+
+A module layer is replaced under its qualified name; a functional op (``F.relu(x)``) can only
+be replaced in a traced copy (an ``fx.GraphModule``), and is skipped on a plain module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ..model.graph import Layer, ModelGraph
+from ..nn import DepthLeakyReLU, ShapedActivation
+from ..predict import flow
+from ..predict.theory import SHAPING_ALPHA
+
+_SHAPED = {"ReLU": "relu", "DepthLeakyReLU": "relu", "Tanh": "tanh", "Sin": "sin",
+           "ShapedActivation": "shaped"}
+
+
+@dataclass
+class Rewrite:
+    repair: str  # its name in fix.repair of the rule YAMLs (bnlint.catalog.REPAIRS)
+    modules: list[str]
+    preserves_function: bool
+    description: str
+    skipped: list[str] = field(default_factory=list)  # layers it could not change, and why
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _set_submodule(root: nn.Module, qualname: str, new: nn.Module) -> None:
+    parent, _, name = qualname.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, new)
+
+
+def _replace(graph: ModelGraph, target: nn.Module, layer: Layer, new: nn.Module,
+             skipped: list[str]) -> str | None:
+    """Put ``new`` where ``layer`` is: by qualified name for a module, by rewriting the fx node
+    for a functional op (only when ``target`` is a GraphModule)."""
+    if layer.module:
+        _set_submodule(target, layer.module, new)
+        return layer.module
+    if not isinstance(target, fx.GraphModule):
+        skipped.append(f"{layer.label}: a functional op; only bnlint.fix() can replace it")
+        return None
+    node = next(n for n in target.graph.nodes if n.name == layer.name)
+    name = f"bnlint_{layer.key.replace(':', '_').replace('.', '_')}"
+    target.add_submodule(name, new)
+    node.op, node.target, node.args, node.kwargs = "call_module", name, (node.args[0],), {}
+    target.recompile()
+    return name
+
+
+def _activation_after(graph: ModelGraph, affine: Layer) -> Layer | None:
+    layer = affine
+    while True:
+        following = graph.next(layer)
+        if len(following) != 1:
+            return None
+        layer = following[0]
+        if layer.is_("@activation"):
+            return layer
+        if layer.is_("@affine"):
+            return None
+
+
+def _shape_activations(graph: ModelGraph, target: nn.Module,
+                       alpha: float = SHAPING_ALPHA) -> Rewrite:
+    """Depth-shape the activations of every plain BatchNorm chain: layer l's ReLU becomes a
+    leaky ReLU of slope 1 - l^-alpha, its tanh/sin gets the input gain l^-alpha."""
+    changed, skipped = [], []
+    for kind, _, _, members in flow.find_chains(graph):
+        if kind != "batchnorm":
+            continue
+        for index, affine in enumerate(members, start=1):
+            act = _activation_after(graph, affine)
+            family = _SHAPED.get(act.kind) if act else None
+            if family is None:
+                if act is not None:
+                    skipped.append(f"{act.label}: no shaped form of {act.kind}")
+                continue
+            if family == "shaped":
+                continue  # already shaped
+            new = (DepthLeakyReLU(index, alpha) if family == "relu"
+                   else ShapedActivation(family, index, alpha))
+            done = _replace(graph, target, act, new, skipped)
+            if done:
+                changed.append(done)
+    return Rewrite("shape_activations", changed, False,
+                   f"activations of plain BatchNorm chains shaped by depth (alpha={alpha}): "
+                   "ReLU -> leaky slope 1 - l^-alpha; tanh/sin -> input gain l^-alpha "
+                   "(arXiv:2310.02012)", skipped)
+
+
+def _fork_distance(graph: ModelGraph, layer: Layer) -> int:
+    """Affine layers on the single-input path back from ``layer`` to where it forked."""
+    count = 0
+    while True:
+        before = graph.prev(layer)
+        if len(before) != 1 or len(graph.next(before[0])) != 1:
+            return count + (1 if layer.is_("@affine") else 0)
+        count += 1 if layer.is_("@affine") else 0
+        layer = before[0]
+
+
+def residual_branch_ends(graph: ModelGraph) -> list[Layer]:
+    """The last BatchNorm of each residual branch: of an Add's two inputs, the BatchNorm at
+    the end of the longer path from the fork (a projection shortcut is the shorter one)."""
+    ends = []
+    for add in graph.layers("Add"):
+        if add.tensor_inputs != 2:
+            continue
+        inputs = graph.prev(add)
+        norms = [x for x in inputs if x.is_("@batchnorm") and x.module]
+        if not norms:
+            continue
+        lengths = {x.name: _fork_distance(graph, x) for x in inputs}
+        longest = max(lengths.values())
+        branch = [x for x in norms if lengths[x.name] == longest]
+        if len(branch) == 1 and sum(v == longest for v in lengths.values()) == 1:
+            ends.append(branch[0])
+    return ends
+
+
+def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
+    """Set gamma of each residual branch's last BatchNorm to 0, so every block starts as the
+    identity (Goyal et al., arXiv:1706.02677)."""
+    names = []
+    for bn in residual_branch_ends(graph):
+        module = target.get_submodule(bn.module)
+        if getattr(module, "weight", None) is not None:
+            with torch.no_grad():
+                module.weight.zero_()
+            names.append(bn.module)
+    return Rewrite("zero_init_residual", names, False,
+                   "last BatchNorm gamma of each residual branch set to 0 (arXiv:1706.02677)")
+
+
+def _chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
+    return [m for k, _, _, members in flow.find_chains(graph) if k == kind for m in members]
+
+
+def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
+    """He (Kaiming-normal, fan-in) weights and zero biases for the layers of unnormalised ReLU
+    chains: keeps the forward second moment constant through ReLU (He et al.,
+    arXiv:1502.01852), where PyTorch's default init shrinks it."""
+    names = []
+    for layer in _chain_members(graph, "unnormalised"):
+        act = _activation_after(graph, layer)
+        if act is None or act.kind not in ("ReLU", "LeakyReLU", "DepthLeakyReLU"):
+            continue
+        module = target.get_submodule(layer.module)
+        slope = float(act.attr("negative_slope") or 0.0)
+        nn.init.kaiming_normal_(module.weight, a=slope, nonlinearity="leaky_relu")
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+        names.append(layer.module)
+    return Rewrite("he_init", names, False,
+                   "He (Kaiming-normal, fan-in) init for unnormalised ReLU layers "
+                   "(arXiv:1502.01852)")
+
+
+def _orthogonal_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
+    """Orthogonal weights for BatchNorm-linear chains, whose gradients then stay bounded at
+    any depth (Meterez et al., arXiv:2310.02012)."""
+    names = []
+    for layer in _chain_members(graph, "batchnorm-linear"):
+        nn.init.orthogonal_(target.get_submodule(layer.module).weight)
+        names.append(layer.module)
+    return Rewrite("orthogonal_init", names, False,
+                   "orthogonal init for BatchNorm-linear chains (arXiv:2310.02012)")
+
+
+def drop_bias(graph: ModelGraph, target: nn.Module, modules: list[str]) -> Rewrite:
+    """Remove the bias of layers that feed only BatchNorm. BatchNorm cancels it in training;
+    the running mean is shifted by it, so it is moved there to keep eval outputs too."""
+    names = []
+    for name in modules:
+        module = target.get_submodule(name)
+        bias = getattr(module, "bias", None)
+        if bias is None:
+            continue
+        layer = graph.find(name)
+        for bn in graph.next(layer):
+            stats = getattr(target.get_submodule(bn.module), "running_mean", None) \
+                if bn.module else None
+            if stats is not None and stats.shape == bias.shape:
+                with torch.no_grad():
+                    stats.sub_(bias)
+        module.register_parameter("bias", None)
+        names.append(name)
+    return Rewrite("drop_bias", names, True,
+                   "bias removed where only BatchNorm reads the output (it cancels it; "
+                   "arXiv:1502.03167)")
+
+
+def _drop_output_relu(graph: ModelGraph, target: nn.Module) -> Rewrite:
+    """Replace a ReLU that ends the model right after its last layer with the identity."""
+    names, skipped = [], []
+    for head in graph.heads():
+        if head.is_("@relu") and any(p.is_("@affine") for p in graph.prev(head)):
+            done = _replace(graph, target, head, nn.Identity(), skipped)
+            if done:
+                names.append(done)
+    return Rewrite("drop_output_relu", names, False,
+                   "final ReLU of the regression head removed (arXiv:2005.06195)", skipped)
+
+
+# The graph-level repairs by name: what rule YAMLs name in ``fix.repair``.
+REPAIRS: dict[str, Callable[[ModelGraph, nn.Module], Rewrite]] = {
+    "shape_activations": _shape_activations,
+    "zero_init_residual": _zero_init_residual,
+    "he_init": _he_init,
+    "orthogonal_init": _orthogonal_init,
+    "drop_output_relu": _drop_output_relu,
+}

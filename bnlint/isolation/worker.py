@@ -1,0 +1,108 @@
+"""The child process that runs the user's code: imports each file, lints its models and streams
+the results to the parent as JSON lines on its own channel (the user's prints go to stderr).
+
+Events: ready; file {path}; phase {path, what}; result {path, models}; error {path, error};
+crash {path, traceback}; done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Emit = Callable[..., None]
+
+
+def _channel() -> Emit:
+    """Keep the real stdout for the protocol and point fd 1 at stderr for everything else."""
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def emit(event: str, **data: Any) -> None:
+        out.write(json.dumps({"event": event, **data}) + "\n")
+        out.flush()
+    return emit
+
+
+def _models(path: Path, request: dict[str, Any], config, emit: Emit, source: str | None = None):
+    """The file's models, each with its example inputs: (module, found, inputs)."""
+    import torch
+
+    from ..discover import inputs, load, models
+
+    torch.manual_seed(0)  # the file's own random example inputs and init: the same every run
+    module = load.load_module(path, source)
+    emit("phase", path=str(path), what="building the models")
+    for found in models.find_models(module, path, config.model):
+        emit("phase", path=str(path), what=f"linting model {found.name}")
+        torch.manual_seed(0)
+        yield module, found, inputs.example_inputs(
+            module, found, path, request.get("cli_input_shape"), config.input_shape,
+            config.batch_size)
+
+
+def verify_file(path: Path, request: dict[str, Any], emit: Emit) -> list[dict[str, Any]]:
+    """Import a patched source as the file at ``path``, build its models and run them."""
+    from ..config import Config
+    from ..model.sandbox import run_forward
+
+    config = Config.from_dict(request["config"])
+    names = []
+    for _, found, inputs in _models(path, request, config, emit, request["sources"][str(path)]):
+        model, tensors = found.model, inputs.tensors
+        run_forward(lambda m=model, t=tensors: m(*t), model, tensors)
+        names.append(found.name)
+    return [{"name": n} for n in names]
+
+
+def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[dict[str, Any]]:
+    from ..config import Config
+    from ..discover.targets import example_targets
+    from ..engine import lint
+
+    config = Config.from_dict(request["config"])
+    reports = []
+    for module, found, inputs in _models(path, request, config, emit):
+        targets = example_targets(module, found, path, config.targets,
+                                           config.target_std, inputs)
+        report = lint(found.model, inputs.tensors, targets, config, name=found.name,
+                      path=str(path), line=found.line, rules=rules,
+                      synthetic_inputs=inputs.source != "example_inputs", consumable=True)
+        reports.append(report.to_dict())
+    return reports
+
+
+def main() -> None:
+    emit = _channel()
+    # Import the heavy parts before reading the request: the parent starts this process
+    # first thing, so torch loads while it parses options and config.
+    from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe
+    from ..discover import inputs, load, models, targets  # noqa: F401
+    from ..errors import InputError
+    from ..rules import catalog
+    request = json.loads(sys.stdin.read())
+    emit("ready")
+    rules = {r["code"]: catalog.Rule(**r) for r in request["rules"]}
+    for path in request["files"]:
+        emit("file", path=path)
+        try:
+            if request.get("mode") == "verify":
+                models = verify_file(Path(path), request, emit)
+            else:
+                models = lint_file(Path(path), request, rules, emit)
+            emit("result", path=path, models=models)
+        except InputError as exc:
+            emit("error", path=path, error=exc.to_dict())
+        except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input
+            emit("crash", path=path, traceback=traceback.format_exc())
+    emit("done")
+
+
+if __name__ == "__main__":
+    main()

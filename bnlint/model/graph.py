@@ -1,0 +1,214 @@
+"""ModelGraph: the model as a directed graph of layers (the data; :mod:`.build` makes one).
+
+Every node holds a :class:`Layer`: its op, kind (see :mod:`.ops`), qualified module name,
+output shape and source sites. Edges follow the data. Rules walk it with :meth:`ModelGraph.next`
+and :meth:`ModelGraph.prev`, which look through transparent ops (views, flattens, casts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from . import ops
+from .sites import Site
+
+
+class DiGraph:
+    """A directed graph with ordered nodes and attributes: the part of networkx's DiGraph API
+    bnlint uses (``add_node``, ``add_edge``, ``remove_node``, ``nodes[n]``, ``successors``,
+    ``predecessors``).
+    Written out because importing networkx took 0.18 s here (it loads XML readers: python
+    -X importtime), about half of the 0.4 s that linting a ResNet-50 may add to importing
+    torch, building and tracing it (the 1.25x target of bench/speed.py)."""
+
+    def __init__(self):
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self._succ: dict[str, dict[str, None]] = {}
+        self._pred: dict[str, dict[str, None]] = {}
+
+    def add_node(self, name: str, **attrs: Any) -> None:
+        if name not in self.nodes:
+            self.nodes[name], self._succ[name], self._pred[name] = {}, {}, {}
+        self.nodes[name].update(attrs)
+
+    def add_edge(self, u: str, v: str) -> None:
+        self.add_node(u)
+        self.add_node(v)
+        self._succ[u][v] = None
+        self._pred[v][u] = None
+
+    def remove_node(self, name: str) -> None:
+        for v in self._succ.pop(name):
+            del self._pred[v][name]
+        for u in self._pred.pop(name):
+            del self._succ[u][name]
+        del self.nodes[name]
+
+    def successors(self, name: str) -> Iterable[str]:
+        return iter(self._succ[name])
+
+    def predecessors(self, name: str) -> Iterable[str]:
+        return iter(self._pred[name])
+
+
+@dataclass(eq=False)
+class Layer:
+    name: str                  # node id in the graph
+    op: str                    # input | module | function | attr | output
+    kind: str                  # BatchNorm2d, ReLU, Add... (see ops.py)
+    module: str | None = None  # qualified name (layer1.0.bn2) for module calls and attributes
+    obj: nn.Module | None = None
+    shape: tuple[int, ...] | None = None
+    site: Site | None = None       # where the module was built, or the line of the op
+    call_site: Site | None = None  # the forward line that called it
+    tensor_inputs: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # scalar args of functional ops
+    spelling: str = ""             # how the code wrote a functional op: F.relu, .relu(), +
+    key: str = ""                  # stable name: the module path, or owner:op for functional ops
+    dead: float | None = None      # ReLUs: fraction of dead units on the example batch (train
+                                   # mode), when the output was finite
+
+    @property
+    def label(self) -> str:
+        """How messages name this layer: its module path, or its spelling and line."""
+        if self.module:
+            return self.module
+        where = f" (line {self.site.line})" if self.site else ""
+        return f"{self.spelling or self.kind}{where}"
+
+    @property
+    def what(self) -> str:
+        """The label with the kind, for messages: ``fc (Linear)``, ``F.relu (line 18)``."""
+        return f"{self.module} ({self.kind})" if self.module else self.label
+
+    def attr(self, name: str) -> Any:
+        """A module attribute (tensors read as True, None as False) or a functional option
+        (see :func:`.ops.op_options`; None when the function has no such option)."""
+        if self.obj is None:
+            return self.options.get(name)
+        value = getattr(self.obj, name, None)
+        if isinstance(value, torch.Tensor):
+            return True
+        return False if value is None else value
+
+    def is_(self, spec: str) -> bool:
+        return ops.matches(self.kind, spec)
+
+
+class ModelGraph:
+    """The traced model. ``method`` is 'fx' or 'hooks'; ``coverage`` the fraction of the model's
+    parameters that belong to layers in the graph; ``reason`` why fx failed, if it did."""
+
+    def __init__(self, model: nn.Module, g: DiGraph, method: str, coverage: float,
+                 reason: str | None = None, reason_site: Site | None = None,
+                 gm: fx.GraphModule | None = None):
+        self.model = model
+        self.g = g
+        self.method = method
+        self.coverage = coverage
+        self.reason = reason
+        self.reason_site = reason_site
+        self.gm = gm  # the traced module (fx only), for running the graph instrumented
+        # Nodes were added in execution order, which is topological.
+        self.order: list[Layer] = [g.nodes[n]["layer"] for n in g.nodes]
+        self._by_key: dict[str, Layer] = {}
+        self._calls: dict[int, list[Layer]] = {}
+        for layer in self.order:
+            self._by_key.setdefault(layer.key, layer)
+            if layer.module:
+                self._by_key.setdefault(layer.module, layer)
+            if layer.obj is not None:
+                self._calls.setdefault(id(layer.obj), []).append(layer)
+        self._upstream: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def layer(self, name: str) -> Layer:
+        return self.g.nodes[name]["layer"]
+
+    def _walk(self, name: str, step: Callable[[str], Iterable[str]]) -> list[Layer]:
+        found, stack, seen = [], list(step(name)), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            layer = self.layer(n)
+            if layer.is_("@meta"):
+                continue
+            if layer.is_("@transparent"):
+                stack.extend(step(n))
+            else:
+                found.append(layer)
+        return sorted(found, key=lambda x: x.name)
+
+    def next(self, layer: Layer) -> list[Layer]:
+        """Layers consuming this one's output, looking through transparent ops."""
+        return self._walk(layer.name, self.g.successors)
+
+    def prev(self, layer: Layer) -> list[Layer]:
+        """Layers feeding this one, looking through transparent ops."""
+        return self._walk(layer.name, self.g.predecessors)
+
+    def find(self, name: str | None) -> Layer | None:
+        """The (first) layer with this module name or key."""
+        return self._by_key.get(name) if name else None
+
+    def calls(self, layer: Layer) -> list[Layer]:
+        """Every call of the module ``layer`` calls (a shared module has several)."""
+        return self._calls.get(id(layer.obj), [layer]) if layer.obj is not None else [layer]
+
+    def upstream_of(self, spec: str) -> set[str]:
+        """Names of the layers from which some layer matching ``spec`` can be reached (one
+        pass in reverse order, cached per spec)."""
+        if spec not in self._upstream:
+            found: set[str] = set()
+            for layer in reversed(self.order):
+                successors = self.g.successors(layer.name)
+                if any(self.layer(n).is_(spec) or n in found for n in successors):
+                    found.add(layer.name)
+            self._upstream[spec] = found
+        return self._upstream[spec]
+
+    def heads(self) -> list[Layer]:
+        """The layers whose values the model returns (one per output tensor)."""
+        return [p for o in self.order if o.op == "output" for p in self.prev(o)]
+
+    def layers(self, spec: str | None = None) -> list[Layer]:
+        """Layers in topological order, optionally only those matching a kind spec."""
+        return [x for x in self.order if spec is None or x.is_(spec)]
+
+    def summary(self) -> dict[str, Any]:
+        data = {"ok": self.method == "fx", "method": self.method,
+                "coverage": round(self.coverage, 4), "nodes": len(self.order)}
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+def _covered(name: str, used_modules: set[str]) -> bool:
+    """Whether parameter ``name`` belongs to a used module or one inside it."""
+    owner = name.rsplit(".", 1)[0] if "." in name else ""
+    while owner:
+        if owner in used_modules:
+            return True
+        owner = owner.rsplit(".", 1)[0] if "." in owner else ""
+    return "" in used_modules
+
+
+def coverage(model: nn.Module, used_modules: set[str], used_params: set[str]) -> float:
+    total = covered = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        if name in used_params or _covered(name, used_modules):
+            covered += p.numel()
+    return covered / total if total else 1.0
+
+

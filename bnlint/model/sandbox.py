@@ -1,0 +1,58 @@
+"""Running the user's forward pass safely: no grad, the model left as it was, and a failure in
+the user's code turned into an InputError that names its line."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from . import sites
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+@contextlib.contextmanager
+def _static_pass(model: nn.Module, train: bool) -> Iterator[None]:
+    """No grad, one CPU thread (these passes are small; spare threads only spin when the
+    cores are busy), the mode set, and the buffers (BatchNorm's running statistics) restored."""
+    was_training, threads = model.training, torch.get_num_threads()
+    saved = [(b, b.clone()) for b in model.buffers()] if train else []
+    model.train(train)
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+        torch.set_num_threads(threads)
+        model.train(was_training)
+
+
+def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
+                train: bool = False) -> Any:
+    """Run a forward pass without grad, leaving the model as it was; ``train`` runs it in
+    training mode (batch statistics) when the batch allows. A failure in the user's code
+    becomes an InputError naming the line."""
+    batch = inputs[0].shape[0] if inputs and isinstance(inputs[0], torch.Tensor) \
+        and inputs[0].dim() else 0
+    try:
+        with _static_pass(model, train and batch >= 2):
+            return call()
+    except Exception as exc:  # noqa: BLE001 - the user's forward raised: report where and what
+        site = sites.traceback_site(exc.__traceback__)
+        shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
+        raise InputError(
+            f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
+            path=site.path if site else None, line=site.line if site else None,
+            hint=f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, give "
+                 "the right ones with --input-shape or an example_inputs() function.") from None

@@ -1,0 +1,115 @@
+"""The ModelGraph of a model torch.fx can trace: a tracer that records each node's source line
+and keeps torch.nn layers as leaves, and one shape-propagating run with the example inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ..errors import InputError
+from . import ops, sites
+from .graph import DiGraph, Layer, ModelGraph, coverage
+from .sandbox import run_forward
+from .stats import dead_or_none
+
+
+class SiteTracer(fx.Tracer):
+    """fx tracer that records the user's source line of every node and keeps torch.nn layers
+    (and user subclasses that keep their forward) as leaves."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return ops.is_leaf_class(m) or super().is_leaf_module(m, qualname)
+
+    def create_node(self, *args, **kwargs):
+        node = super().create_node(*args, **kwargs)
+        node.meta["bnlint_site"] = sites.caller_site()
+        return node
+
+
+def _fx_layers(gm: fx.GraphModule) -> DiGraph:
+    g = DiGraph()
+    keys = ops.OpKeys()
+    for node in gm.graph.nodes:
+        call_site = node.meta.get("bnlint_site")
+        shape = node.meta.get("bnlint_shape")
+        # Tensor inputs count data flowing in, not parameters read with get_attr.
+        tensor_inputs = sum(1 for a in node.all_input_nodes if a.op != "get_attr")
+        if node.op == "placeholder":
+            layer = Layer(node.name, "input", "Input", shape=shape)
+        elif node.op == "output":
+            layer = Layer(node.name, "output", "Output", call_site=call_site)
+        elif node.op == "call_module":
+            obj = gm.get_submodule(node.target)
+            layer = Layer(node.name, "module", ops.kind_of_module(obj), module=str(node.target),
+                          obj=obj, shape=shape, site=sites.site_of(obj),
+                          call_site=call_site, tensor_inputs=tensor_inputs,
+                          key=str(node.target))
+        elif node.op == "get_attr":
+            layer = Layer(node.name, "attr", "Attr", module=str(node.target), shape=shape,
+                          site=call_site, call_site=call_site)
+        else:
+            method = node.op == "call_method"
+            name = str(node.target) if method else getattr(node.target, "__name__", "")
+            kind = ops.kind_of_name(name)
+            owner = next(reversed(node.meta.get("nn_module_stack") or {"": None}))
+            layer = Layer(node.name, "function", kind, shape=shape,
+                          site=call_site, call_site=call_site, tensor_inputs=tensor_inputs,
+                          options={} if method else ops.op_options(node.target, node.args,
+                                                                   node.kwargs),
+                          spelling=ops.spelling(node.target, method), key=keys(owner, kind))
+        layer.dead = node.meta.get("bnlint_dead")
+        g.add_node(node.name, layer=layer)
+        for src in node.all_input_nodes:
+            g.add_edge(src.name, node.name)
+    return g
+
+
+class _Propagate(fx.Interpreter):
+    """Runs the traced graph once, noting each node's output shape and, for ReLUs, the
+    fraction of dead units."""
+
+    def run_node(self, node: fx.Node) -> Any:
+        out = super().run_node(node)
+        if isinstance(out, torch.Tensor):
+            node.meta["bnlint_shape"] = tuple(out.shape)
+            kind = _node_kind(self.module, node)
+            node.meta["bnlint_dead"] = dead_or_none(kind, out)
+        return out
+
+
+def _node_kind(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return ops.kind_of_module(gm.get_submodule(node.target))
+    if node.op == "call_method":
+        return ops.kind_of_name(str(node.target))
+    if node.op == "call_function":
+        return ops.kind_of_name(getattr(node.target, "__name__", ""))
+    return ""
+
+
+def from_fx(model: nn.Module, gm: fx.GraphModule, inputs: tuple) -> ModelGraph:
+    """Propagate shapes through a traced module with the example inputs, then build the graph."""
+    try:
+        run_forward(lambda: _Propagate(gm).run(*inputs), model, inputs, train=True)
+    except InputError:
+        # The graph ran, not the user's code: run the real forward so the error names its line.
+        run_forward(lambda: model(*inputs), model, inputs)
+        raise
+    return graph_of(model, gm)
+
+
+def graph_of(model: nn.Module, gm: fx.GraphModule) -> ModelGraph:
+    used_modules = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    used_params = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    return ModelGraph(model, _fx_layers(gm), "fx", coverage(model, used_modules, used_params),
+                      gm=gm)
+
+
+def trace(model: nn.Module) -> ModelGraph:
+    """The fx graph without shapes (no example inputs needed); raises if fx cannot trace."""
+    tracer = SiteTracer()
+    graph = tracer.trace(model)
+    return graph_of(model, fx.GraphModule(tracer.root, graph))

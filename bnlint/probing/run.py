@@ -1,0 +1,427 @@
+"""The probe: a short measured forward/backward, then a few training steps, on a copy of the
+model, within a time budget. It measures what the static rules predict: per-layer activation
+statistics, dead ReLUs, gradient norms and the first/last gradient ratio, sample correlation
+(which Paik & Choi, arXiv:2304.11692, show offsets BN-ReLU gradient explosion), the first
+module to produce NaN/Inf, and the learning-rate ceiling 2 / lambda_max.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import OPTIMIZERS, Config, Optimizer
+from ..discover.targets import Targets, are_class_labels
+from ..errors import InputError
+from ..model.graph import ModelGraph
+from . import hessian
+from . import taps as measure
+
+DEFAULT_LR = 0.01
+DEFAULT_MOMENTUM = 0.9
+HESSIAN_SHARE = 0.3  # at most this share of the budget goes to the lr-ceiling estimate
+
+
+@dataclass
+class ProbeOptions:
+    device: str = "auto"
+    batch: int = 64
+    steps: int = 20
+    budget: float = 30.0
+    optimizer: Optimizer | None = None
+    seed: int = 0
+    synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
+    in_place: bool = False          # train the model itself, not a copy (a throwaway model)
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> ProbeOptions:
+        """The probe settings of a lint config (device, batch, steps, budget, optimizer)."""
+        return cls(**{"device": config.device, "batch": config.probe_batch,
+                      "steps": config.probe_steps, "budget": config.probe_budget,
+                      "optimizer": config.optimizer, **overrides})
+
+
+@dataclass
+class ProbeResult:
+    device: str
+    batch: int
+    steps: int
+    seconds: float
+    grad_ratio: float | None          # ||grad W_first|| / ||grad W_last|| at initialisation
+    act_grad_ratio: float | None      # RMS output-gradient of the first affine layer over that
+                                      # of the layer feeding the last one, at initialisation
+    dead_fraction: float | None       # dead ReLU units at initialisation (all ReLU layers)
+    nan: bool
+    first_nonfinite: dict[str, Any] | None
+    layers: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    lr_ceiling: dict[str, Any] | None
+    loss: str                         # what the loss was and where its targets came from
+    optimizer: dict[str, Any]
+    first_module: str | None
+    last_module: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def layer(self, module: str) -> dict[str, Any] | None:
+        return next((x for x in self.layers if module in (x["module"], x["key"])), None)
+
+    def measured_ratio(self, first: str, last: str) -> float | None:
+        """||grad W_first|| / ||grad W_last|| at initialisation between two modules."""
+        a, b = self.layer(first), self.layer(last)
+        if not a or not b or not a["init"].get("weight_grad") or not b["init"].get("weight_grad"):
+            return None
+        return a["init"]["weight_grad"] / b["init"]["weight_grad"]
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None
+                 and torch.backends.mps.is_available()}
+    if not available[name]:
+        raise InputError(f"--device {name}: no {name.upper()} device is available here.",
+                         hint="Use --device auto (cuda, then mps, then cpu) or --device cpu.")
+    return torch.device(name)
+
+
+def _first_tensor(value: Any) -> torch.Tensor:
+    found: list[torch.Tensor] = []
+    torch.utils._pytree.tree_map(
+        lambda v: found.append(v) if isinstance(v, torch.Tensor) and not found else None, value)
+    if not found:
+        raise InputError("the model's output holds no tensor, so there is nothing to train.",
+                         hint="Run with --no-probe for static checks only.")
+    return found[0]
+
+
+def probe_batch(inputs: tuple, batch: int, synthetic: bool) -> int:
+    """The batch the probe trains on: ``batch`` for random inputs, else at most the samples
+    the real inputs have."""
+    return batch if synthetic else min(batch, inputs[0].shape[0])
+
+
+def _batch(inputs: tuple, targets: Targets | None, synthetic: bool, batch: int,
+           gen: torch.Generator) -> tuple[tuple, torch.Tensor | None]:
+    """The probe batch: random inputs are redrawn at the probe batch size; real ones (and
+    the targets paired with them) are subsampled to it in a seeded random order."""
+    target = targets.tensor if targets is not None else None
+    if synthetic:
+        size = batch if target is None else min(batch, target.shape[0])
+        drawn = tuple(torch.randn((size, *x.shape[1:]), generator=gen).to(x.dtype)
+                      if x.is_floating_point() else
+                      x[torch.randint(0, x.shape[0], (size,), generator=gen)] for x in inputs)
+        return drawn, (target[:size] if target is not None else None)
+    n = inputs[0].shape[0]
+    index = torch.randperm(n, generator=gen)[:min(batch, n)]
+    if target is not None:
+        target = target[index] if target.shape[0] == n else target[:len(index)]
+    return tuple(x[index] for x in inputs), target
+
+
+def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | None,
+          gen: torch.Generator) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """The training loss: on the given targets when they fit the output, else synthetic."""
+    n = out.shape[0]
+    classes = out.dim() == 2 and out.shape[1] > 1
+    if target is not None:
+        target = target.to(out.device)
+        if are_class_labels(target, out):
+            labels = target.long()
+            return (lambda o: F.cross_entropy(o, labels)), "cross-entropy on the given targets"
+        if target.numel() == out.numel():
+            t = target.reshape(out.shape).to(out.dtype)
+            return (lambda o: F.mse_loss(o, t)), "mean-squared error on the given targets"
+        note = (f"the targets' shape {tuple(target.shape)} does not fit the output "
+                f"{tuple(out.shape)}; ")
+    else:
+        note = ""
+    if classes:
+        labels = torch.randint(0, out.shape[1], (n,), generator=gen).to(out.device)
+        return (lambda o: F.cross_entropy(o, labels)), \
+            note + "synthetic targets: random class labels, cross-entropy"
+    std = targets.std if targets is not None and targets.tensor is None else 1.0
+    t = (torch.randn(out.shape, generator=gen) * std).to(out.device, out.dtype)
+    return (lambda o: F.mse_loss(o, t)), \
+        note + f"synthetic targets: N(0, {std:g}^2), mean-squared error"
+
+
+def _optimizer(opt: Optimizer | None,
+               params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
+    name = (opt.name if opt else "sgd").lower()
+    lr = opt.lr if opt and opt.lr is not None else DEFAULT_LR
+    momentum = opt.momentum if opt else DEFAULT_MOMENTUM
+    if name == "sgd":
+        made = torch.optim.SGD(params, lr=lr, momentum=momentum)
+    elif name == "adam":
+        made = torch.optim.Adam(params, lr=lr)
+    elif name == "adamw":
+        made = torch.optim.AdamW(params, lr=lr)
+    elif name == "lalc":
+        from ..optim import LALC
+        made = LALC(params, lr=lr, momentum=momentum)
+    else:
+        raise InputError(f"optimizer '{name}' is not one the probe can run.",
+                         hint=f"Use one of {', '.join(OPTIMIZERS)} in the optimizer config.")
+    return made, {"name": name, "lr": lr, "momentum": momentum if name in ("sgd", "lalc") else None}
+
+
+def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """(qualified name, weight) of each affine layer in execution order, on the probe copy."""
+    out, seen = [], set()
+    for layer in graph.order:
+        if layer.is_("@affine") and layer.module and layer.module not in seen:
+            weight = getattr(model.get_submodule(layer.module), "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.requires_grad:
+                seen.add(layer.module)
+                out.append((layer.module, weight))
+    return out
+
+
+class _Run:
+    """One probe run on one device and batch size: the instrumented copy, its batch and loss."""
+
+    def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
+                 opts: ProbeOptions, device: torch.device, batch: int):
+        self.graph = graph
+        self.gen = torch.Generator().manual_seed(opts.seed)
+        torch.manual_seed(opts.seed)
+        x, target = _batch(inputs, targets, opts.synthetic_inputs, batch, self.gen)
+        self.batch = x[0].shape[0]
+        self.recorder = measure.Recorder()
+        self.model = measure.instrumented(graph, self.recorder, copy=not opts.in_place)
+        self.model = self.model.to(device).train()
+        self.x = tuple(t.to(device) for t in x)
+        self.tapped = measure.tapped_layers(graph)
+        self.affine = _affine_modules(graph, self.model)
+        self.recorder.enabled = False
+        with torch.no_grad():
+            out = _first_tensor(self.model(*self.x))
+        self.recorder.enabled = True
+        self.loss_fn, self.loss_text = _loss(out, targets, target, self.gen)
+
+    def loss(self) -> torch.Tensor:
+        return self.loss_fn(_first_tensor(self.model(*self.x)))
+
+    def measure(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """Forward and backward on the probe batch: the pass's measurements (the gradients
+        stay in .grad for the optimizer step that follows)."""
+        self.recorder.reset()
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss()
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+        forward, grads = self.recorder.collect()
+        weight_grads = {}
+        if self.affine and finite:
+            norms = torch.stack([w.grad.detach().float().norm() if w.grad is not None
+                                 else w.new_zeros((), dtype=torch.float32)
+                                 for _, w in self.affine]).tolist()
+            weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+        numbers = [*weight_grads.values(), *grads.values(),
+                   *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
+        finite = finite and all(math.isfinite(v) for v in numbers)
+        return {"loss": float(loss.detach()), "finite": finite, "forward": forward,
+                "grads": grads, "weight_grads": weight_grads}
+
+    def ratio(self, weight_grads: dict[str, float]) -> float | None:
+        if len(self.affine) < 2 or not weight_grads:
+            return None
+        first, last = weight_grads[self.affine[0][0]], weight_grads[self.affine[-1][0]]
+        return first / last if last > 0 else None
+
+    def act_ratio(self, grads: dict[str, float]) -> float | None:
+        """RMS gradient at the first affine layer's output over that at the input of the last
+        affine layer (the output of the layer feeding it)."""
+        if len(self.affine) < 2:
+            return None
+        first_key = self.graph.find(self.affine[0][0]).key
+        last = self.graph.find(self.affine[-1][0])
+        feeding = [p.key for p in self.graph.prev(last) if p.key in grads]
+        if first_key not in grads or len(feeding) != 1 or not grads[feeding[0]]:
+            return None
+        return grads[first_key] / grads[feeding[0]]
+
+    def dead(self, forward: dict) -> float | None:
+        pairs = [(forward[t.key]["dead"], t.units) for t in self.tapped
+                 if "dead" in forward.get(t.key, {})]
+        total = sum(u for _, u in pairs)
+        return sum(d * u for d, u in pairs) / total if total else None
+
+    @staticmethod
+    def correlation(forward: dict) -> float | None:
+        values = [s["cosine"] for s in forward.values()
+                  if "cosine" in s and not math.isnan(s["cosine"])]
+        return sum(values) / len(values) if values else None
+
+    def layer_table(self, step: dict[str, Any]) -> dict[str, dict[str, float]]:
+        table = {}
+        for t in self.tapped:
+            stats = dict(step["forward"].get(t.key, {}))
+            if t.key in step["grads"]:
+                stats["act_grad"] = step["grads"][t.key]
+            if t.module in step["weight_grads"]:
+                stats["weight_grad"] = step["weight_grads"][t.module]
+            table[t.key] = stats
+        return table
+
+
+def _lr_ceiling(run: _Run, momentum: float | None, lr: float, deadline: float,
+                notes: list[str]) -> dict[str, Any] | None:
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    run.recorder.enabled = False
+    try:
+        eig = hessian.top_eigenvalue(run.loss, params, deadline=deadline, generator=run.gen)
+    except RuntimeError as exc:  # an op without double backward
+        notes.append(f"lr ceiling not estimated: {str(exc).splitlines()[0]}")
+        return None
+    finally:
+        run.recorder.enabled = True
+    if eig is None:
+        notes.append("lr ceiling not estimated: not enough probe budget left")
+        return None
+    if not math.isfinite(eig.value):
+        notes.append("lr ceiling not estimated: the Hessian-vector products were not finite")
+        return None
+    if eig.value <= 0:
+        notes.append("lr ceiling not estimated: the loss has no positive curvature here")
+        return None
+    if not eig.converged:
+        notes.append(f"lr ceiling is a rough estimate: power iteration stopped after "
+                     f"{eig.iterations} Hessian-vector products without converging")
+    ceiling = {"lambda_max": eig.value, "sgd": 2.0 / eig.value, "iterations": eig.iterations,
+               "converged": eig.converged, "configured_lr": lr}
+    if momentum:
+        ceiling["with_momentum"] = 2.0 * (1.0 + momentum) / eig.value
+    return ceiling
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
+
+
+def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
+              opts: ProbeOptions) -> ProbeResult:
+    """Measure ``graph.model`` (never modified) at initialisation and over ``opts.steps``
+    training steps, within ``opts.budget`` seconds; halves the batch on out-of-memory."""
+    device = select_device(opts.device)
+    batch, notes = opts.batch, []
+    while True:
+        try:
+            with _cpu_threads(device, graph, batch):
+                return _measure(graph, inputs, targets, opts, device, batch, notes)
+        except RuntimeError as exc:
+            if not _is_oom(exc) or batch <= 2:
+                raise
+            batch //= 2
+            notes.append(f"out of memory on {device}: batch reduced to {batch}")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+# Below this many elements in its largest layer output, a step's ops are too small to gain from
+# more CPU threads (torch splits work in chunks of 32768, at::internal::GRAIN_SIZE), and spare
+# threads spin: a tiny model's probe took 5-10 s with 2 threads and 1.3 s with 1 when another
+# process kept the second core busy (2-core machine, measured 2026-11-25).
+SMALL_STEP_ELEMENTS = 2 * 32768
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, graph: ModelGraph, batch: int) -> Iterator[None]:
+    """One CPU thread while probing a model whose layers are small, else torch's setting."""
+    largest = max((math.prod(layer.shape[1:]) for layer in graph.layers()
+                   if layer.shape), default=0)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and largest * batch < SMALL_STEP_ELEMENTS:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str, Any]:
+    """Where the numbers broke: the first layer whose output overflows on a forward pass
+    re-run layer by layer; else the layer nearest the output whose output gradient did (the
+    backward pass runs from there); else only the weight gradients."""
+    key, where = measure.first_nonfinite(graph, run.model, run.x), "forward"
+    if key is None:
+        broken = [t.key for t in run.tapped if not math.isfinite(measured["grads"].get(t.key, 0))]
+        key, where = (broken[-1], "backward") if broken else (None, "weight gradients")
+    layer = graph.find(key)
+    return {"key": key, "pass": where, "module": layer.module if layer else None,
+            "line": layer.site.line if layer and layer.site else None}
+
+
+def _record(history: list[dict[str, Any]], run: _Run, step: int, measured: dict) -> None:
+    history.append({"step": step, "loss": measured["loss"],
+                    "grad_ratio": run.ratio(measured["weight_grads"]),
+                    "dead_fraction": run.dead(measured["forward"]),
+                    "correlation": run.correlation(measured["forward"])})
+
+
+def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
+             device: torch.device, batch: int, notes: list[str]) -> ProbeResult:
+    start = time.monotonic()
+    deadline = start + opts.budget
+    run = _Run(graph, inputs, targets, opts, device, batch)
+    optimizer, opt_info = _optimizer(opts.optimizer, [p for p in run.model.parameters()
+                                                      if p.requires_grad])
+    history: list[dict[str, Any]] = []
+    tick = time.monotonic()
+    first = last = run.measure(optimizer)  # step 0: the initialisation
+    step_seconds = time.monotonic() - tick
+    _record(history, run, 0, first)
+    ceiling = None
+    if opt_info["name"] != "sgd":  # Adam's step is preconditioned; LALC's is clipped
+        notes.append(f"lr ceiling not estimated: 2(1+momentum)/lambda_max bounds the step of "
+                     f"SGD, not of {opt_info['name']}")
+    elif first["finite"]:
+        ceiling = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"],
+                              min(deadline, time.monotonic() + HESSIAN_SHARE * opts.budget),
+                              notes)
+    nonfinite = None
+    for step in range(1, opts.steps + 1):
+        if not last["finite"]:
+            break
+        if time.monotonic() + step_seconds > deadline:
+            notes.append(f"stopped after {step - 1} of {opts.steps} training steps: "
+                         f"probe budget of {opts.budget:g} s reached")
+            break
+        optimizer.step()  # with the gradients of the previous measurement
+        tick = time.monotonic()
+        last = run.measure(optimizer)
+        step_seconds = time.monotonic() - tick
+        _record(history, run, step, last)
+    if not last["finite"]:
+        run.recorder.enabled = False
+        nonfinite = _locate_nonfinite(graph, run, last)
+        nonfinite["step"] = history[-1]["step"]
+    init_table, final_table = run.layer_table(first), run.layer_table(last)
+    layers = [{"key": t.key, "module": t.module, "kind": t.kind,
+               "init": init_table[t.key], "final": final_table[t.key]} for t in run.tapped]
+    return ProbeResult(
+        device=str(device), batch=run.batch, steps=len(history) - 1,
+        seconds=round(time.monotonic() - start, 3), grad_ratio=history[0]["grad_ratio"],
+        act_grad_ratio=run.act_ratio(first["grads"]),
+        dead_fraction=history[0]["dead_fraction"], nan=nonfinite is not None,
+        first_nonfinite=nonfinite, layers=layers, history=history, lr_ceiling=ceiling,
+        loss=run.loss_text, optimizer=opt_info,
+        first_module=run.affine[0][0] if run.affine else None,
+        last_module=run.affine[-1][0] if run.affine else None, notes=notes)

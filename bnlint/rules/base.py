@@ -1,0 +1,73 @@
+"""What finders share: the Context they read, the Hit they yield, and the registry of
+code-based finders (:func:`check`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..config import Config
+from ..discover.targets import Targets
+from ..model.graph import Layer, ModelGraph
+from ..model.sites import Site
+from ..predict.flow import Prediction, predict
+from ..probing.run import ProbeResult
+from .catalog import Rule
+
+
+@dataclass
+class Context:
+    graph: ModelGraph
+    model: nn.Module
+    inputs: tuple
+    targets: Targets | None
+    config: Config
+    probe: ProbeResult | None = None   # the measurement, when the probe ran
+    batch: int = 64                    # the training batch predictions assume (the probe's)
+    synthetic_inputs: bool = False     # the example inputs are random, not the user's data
+
+    def threshold(self, rule: Rule, name: str) -> float:
+        return rule.threshold(name, self.config.thresholds)
+
+    @functools.cached_property
+    def prediction(self) -> Prediction:
+        """The predicted gradient flow at the training batch (computed once, shared by the
+        rules)."""
+        return predict(self.graph, self.batch, self.inputs)
+
+
+@dataclass
+class Hit:
+    layer: Layer | None                # locates the finding (its construction site)
+    fields: dict[str, Any] = field(default_factory=dict)    # for the rule's message template
+    evidence: dict[str, Any] = field(default_factory=dict)
+    severity: str | None = None        # overrides the rule's default when the effect is larger
+    edits: list[dict[str, Any]] = field(default_factory=list)  # default: the rule's fix.edit
+    fix_description: str | None = None
+    site: Site | None = None           # where to locate it when there is no layer
+
+
+Finder = Callable[[Context, Rule], Iterable[Hit]]
+REGISTRY: dict[str, Finder] = {}
+
+
+def check(code: str) -> Callable[[Finder], Finder]:
+    """Register the finder of rule ``code``."""
+    def register(fn: Finder) -> Finder:
+        REGISTRY[code] = fn
+        return fn
+    return register
+
+
+def heads_after_affine(graph: ModelGraph, spec: str) -> Iterator[tuple[Layer, Layer]]:
+    """(head, layer) for each model output of kind ``spec`` applied right after an affine
+    layer (Linear/Conv): a head that ends in it, as opposed to a feature map that does."""
+    for head in graph.heads():
+        if head.is_(spec):
+            feeding = [p for p in graph.prev(head) if p.is_("@affine")]
+            if feeding:
+                yield head, feeding[0]

@@ -1,0 +1,139 @@
+"""Targets and dying-ReLU family (4xx) finders."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from ..discover.targets import Targets
+from ..model.graph import Layer, ModelGraph
+from .base import Context, Hit, check, heads_after_affine
+from .catalog import Rule
+from .init import readable
+
+
+def targets(ctx: Context) -> Targets | None:
+    """The example targets, or just their spread when the config gives target-std."""
+    if ctx.targets is None and ctx.config.target_std is not None:
+        return Targets(None, ctx.config.target_std, "config target-std")
+    return ctx.targets
+
+
+def regression_targets(t: Targets | None) -> bool:
+    """Whether the targets show a regression task: a spread from the config, or real values
+    that are not all whole numbers (class labels)."""
+    if t is None:
+        return False
+    return t.tensor is None or (t.tensor.is_floating_point()
+                                and not bool((t.tensor == t.tensor.round()).all()))
+
+
+@check("BNL401")
+def relu_on_output(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    t = targets(ctx)
+    regression = regression_targets(t)
+    below = (float((t.tensor <= 0).float().mean()) if regression and t.tensor is not None
+             else None)
+    error = below is not None and below >= ctx.threshold(rule, "nonpositive_share")
+    for act, layer in heads_after_affine(ctx.graph, "@relu"):
+        note = ""
+        if regression:
+            note = (f" The targets ({t.source}, std {t.std:.3g}) are real-valued: this is a "
+                    "regression head, and an output that dies cannot recover.")
+        if error:
+            note += (f" {below:.0%} of them are <= 0, which a ReLU output can never "
+                     "predict.")
+        yield Hit(act, {"act": act, "layer": layer, "regression": note},
+                  {"output_layer": layer.label, "regression": regression,
+                   "nonpositive_targets": below}, severity="error" if error else None)
+
+
+def _output_layer(graph: ModelGraph) -> Layer | None:
+    return next((x for x in reversed(graph.order) if x.is_("@affine")), None)
+
+
+@check("BNL402")
+def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    t = targets(ctx)
+    layer = _output_layer(ctx.graph)
+    if not regression_targets(t) or layer is None or not ctx.graph.layers("@relu"):
+        return
+    low, high = ctx.threshold(rule, "std_min"), ctx.threshold(rule, "std_max")
+    problems, effect = [], ""
+    if not low <= t.std <= high:
+        problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
+                        f"{high:g}]")
+        effect = (" Small target variance makes ReLUs die more easily (Arnekvist et al., "
+                  "arXiv:2005.06195)." if t.std < low else
+                  " The network starts with outputs of about unit scale, so the squared error "
+                  "and its gradient grow with the targets' variance and std: a learning rate "
+                  "that suits the hidden layers is too large at the output.")
+    if t.tensor is not None and t.tensor.dim() == 2 and t.tensor.shape[1] > 1:
+        scales = t.tensor.float().std(dim=0)
+        spread = float(scales.max() / scales.min().clamp_min(1e-30))
+        if spread > ctx.threshold(rule, "scale_ratio"):
+            problems.append(f"its {t.tensor.shape[1]} outputs' stds differ {spread:.3g}x "
+                            f"({float(scales.min()):.3g} to {float(scales.max()):.3g}), so "
+                            "the largest dominate the loss")
+    if not problems:
+        return
+    opt = ctx.config.optimizer
+    momentum = opt is not None and (opt.momentum or 0) > 0 and t.std < low
+    stronger = (f" With momentum ({opt.momentum:g} in the config) it is worse: momentum drives "
+                "parameters into the dying regions, and a 4x32 ReLU MLP trained with SGD and "
+                "momentum on targets of std 7e-4 ended with a relative MSE of 2 to 2.6, against "
+                "about 0 at std 0.7 (bnlint's measurements, SCIENCE.md 3 and bench/papers.py)."
+                if momentum else "")
+    yield Hit(layer, {"layer": layer, "problems": "; ".join(problems), "effect": effect,
+                      "momentum": stronger},
+              {"targets_std": t.std, "source": t.source, "momentum": momentum,
+               "problems": problems})
+
+
+POOLING = ("AdaptiveAvgPool*", "AdaptiveMaxPool*", "Mean")
+
+
+def _after_pooling(graph: ModelGraph) -> set[str]:
+    """Layers downstream of a pooling that shrinks each sample (a squeeze-excitation branch, a
+    classifier head). Pooled random inputs barely differ between samples, so a unit there is
+    off for all of them or none: 'dead for every example' says nothing about real data."""
+    found: set[str] = set()
+    for layer in graph.order:
+        shrinks = any(layer.is_(spec) for spec in POOLING) and any(
+            src.shape and layer.shape and math.prod(layer.shape[1:]) < math.prod(src.shape[1:])
+            for src in graph.prev(layer))
+        if shrinks or any(src.name in found for src in graph.prev(layer)):
+            found.add(layer.name)
+    return found
+
+
+@check("BNL403")
+def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    batch = ctx.inputs[0].shape[0] if ctx.inputs and ctx.inputs[0].dim() else 0
+    if batch < ctx.threshold(rule, "min_batch") or not readable(ctx.model):
+        return
+    measured = {x.name: x.dead for x in ctx.graph.layers("@relu") if x.dead is not None}
+    pooled = _after_pooling(ctx.graph) if ctx.synthetic_inputs else set()
+    layers = [x for x in ctx.graph.layers("@relu") if x.name in measured and x.name not in pooled]
+    units = {x.name: x.shape[1] if x.shape and len(x.shape) > 1 else 1 for x in layers}
+    total = sum(units.values())
+    if not total:
+        return
+    dead = sum(float(measured[x.name]) * units[x.name] for x in layers) / total
+    if dead < ctx.threshold(rule, "dead_fraction"):
+        return
+    pred = ctx.prediction.dead
+    predicted = sum(pred.get(x.name, 0.0) * units[x.name] for x in layers) / total
+    if not math.isfinite(predicted):
+        predicted = None
+    worst = max(layers, key=lambda x: float(measured[x.name]))
+    error = dead >= ctx.threshold(rule, "dead_fraction_error")
+    said = ("bnlint's prediction from the init was " + f"{predicted:.0%}" if predicted is not None
+            else "bnlint could not predict it from the init")
+    yield Hit(worst, {"dead": dead, "layers": len(layers), "batch": batch,
+                      "worst": worst.label, "worst_dead": float(measured[worst.name]),
+                      "prediction": said, "chance": 0.5 ** batch},
+              {"predicted": {"dead_fraction": predicted},
+               "example_batch": {"dead_fraction": dead, "batch": batch,
+                                 "layers": {x.label: float(measured[x.name]) for x in layers}}},
+              severity="error" if error else None)
