@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/bnlint: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,15 @@ demo: $(BIN)/bnlint
 test: $(BIN)/bnlint
 	$(BIN)/python -m pytest -q
 
+lint: $(BIN)/bnlint
+	$(BIN)/ruff check bnlint tests bench examples
+	$(BIN)/lint-imports
+
 bench: $(BIN)/bnlint
 	@# Each script prints its table; bench/RESULTS.md records them. About 40 minutes on 2 cores.
-	for script in speed probe_overhead gradient_flow papers lalc detection robustness; do \
-		$(BIN)/python bench/$$script.py || exit 1; done
+	for script in benchmarks.speed benchmarks.probe_overhead calibration.gradient_flow \
+			calibration.papers studies.lalc studies.detection studies.robustness; do \
+		$(BIN)/python -m bench.$$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,7 +6,7 @@
 - :class:`DepthLeakyReLU`: gain shaping does nothing for ReLU (ReLU(g x) = g ReLU(x) and the
   next BatchNorm removes g), so a ReLU is shaped through its slope instead: negative slope
   ``1 - l ** -alpha`` (our variant, in the spirit of TAT, Zhang, Botev & Martens 2022; measured
-  in SCIENCE.md section 2).
+  in docs/SCIENCE.md §2).
 - :class:`Standardize`: targets to zero mean and unit variance for training, and back for
   predictions (Arnekvist et al., arXiv:2005.06195: ReLUs die more easily as the target
   variance goes to 0).

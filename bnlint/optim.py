@@ -32,7 +32,7 @@ class LALC(torch.optim.Optimizer):
     (no host sync per tensor); the counters synchronise only when read.
 
     Default ``bound=0.01``, chosen from sweeps of the bound on the deep BN-ReLU nets of
-    ``bench/lalc.py`` (the sweeps themselves are not recorded). The recorded table, at 0.01
+    ``bench/studies/lalc.py`` (the sweeps themselves are not recorded). The recorded table, at 0.01
     (bench/RESULTS.md), shows it training both nets at lr 1-3, where SGD and SGD with warm-up
     stall (though LARS does better there), and within seed noise of SGD at lr 0.03.
     """

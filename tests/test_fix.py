@@ -400,7 +400,7 @@ def test_fix_api_probes_with_the_configs_settings():
 
 
 @pytest.mark.parametrize("depth,act,width,before_above,after_below", [
-    (50, nn.ReLU, 128, 1e3, 70),     # DepthLeakyReLU, SCIENCE.md section 2
+    (50, nn.ReLU, 128, 1e3, 70),     # DepthLeakyReLU, docs/SCIENCE.md §2
     (200, nn.Tanh, 64, 1e5, 10),     # ShapedActivation, Meterez et al. arXiv:2310.02012
 ])
 def test_fix_api_shapes_a_deep_plain_chain(depth, act, width, before_above, after_below):

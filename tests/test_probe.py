@@ -21,7 +21,7 @@ from bnlint.probing import run as probe_mod
 def test_plain_bn_relu_mlp_explodes_at_the_documented_rate():
     torch.manual_seed(0)
     result = probe(bn_mlp(30, 256), torch.randn(64, 256), steps=2)
-    expected = 1.211 ** 30  # SCIENCE.md section 1: sqrt(pi/(pi-1)) per block
+    expected = 1.211 ** 30  # docs/SCIENCE.md §1: sqrt(pi/(pi-1)) per block
     print(f"measured {result.grad_ratio:.1f} vs 1.211^30 = {expected:.1f}")
     assert expected / 2 < result.grad_ratio < expected * 2
     assert result.first_module == "0" and result.last_module == "87"

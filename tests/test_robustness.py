@@ -1,4 +1,4 @@
-"""Robustness (issue 6): random layer stacks from bench/robustness.py (MLPs and CNNs of depth
+"""Robustness: random layer stacks from bench/studies/robustness.py (MLPs and CNNs of depth
 1..60; BatchNorm before/after/none; ReLU, tanh, GELU, leaky ReLU as modules or functions;
 dropout; residual adds; zeroed, constant, tiny, huge and NaN/Inf weights; fx-traceable or not)
 must lint without raising, give a report that JSON round-trips, and leave no NaN/Inf
@@ -14,28 +14,25 @@ from __future__ import annotations
 
 import inspect
 import json
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import run_cli
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 import bnlint
+from bench.studies import robustness as rb
 from bnlint.config import Config
 from bnlint.errors import InputError
 
-sys.path.insert(0, str(ROOT / "bench"))
-import robustness as rb
-
 # No shrinking: one lint takes up to a second, and a shrink runs hundreds. A failure prints the
 # whole spec; rb.build(spec) and rb.model_source(spec) rebuild its model. Derandomized, so CI
-# runs the same examples every time (bench/robustness.py draws fresh ones).
+# runs the same examples every time (bench/studies/robustness.py draws fresh ones).
 SETTINGS = dict(deadline=None, phases=[Phase.explicit, Phase.generate], derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 
@@ -336,7 +333,7 @@ def test_cli_json_is_strict_json(write_model):
 
 
 def test_an_overflowing_measurement_confirms_nothing():
-    """bench/robustness.py (seed 0, model 3): the probe's chain ratio overflowed to inf and
+    """bench/studies/robustness.py (seed 0, model 3): the probe's chain ratio overflowed to inf and
     BNL201's message said 'measured grad_ratio = inf ... confirmed'."""
     spec = rb.bench_spec(0, 3)
     outcome = rb.lint_one(3, spec, rb.lint_config(probe=True, steps=2, budget=30))

@@ -1,4 +1,4 @@
-"""Severities the detection study (bench/detection.py) calibrated: errors only where the
+"""Severities the detection study (bench/studies/detection.py) calibrated: errors only where the
 model cannot train as built, and no rule crashes on degenerate weights."""
 
 from __future__ import annotations

@@ -27,16 +27,16 @@ def test_examples_with_the_default_probe():
 
 
 @pytest.mark.parametrize("script, args", [
-    ("speed.py", ["--repeats", "1", "--depths", "10,100"]),
-    ("probe_overhead.py", ["--repeats", "1", "--steps", "3"]),
-    ("gradient_flow.py", ["--quick"]),
-    ("papers.py", ["--quick"]),
-    ("lalc.py", ["--quick"]),
-    ("detection.py", ["--quick"]),
-    ("robustness.py", ["--n", "10"]),
+    ("benchmarks.speed", ["--repeats", "1", "--depths", "10,100"]),
+    ("benchmarks.probe_overhead", ["--repeats", "1", "--steps", "3"]),
+    ("calibration.gradient_flow", ["--quick"]),
+    ("calibration.papers", ["--quick"]),
+    ("studies.lalc", ["--quick"]),
+    ("studies.detection", ["--quick"]),
+    ("studies.robustness", ["--n", "10"]),
 ])
 def test_bench_script_runs_and_prints_a_table(script, args):
-    proc = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, env=CLI_ENV,
+    proc = subprocess.run([sys.executable, "-m", f"bench.{script}", *args], cwd=ROOT, env=CLI_ENV,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| --- |" in proc.stdout or "|---|" in proc.stdout

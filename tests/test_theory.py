@@ -1,5 +1,5 @@
 """bnlint.theory: the closed forms agree with each other, with sampling, and with the
-measurements SCIENCE.md records."""
+measurements docs/SCIENCE.md records."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from bnlint.predict import theory
 from bnlint.predict.theory import Moments
 
-SCIENCE_L1000 = {"ReLU": 188.9, "Tanh": 84.8, "Sin": 133.9}  # log ||grad W_1||, SCIENCE.md 2
+SCIENCE_L1000 = {"ReLU": 188.9, "Tanh": 84.8, "Sin": 133.9}  # log ||grad W_1||, docs/SCIENCE.md §2
 
 
 def test_relu_gain_is_sqrt_pi_over_pi_minus_one_both_ways():
@@ -50,7 +50,7 @@ def test_measured_bn_relu_gain_falls_with_batch_and_convs_have_their_own():
     assert gains == sorted(gains, reverse=True)
     assert gains[0] == gains[1] and gains[-2] == gains[-1]  # held outside the measured range
     # convs: one gain whatever the batch, below the MLP's at the batches it was measured at
-    # (8-32): SCIENCE.md 1, conv stacks run below the MLP rate
+    # (8-32): docs/SCIENCE.md §1, conv stacks run below the MLP rate
     (conv,) = {theory.bn_relu_gain(b, spatial=True) for b in (2, 8, 16, 32, 4096)}
     assert all(conv < theory.bn_relu_gain(b) for b in (8, 16, 32))
 

@@ -25,7 +25,7 @@ class DiGraph:
     ``predecessors``).
     Written out because importing networkx took 0.18 s here (it loads XML readers: python
     -X importtime), about half of the 0.4 s that linting a ResNet-50 may add to importing
-    torch, building and tracing it (the 1.25x target of bench/speed.py)."""
+    torch, building and tracing it (the 1.25x target of bench/benchmarks/speed.py)."""
 
     def __init__(self):
         self.nodes: dict[str, dict[str, Any]] = {}

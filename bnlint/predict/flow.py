@@ -11,8 +11,8 @@ of a residual block) gets the sum. The mean squared gradient is kept in three pa
 coherently in a weight gradient. An affine layer's predicted ||grad W||^2 is numel(out) fan_in
 g2(out) m2(in), with the coherent parts weighted up (:meth:`_Flow.weight_grads`).
 
-Some constants are measured rather than derived (bench/gradient_flow.py --calibrate): the
-BN -> ReLU gain by batch size and for convolutions (:func:`bnlint.theory.bn_relu_gain`, which
+Some constants are measured rather than derived (bench/calibration/gradient_flow.py --calibrate):
+the BN -> ReLU gain by batch size and for convolutions (:func:`bnlint.theory.bn_relu_gain`, which
 replaces the mean-field sqrt(pi/(pi-1)) at every BN feeding a ReLU), and the decay and weight
 of the per-sample part that global average pooling creates. Known miss: post-activation
 residual stacks (ReLU after the add), where the gradient growth is overestimated (2.6x at

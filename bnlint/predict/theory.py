@@ -12,7 +12,7 @@ up to for the standard blocks, and what messages quote.
 
 Conventions: a tensor is described by its :class:`Moments`, a gradient by its mean square g2.
 Pre-activations are taken as Gaussian (mean field): within a unit N(mu, var), with the units'
-means mu Gaussian across units. Sources are tagged as in SCIENCE.md: [paper], [measured]
+means mu Gaussian across units. Sources are tagged as in docs/SCIENCE.md: [paper], [measured]
 (setup given), [inferred].
 """
 
@@ -28,27 +28,28 @@ from numpy.polynomial.hermite_e import hermegauss
 _NODES, _WEIGHTS = hermegauss(64)
 _WEIGHTS = _WEIGHTS / math.sqrt(2 * math.pi)  # E[f(u)], u ~ N(0, 1) = sum(w * f(nodes))
 
-# [measured] bench/gradient_flow.py --calibrate: interior per-block gain of ||grad W|| in a
-# Linear -> BN1d -> ReLU MLP (width 256, depth 40, cross-entropy, 3 seeds) by batch size. It
-# is within 1% of SCIENCE.md 1 at batch 8, 32 and 64 (1.32 / 1.23 / 1.22) but not at batch 16,
-# 1.261 against 1.28 (-1.5%), where bench/papers.py's 10-seed reproduction of SCIENCE.md's own
-# setup also gives 1.259 (seeds 1.233-1.278; bench/RESULTS.md). It falls a little below the
-# mean-field sqrt(pi / (pi - 1)) = 1.211 at large batch in deep layers.
+# [measured] bench/calibration/gradient_flow.py --calibrate: interior per-block gain of ||grad W||
+# in a Linear -> BN1d -> ReLU MLP (width 256, depth 40, cross-entropy, 3 seeds) by batch size. It is
+# within 1% of docs/SCIENCE.md §1 at batch 8, 32 and 64 (1.32 / 1.23 / 1.22) but not at batch 16,
+# 1.261 against 1.28 (-1.5%), where bench/calibration/papers.py's 10-seed reproduction of
+# docs/SCIENCE.md's own setup also gives 1.259 (seeds 1.233-1.278; bench/RESULTS.md). It falls a
+# little below the mean-field sqrt(pi / (pi - 1)) = 1.211 at large batch in deep layers.
 MLP_BN_RELU_GAIN_BY_BATCH = ((8, 1.333), (16, 1.261), (32, 1.232), (64, 1.220), (128, 1.208),
                              (256, 1.206), (512, 1.201), (1024, 1.197))
-# [measured] bench/gradient_flow.py --calibrate (bench/RESULTS.md): interior per-block gain of
-# conv3x3 -> BN2d -> ReLU stacks, median over widths 16-64, maps 8-32 px, batches 8-32, seeds.
+# [measured] bench/calibration/gradient_flow.py --calibrate (bench/RESULTS.md): interior per-block
+# gain of conv3x3 -> BN2d -> ReLU stacks, median over widths 16-64, maps 8-32 px, batches 8-32,
+# seeds.
 CONV_BN_RELU_GAIN = 1.198
-# [measured] bench/papers.py (bench/RESULTS.md, "Meterez depth table"; the setup of Meterez et
-# al., arXiv:2310.02012): log ||grad W_1||_F of a BN-linear MLP (width = batch = 100) by depth,
-# Xavier-normal weights minus orthogonal weights, means of 10 seeds (Xavier 0.37 / 0.52 / 0.94
-# / 8.91, orthogonal 0.03 / 0.02 / 0.02 / 0.00). The 10-seed means rather than SCIENCE.md 2's
-# 3-seed values (a gap of 10.43 at depth 1000): those lie inside the 10 seeds' ranges (Xavier
+# [measured] bench/calibration/papers.py (bench/RESULTS.md, "Meterez depth table"; the setup of
+# Meterez et al., arXiv:2310.02012): log ||grad W_1||_F of a BN-linear MLP (width = batch = 100) by
+# depth, Xavier-normal weights minus orthogonal weights, means of 10 seeds (Xavier 0.37 / 0.52 /
+# 0.94 / 8.91, orthogonal 0.03 / 0.02 / 0.02 / 0.00). The 10-seed means rather than docs/SCIENCE.md
+# §2's 3-seed values (a gap of 10.43 at depth 1000): those lie inside the 10 seeds' ranges (Xavier
 # at depth 1000: 7.77-10.51), so they are few-seed draws and the mean is the better estimate.
 BN_LINEAR_GAUSSIAN_LOG_GROWTH = ((5, 0.34), (50, 0.50), (200, 0.92), (1000, 8.91))
-# [measured] bench/gradient_flow.py --calibrate: behind a global average pool the gradient is
-# the same at every position of a sample. Each activation keeps SPATIAL_KEEP of that part, and
-# spatially correlated inputs make it count (1 + SPATIAL_EXCESS) times in a conv's weight
+# [measured] bench/calibration/gradient_flow.py --calibrate: behind a global average pool the
+# gradient is the same at every position of a sample. Each activation keeps SPATIAL_KEEP of that
+# part, and spatially correlated inputs make it count (1 + SPATIAL_EXCESS) times in a conv's weight
 # gradient (squared) instead of once.
 SPATIAL_KEEP = 0.45
 SPATIAL_EXCESS = 4.5
@@ -232,7 +233,7 @@ def loss_gradient(out: Moments, classes: int) -> tuple[float, float]:
 def leaky_relu_gain(slope: float = 0.0) -> float:
     """Per-block backward RMS gain of affine -> BN -> LeakyReLU(slope) at large batch:
     1 / sqrt(1 - (1 - s)^2 / (pi (1 + s^2))); s = 0 gives sqrt(pi / (pi - 1)) = 1.2112
-    (Yang et al., arXiv:1902.08129; [measured] 1.212 in SCIENCE.md 1), s = 1 gives 1."""
+    (Yang et al., arXiv:1902.08129; [measured] 1.212 in docs/SCIENCE.md §1), s = 1 gives 1."""
     return 1.0 / math.sqrt(1.0 - (1.0 - slope) ** 2 / (math.pi * (1.0 + slope ** 2)))
 
 
@@ -250,7 +251,7 @@ def bn_relu_gain(batch: int, spatial: bool = False) -> float:
 def bn_activation_gain(kind: str, scale: float = 1.0, options: dict | None = None) -> float:
     """Per-block backward RMS gain of affine -> BN -> phi(scale * .) at large batch (mean field):
     sqrt(scale^2 E[phi'(scale u)^2] / Var phi(scale u)), u ~ N(0, 1) [inferred; reproduces
-    SCIENCE.md 2's L = 1000 log-norms: tanh 84.8, sin 133.9, ReLU 188.9 measured].
+    docs/SCIENCE.md §2's L = 1000 log-norms: tanh 84.8, sin 133.9, ReLU 188.9 measured].
     ``scale`` = :func:`shaping_scale` gives the shaped activation of arXiv:2310.02012."""
     out, slope2, _ = activation_moments(kind, Moments(scale * scale, scale * scale), options)
     return math.sqrt(scale * scale * slope2 / out.var) if out.var > 0 else float("inf")
@@ -276,7 +277,7 @@ def bn_linear_growth(depth: int, orthogonal: bool) -> float:
 def relu_stack_gain(weight_var: float, fan_in: float, slope: float = 0.0) -> float:
     """Per-layer RMS gain of an unnormalised Linear/Conv -> (leaky) ReLU layer, forward (and,
     for square layers, backward): sqrt(fan_in Var(w) (1 + s^2) / 2). PyTorch's default init,
-    Var(w) = 1 / (3 fan_in), gives 1/sqrt(6) = 0.408 for ReLU; He init gives 1 (SCIENCE.md 5;
+    Var(w) = 1 / (3 fan_in), gives 1/sqrt(6) = 0.408 for ReLU; He init gives 1 (docs/SCIENCE.md §5;
     He et al., arXiv:1502.01852)."""
     return math.sqrt(fan_in * weight_var * (1.0 + slope * slope) / 2.0)
 
@@ -310,7 +311,7 @@ def residual_stack_ratio(blocks: int, branch_gain2: float, branch_m2: float,
     x + F(x) whose branch starts with BN: block l's stream has second moment
     m_l = stream_m2 + l branch_m2 and its branch passes back branch_gain2 / m_l of the gradient,
     so the ratio is prod_l sqrt(1 + branch_gain2 / m_l) ~ L^(branch_gain2 / (2 branch_m2)):
-    polynomial, not exponential (arXiv:1812.00342 [paper]; SCIENCE.md 4). A branch whose last
+    polynomial, not exponential (arXiv:1812.00342 [paper]; docs/SCIENCE.md §4). A branch whose last
     BN gamma is 0 adds nothing (branch_m2 = branch_gain2 = 0): ratio 1 (arXiv:1706.02677)."""
     return math.prod(math.sqrt(1.0 + branch_gain2 / (stream_m2 + l * branch_m2))
                      for l in range(blocks - 1))

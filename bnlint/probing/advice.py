@@ -75,7 +75,8 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
         out["optimizer"] = {
             "name": "LALC", "bound": LALC_BOUND,
             "source": "layer-wise clipping of the relative update, our reading of Paik & Choi "
-                      "(arXiv:2304.11692); bench/lalc.py compares it with SGD, warm-up and LARS",
+                      "(arXiv:2304.11692); bench/studies/lalc.py compares it with SGD, warm-up "
+                      "and LARS",
             "snippet": ("from bnlint.optim import LALC\n"
                         f"optimizer = LALC(model.parameters(), lr={lr:g}, "
                         f"momentum={momentum:g}, bound={LALC_BOUND:g})")}

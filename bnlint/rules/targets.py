@@ -82,7 +82,8 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     stronger = (f" With momentum ({opt.momentum:g} in the config) it is worse: momentum drives "
                 "parameters into the dying regions, and a 4x32 ReLU MLP trained with SGD and "
                 "momentum on targets of std 7e-4 ended with a relative MSE of 2 to 2.6, against "
-                "about 0 at std 0.7 (bnlint's measurements, SCIENCE.md 3 and bench/papers.py)."
+                "about 0 at std 0.7 (bnlint's measurements, docs/SCIENCE.md §3 and "
+                "bench/calibration/papers.py)."
                 if momentum else "")
     yield Hit(layer, {"layer": layer, "problems": "; ".join(problems), "effect": effect,
                       "momentum": stronger},

@@ -1,6 +1,6 @@
 """Benchmark: SGD, SGD + linear warm-up, LARS and LALC-style clipping on deep BN-ReLU nets.
 
-Run ``python bench/lalc.py`` (full, a few minutes on a 2-core CPU) or ``--quick``. Prints a
+Run ``python -m bench.studies.lalc`` (full, a few minutes on a 2-core CPU) or ``--quick``. Prints a
 markdown table. Two tasks, both 10-class classification with labels from a fixed random
 teacher net (teacher logits standardised over the data set so no class dominates):
 a plain Linear->BN1d->ReLU MLP and a plain conv3x3->BN2d->ReLU CNN on random 16x16 inputs.
@@ -9,11 +9,7 @@ a plain Linear->BN1d->ReLU MLP and a plain conv3x3->BN2d->ReLU CNN on random 16x
 import argparse
 import inspect
 import math
-import os
 import statistics
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch
 from torch import nn

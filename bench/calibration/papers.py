@@ -1,12 +1,12 @@
-"""Paper reproductions: the [measured] numbers of /work/shared/SCIENCE.md, regenerated.
+"""Paper reproductions: the [measured] numbers of docs/SCIENCE.md, regenerated.
 
-Run ``python bench/papers.py`` (all experiments, about 3 minutes on a 2-core CPU with one
-torch thread), ``--quick`` (fewer seeds, smaller depths) or ``--only NAME`` (one experiment;
+Run ``python -m bench.calibration.papers`` (all experiments, about 3 minutes on a 2-core CPU with
+one torch thread), ``--quick`` (fewer seeds, smaller depths) or ``--only NAME`` (one experiment;
 names: bn_relu, batch, conv, meterez, residual, target, init). Prints one markdown table per
-experiment, each measured row beside the value SCIENCE.md documents, and the time each took.
+experiment, each measured row beside the value docs/SCIENCE.md documents, and the time each took.
 
 Every reproduced number is measured here, at initialisation (one forward and backward pass),
-except SCIENCE.md 3, which trains. Each experiment is a small self-contained re-implementation
+except docs/SCIENCE.md §3, which trains. Each experiment is a small self-contained re-implementation
 in torch, seeded (``torch.manual_seed(seed)`` before each run, seeds 0, 1, 2, ...).
 
 Verdict ("agrees?") per row, with the tolerance given in each table:
@@ -101,7 +101,8 @@ def print_table(title, rows, notes, elapsed):
     for note in notes:
         print(note)
     print()
-    print("| quantity | setup | documented (SCIENCE.md) | reproduced: mean [min, max] over seeds"
+    print("| quantity | setup | documented (docs/SCIENCE.md) | reproduced: mean [min, max] "
+          "over seeds"
           " | diff (vs documented midpoint) | agrees? |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -132,7 +133,7 @@ def interior_rate(norms):
     return float((g[1:-2] / g[2:-1]).mean())
 
 
-# ----------------------------------------------------------------------------- SCIENCE.md 1
+# ----------------------------------------------------------------------------- docs/SCIENCE.md §1
 
 
 def mlp_bn_relu_rates(width, batch, depth, seed, use_bn=True):
@@ -154,7 +155,7 @@ def mlp_bn_relu_rates(width, batch, depth, seed, use_bn=True):
 
 
 def exp_bn_relu(quick):
-    """SCIENCE.md 1 (Paik & Choi, arXiv 2304.11692): per-block gradient rate of a
+    """docs/SCIENCE.md §1 (Paik & Choi, arXiv 2304.11692): per-block gradient rate of a
     Linear -> BN -> ReLU MLP at large batch, with and without BN."""
     width, batch, depth, n = 1024, 512, 10, 3
     runs = {bn_: [mlp_bn_relu_rates(width, batch, depth, s, bn_) for s in seeds(n)]
@@ -178,15 +179,16 @@ def exp_bn_relu(quick):
         "Linear(no bias, Kaiming-normal) -> BN1d -> ReLU blocks, N(0,1) inputs, loss = "
         "sum(out * R) with R a fixed N(0,1) tensor of the output's shape. Rate = mean of "
         "||g_l|| / ||g_{l+1}|| over interior pairs l = 2..L-2; g is either the weight gradient or "
-        "the gradient of the pre-BN activation (SCIENCE.md does not say which). The documented "
+        "the gradient of the pre-BN activation (docs/SCIENCE.md does not say which). The "
+        "documented "
         "size (width 1024, batch 512) takes under a second per seed here, so it is used as is.",
         "Tolerance: 0.5% of the documented value.",
     ]
-    return "SCIENCE.md 1: BN-ReLU per-block gradient rate (MLP, large batch)", rows, notes
+    return "docs/SCIENCE.md §1: BN-ReLU per-block gradient rate (MLP, large batch)", rows, notes
 
 
 def exp_batch(quick):
-    """SCIENCE.md 1: the per-block rate by batch size (width 256, depth 12)."""
+    """docs/SCIENCE.md §1: the per-block rate by batch size (width 256, depth 12)."""
     width, depth, n = 256, 12, 3 if quick else 10
     documented = {8: 1.32, 16: 1.28, 32: 1.23, 64: 1.22, 128: 1.22, 512: 1.210}
     rows = []
@@ -198,7 +200,7 @@ def exp_batch(quick):
         "Same net and loss as the table above; rate from the weight gradients.",
         "Tolerance: 1% of the documented value.",
     ]
-    return "SCIENCE.md 1: BN-ReLU rate by batch size", rows, notes
+    return "docs/SCIENCE.md §1: BN-ReLU rate by batch size", rows, notes
 
 
 def conv_rates(seed, loss, depth=48, width=32, batch=32, size=16, channels_in=3, classes=10):
@@ -227,8 +229,8 @@ def conv_rates(seed, loss, depth=48, width=32, batch=32, size=16, channels_in=3,
 
 
 def exp_conv(quick):
-    """SCIENCE.md 1: plain conv3x3 -> BN2d -> ReLU stack (width 32, 16x16, batch 32): per-block
-    rate and conv 2 / conv 48 weight-gradient ratio over 46 blocks."""
+    """docs/SCIENCE.md §1: plain conv3x3 -> BN2d -> ReLU stack (width 32, 16x16, batch 32):
+    per-block rate and conv 2 / conv 48 weight-gradient ratio over 46 blocks."""
     n = 2 if quick else 10
     setup = "48 blocks, width 32, 3x16x16 inputs, batch 32"
     rows = []
@@ -244,16 +246,16 @@ def exp_conv(quick):
                 tol=0.01, rel=True, digits=3),
         ]
     notes = [
-        "SCIENCE.md does not give the conv loss or input channels; two losses are shown "
+        "docs/SCIENCE.md does not give the conv loss or input channels; two losses are shown "
         "(the MLP's full random projection, and a global-average-pool head with cross-entropy "
         "on random labels), 3 input channels, Kaiming-normal weights, no bias. Rate as above "
         "(interior pairs, weight gradients); the ratio row is averaged geometrically.",
         "Tolerance: 1% for rates, 10% for the ratio.",
     ]
-    return "SCIENCE.md 1: conv3x3-BN2d-ReLU stack", rows, notes
+    return "docs/SCIENCE.md §1: conv3x3-BN2d-ReLU stack", rows, notes
 
 
-# ----------------------------------------------------------------------------- SCIENCE.md 2
+# ----------------------------------------------------------------------------- docs/SCIENCE.md §2
 
 
 def _act_identity(layer, z):
@@ -313,7 +315,7 @@ def meterez_log_grad(depth, act, init, seed, loss="ce", width=100, batch=100, cl
 
 
 def exp_meterez(quick):
-    """SCIENCE.md 2 (Meterez et al., arXiv 2310.02012): log ||grad W_1||_F by depth for BN
+    """docs/SCIENCE.md §2 (Meterez et al., arXiv 2310.02012): log ||grad W_1||_F by depth for BN
     MLPs (width = batch = 100): linear with orthogonal / Xavier-normal weights, tanh, sin and
     ReLU shaped and unshaped, and the depth-dependent leaky slope."""
     n = 2 if quick else 10
@@ -354,7 +356,8 @@ def exp_meterez(quick):
         "Orthogonal weights for every nonlinear row. Layer l (1-based) computes "
         "act(l^-0.4 * BN(W_l x)) when shaped; the leaky rows use LeakyReLU with negative slope "
         "1 - l^-alpha on BN(W_l x). W_1 is the input layer.",
-        "Loss: SCIENCE.md 2 does not name one. Cross-entropy through a 10-class readout is what "
+        "Loss: docs/SCIENCE.md §2 does not name one. Cross-entropy through a 10-class readout is "
+        "what "
         "Meterez et al.'s own gradient notebook uses (github.com/alexandrumeterez/bngrad, "
         "src/theorem_validations/Gradients.ipynb, on CIFAR-10 there); the last row shows that "
         "with the section-1 loss (sum of a random projection of the output) the L=5 "
@@ -363,10 +366,10 @@ def exp_meterez(quick):
         "Tolerance: 0.1 + 2% of |documented| in log-norm (0.5 for the paired ReLU difference)."
         + (" (--quick: L=1000 replaced by L=200, no documented value there.)" if quick else ""),
     ]
-    return "SCIENCE.md 2: Meterez depth table, log ||grad W_1||_F", rows, notes
+    return "docs/SCIENCE.md §2: Meterez depth table, log ||grad W_1||_F", rows, notes
 
 
-# ----------------------------------------------------------------------------- SCIENCE.md 4
+# ----------------------------------------------------------------------------- docs/SCIENCE.md §4
 
 
 def residual_ratio(depth, kind, seed, zero_gamma=False, width=256, batch=128):
@@ -398,7 +401,7 @@ def fit_exponent(depths, ratios):
 
 
 def exp_residual(quick):
-    """SCIENCE.md 4 (arXiv 1812.00342): first-block / output RMS gradient ratio of BN residual
+    """docs/SCIENCE.md §4 (arXiv 1812.00342): first-block / output RMS gradient ratio of BN residual
     MLPs (width 256, batch 128, He init) by depth, pre- and post-activation; the fitted growth
     exponent; zero-initialised last BN gamma; the plain chain for comparison."""
     n = 2 if quick else 3
@@ -446,10 +449,10 @@ def exp_residual(quick):
         "factor 2 for the [inferred] plain-chain product (a 0.3% error in the rate is 35% "
         "after 100 blocks), 1% for its per-block rate.",
     ]
-    return "SCIENCE.md 4: residual BN nets, gradient growth with depth", rows, notes
+    return "docs/SCIENCE.md §4: residual BN nets, gradient growth with depth", rows, notes
 
 
-# ----------------------------------------------------------------------------- SCIENCE.md 3
+# ----------------------------------------------------------------------------- docs/SCIENCE.md §3
 
 
 def train_sine(target_std, seed, optimizer="sgdm", steps=2000, batch=32, n_train=512):
@@ -498,7 +501,7 @@ def sine_net_stats(net, grid, scale):
 
 
 def exp_target(quick):
-    """SCIENCE.md 3 (Arnekvist et al., arXiv 2005.06195): dying ReLU and the loss at tiny vs
+    """docs/SCIENCE.md §3 (Arnekvist et al., arXiv 2005.06195): dying ReLU and the loss at tiny vs
     unit-scale regression targets, with SGD + momentum (plus plain SGD and Adam)."""
     n = 2 if quick else 10
     small, unit = 7e-4, 0.7
@@ -533,17 +536,17 @@ def exp_target(quick):
         "4 hidden layers of 32 ReLUs + linear output, PyTorch default init, MSE, minibatch 32, "
         "2000 steps; SGD+momentum lr 0.01 momentum 0.9, SGD lr 0.01, Adam lr 1e-3 (fixed "
         "before comparing with the documented numbers; not tuned), and SGD+momentum at lr 0.1 "
-        "as a sensitivity check. 10 seeds (SCIENCE.md used 5). Seed s fixes data, init and "
+        "as a sensitivity check. 10 seeds (docs/SCIENCE.md used 5). Seed s fixes data, init and "
         "batch order, so both target scales share an init. Dead = output 0 on all of a "
         "1000-point grid over [-pi, pi]; relative MSE = MSE / Var(y) on the grid.",
         "Tolerance: 0.05 for dead fractions and their gap, 0.05 for the ~0 relative MSE, a "
         "factor 2 for the 2.6 relative MSE (1.3 to 5.2), whose per-seed values spread over a "
         "factor ~5.",
     ]
-    return "SCIENCE.md 3: target variance and dying ReLU", rows, notes
+    return "docs/SCIENCE.md §3: target variance and dying ReLU", rows, notes
 
 
-# ----------------------------------------------------------------------------- SCIENCE.md 5
+# ----------------------------------------------------------------------------- docs/SCIENCE.md §5
 
 
 def forward_moments(init, bias, seed, width=1024, batch=1024, depth=10, use_bn=False,
@@ -573,7 +576,7 @@ def per_layer_rms(moments, layers):
 
 
 def exp_init(quick):
-    """SCIENCE.md 5: PyTorch's default Linear init through ReLU multiplies the forward second
+    """docs/SCIENCE.md §5: PyTorch's default Linear init through ReLU multiplies the forward second
     moment by 1/6 per layer (RMS x 0.41); He init keeps it at 1; with BN the weight scale
     does not matter."""
     n, depth, width = 3, 10, 1024
@@ -614,7 +617,7 @@ def exp_init(quick):
         "Tolerance: 2% of the documented factor; 1e-3 for the BN output difference (BN's eps "
         "makes it nonzero).",
     ]
-    return "SCIENCE.md 5: default init through ReLU", rows, notes
+    return "docs/SCIENCE.md §5: default init through ReLU", rows, notes
 
 
 # ----------------------------------------------------------------------------- main

@@ -1,6 +1,6 @@
 """Benchmark: bnlint's predicted gradient flow (bnlint.flow) against a measured backward pass.
 
-Run ``python bench/gradient_flow.py`` (the table, a few minutes on a 2-core CPU),
+Run ``python -m bench.calibration.gradient_flow`` (the table, a few minutes on a 2-core CPU),
 ``--quick`` (depths 5 and 20, one seed) or ``--calibrate`` (re-measure the conv constants of
 bnlint.theory: CONV_BN_RELU_GAIN, SPATIAL_KEEP, SPATIAL_EXCESS). Prints markdown.
 
@@ -12,21 +12,15 @@ same models, with the example batch's moments. log10 error = log10(predicted / m
 
 import argparse
 import math
-import os
 import statistics
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 import torch
 import torch.nn.functional as F
-from resnet56 import ResNet56  # the example model, at other depths
 from torch import nn
 
 from bnlint.model.build import build
 from bnlint.predict import flow, theory
+from examples.resnet56 import ResNet56  # the example model, at other depths
 
 WIDTH, BATCH, CLASSES = 256, 256, 10
 
@@ -80,7 +74,7 @@ FAMILIES = {
 
 class ConvNet(nn.Module):
     """conv3x3 -> BN2d -> ReLU blocks (stride 2 where the width grows), then a global average
-    pool and a linear head (the plain CNN of SCIENCE.md 1), or with ``flatten`` (the final map
+    pool and a linear head (the plain CNN of docs/SCIENCE.md §1), or with ``flatten`` (the final map
     size) a linear head on the flattened map, as VGG and examples/plain_cnn30.py have."""
 
     def __init__(self, widths, in_ch=3, flatten=None):

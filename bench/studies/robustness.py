@@ -1,7 +1,7 @@
 """Robustness: lint a few hundred random layer stacks and check that bnlint never raises,
 always returns JSON, and never leaves a NaN/Inf unreported.
 
-    python bench/robustness.py [--n 300] [--seed 0] [--steps 2] [--budget 1.0]
+    python -m bench.studies.robustness [--n 300] [--seed 0] [--steps 2] [--budget 1.0]
                                [--retry-ignore BNL202,BNL204]
 
 Each model is drawn from ``generate``: an MLP on (B, F) or a CNN on (B, C, H, W), 1..60
@@ -32,8 +32,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch
 import torch.nn.functional as F
@@ -163,7 +161,7 @@ def random_spec(rng: random.Random, max_depth: int = MAX_DEPTH) -> Spec:
 
 
 def bench_spec(seed: int, index: int) -> Spec:
-    """Model ``index`` (from 0) of ``bench/robustness.py --seed seed``, to rerun one."""
+    """Model ``index`` (from 0) of ``bench/studies/robustness.py --seed seed``, to rerun one."""
     rng = random.Random(seed)
     for _ in range(index):
         random_spec(rng)

@@ -3,7 +3,7 @@ versus a bare forward/backward/SGD step of the same model on the same device; th
 as the CLI runs it (training the worker's own throwaway model) and as the Python API does (a
 copy, so the caller's model stays untouched).
 
-    python bench/probe_overhead.py [--device cpu|cuda] [--steps 20] [--repeats 3]
+    python -m bench.benchmarks.probe_overhead [--device cpu|cuda] [--steps 20] [--repeats 3]
 
 Each (model, mode) pair runs in a fresh child process so that peak-memory readings do not mix:
 on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs) above the level once
@@ -11,7 +11,7 @@ the model exists, with glibc told to serve every allocation of 64 KiB or more by
 (MALLOC_MMAP_THRESHOLD_) so that freed tensors leave the resident set at once (timing runs
 without it); on CUDA torch.cuda.max_memory_allocated above the same level. Memory counts the
 optimizer state, gradients, activations and, for the probe, its copy of the model.
-Targets (issue 4): probe step time <= 1.5x bare, peak step memory <= 1.2x bare.
+Targets: probe step time <= 1.5x bare, peak step memory <= 1.2x bare.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "examples"))
+ROOT = Path(__file__).resolve().parents[2]
 
 MODELS = {
     "resnet20 (CIFAR ResNet, batch 64, 3x32x32)": ("resnet_cifar", "resnet20", (64, 3, 32, 32)),
@@ -120,8 +118,9 @@ def measure(name: str, mode: str, device: str, steps: int) -> dict:
     """Time from a plain child; memory from one where glibc serves allocations of 64 KiB or
     more by mmap, so that the resident set follows live tensors (no allocator cache)."""
     def run(env: dict) -> dict:
-        out = subprocess.run([sys.executable, __file__, "--child", name, mode, device,
-                              str(steps)], capture_output=True, text=True, check=True, env=env)
+        out = subprocess.run([sys.executable, "-m", __spec__.name, "--child", name, mode,
+                              device, str(steps)], capture_output=True, text=True, check=True,
+                             env=env, cwd=ROOT)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     timed = run(dict(os.environ))

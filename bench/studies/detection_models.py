@@ -1,9 +1,9 @@
-"""The labeled model suite of bench/detection.py: small models, each with a synthetic task and
-the optimizer it is trained with. Clean variants and variants with one seeded defect each,
+"""The labeled model suite of bench/studies/detection.py: small models, each with a synthetic task
+and the optimizer it is trained with. Clean variants and variants with one seeded defect each,
 across bnlint's rule families (ordering 1xx, depth 2xx, init 3xx, targets 4xx, learning rate).
 
 The ``defect`` is what was *seeded*; whether it is a *problem* is decided only by training the
-variant (bench/detection.py), never by bnlint's rules.
+variant (bench/studies/detection.py), never by bnlint's rules.
 
 Tasks (data fixed by the task's seed; the same for every variant of the task):
 
@@ -199,7 +199,7 @@ def _neg_bias(m: nn.Module) -> None:
 
 
 def suite() -> list[Variant]:
-    V = Variant
+    V = Variant  # noqa: N806 - a short alias for the table below
     relu_mlp = lambda i, o: [nn.Linear(i, o), nn.ReLU()]  # noqa: E731
     return [
         # ---- clean

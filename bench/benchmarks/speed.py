@@ -1,6 +1,6 @@
-"""Speed and scale of static linting (issue 6 targets in brackets).
+"""Speed and scale of static linting (targets in brackets).
 
-    python bench/speed.py [--repeats 5] [--depths 10,100,1000,10000]
+    python -m bench.benchmarks.speed [--repeats 5] [--depths 10,100,1000,10000]
 
 (a) `bnlint --no-probe` on a ResNet-50 file against the floor measured in the same run:
     `python -c` that imports torch, builds the model and runs torch.fx.symbolic_trace [<= 1.25x];
@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESNET = ROOT / "bench" / "models" / "resnet50.py"
-FLOOR = ("import sys; sys.path.insert(0, {folder!r}); import torch, torch.fx, resnet50; "
+FLOOR = ("import torch, torch.fx; from bench.models import resnet50; "
          "torch.fx.symbolic_trace(resnet50.ResNet50())")
 META_MODEL = '''
 import torch
@@ -55,7 +55,7 @@ def _timed(cmd: list[str]) -> float:
 
 def resnet(repeats: int) -> dict:
     lint = [sys.executable, "-m", "bnlint", str(RESNET), "--no-probe"]
-    floor = [sys.executable, "-c", FLOOR.format(folder=str(RESNET.parent))]
+    floor = [sys.executable, "-c", FLOOR]
     _timed(lint), _timed(floor)  # warm the file cache
     times = {"lint": [], "floor": []}
     for _ in range(repeats):
@@ -90,9 +90,9 @@ def depth_child(depth: int) -> float:
 def depths(values: list[int], repeats: int) -> dict[int, float]:
     out = {}
     for depth in values:
-        runs = [float(subprocess.run([sys.executable, __file__, "--depth-child", str(depth)],
-                                     capture_output=True, text=True, check=True
-                                     ).stdout.split()[-1])
+        runs = [float(subprocess.run([sys.executable, "-m", __spec__.name, "--depth-child",
+                                      str(depth)], capture_output=True, text=True, check=True,
+                                     cwd=ROOT).stdout.split()[-1])
                 for _ in range(1 if depth >= 10000 else repeats)]
         out[depth] = statistics.median(runs)
     return out
@@ -140,8 +140,9 @@ def main() -> None:
     import torch
     print(f"# bnlint speed (torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})\n")
-    meta = json.loads(subprocess.run([sys.executable, __file__, "--meta-child"],
-                                     capture_output=True, text=True, check=True).stdout)
+    meta = json.loads(subprocess.run([sys.executable, "-m", __spec__.name, "--meta-child"],
+                                     capture_output=True, text=True, check=True,
+                                     cwd=ROOT).stdout)
     r = resnet(args.repeats)
     d = depths([int(x) for x in args.depths.split(",")], args.repeats)
     print("| measurement | value | target |\n| --- | --- | --- |")

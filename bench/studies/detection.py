@@ -1,8 +1,8 @@
 """Detection study: does bnlint flag the models that then fail to train, and only those?
 
-    python bench/detection.py            # the full suite (bench/detection_models.py)
-    python bench/detection.py --quick    # the variants marked quick
-    python bench/detection.py --only NAME[,NAME...] [--steps N] [--no-bnlint]
+    python -m bench.studies.detection          # the full suite (bench/studies/detection_models.py)
+    python -m bench.studies.detection --quick  # the variants marked quick
+    python -m bench.studies.detection --only NAME[,NAME...] [--steps N] [--no-bnlint]
 
 Ground truth comes from *training* each variant (never from bnlint's rules): ``STEPS`` steps of
 its configured optimizer (SGD momentum 0.9 unless the variant says otherwise, batch 64) on its
@@ -28,7 +28,7 @@ Detectors, each compared with "problem":
 2. bnlint static+probe: the same with the probe on, at its defaults (batch 64, 20 steps,
    30 s budget) and the variant's optimizer.
    A bnlint run flags a model when it reports a finding at warning or error.
-3. AUTOTRAINER (Zhang et al., ICSE 2021), reimplemented from SCIENCE.md section 6 and its
+3. AUTOTRAINER (Zhang et al., ICSE 2021), reimplemented from docs/SCIENCE.md §6 and its
    published monitor (shiningrain/AUTOTRAINER, AutoTrainer/utils/monitor.py), run inside the
    same training run as the ground truth: see ``AutoTrainer``. Its time to verdict is the
    training time until it flags, or the whole run when it never does.
@@ -43,21 +43,17 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 import torch
 import torch.nn.functional as F
-from detection_models import CLASSES, IMG_C, IMG_HW, IN_CLS, IN_REG, Variant, suite
 from torch import nn
 
 import bnlint
+from bench.studies.detection_models import CLASSES, IMG_C, IMG_HW, IN_CLS, IN_REG, Variant, suite
 from bnlint.config import Config, Optimizer
 
 STEPS, BATCH, N_TRAIN, N_TEST, N_DEAD, N_LINT = 400, 64, 8192, 1024, 512, 128
@@ -164,7 +160,7 @@ class AutoTrainer:
     ``delta`` x the trivial loss (its sc_accuracy, delta = 0.01). When either holds, it reports
     the first persisted symptom in the tool's order (dying ReLU, explosion, vanishing), else
     ``not_converge`` when converging slowly. The tool's loss-oscillation and overfitting checks
-    are left out (no validation curve here, and neither is in SCIENCE.md 6)."""
+    are left out (no validation curve here, and neither is in docs/SCIENCE.md §6)."""
 
     model: nn.Module
     steps: int

@@ -1,6 +1,6 @@
 """The probe's CUDA path, for a machine with a GPU (not run in CI):
 
-    python bench/probe_gpu.py
+    python -m bench.benchmarks.probe_gpu
 
 Probes a ResNet-20 and a 30-block BN-ReLU MLP on cuda and on cpu with the same seed and batch,
 and prints, per model and device: the device the probe reports, seconds, first/last gradient
@@ -20,15 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "examples"))
+from bnlint.api import probe
 
-from bnlint.api import probe  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def models() -> dict[str, tuple[nn.Module, torch.Tensor]]:
-    import resnet_cifar
+    from examples import resnet_cifar
     torch.manual_seed(0)
     mlp = nn.Sequential(*[m for _ in range(30)
                           for m in (nn.Linear(256, 256), nn.BatchNorm1d(256), nn.ReLU())])

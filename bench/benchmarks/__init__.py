@@ -1,0 +1,1 @@
+"""Speed and memory: what bnlint costs (targets checked here, never in tests)."""
