@@ -15,7 +15,7 @@ from .errors import InputError
 from .findings import VERSION, Report
 from .fixes import plan as fixes
 from .isolation import runner
-from .output import formats, plots
+from .output import plots, render
 from .rules import catalog
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
@@ -245,7 +245,7 @@ def _print_errors(report: Report) -> None:
 def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
     _print_errors(report)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
-    rendered = formats.render(report, cfg.format, rules, colour)
+    rendered = render.render(report, cfg.format, rules, colour)
     if output_file:
         try:
             files.write_atomic(output_file, rendered)
