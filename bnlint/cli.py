@@ -102,13 +102,17 @@ def _fail(exc: InputError) -> None:
               help="Where the probe runs: auto picks cuda, then mps, then cpu.")
 @click.option("--probe-batch", type=click.IntRange(min=2), default=config_mod.PROBE_BATCH,
               show_default=True,
-              help="Probe batch size (halved on out-of-memory).")
+              help=f"Probe batch size; the plan halves it (down to "
+                   f"{config_mod.PROBE_MIN_BATCH}) for a model too big for --probe-budget, "
+                   "and an out-of-memory error halves it again.")
 @click.option("--probe-steps", type=click.IntRange(min=0), default=config_mod.PROBE_STEPS,
               show_default=True,
               help="Training steps the probe runs after measuring the init.")
 @click.option("--probe-budget", type=click.FloatRange(min=0, min_open=True),
               default=config_mod.PROBE_BUDGET, show_default=True,
-              help="Seconds the probe may take per model (it stops early).")
+              help=f"Seconds the probe may take per model: it plans batch, steps and "
+                   f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
+                   f"FLOP/s (the same plan on any machine), and stops a slower run there.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),

@@ -28,7 +28,31 @@ TIMEOUT = 120.0       # seconds to import a file, and to lint each model
 BATCH_SIZE = 16       # samples in inferred example inputs
 PROBE_BATCH = 64      # the probe's batch, and the training batch predictions assume
 PROBE_STEPS = 20      # training steps after the measurement at initialisation
-PROBE_BUDGET = 30.0   # seconds per model
+PROBE_BUDGET = 30.0   # seconds per model: the plan's budget at PROBE_FLOP_RATE, and a hard stop
+PROBE_HVPS = 20       # Hessian-vector products the lr-ceiling estimate may use (power iteration
+                      # converged within 5-38 on six small models: docs/SCIENCE.md §7)
+# The probe plans its work before running (bnlint/probing/plan.py), from the model's cost counted
+# on the meta device, against --probe-budget seconds at this fixed rate, never a timing of the
+# machine at hand: the same model gets the same plan, and the same numbers, on any machine and
+# under any load. 1e10 FLOP/s is what a ResNet-20 probe step reached on a 2-core CPU shared with
+# four other jobs (8.4-8.9e9 FLOP/s, one thread, 2026-11-26); the same step ran at 8.2e10 FLOP/s
+# on the idle machine (bench/RESULTS.md, probe overhead: 1.56e10 FLOPs in 0.19 s). A plan at
+# this rate thus fits its budget even on a busy 2-core CI runner.
+PROBE_FLOP_RATE = 1e10
+# What one dispatched torch op costs besides its arithmetic, in FLOPs at PROBE_FLOP_RATE: 100 us
+# of Python, dispatch and the probe's taps (86 us per op measured on a 100-block width-8 BN-ReLU
+# MLP, whose arithmetic is negligible, same machine and load). It keeps deep narrow models from
+# being planned as free.
+PROBE_OP_FLOPS = 1e6
+# The smallest batch the plan shrinks to: a ReLU unit that fires for half the inputs looks dead
+# on a batch of b samples with probability 0.5^b, 0.4% at 8 (and 6% at 4).
+PROBE_MIN_BATCH = 8
+# The smallest size (per spatial dimension) to which the plan lowers inferred image inputs: the
+# smallest bnlint infers (bnlint/discover/inputs.py tries 32, 64, 224).
+PROBE_MIN_RESOLUTION = 32
+# The activations the probe may keep at once (its forward's new tensors): 2 GiB, under a third
+# of the 7 GB of a 2-core hosted CI runner (GitHub Actions' standard runner of that size).
+PROBE_MEMORY = 2 * 2**30
 PROBE_LR = 0.01       # the probe's optimizer when the config names none: SGD, this lr...
 PROBE_MOMENTUM = 0.9  # ...and this momentum
 

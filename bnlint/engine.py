@@ -231,13 +231,14 @@ def with_measurements(findings: list[Finding], probe: ProbeResult, rules: dict[s
 
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
-           synthetic_inputs: bool, in_place: bool, notes: list[str]) -> ProbeResult | None:
+           synthetic_inputs: bool, inferred_inputs: bool, in_place: bool,
+           notes: list[str]) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
     if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
-                                       in_place=in_place)
+                                       inferred_inputs=inferred_inputs, in_place=in_place)
     try:
         return run_probe(graph, inputs, targets, options)
     except InputError:
@@ -250,11 +251,14 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
-         synthetic_inputs: bool = False, consumable: bool = False) -> ModelReport:
+         synthetic_inputs: bool = False, inferred_inputs: bool = False,
+         consumable: bool = False) -> ModelReport:
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
-    measurements to the findings. ``consumable``: the caller will not use the model again, so
-    the probe may train it instead of a copy (the CLI's worker: no second copy in memory)."""
+    measurements to the findings. ``synthetic_inputs``: the inputs are random, not data;
+    ``inferred_inputs``: and their shape was inferred (the probe's plan may lower an image
+    size). ``consumable``: the caller will not use the model again, so the probe may train it
+    instead of a copy (the CLI's worker: no second copy in memory)."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -274,8 +278,10 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
-        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes)
+        probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
+                       consumable, notes)
     if probe is not None:
+        probe = _with_weaker(probe, rules, config, notes)
         ctx.probe = probe
         measured = {c: r for c, r in rules.items() if r.category == "measured"}
         findings = sorted(findings + run_rules(ctx, measured, model_site, name, notes),
@@ -297,3 +303,19 @@ def _with_predictions(probe: ProbeResult, predicted: dict[str, float]) -> ProbeR
                    if x.module in predicted and math.isfinite(predicted[x.module]) else x
                    for x in probe.layers)
     return dataclasses.replace(probe, layers=layers)
+
+
+def _with_weaker(probe: ProbeResult, rules: dict[str, Rule], config: Config,
+                 notes: list[str]) -> ProbeResult:
+    """A probe the clock cut, with the enabled rules that read what it left short (their
+    ``probe_reads``), and a note naming them."""
+    if probe.cut is None:
+        return probe
+    weaker = tuple(code for code, rule in rules.items() if config.enabled(code)
+                   and set(rule.probe_reads) & set(probe.cut.short))
+    if weaker:
+        notes.append(f"the probe's {' and '.join(p.replace('_', ' ') for p in probe.cut.short)} "
+                     f"{'was' if len(probe.cut.short) == 1 else 'were'} cut short, so "
+                     f"{', '.join(weaker)} judged less than planned (and may have missed what "
+                     "they look for)")
+    return dataclasses.replace(probe, cut=dataclasses.replace(probe.cut, weaker=weaker))

@@ -7,6 +7,7 @@ Cohen et al., arXiv:2103.00065, on training at the edge of stability.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ import torch
 
 @dataclass
 class Eigen:
-    value: float        # the largest (algebraic) eigenvalue found
-    iterations: int
+    value: float        # the largest (algebraic) eigenvalue found; NaN when none was
+    iterations: int     # Hessian-vector products done
     converged: bool
+    timed_out: bool = False  # the deadline stopped it before convergence or the cap
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -32,12 +34,14 @@ def _normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], *,
                    iterations: int = 30, tol: float = 0.05, deadline: float | None = None,
-                   generator: torch.Generator | None = None) -> Eigen | None:
-    """Power iteration on the Hessian of ``loss_fn()`` w.r.t. ``params``. If the dominant
-    eigenvalue is negative, a shifted iteration on H - lambda I finds the largest one.
+                   generator: torch.Generator | None = None) -> Eigen:
+    """Power iteration on the Hessian of ``loss_fn()`` w.r.t. ``params``, with at most
+    ``iterations`` Hessian-vector products in all. If the dominant eigenvalue is negative, a
+    shifted iteration on H - lambda I (with the products left) finds the largest one.
     Converged when the eigen-residual ||Hv - lambda v|| is below ``tol`` |lambda| (a plateau of
     the Rayleigh quotient alone is not enough: it can sit on a small value for a few steps).
-    Stops before a product would pass ``deadline``; None if not even one fits."""
+    ``deadline`` (time.monotonic) is a safety stop only: no product starts once the one before
+    it says it would end past it."""
     start = time.monotonic()
     loss = loss_fn()
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -53,13 +57,13 @@ def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tenso
 
     cost = [time.monotonic() - start]  # seconds per product, first guessed from the gradient
 
-    def iterate(shift: float) -> Eigen | None:
+    def iterate(shift: float, cap: int) -> Eigen:
         v = _normalise([torch.randn(p.shape, generator=generator, device="cpu")
                         .to(p.device, p.dtype) for p in params])
-        value, done = 0.0, 0
-        while done < iterations:
+        value, done = math.nan, 0
+        while done < cap:
             if deadline is not None and time.monotonic() + cost[0] > deadline:
-                break
+                return Eigen(value + shift, done, False, timed_out=True)
             tick = time.monotonic()
             hv = [h - shift * x for h, x in zip(hvp(v), v)]
             cost[0] = time.monotonic() - tick
@@ -70,14 +74,12 @@ def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tenso
             done += 1
             if residual <= tol * max(abs(value + shift), 1e-12):  # relative to H's eigenvalue
                 return Eigen(value + shift, done, True)
-        return Eigen(value + shift, done, False) if done else None
+        return Eigen(value + shift, done, False)
 
-    dominant = iterate(0.0)
-    if dominant is None:
-        return None
-    if dominant.value >= 0:
+    dominant = iterate(0.0, iterations)
+    if not dominant.value < 0 or dominant.timed_out:  # NaN (no product), >= 0, or cut
         return dominant
-    shifted = iterate(dominant.value)  # eigenvalues of H - lambda I are >= 0; top gives max
-    if shifted is None:
-        return None
-    return Eigen(shifted.value, dominant.iterations + shifted.iterations, shifted.converged)
+    # The eigenvalues of H - lambda I are >= 0; its top one gives the largest of H.
+    shifted = iterate(dominant.value, iterations - dominant.iterations)
+    return Eigen(shifted.value, dominant.iterations + shifted.iterations, shifted.converged,
+                 shifted.timed_out)

@@ -18,6 +18,7 @@ import yaml
 from ..config import SEVERITIES
 from ..errors import InputError
 from ..files import read_text
+from ..measurement import PROBE_PARTS
 
 BUILTIN_RULES = Path(__file__).parent  # the BNL*.yaml pages beside their finders
 
@@ -41,7 +42,8 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when availabl
 
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
-OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom")
+OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom",
+            "probe_reads")
 # What a finding says about training, for advice that follows from it (``symptom:``).
 SYMPTOMS = ("exploding-gradients",)
 
@@ -73,6 +75,7 @@ class Rule:
     measured: Confirmation | None = None
     reads_weights: bool = False  # reads weight values or runs the model: skipped on meta
     symptom: str | None = None
+    probe_reads: list[str] = field(default_factory=list)  # probe parts past the initialisation
     tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     path: str = ""
 
@@ -163,6 +166,9 @@ def parse_rule(data: Any, path: Path) -> Rule:
     _check(isinstance(data.get("reads_weights", False), bool), path,
            "reads_weights must be true or false")
     _check(data.get("symptom") in (None, *SYMPTOMS), path, f"symptom must be one of {SYMPTOMS}")
+    probe_reads = data.get("probe_reads") or []
+    _check(isinstance(probe_reads, list) and set(probe_reads) <= set(PROBE_PARTS), path,
+           f"probe_reads must be a list of {PROBE_PARTS}")
     tests = data.get("tests") or {}
     _check(isinstance(tests, dict) and set(tests) <= {"valid", "invalid"} and all(
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
@@ -175,7 +181,7 @@ def parse_rule(data: Any, path: Path) -> Rule:
                 thresholds={k: float(v) for k, v in thresholds.items()}, pattern=pattern,
                 at=int(data.get("at", 0)), measured=measured,
                 reads_weights=data.get("reads_weights", False), symptom=data.get("symptom"),
-                tests=tests, path=str(path))
+                probe_reads=list(probe_reads), tests=tests, path=str(path))
 
 
 def read_rule(path: Path) -> Rule:
