@@ -103,7 +103,7 @@ def _fail(exc: InputError) -> None:
 @click.option("--probe-batch", type=click.IntRange(min=2), default=config_mod.PROBE_BATCH,
               show_default=True,
               help=f"Probe batch size; the plan halves it (down to "
-                   f"{config_mod.PROBE_MIN_BATCH}) for a model too big for --probe-budget, "
+                   f"{config_mod.PROBE_MIN_BATCH}) for a model too big for the probe's budget, "
                    "and an out-of-memory error halves it again.")
 @click.option("--probe-steps", type=click.IntRange(min=0), default=config_mod.PROBE_STEPS,
               show_default=True,
