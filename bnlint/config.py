@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -59,10 +60,15 @@ PROBE_MOMENTUM = 0.9  # ...and this momentum
 SEVERITIES = ("error", "warning", "info")
 FAIL_ON = (*SEVERITIES, "never")
 FORMATS = ("text", "json", "sarif", "github", "html")
+DOCUMENTS = ("json", "sarif", "html")  # formats that are one document, printed even for an
+                                       # error before linting (CI parses it)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 YAML_NAMES = (".bnlint.yaml", ".bnlint.yml")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lalc")  # those the probe can run
 SHAPE = "a shape such as 8,3,32,32 (positive integers)"
+# The most elements an example input may have: PROBE_MEMORY in float32. A larger one is a typo
+# (a video batch of 8x3x64x224x224 has 7.7e7), and past 2^63 torch cannot even express it.
+MAX_INPUT_ELEMENTS = PROBE_MEMORY // 4
 
 
 @dataclass
@@ -125,7 +131,9 @@ def _fail(source: str, key: str, expected: str, value: Any) -> InputError:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def split_codes(text: str) -> list[str]:
@@ -150,6 +158,17 @@ def parse_shapes(text: str) -> list[list[int]]:
     return shapes
 
 
+def shape_problem(shapes: list[list[int]]) -> str | None:
+    """Why these example input shapes are too large to allocate, if they are."""
+    for shape in shapes:
+        elements = math.prod(shape)
+        if elements > MAX_INPUT_ELEMENTS:
+            return (f"an input of shape {'x'.join(map(str, shape))} has {elements:.3g} "
+                    f"elements, over the {MAX_INPUT_ELEMENTS:,} ({PROBE_MEMORY // 2**30} GiB "
+                    "of float32) bnlint allocates for one example input")
+    return None
+
+
 def _shapes(source: str, key: str, value: Any) -> list[list[int]]:
     """A string as :func:`parse_shapes` reads it, ``[8, 3, 32, 32]`` or ``[[8, 16], [8, 4]]``."""
     if isinstance(value, str):
@@ -166,6 +185,14 @@ def _shapes(source: str, key: str, value: Any) -> list[list[int]]:
     return value
 
 
+def _sized(source: str, key: str, shapes: list[list[int]]) -> list[list[int]]:
+    problem = shape_problem(shapes)
+    if problem:
+        raise InputError(f"config key '{key}': {problem}.", path=source,
+                         hint="Give the shape of a small example batch, such as 8,3,32,32.")
+    return shapes
+
+
 def _optimizer(source: str, key: str, value: Any) -> Optimizer:
     if not isinstance(value, dict) or set(value) - {"name", "lr", "momentum"}:
         raise _fail(source, key, "a mapping with keys name, lr, momentum", value)
@@ -173,7 +200,7 @@ def _optimizer(source: str, key: str, value: Any) -> Optimizer:
     if not isinstance(opt.name, str) or opt.name.lower() not in OPTIMIZERS:
         raise _fail(source, key + ".name", "one of " + ", ".join(OPTIMIZERS), opt.name)
     if opt.lr is not None and not (_number(opt.lr) and opt.lr > 0):
-        raise _fail(source, key + ".lr", "a positive number", opt.lr)
+        raise _fail(source, key + ".lr", "a positive finite number", opt.lr)
     if not (_number(opt.momentum) and 0 <= opt.momentum < 1):
         raise _fail(source, key + ".momentum", "a number in [0, 1)", opt.momentum)
     return dataclasses.replace(opt, name=opt.name.lower())
@@ -190,7 +217,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
             raise _fail(source, key, "a model name or list of names", value)
         return value
     if name == "input_shape":
-        return _shapes(source, key, value)
+        return _sized(source, key, _shapes(source, key, value))
     choices = {"fail_on": FAIL_ON, "format": FORMATS, "device": DEVICES}
     if name in choices:
         if value not in choices[name]:
@@ -202,7 +229,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
         return value
     if name in ("timeout", "target_std", "probe_budget"):
         if not (_number(value) and value > 0):
-            raise _fail(source, key, "a positive number", value)
+            raise _fail(source, key, "a positive finite number", value)
         return float(value)
     # The probe trains on at least 2 samples (BatchNorm); 0 steps measures the init only.
     least = {"batch_size": 1, "probe_batch": 2, "probe_steps": 0}
@@ -217,10 +244,11 @@ def _validate(source: str, key: str, value: Any) -> Any:
     if name == "thresholds":
         ok = isinstance(value, dict) and all(
             isinstance(code, str) and isinstance(t, dict)
-            and all(isinstance(k, str) and _number(v) for k, v in t.items())
+            and all(isinstance(k, str) and _number(v) and v >= 0 for k, v in t.items())
             for code, t in value.items())
         if not ok:
-            raise _fail(source, key, "a mapping {CODE: {name: number}}", value)
+            raise _fail(source, key, "a mapping {CODE: {name: number}} of finite numbers >= 0",
+                        value)
         return {code.upper(): {_kebab(k).replace("-", "_"): float(v) for k, v in t.items()}
                 for code, t in value.items()}
     if name == "optimizer":

@@ -78,8 +78,8 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
          model_site: Site | None, model: str) -> Fix | None:
     if not rule.fix:
         return None
-    description = (hit.fix_description or rule.fix.get("description") or rule.use_instead
-                   ).format(**hit.fields).strip()
+    description = fill(hit.fix_description or rule.fix.get("description") or rule.use_instead,
+                       hit, rule)
     fix = Fix(rule.fix["applicability"], description)
     edits = hit.edits or ([rule.fix["edit"]] if rule.fix.get("edit") else [])
     if not edits:
@@ -99,6 +99,18 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
         fix.edits, fix.diff, fix.applicability = [], None, "display-only"
         fix.description += f" (Not patched: {exc.message.rstrip('.')}.)"
     return fix
+
+
+def fill(template: str, hit: Hit, rule: Rule) -> str:
+    """A rule's template with the hit's fields (the catalog has checked that it names fields
+    only); one that names a field the finder does not give is the rule file's error."""
+    try:
+        return template.format(**hit.fields).strip()
+    except (KeyError, AttributeError, ValueError, TypeError) as exc:
+        raise InputError(f"rule {rule.code}'s template cannot be filled: "
+                         f"{type(exc).__name__}: {first_line(exc)}.", path=rule.path,
+                         hint="A pattern rule's fields are m0, m1... (one per step), each "
+                              "with .label and .what.") from None
 
 
 RULE_FAILED = "internal error in rule"  # how a note about a crashed finder starts
@@ -154,7 +166,7 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
             continue
         flagged = {id(h.layer.obj) for h in group if h.layer is not None}
         unflagged_here = bool(site is not None and built_at.get(site, set()) - flagged)
-        message = rule.message.format(**hit.fields).strip()
+        message = fill(rule.message, hit, rule)
         evidence = Evidence.of(hit.evidence)
         if len(group) > 1:
             others = [h.layer.key for h in group[1:] if h.layer is not None]

@@ -7,8 +7,12 @@ function registered under its code in :mod:`bnlint.checks`.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import keyword
+import math
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,16 @@ FIX_KINDS = ("source", "graph", "suggestion")
 CALL_ACTIONS = ("set_kwarg", "remove_op")  # edits of the call that built a module
 MODEL_ACTIONS = ("call_after_build",)      # edits of the model's definition
 EDIT_ACTIONS = CALL_ACTIONS + MODEL_ACTIONS
+# What each edit action takes, and the only functions call_after_build may call: bnlint.repair's
+# (tests/test_bad_input.py keeps this list equal to bnlint.repair.__all__).
+EDIT_KEYS = {"set_kwarg": {"action", "name", "value"}, "remove_op": {"action"},
+             "call_after_build": {"action", "function"}}
+FIX_FUNCTIONS = tuple(f"bnlint.repair.{name}" for name in (
+    "drop_output_relu", "he_init", "orthogonal_init", "shape_activations", "zero_init_residual"))
+# A template (message, fix description) names a field, or a matched layer's label or what:
+# ``{ratio:.3g}``, ``{m0.label}``; no other attribute, no index, no conversion, no nested field,
+# so a rule file cannot reach past what its finder hands it.
+TEMPLATE_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.(label|what))?$")
 # Graph repairs a rule may name in fix.repair (bnlint/repair.py), in the order bnlint.fix
 # applies them (bnlint/fixes/model.py): structure, then initialisation, then activation shaping.
 REPAIRS = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
@@ -99,10 +113,67 @@ class Rule:
         return self.thresholds[name]
 
 
-def _check(cond: bool, path: Path, what: str) -> None:
+def _check(cond: bool, path: Path, what: str, line: int | None = None) -> None:
     if not cond:
-        raise InputError(f"invalid rule file: {what}.", path=str(path),
+        raise InputError(f"invalid rule file: {what}.", path=str(path), line=line,
                          hint="See 'How to add a rule' in the README for the format.")
+
+
+def _line(text: str | None, snippet: str) -> int | None:
+    """The first line of the rule file holding ``snippet``, to locate a problem."""
+    for number, line in enumerate((text or "").splitlines(), 1):
+        if snippet in line:
+            return number
+    return None
+
+
+def _template(value: Any, path: Path, key: str, text: str | None) -> None:
+    """Refuse a template that could reach past its fields (see :data:`TEMPLATE_FIELD`)."""
+    _check(isinstance(value, str), path, f"{key} must be text")
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion
+                  in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        _check(False, path, f"{key} is not a valid template ({exc}); write a literal brace "
+                            "as {{ or }}", _line(text, "{"))
+        return
+    for name, spec, conversion in fields:
+        shown = "{" + name + ("!" + conversion if conversion else "") + \
+            (":" + spec if spec else "") + "}"
+        _check(bool(TEMPLATE_FIELD.match(name)) and conversion is None and "{" not in spec,
+               path, f"{key} template field {shown} may only name a field, such as {{ratio}} "
+                     "or {ratio:.3g}, or a matched layer's .label or .what (no other "
+                     "attribute, index or conversion)", _line(text, "{" + name))
+
+
+def _edit(edit: Any, path: Path, text: str | None) -> None:
+    """A fix's edit: an action with exactly its keys; a literal value; a bnlint.repair call."""
+    _check(isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS, path,
+           f"fix.edit needs an action in {EDIT_ACTIONS}", _line(text, "edit"))
+    action = edit["action"]
+    _check(set(edit) == EDIT_KEYS[action], path,
+           f"fix.edit {action} takes the keys {sorted(EDIT_KEYS[action])}", _line(text, action))
+    if action == "set_kwarg":
+        name, value = edit["name"], edit["value"]
+        _check(isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name),
+               path, "fix.edit name must be a keyword argument's name", _line(text, "set_kwarg"))
+        literal = isinstance(value, str)
+        try:
+            ast.literal_eval(value) if literal else None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            literal = False
+        _check(literal, path, f"fix.edit value {value!r} must be a Python literal such as "
+                              "\"False\" or \"0.1\" (it is written into the model's source)",
+               _line(text, "set_kwarg"))
+    if action == "call_after_build":
+        _check(edit["function"] in FIX_FUNCTIONS, path,
+               f"fix.edit function {edit['function']!r} is not one of bnlint.repair's: "
+               + ", ".join(FIX_FUNCTIONS), _line(text, "call_after_build"))
+
+
+def _threshold(name: Any, value: Any) -> bool:
+    return isinstance(name, str) and isinstance(value, (int, float)) \
+        and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
@@ -119,8 +190,9 @@ def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
     return {"type": types, "attrs": attrs, "only": bool(step.get("only", False))}
 
 
-def parse_rule(data: Any, path: Path) -> Rule:
-    """Validate one rule's YAML mapping and build the Rule."""
+def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
+    """Validate one rule's YAML mapping and build the Rule (``text``, the file, locates
+    problems by line)."""
     _check(isinstance(data, dict), path, "the file must hold a mapping")
     missing = [k for k in REQUIRED if not data.get(k)]
     _check(not missing, path, f"missing keys {missing}")
@@ -142,13 +214,18 @@ def parse_rule(data: Any, path: Path) -> Rule:
         _check(set(fix) <= {"kind", "applicability", "description", "edit", "repair"}, path,
                "fix keys are kind, applicability, description, edit, repair")
         _check(fix.get("repair") in (None, *REPAIRS), path, f"fix.repair must be one of {REPAIRS}")
-        edit = fix.get("edit")
-        _check(edit is None or (isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS),
-               path, f"fix.edit needs an action in {EDIT_ACTIONS}")
+        if fix.get("edit") is not None:
+            _edit(fix["edit"], path, text)
+        if fix.get("description") is not None:
+            _template(fix["description"], path, "fix.description", text)
+        else:  # the finding's fix then says use_instead, filled in the same way
+            _template(data["use_instead"], path, "use_instead", text)
+    _template(data["message"], path, "message", text)
     thresholds = data.get("thresholds") or {}
-    _check(isinstance(thresholds, dict) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in thresholds.values()),
-        path, "thresholds must map names to numbers")
+    _check(isinstance(thresholds, dict), path, "thresholds must map names to numbers")
+    for name, value in thresholds.items():
+        _check(_threshold(name, value), path, f"threshold {name} = {value!r} must be a finite "
+                                              "number >= 0", _line(text, str(name)))
     pattern = data.get("pattern")
     if pattern is not None:
         _check(isinstance(pattern, list) and len(pattern) >= 1, path,
@@ -185,13 +262,14 @@ def parse_rule(data: Any, path: Path) -> Rule:
 
 
 def read_rule(path: Path) -> Rule:
+    text = read_text(path, "rule file")
     try:
-        data = yaml.load(read_text(path, "rule file"), Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"invalid YAML in rule file: {getattr(exc, 'problem', exc)}.",
                          path=str(path), line=mark.line + 1 if mark else None) from None
-    return parse_rule(data, path)
+    return parse_rule(data, path, text)
 
 
 def load(extra_dir: str | None = None) -> dict[str, Rule]:
