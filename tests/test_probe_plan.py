@@ -183,3 +183,26 @@ def test_cli_shows_the_plan_and_the_cut(write_model):
     text = run_cli(path, "--probe-budget", "0.5").stdout
     assert f"of 0.5; planned {PROBE_STEPS} steps" in text
     assert "probe budget of 0.5 s ran out" in text
+
+
+def test_cli_lowers_the_size_of_inferred_inputs_only(write_model):
+    """The worker tells the probe which inputs were inferred: only those may be resized."""
+    path = write_model("""
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 64, 3, padding=1)
+                self.head = nn.Linear(64, 10)
+
+            def forward(self, x):
+                return self.head(self.conv(x).mean((2, 3)))
+    """)
+    proc = run_cli(path, "--format", "json", "--probe-budget", "1", "--probe-steps", "1")
+    inferred = json.loads(proc.stdout)["models"][0]["probe"]["plan"]
+    assert inferred["resolution"] == [32, 32]  # inputs.py infers 32 px first
+    proc = run_cli(path, "--format", "json", "--probe-budget", "1", "--probe-steps", "1",
+                   "--input-shape", "4,3,64,64")
+    given = json.loads(proc.stdout)["models"][0]["probe"]["plan"]
+    assert given["resolution"] is None and given["batch"] < inferred["batch"]  # 4x the pixels

@@ -14,10 +14,11 @@ The rule: the full plan (``steps`` training steps after the measurement at initi
 for SGD, ``hvps`` Hessian-vector products) at the largest batch, halving from the requested one
 down to ``PROBE_MIN_BATCH``, and for each batch the largest resolution of inferred image inputs,
 halving down to ``PROBE_MIN_RESOLUTION``, whose cost fits the budget (and whose activations fit
-``PROBE_MEMORY``). When none does, the forward+backward passes the budget allows are shared out,
-``HESSIAN_SHARE`` of them to the Hessian (none when fewer than ``MIN_HVPS`` products fit), at
-the largest batch and resolution where the rest still holds every step (a model whose cost is
-its ops' overhead keeps its batch), else at the smallest, with fewer steps but at least one.
+``PROBE_MEMORY``). When none does, the smallest batch and resolution get the passes the
+budget allows, ``HESSIAN_SHARE`` of them (or all the steps leave) to the Hessian (none when
+fewer than ``MIN_HVPS`` products fit) and the rest to steps (at least one), and the plan takes
+the largest batch and resolution that fit as many steps and products (a model whose cost is
+its ops' overhead, not its arithmetic, keeps its batch).
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ def make_plan(model: nn.Module, inputs: tuple, *, batch: int, steps: int, hvps: 
     def shared(b: int, c: Cost) -> tuple[int, int]:
         """Steps and products when the budget holds fewer passes than the full plan."""
         allowed = budget_flops / unit(b, c)
-        h = min(hvps, math.floor((HESSIAN_SHARE * allowed - 1) / HVP_COST)) if hvps else 0
+        room = max(HESSIAN_SHARE * allowed, allowed - passes(steps, 0))  # the Hessian's passes
+        h = min(hvps, math.floor((room - 1) / HVP_COST)) if hvps else 0
         h = h if h >= MIN_HVPS else 0
         return (min(steps, max(1, math.floor(allowed - passes(0, h)) - 1)) if steps else 0), h
 
@@ -207,18 +209,20 @@ def make_plan(model: nn.Module, inputs: tuple, *, batch: int, steps: int, hvps: 
                 if full * unit(b, c) <= budget_flops), None)
     if fit is not None:
         b, size = fit
-    else:  # the largest at which the shared passes keep every step, else the smallest
+    else:  # what the smallest allows, at the largest that allows as much
         every = list(candidates()) or [(batches(batch)[-1], sizes[0], cost_at(sizes[0]))]
-        b, size, _ = next((x for x in every if shared(x[0], x[2])[0] == steps), every[-1])
-        s, h = shared(b, cost_at(size))
+        s, h = shared(every[-1][0], every[-1][2])
+        b, size, _ = next((x for x in every if shared(x[0], x[2]) == (s, h)
+                           and passes(s, h) * unit(x[0], x[2]) <= budget_flops), every[-1])
     c = cost_at(size)
     reasons = _lowered(batch, b, sizes[0], size, full, cost_at(sizes[0]), budget_flops,
                        budget, flop_rate)
     if (s, h) != (steps, hvps):
         reasons.append(
-            f"at batch {b} the {full:.3g} forward+backward passes of {steps} steps and {hvps} "
-            f"Hessian-vector products still cost {full * unit(b, c):.2g} FLOPs, over the "
-            f"budget's {budget_flops:.2g}: {_count_of(s, 'step')} and "
+            f"at batch {b} the {full:.3g} forward+backward passes of {_count_of(steps, 'step')} "
+            f"and {_count_of(hvps, 'Hessian-vector product')} still cost "
+            f"{full * unit(b, c):.2g} FLOPs, over the budget's {budget_flops:.2g}: "
+            f"{_count_of(s, 'step')} and "
             f"{_count_of(h, 'product')} planned"
             + ("" if passes(s, h) * unit(b, c) <= budget_flops else
                " (still over the budget, so the clock may stop it)"))
