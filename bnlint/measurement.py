@@ -96,10 +96,6 @@ class ProbePlan:
     flop_rate: float
     reasons: tuple[str, ...] = ()
 
-    @property
-    def fits(self) -> bool:
-        return self.cost <= self.budget_flops
-
 
 @dataclass(frozen=True)
 class Cut:

@@ -132,7 +132,8 @@ def resolutions(inputs: tuple, inferred: bool) -> list[tuple[int, ...] | None]:
 
 
 def resized(inputs: tuple, resolution: tuple[int, ...] | None) -> tuple:
-    """Random inputs like ``inputs`` at ``resolution`` (None: the inputs themselves)."""
+    """Zeros shaped like ``inputs`` at ``resolution`` (None, or their own size: the inputs
+    themselves); the probe draws its random batch in their shape."""
     if resolution is None or tuple(inputs[0].shape[2:]) == resolution:
         return inputs
     x = inputs[0]

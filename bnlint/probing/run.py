@@ -193,14 +193,16 @@ class _Run:
         self.x = tuple(t.to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
-        self.recorder.enabled = False
-        with torch.no_grad():
-            out = first_tensor(self.model(*self.x))
-        self.recorder.enabled = True
-        self.loss_fn, self.loss_text = _loss(out, targets, target, self.gen)
+        self.targets, self.target = targets, target
+        self.loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.loss_text = ""
 
     def loss(self) -> torch.Tensor:
-        return self.loss_fn(first_tensor(self.model(*self.x)))
+        out = first_tensor(self.model(*self.x))
+        if self.loss_fn is None:  # made from the first output: no extra forward pass
+            self.loss_fn, self.loss_text = _loss(out.detach(), self.targets, self.target,
+                                                 self.gen)
+        return self.loss_fn(out)
 
     def measure(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """Forward and backward on the probe batch: the pass's measurements (the gradients
@@ -384,9 +386,12 @@ def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool
     done = [f"{steps} of {plan.steps} training steps"] if steps_cut else []
     if LR_CEILING in short:
         done.append(f"{hvps} of {plan.hvps} Hessian-vector products (no lr ceiling)")
+    why = ("even the smallest plan was over the budget (see the plan)"
+           if plan.cost > plan.budget_flops else
+           f"this machine ran slower than the {plan.flop_rate:.2g} FLOP/s the plan assumes")
     notes.append(f"the probe budget of {plan.budget:g} s ran out after " + " and ".join(done)
-                 + f": this machine ran slower than the {plan.flop_rate:.2g} FLOP/s the plan "
-                 "assumes, so what the clock stopped depends on its speed and load")
+                 + f": {why}, so where the clock stopped it depends on the machine's speed "
+                 "and load")
     return Cut(plan.budget, steps, hvps, short)
 
 
@@ -407,8 +412,8 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         notes.append(f"lr ceiling not estimated: 2(1+momentum)/lambda_max bounds the step of "
                      f"SGD, not of {opt_info['name']}")
     elif not plan.hvps:
-        notes.append("lr ceiling not estimated: the plan leaves no room for the "
-                     "Hessian-vector products it needs (see the plan)")
+        notes.append("lr ceiling not estimated: the plan has no Hessian-vector products "
+                     "(see its reasons)")
     elif first["finite"]:
         # its planned share of the budget: the initialisation's pass and the Hessian's
         share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps)
