@@ -88,7 +88,7 @@ def main() -> None:
     from ..rules import catalog
     request = json.loads(sys.stdin.read())
     emit("ready")
-    rules = {r["code"]: catalog.Rule(**r) for r in request["rules"]}
+    rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
     for path in request["files"]:
         emit("file", path=path)
         try:
