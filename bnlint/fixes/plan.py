@@ -54,7 +54,7 @@ class FilePatch:
 
 
 def _modules(f: Finding) -> set[str]:
-    return set(f.evidence.get("modules") or [f.module])
+    return set(f.evidence.modules or [f.module])
 
 
 def _removes(f: Finding, rules: dict[str, Rule]) -> bool:
@@ -79,7 +79,8 @@ def plan(report: Report, rules: dict[str, Rule], unsafe: bool
         for f in chosen:
             key = f.fix.replacements
             by_key.setdefault(key, SourceFix(key)).findings.append(f)
-            gone = [m for m in f.evidence.get("path", []) if m in removed and m not in _modules(f)]
+            gone = [m for m in f.evidence.facts.get("path", [])
+                    if m in removed and m not in _modules(f)]
             if gone and key not in lost:
                 lost[key] = by_key[key].not_applied(
                     f"the {removed[gone[0]]} fix removes {gone[0]}, which it relies on.")

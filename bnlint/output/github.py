@@ -20,7 +20,7 @@ def github(report: Report) -> str:
         if f.end_line:
             props += f",endLine={f.end_line}"
         props += f",title={_escape(f'{f.code} {f.name}', True)}"
-        out.append(f"::{_GITHUB_LEVELS[f.severity]} {props}::{_escape(f.message)}")
+        out.append(f"::{_GITHUB_LEVELS[f.severity]} {props}::{_escape(f.text())}")
     for e in report.errors:
         props = f"file={_escape(relative(e.path), True)}" if e.path else ""
         if e.path and e.line:

@@ -56,12 +56,12 @@ def _sarif_result(f: Finding, index: int, model: str) -> dict[str, Any]:
         region.update(endLine=f.end_line, endColumn=f.end_column or 1)
     result: dict[str, Any] = {
         "ruleId": f.code, "ruleIndex": index, "level": _SARIF_LEVELS[f.severity],
-        "message": {"text": f.message},
+        "message": {"text": f.text()},
         "locations": [{"physicalLocation": {"artifactLocation": _uri(f.path or ""),
                                             "region": region}}],
         "partialFingerprints": {"bnlint/v1": f"{f.code}:{model}:{f.module or ''}"},
         "properties": {"severity": f.severity, "category": f.category,
-                       "evidence": f.evidence},
+                       "evidence": f.evidence.to_dict()},
     }
     if f.module:
         result["locations"][0]["logicalLocations"] = [{"fullyQualifiedName": f.module,

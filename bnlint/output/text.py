@@ -30,25 +30,24 @@ def probe_line(model: ModelReport) -> str | None:
     p = model.probe
     if not p:
         return None
-    first, last = p["history"][0], p["history"][-1]
-    if p["steps"]:
-        parts = [f"grad ratio first/last {_num(first['grad_ratio'])} at init -> "
-                 f"{_num(last['grad_ratio'])} after {p['steps']} steps ({p['explosion']})",
-                 f"dead ReLU units {_percent(first['dead_fraction'])} -> "
-                 f"{_percent(last['dead_fraction'])}",
-                 f"loss {_num(first['loss'])} -> {_num(last['loss'])} ({p['loss']})"]
+    first, last = p.history[0], p.history[-1]
+    if p.steps:
+        parts = [f"grad ratio first/last {_num(first.grad_ratio)} at init -> "
+                 f"{_num(last.grad_ratio)} after {p.steps} steps ({model.explosion})",
+                 f"dead ReLU units {_percent(first.dead_fraction)} -> "
+                 f"{_percent(last.dead_fraction)}",
+                 f"loss {_num(first.loss)} -> {_num(last.loss)} ({p.loss})"]
     else:  # nothing trained: show the initialisation only
         parts = [f"at init only (no training step): grad ratio first/last "
-                 f"{_num(first['grad_ratio'])}", f"dead ReLU units "
-                 f"{_percent(first['dead_fraction'])}", f"loss {_num(first['loss'])} "
-                 f"({p['loss']})"]
-    if p["lr_ceiling"]:
-        ceiling = p["lr_ceiling"].get("with_momentum", p["lr_ceiling"]["sgd"])
-        parts.append(f"lr ceiling {_num(ceiling)} vs lr {p['optimizer']['lr']:g}")
-    if p["nan"]:
-        parts.append(f"NaN first in {p['first_nonfinite']['key']}")
-    head = f"probe {model.name} ({p['device']}, batch {p['batch']}, {p['seconds']:.1f} s)"
-    return f"  {head}: " + "; ".join(parts) + "".join(f"\n  note: {n}" for n in p["notes"])
+                 f"{_num(first.grad_ratio)}", f"dead ReLU units "
+                 f"{_percent(first.dead_fraction)}", f"loss {_num(first.loss)} "
+                 f"({p.loss})"]
+    if p.lr_ceiling:
+        parts.append(f"lr ceiling {_num(p.lr_ceiling.bound)} vs lr {p.optimizer['lr']:g}")
+    if p.nan:
+        parts.append(f"NaN first in {p.first_nonfinite.key}")
+    head = f"probe {model.name} ({p.device}, batch {p.batch}, {p.seconds:.1f} s)"
+    return f"  {head}: " + "; ".join(parts) + "".join(f"\n  note: {n}" for n in p.notes)
 
 
 def suggestion_lines(model: ModelReport) -> list[str]:
@@ -77,7 +76,7 @@ def text(report: Report, colour: bool) -> str:
             code = style(f.code, fg=_COLOURS[f.severity], bold=True)
             fixable = " [*]" if f.fix and f.fix.diff and f.fix.applicability == "safe" else ""
             suffix = f" [{model.name}]" if model.path in several else ""
-            lines.append(f"{where} {code}{fixable} {f.severity}: {f.message}{suffix}")
+            lines.append(f"{where} {code}{fixable} {f.severity}: {f.text()}{suffix}")
         summary = probe_line(model)
         if summary:
             lines.append(style(summary, dim=True))

@@ -7,6 +7,7 @@ function registered under its code in :mod:`bnlint.checks`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,18 @@ PINS = ("module", "message", "fixed")
 
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
-OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured")
+OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom")
+# What a finding says about training, for advice that follows from it (``symptom:``).
+SYMPTOMS = ("exploding-gradients",)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The probe quantity that confirms a static finding (``measured:`` in the YAML): the
+    measured ``key`` must lie on ``side`` (above or below) of the rule's ``threshold``."""
+    key: str
+    side: str
+    threshold: str
 
 
 @dataclass(frozen=True)
@@ -92,8 +104,9 @@ class Rule:
     thresholds: dict[str, float] = field(default_factory=dict)
     pattern: list[dict[str, Any]] | None = None
     at: int = 0
-    # The probe quantity that confirms a static finding: {key, above|below: threshold name}.
-    measured: dict[str, str] | None = None
+    measured: Confirmation | None = None
+    reads_weights: bool = False  # reads weight values or runs the model: skipped on meta
+    symptom: str | None = None
     tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     path: str = ""
 
@@ -101,17 +114,21 @@ class Rule:
     def category(self) -> str:
         return CATEGORIES[int(self.code[3])]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as plain data, for the worker process (see :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rule:
+        measured, fix = data.get("measured"), data.get("fix")
+        return cls(**{**data, "measured": Confirmation(**measured) if measured else None,
+                      "fix": RuleFix.from_dict(fix) if fix else None})
+
     def threshold(self, name: str, overrides: dict[str, dict[str, float]] | None = None) -> float:
         """A threshold value, with the user's config override applied."""
         if overrides and name in overrides.get(self.code, {}):
             return overrides[self.code][name]
         return self.thresholds[name]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Rule:
-        """The rule from ``dataclasses.asdict`` (the worker's request)."""
-        fix = data.get("fix")
-        return cls(**{**data, "fix": RuleFix.from_dict(fix) if fix else None})
 
 
 def _check(cond: bool, path: Path, what: str) -> None:
@@ -207,8 +224,13 @@ def parse_rule(data: Any, path: Path) -> Rule:
     if measured is not None:
         sides = [k for k in ("above", "below") if k in (measured or {})]
         _check(isinstance(measured, dict) and measured.get("key") in MEASURED_KEYS
-               and len(sides) == 1 and measured[sides[0]] in thresholds, path,
+               and len(sides) == 1 and measured[sides[0]] in thresholds
+               and set(measured) == {"key", sides[0]}, path,
                f"measured needs a key in {MEASURED_KEYS} and above/below naming a threshold")
+        measured = Confirmation(measured["key"], sides[0], measured[sides[0]])
+    _check(isinstance(data.get("reads_weights", False), bool), path,
+           "reads_weights must be true or false")
+    _check(data.get("symptom") in (None, *SYMPTOMS), path, f"symptom must be one of {SYMPTOMS}")
     tests = data.get("tests") or {}
     _check(isinstance(tests, dict) and set(tests) <= {"valid", "invalid"} and all(
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
@@ -227,7 +249,9 @@ def parse_rule(data: Any, path: Path) -> Rule:
                 why=data["why"].strip(), example=data["example"].rstrip(),
                 use_instead=data["use_instead"].rstrip(), references=list(refs), fix=fix,
                 thresholds={k: float(v) for k, v in thresholds.items()}, pattern=pattern,
-                at=int(data.get("at", 0)), measured=measured, tests=tests, path=str(path))
+                at=int(data.get("at", 0)), measured=measured,
+                reads_weights=data.get("reads_weights", False), symptom=data.get("symptom"),
+                tests=tests, path=str(path))
 
 
 def read_rule(path: Path) -> Rule:
