@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..findings import Report
 from ..rules.catalog import Rule
-from . import github, json_report, sarif, text
+from . import github, html, json_report, sarif, text
 
 
 def render(report: Report, fmt: str, rules: dict[str, Rule], colour: bool) -> str:
@@ -14,4 +14,6 @@ def render(report: Report, fmt: str, rules: dict[str, Rule], colour: bool) -> st
         return sarif.sarif(report, rules)
     if fmt == "github":
         return github.github(report)
+    if fmt == "html":
+        return html.html(report)
     return text.text(report, colour)
