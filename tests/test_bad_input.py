@@ -426,7 +426,7 @@ def test_rule_template_naming_a_missing_field_is_the_rule_files_error(tmp_path, 
 
 @pytest.mark.parametrize("edit,needle", [
     ("{action: call_after_build, function: os.system}", "is not one of bnlint.repair's"),
-    ("{action: call_after_build, function: bnlint.repair.he_init, extra: 1}", "takes the keys"),
+    ("{action: call_after_build, function: bnlint.repair.he_init, extra: 1}", "takes function"),
     ("{action: set_kwarg, name: bias, value: \"__import__('os').getcwd()\"}",
      "must be a Python literal"),
     ("{action: set_kwarg, name: 'x; import os', value: 'True'}", "keyword argument's name"),

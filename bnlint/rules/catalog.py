@@ -33,10 +33,8 @@ FIX_KINDS = ("source", "graph", "suggestion")
 CALL_ACTIONS = ("set_kwarg", "remove_op")  # edits of the call that built a module
 MODEL_ACTIONS = ("call_after_build",)      # edits of the model's definition
 EDIT_ACTIONS = CALL_ACTIONS + MODEL_ACTIONS
-# What each edit action takes, and the only functions call_after_build may call: bnlint.repair's
-# (tests/test_bad_input.py keeps this list equal to bnlint.repair.__all__).
-EDIT_KEYS = {"set_kwarg": {"action", "name", "value"}, "remove_op": {"action"},
-             "call_after_build": {"action", "function"}}
+# The only functions a call_after_build edit may call: bnlint.repair's (tests/test_bad_input.py
+# keeps this list equal to bnlint.repair.__all__).
 FIX_FUNCTIONS = tuple(f"bnlint.repair.{name}" for name in (
     "drop_output_relu", "he_init", "orthogonal_init", "shape_activations", "zero_init_residual"))
 # A template (message, fix description) names a field, or a matched layer's label or what:
@@ -54,10 +52,15 @@ REFERENCE_RE = re.compile(r"^(arXiv:\d{4}\.\d{4,5}|https?://\S+|[A-Z][^\n]{5,})$
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
 
+# A rule case (bnlint/testing.py): the model and its inputs; an INVALID case may pin the
+# finding's module, a fragment of its message and the source once its fix is applied.
+CASE_KEYS = ("model", "input_shape", "targets", "config")
+PINS = ("module", "message", "fixed")
+
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
 OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom",
-            "probe_reads")
+            "escalation", "probe_reads")
 # What a finding says about training, for advice that follows from it (``symptom:``).
 SYMPTOMS = ("exploding-gradients",)
 
@@ -71,6 +74,35 @@ class Confirmation:
     threshold: str
 
 
+@dataclass(frozen=True)
+class Edit:
+    """A source edit, as a rule's ``fix.edit`` names it (bnlint/fixes/source.py makes it):
+    ``set_kwarg`` sets argument ``name`` to ``value`` (Python source) in the call that built the
+    module; ``remove_op`` makes that op the identity; ``call_after_build`` calls ``function``
+    (a dotted name) on the model once it is built."""
+    action: str
+    name: str | None = None
+    value: str | None = None
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleFix:
+    """A rule's ``fix``: how the finding is repaired and how safely. ``description`` is a
+    message template (the rule's ``use_instead`` when absent); ``edit`` patches the user's
+    source; ``repair`` names the graph repair ``bnlint.fix`` applies (REPAIRS)."""
+    kind: str           # FIX_KINDS
+    applicability: str  # APPLICABILITY
+    description: str | None = None
+    edit: Edit | None = None
+    repair: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuleFix:
+        edit = data.get("edit")
+        return cls(**{**data, "edit": Edit(**edit) if edit else None})
+
+
 @dataclass
 class Rule:
     code: str
@@ -82,12 +114,13 @@ class Rule:
     example: str
     use_instead: str
     references: list[str]
-    fix: dict[str, str] | None = None
+    fix: RuleFix | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     pattern: list[dict[str, Any]] | None = None
     at: int = 0
     measured: Confirmation | None = None
     reads_weights: bool = False  # reads weight values or runs the model: skipped on meta
+    escalation: str | None = None  # when a finding gets another severity: a template of thresholds
     symptom: str | None = None
     probe_reads: list[str] = field(default_factory=list)  # probe parts past the initialisation
     tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -97,14 +130,22 @@ class Rule:
     def category(self) -> str:
         return CATEGORIES[int(self.code[3])]
 
+    def severity_label(self, overrides: dict[str, dict[str, float]] | None = None) -> str:
+        """The severity as reports list it, with its escalation (``warning; error when ...``)."""
+        if not self.escalation:
+            return self.severity
+        values = {name: self.threshold(name, overrides) for name in self.thresholds}
+        return f"{self.severity}; {self.escalation.format(**values)}"
+
     def to_dict(self) -> dict[str, Any]:
         """The rule as plain data, for the worker process (see :meth:`from_dict`)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Rule:
-        measured = data.get("measured")
-        return cls(**{**data, "measured": Confirmation(**measured) if measured else None})
+        measured, fix = data.get("measured"), data.get("fix")
+        return cls(**{**data, "measured": Confirmation(**measured) if measured else None,
+                      "fix": RuleFix.from_dict(fix) if fix else None})
 
     def threshold(self, name: str, overrides: dict[str, dict[str, float]] | None = None) -> float:
         """A threshold value, with the user's config override applied."""
@@ -146,31 +187,6 @@ def _template(value: Any, path: Path, key: str, text: str | None) -> None:
                      "attribute, index or conversion)", _line(text, "{" + name))
 
 
-def _edit(edit: Any, path: Path, text: str | None) -> None:
-    """A fix's edit: an action with exactly its keys; a literal value; a bnlint.repair call."""
-    _check(isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS, path,
-           f"fix.edit needs an action in {EDIT_ACTIONS}", _line(text, "edit"))
-    action = edit["action"]
-    _check(set(edit) == EDIT_KEYS[action], path,
-           f"fix.edit {action} takes the keys {sorted(EDIT_KEYS[action])}", _line(text, action))
-    if action == "set_kwarg":
-        name, value = edit["name"], edit["value"]
-        _check(isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name),
-               path, "fix.edit name must be a keyword argument's name", _line(text, "set_kwarg"))
-        literal = isinstance(value, str)
-        try:
-            ast.literal_eval(value) if literal else None
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            literal = False
-        _check(literal, path, f"fix.edit value {value!r} must be a Python literal such as "
-                              "\"False\" or \"0.1\" (it is written into the model's source)",
-               _line(text, "set_kwarg"))
-    if action == "call_after_build":
-        _check(edit["function"] in FIX_FUNCTIONS, path,
-               f"fix.edit function {edit['function']!r} is not one of bnlint.repair's: "
-               + ", ".join(FIX_FUNCTIONS), _line(text, "call_after_build"))
-
-
 def _threshold(name: Any, value: Any) -> bool:
     return isinstance(name, str) and isinstance(value, (int, float)) \
         and not isinstance(value, bool) and math.isfinite(value) and value >= 0
@@ -190,6 +206,63 @@ def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
     return {"type": types, "attrs": attrs, "only": bool(step.get("only", False))}
 
 
+# What each edit action takes besides ``action``: its required keys.
+_EDIT_KEYS = {"set_kwarg": ("name", "value"), "remove_op": (),
+              "call_after_build": ("function",)}
+
+
+def _is_literal(text: str) -> bool:
+    """Python source for a literal (``False``, ``0.1``, ``(1, 2)``): nothing that runs."""
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _rule_fix(fix: Any, path: Path, text: str | None) -> RuleFix | None:
+    """Validate a rule's ``fix`` mapping and build the RuleFix. Its edit writes into the
+    user's source, so a value is a literal and a call one of bnlint.repair's functions."""
+    if fix is None:
+        return None
+    _check(isinstance(fix, dict) and fix.get("kind") in FIX_KINDS
+           and fix.get("applicability") in APPLICABILITY, path,
+           f"fix needs kind {FIX_KINDS} and applicability {APPLICABILITY}")
+    _check(set(fix) <= {"kind", "applicability", "description", "edit", "repair"}, path,
+           "fix keys are kind, applicability, description, edit, repair")
+    _check(fix.get("repair") in (None, *REPAIRS), path, f"fix.repair must be one of {REPAIRS}")
+    _check(isinstance(fix.get("description", ""), str), path, "fix.description must be text")
+    edit = fix.get("edit")
+    if edit is not None:
+        _check(isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS, path,
+               f"fix.edit needs an action in {EDIT_ACTIONS}", _line(text, "edit:"))
+        keys = _EDIT_KEYS[edit["action"]]
+        _check(set(edit) == {"action", *keys} and all(isinstance(edit[k], str) for k in keys),
+               path, f"fix.edit {edit['action']} takes {', '.join(keys) or 'nothing else'} "
+                     "(as text)", _line(text, "edit:"))
+        line = _line(text, "edit:")
+        _check(edit["action"] != "set_kwarg" or (edit["name"].isidentifier()
+                                                  and not keyword.iskeyword(edit["name"])), path,
+               "fix.edit set_kwarg needs a keyword argument's name", line)
+        _check(edit["action"] != "set_kwarg" or _is_literal(edit["value"]), path,
+               f"fix.edit value {edit.get('value')!r} must be a Python literal such as "
+               "\"False\" or \"0.1\" (it is written into the model's source)", line)
+        _check(edit["action"] != "call_after_build" or edit["function"] in FIX_FUNCTIONS,
+               path, f"fix.edit function {edit.get('function')!r} is not one of "
+                     f"bnlint.repair's: {', '.join(FIX_FUNCTIONS)}", line)
+        edit = Edit(**edit)
+    return RuleFix(kind=fix["kind"], applicability=fix["applicability"],
+                   description=fix.get("description"), edit=edit, repair=fix.get("repair"))
+
+
+def _template_fields(template: str) -> list[str]:
+    """The field names a format template uses (``{ratio_error:g}`` -> ratio_error)."""
+    try:
+        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError:
+        return ["{"]  # malformed braces: no threshold has that name
+
+
 def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
     """Validate one rule's YAML mapping and build the Rule (``text``, the file, locates
     problems by line)."""
@@ -206,20 +279,11 @@ def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
     _check(isinstance(refs, list) and all(isinstance(r, str) and REFERENCE_RE.match(r)
                                           for r in refs), path,
            "references must be arXiv:NNNN.NNNNN ids, URLs or citations")
-    fix = data.get("fix")
-    if fix is not None:
-        _check(isinstance(fix, dict) and fix.get("kind") in FIX_KINDS
-               and fix.get("applicability") in APPLICABILITY, path,
-               f"fix needs kind {FIX_KINDS} and applicability {APPLICABILITY}")
-        _check(set(fix) <= {"kind", "applicability", "description", "edit", "repair"}, path,
-               "fix keys are kind, applicability, description, edit, repair")
-        _check(fix.get("repair") in (None, *REPAIRS), path, f"fix.repair must be one of {REPAIRS}")
-        if fix.get("edit") is not None:
-            _edit(fix["edit"], path, text)
-        if fix.get("description") is not None:
-            _template(fix["description"], path, "fix.description", text)
-        else:  # the finding's fix then says use_instead, filled in the same way
-            _template(data["use_instead"], path, "use_instead", text)
+    fix = _rule_fix(data.get("fix"), path, text)
+    if fix is not None:  # its description is a template, and without one use_instead is
+        _template(fix.description if fix.description is not None else data["use_instead"],
+                  path, "fix.description" if fix.description is not None else "use_instead",
+                  text)
     _template(data["message"], path, "message", text)
     thresholds = data.get("thresholds") or {}
     _check(isinstance(thresholds, dict), path, "thresholds must map names to numbers")
@@ -246,11 +310,23 @@ def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
     probe_reads = data.get("probe_reads") or []
     _check(isinstance(probe_reads, list) and set(probe_reads) <= set(PROBE_PARTS), path,
            f"probe_reads must be a list of {PROBE_PARTS}")
+    escalation = data.get("escalation")
+    _check(escalation is None or (isinstance(escalation, str) and all(
+        field in thresholds for field in _template_fields(escalation))), path,
+        "escalation must be a text whose {fields} name the rule's thresholds")
     tests = data.get("tests") or {}
     _check(isinstance(tests, dict) and set(tests) <= {"valid", "invalid"} and all(
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
         for v in tests.values()), path,
         "tests must be {valid: [...], invalid: [...]} of {model: ...}")
+    for kind, cases in tests.items():
+        allowed = CASE_KEYS + (PINS if kind == "invalid" else ())
+        for case in cases:
+            unknown = set(case) - set(allowed)
+            _check(not unknown, path, f"unknown keys {sorted(unknown)} in a tests.{kind} case "
+                                      f"(it may give {', '.join(allowed)})")
+            _check("fixed" not in case or (fix is not None and fix.edit is not None), path,
+                   "a case gives 'fixed' only for a rule whose fix has an edit")
     return Rule(code=data["code"], name=data["name"], severity=data["severity"],
                 summary=data["summary"].strip(), message=data["message"].strip(),
                 why=data["why"].strip(), example=data["example"].rstrip(),
@@ -258,7 +334,8 @@ def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
                 thresholds={k: float(v) for k, v in thresholds.items()}, pattern=pattern,
                 at=int(data.get("at", 0)), measured=measured,
                 reads_weights=data.get("reads_weights", False), symptom=data.get("symptom"),
-                probe_reads=list(probe_reads), tests=tests, path=str(path))
+                escalation=escalation, probe_reads=list(probe_reads), tests=tests,
+                path=str(path))
 
 
 def read_rule(path: Path) -> Rule:
