@@ -77,9 +77,9 @@ class Confirmation:
 @dataclass(frozen=True)
 class Edit:
     """A source edit, as a rule's ``fix.edit`` names it (bnlint/fixes/source.py makes it):
-    ``set_kwarg`` sets argument ``name`` to ``value`` (Python source) in the call that built the
-    module; ``remove_op`` makes that op the identity; ``call_after_build`` calls ``function``
-    (a dotted name) on the model once it is built."""
+    ``set_kwarg`` sets argument ``name`` to ``value`` (a Python literal) in the call that built
+    the module; ``remove_op`` makes that op the identity; ``call_after_build`` calls
+    ``function`` (one of :data:`FIX_FUNCTIONS`) on the model once it is built."""
     action: str
     name: str | None = None
     value: str | None = None
