@@ -30,8 +30,8 @@ BATCH_SIZE = 16       # samples in inferred example inputs
 PROBE_BATCH = 64      # the probe's batch, and the training batch predictions assume
 PROBE_STEPS = 20      # training steps after the measurement at initialisation
 PROBE_BUDGET = 30.0   # seconds per model: the plan's budget at PROBE_FLOP_RATE, and a hard stop
-PROBE_HVPS = 20       # Hessian-vector products the lr-ceiling estimate may use (power iteration
-                      # converged within 5-38 on six small models: docs/SCIENCE.md §7)
+PROBE_HVPS = 20       # Hessian-vector products the lr-ceiling estimate may use (Lanczos
+                      # converged within 4-18 on seven small models: docs/SCIENCE.md §7)
 # The probe plans its work before running (bnlint/probing/plan.py), from the model's cost counted
 # on the meta device, against --probe-budget seconds at this fixed rate, never a timing of the
 # machine at hand: the same model gets the same plan, and the same numbers, on any machine and

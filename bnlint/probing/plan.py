@@ -43,7 +43,7 @@ from ..measurement import ProbePlan
 # ResNet-50 at 32 and 224 px, 1.91 for an 8x1024 BN-ReLU MLP; torch 2.13).
 HVP_COST = 2.1
 HESSIAN_SHARE = 0.3  # of the passes a budget allows, when it cannot hold the full plan
-MIN_HVPS = 5         # fewer give no usable ceiling (converged in 5-38: docs/SCIENCE.md §7)
+MIN_HVPS = 5         # fewer rarely converge (Lanczos took 4-18: docs/SCIENCE.md §7)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -270,8 +270,8 @@ class _Run:
 
 def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, deadline: float,
                 notes: list[str]) -> tuple[LrCeiling | None, hessian.Eigen | None]:
-    """The ceiling from at most ``products`` Hessian-vector products, and the power iteration
-    (None when it could not run)."""
+    """The ceiling from at most ``products`` Hessian-vector products, and the Lanczos
+    iteration's outcome (None when it could not run)."""
     params = [p for p in run.model.parameters() if p.requires_grad]
     run.recorder.enabled = False
     try:
@@ -285,15 +285,13 @@ def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, dea
     if eig.timed_out:  # a number that depends on where the clock stopped: none at all
         return None, eig
     if not math.isfinite(eig.value):
-        notes.append("lr ceiling not estimated: the Hessian-vector products were not finite"
-                     if eig.iterations else "lr ceiling not estimated: the dominant curvature "
-                     "is negative and no Hessian-vector product was left to find the largest")
+        notes.append("lr ceiling not estimated: the Hessian-vector products were not finite")
         return None, eig
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
         return None, eig
     if not eig.converged:
-        notes.append(f"lr ceiling is a rough estimate: power iteration stopped after "
+        notes.append(f"lr ceiling is a rough estimate: the Lanczos iteration stopped after "
                      f"{eig.iterations} Hessian-vector products without converging")
     return LrCeiling(lambda_max=eig.value, sgd=2.0 / eig.value,
                      with_momentum=2.0 * (1.0 + momentum) / eig.value if momentum else None,
