@@ -69,6 +69,7 @@ class Config:
     probe_batch: int = PROBE_BATCH
     probe_steps: int = PROBE_STEPS
     probe_budget: float = PROBE_BUDGET
+    allow_no_models: bool = False  # skip given files that define no model (pre-commit's lists)
     source: str | None = None  # the config file these settings came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
         if value not in choices[name]:
             raise _fail(source, key, "one of " + ", ".join(choices[name]), value)
         return value
-    if name == "probe":
+    if name in ("probe", "allow_no_models"):
         if not isinstance(value, bool):
             raise _fail(source, key, "true or false", value)
         return value
