@@ -26,6 +26,7 @@ FORMAT = "text"
 DEVICE = "auto"
 TIMEOUT = 120.0       # seconds to import a file, and to lint each model
 BATCH_SIZE = 16       # samples in inferred example inputs
+TOKENS = 16           # tokens per sample in inferred token inputs
 PROBE_BATCH = 64      # the probe's batch, and the training batch predictions assume
 PROBE_STEPS = 20      # training steps after the measurement at initialisation
 PROBE_BUDGET = 30.0   # seconds per model

@@ -18,7 +18,8 @@ pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs pytest on its 
 # One intra-op thread, here and in the CLI processes the tests start: these models are small,
 # and spare threads only spin (and slow everything down) when the machine is busy.
 torch.set_num_threads(1)
-CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# Hugging Face models are built from configs; offline mode makes sure nothing is downloaded.
+CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
