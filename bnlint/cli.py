@@ -52,7 +52,7 @@ def _explain(rules: dict, code: str) -> str:
     rule = rules.get(code.upper())
     if rule is None:
         raise InputError(f"unknown rule code {code}.", hint="See bnlint --list-rules.")
-    parts = [f"{rule.code} ({rule.name}) [{rule.severity}, {rule.category}]", "",
+    parts = [f"{rule.code} ({rule.name}) [{rule.severity_label()}; {rule.category}]", "",
              rule.summary, "", "Why", rule.why, "", "Example", rule.example, "",
              "Use instead", rule.use_instead]
     if rule.fix:
@@ -64,9 +64,11 @@ def _explain(rules: dict, code: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _list_rules(rules: dict) -> str:
+def _list_rules(rules: dict, thresholds: dict) -> str:
+    """One rule a line: code, name, severity (with its escalation, under the config's
+    thresholds) and summary."""
     width = max(len(r.name) for r in rules.values())
-    return "".join(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {r.summary}\n"
+    return "".join(f"{r.code}  {r.name:<{width}}  {r.summary} [{r.severity_label(thresholds)}]\n"
                    for r in rules.values())
 
 
@@ -165,7 +167,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             allow_no_models=allow_no_models)
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
-            click.echo(_list_rules(rules), nl=False)
+            click.echo(_list_rules(rules, cfg.thresholds), nl=False)
             return
         if explain:
             click.echo(_explain(rules, explain), nl=False)

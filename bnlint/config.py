@@ -35,7 +35,7 @@ PROBE_MOMENTUM = 0.9  # ...and this momentum
 
 SEVERITIES = ("error", "warning", "info")
 FAIL_ON = (*SEVERITIES, "never")
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "html")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 YAML_NAMES = (".bnlint.yaml", ".bnlint.yml")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lalc")  # those the probe can run

@@ -10,12 +10,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .config import Config
 from .discover.targets import Targets
 from .errors import InputError
-from .findings import Evidence, Finding, Fix, ModelReport, Verdict
+from .findings import Evidence, Finding, Fix, InputsUsed, ModelReport, Verdict
 from .measurement import ProbeResult
 from .model import sites
 from .model.build import build
@@ -250,11 +251,13 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
-         synthetic_inputs: bool = False, consumable: bool = False) -> ModelReport:
+         synthetic_inputs: bool = False, consumable: bool = False,
+         inputs_how: str = "given to bnlint.lint") -> ModelReport:
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
     measurements to the findings. ``consumable``: the caller will not use the model again, so
-    the probe may train it instead of a copy (the CLI's worker: no second copy in memory)."""
+    the probe may train it instead of a copy (the CLI's worker: no second copy in memory).
+    ``inputs_how``: how the inputs were chosen, for the report."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -287,6 +290,8 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
                        probe=probe, suggestions=advice, notes=notes,
+                       inputs=InputsUsed(tuple(tuple(x.shape) for x in inputs
+                                               if isinstance(x, torch.Tensor)), inputs_how),
                        explosion=measured_rules.explosion_course(probe.history, explosion)
                        if probe is not None else None)
 

@@ -160,6 +160,13 @@ class Finding:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class InputsUsed:
+    """The example inputs a model was linted with: their shapes and how they were chosen."""
+    shapes: tuple[tuple[int, ...], ...]
+    how: str
+
+
 @dataclass
 class ModelReport:
     """One model's report. ``explosion`` is BNL901's reading of the probe's gradient-ratio
@@ -173,6 +180,7 @@ class ModelReport:
     suggestions: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     explosion: str | None = None
+    inputs: InputsUsed | None = None
 
     def _probe_dict(self) -> dict[str, Any] | None:
         if self.probe is None:
@@ -182,7 +190,9 @@ class ModelReport:
     def public(self) -> dict[str, Any]:
         """The model's part of the JSON report (NaN/Inf as null)."""
         return finite_json({"name": self.name, "path": self.path, "line": self.line,
-                            "trace": self.trace, "findings": [f.public() for f in self.findings],
+                            "trace": self.trace,
+                            "inputs": asdict(self.inputs) if self.inputs else None,
+                            "findings": [f.public() for f in self.findings],
                             "probe": self._probe_dict(), "suggestions": self.suggestions,
                             "notes": self.notes})
 
@@ -199,6 +209,9 @@ class ModelReport:
         probe = data.pop("probe", None)
         data["explosion"] = probe.get("explosion") if probe else None
         data["probe"] = ProbeResult.from_dict(probe) if probe else None
+        inputs = data.get("inputs")
+        data["inputs"] = InputsUsed(tuple(map(tuple, inputs["shapes"])), inputs["how"]) \
+            if inputs else None
         return cls(**data)
 
 

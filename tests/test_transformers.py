@@ -62,7 +62,8 @@ def test_factories_are_found_linted_through_hooks_and_located_in_the_users_file(
 @pytest.mark.parametrize("name", ["tiny_bert", "tiny_gpt2"])
 def test_token_inputs_are_words_of_the_vocabulary(module, models_file, name):
     model = getattr(module, name)()
-    inputs = infer_inputs(model, name, 8, models_file)
+    inputs, how = infer_inputs(model, name, 8, models_file)
+    assert how.startswith("from the transformers config: input_ids of 16 tokens")
     ids, config = inputs[0], model.config
     assert ids.dtype == torch.long and ids.shape == (8, 16)
     special = {config.pad_token_id, config.bos_token_id, config.eos_token_id}
@@ -78,7 +79,8 @@ def test_token_inputs_are_words_of_the_vocabulary(module, models_file, name):
 
 def test_image_inputs_have_the_configured_size(module, models_file):
     model = module.tiny_vit()
-    (pixels,) = infer_inputs(model, "tiny_vit", 4, models_file)
+    (pixels,), how = infer_inputs(model, "tiny_vit", 4, models_file)
+    assert how == "from the transformers config: pixel_values of 3x32x32"
     assert pixels.shape == (4, 3, 32, 32)
 
 

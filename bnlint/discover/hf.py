@@ -21,8 +21,10 @@ def _second_parameter(model: nn.Module) -> str | None:
     return names[1] if len(names) > 1 else None
 
 
-def _token_inputs(model: nn.Module, config, batch: int,
-                  device: torch.device) -> tuple[torch.Tensor, ...] | None:
+Described = tuple[tuple[torch.Tensor, ...], str]  # the inputs, and how they were chosen
+
+
+def _token_inputs(model: nn.Module, config, batch: int, device: torch.device) -> Described | None:
     vocab = getattr(config, "vocab_size", None)
     if not isinstance(vocab, int) or vocab < 2:
         return None
@@ -32,22 +34,25 @@ def _token_inputs(model: nn.Module, config, batch: int,
                                 ("max_position_embeddings", "n_positions", "max_length"))
                     if isinstance(n, int) and n > 0), defaults.TOKENS)
     ids = words[torch.randint(len(words), (batch, min(defaults.TOKENS, longest)))].to(device)
+    how = (f"from the transformers config: input_ids of {ids.shape[1]} tokens of the "
+           "vocabulary without its special tokens")
     if _second_parameter(model) == "attention_mask":  # (input_ids, attention_mask, ...): BERT
-        return ids, torch.ones_like(ids)
-    return (ids,)
+        return (ids, torch.ones_like(ids)), how + ", and an all-ones attention_mask"
+    return (ids,), how
 
 
-def _pixel_inputs(config, batch: int, device: torch.device) -> tuple[torch.Tensor, ...] | None:
+def _pixel_inputs(config, batch: int, device: torch.device) -> Described | None:
     size, channels = getattr(config, "image_size", None), getattr(config, "num_channels", 3)
     height, width = (size, size) if isinstance(size, int) else tuple(size or (None, None))[:2]
     if not (isinstance(height, int) and isinstance(width, int) and isinstance(channels, int)):
         return None
-    return (torch.randn(batch, channels, height, width, device=device),)
+    return ((torch.randn(batch, channels, height, width, device=device),),
+            f"from the transformers config: pixel_values of {channels}x{height}x{width}")
 
 
-def example_inputs(model: nn.Module, batch: int,
-                   device: torch.device) -> tuple[torch.Tensor, ...] | None:
-    """Inputs for a transformers model, or None for any other model (or input kind)."""
+def example_inputs(model: nn.Module, batch: int, device: torch.device) -> Described | None:
+    """Inputs for a transformers model and how they were chosen, or None for any other model
+    (or input kind)."""
     config, name = getattr(model, "config", None), getattr(model, "main_input_name", None)
     if config is None or not isinstance(name, str):
         return None
