@@ -59,11 +59,11 @@ def test_assert_trainable_says_what_the_cli_says(tmp_path):
 
 
 def test_fixture_and_assert_trainable_in_a_pytest_run(pytester):
-    pytester.makepyfile(models=EXPLODING)
+    pytester.makepyfile(mlp_models=EXPLODING)  # not models.py: this suite imported its own
     pytester.makepyfile(test_models="""
         import torch
         from bnlint.testing import assert_trainable
-        from models import deep_mlp, small_mlp
+        from mlp_models import deep_mlp, small_mlp
 
         def test_deep_explodes():
             assert_trainable(deep_mlp(), torch.randn(64, 32), select="BNL2", probe=False)
@@ -94,7 +94,7 @@ def test_fixture_and_assert_trainable_in_a_pytest_run(pytester):
 
 def test_bnlint_option_lints_the_model_files_of_the_session(pytester):
     pytester.makepyprojecttoml("[tool.bnlint]\nprobe = false\n")
-    pytester.makepyfile(models=EXPLODING)
+    pytester.makepyfile(mlp_models=EXPLODING)
     pytester.makepyfile(clean="""
         from torch import nn
 
@@ -110,7 +110,7 @@ def test_bnlint_option_lints_the_model_files_of_the_session(pytester):
     pytester.makepyfile(test_nothing="def test_one():\n    pass\n")
     result = pytester.runpytest("--bnlint", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*models.py::bnlint FAILED*", "*BNL201 warning*"])
+    result.stdout.fnmatch_lines(["*mlp_models.py::bnlint FAILED*", "*BNL201 warning*"])
     assert pytester.runpytest("-p", "no:cacheprovider").ret == 0  # without --bnlint: no lint
 
 
