@@ -1,5 +1,7 @@
 """bnlint in the user's tests: assert_trainable, the ``bnlint`` fixture and ``pytest --bnlint``,
-run by pytest itself (pytester), and the README's pytest snippet."""
+run by pytest itself (pytester, in a subprocess: an in-process run would unload the torch
+modules it imported, and torch cannot register their operators twice), and the README's pytest
+snippet."""
 
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ def test_fixture_and_assert_trainable_in_a_pytest_run(pytester):
             assert found.path.endswith("test_models.py") and found.line == line
         """)
     pytester.makepyprojecttoml('[tool.bnlint]\nignore = ["BNL201"]\n')
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*test_deep_explodes*", "*BNL201 warning: 30 plain Linear*",
                                  "*Found 1 finding (1 warning) in 1 model*"])
@@ -108,15 +110,16 @@ def test_bnlint_option_lints_the_model_files_of_the_session(pytester):
         """)
     pytester.makepyfile(helpers="import torch\nSCALE = torch.tensor(2.0)\n")  # no model: passes
     pytester.makepyfile(test_nothing="def test_one():\n    pass\n")
-    result = pytester.runpytest("--bnlint", "-p", "no:cacheprovider", "-v")
+    result = pytester.runpytest_subprocess("--bnlint", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*mlp_models.py::bnlint FAILED*", "*BNL201 warning*"])
-    assert pytester.runpytest("-p", "no:cacheprovider").ret == 0  # without --bnlint: no lint
+    without = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    without.assert_outcomes(passed=1)  # without --bnlint nothing is linted
 
 
 def test_readme_pytest_snippet_runs(pytester):
     pytester.makepyfile(test_readme=readme_snippet("pytest", "python"))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
 
 
