@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import readme_snippet, run_cli
 
 from bnlint.errors import InputError
 from bnlint.rules import suppress
@@ -175,3 +175,20 @@ def test_exclusive_options_are_refused(write_model):
     path = write_model(BROKEN)
     proc = run_cli(path, "--add-noqa", "--fix")
     assert proc.returncode == 2 and "cannot be used together" in proc.stderr
+
+
+def test_readme_adoption_commands_run_as_written(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "net.py").write_text(BROKEN)
+    (tmp_path / ".bnlint.yaml").write_text("probe: false\n")  # static rules: quicker
+    outcomes = []
+    for line in readme_snippet("Adopting bnlint on code with findings", "sh").splitlines():
+        program, *args = line.split("#")[0].split()
+        assert program == "bnlint"
+        proc = run_cli(*args, cwd=tmp_path)
+        outcomes.append((args[-1], proc.returncode, proc.stdout))
+    assert [code for _, code, _ in outcomes] == [0, 0, 0, 0], outcomes
+    assert (tmp_path / "bnlint-baseline.json").is_file()
+    assert "# bnlint: ignore[BNL101]" in (tmp_path / "models" / "net.py").read_text()
+    assert outcomes[-1][2] == "No findings.\n"  # --statistics once every finding is ignored
+
