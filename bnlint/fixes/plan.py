@@ -50,7 +50,7 @@ class FilePatch:
 
 
 def _modules(f: Finding) -> set[str]:
-    return set(f.evidence.get("modules") or [f.module])
+    return set(f.evidence.modules or [f.module])
 
 
 def plan(report: Report, unsafe: bool) -> tuple[list[FilePatch], list[InputError]]:
@@ -69,7 +69,8 @@ def plan(report: Report, unsafe: bool) -> tuple[list[FilePatch], list[InputError
         for f in chosen:
             key = json.dumps(f.fix.edits, sort_keys=True)
             by_key.setdefault(key, SourceFix(f.fix.edits)).findings.append(f)
-            gone = [m for m in f.evidence.get("path", []) if m in removed and m not in _modules(f)]
+            gone = [m for m in f.evidence.facts.get("path", [])
+                    if m in removed and m not in _modules(f)]
             if gone and key not in lost:
                 lost[key] = by_key[key].not_applied(
                     f"the {removed[gone[0]]} fix removes {gone[0]}, which it relies on.")

@@ -7,7 +7,9 @@ function registered under its code in :mod:`bnlint.checks`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,19 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when availabl
 
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
-OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured")
+OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom",
+            "escalation")
+# What a finding says about training, for advice that follows from it (``symptom:``).
+SYMPTOMS = ("exploding-gradients",)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The probe quantity that confirms a static finding (``measured:`` in the YAML): the
+    measured ``key`` must lie on ``side`` (above or below) of the rule's ``threshold``."""
+    key: str
+    side: str
+    threshold: str
 
 
 @dataclass
@@ -58,14 +72,32 @@ class Rule:
     thresholds: dict[str, float] = field(default_factory=dict)
     pattern: list[dict[str, Any]] | None = None
     at: int = 0
-    # The probe quantity that confirms a static finding: {key, above|below: threshold name}.
-    measured: dict[str, str] | None = None
+    measured: Confirmation | None = None
+    reads_weights: bool = False  # reads weight values or runs the model: skipped on meta
+    escalation: str | None = None  # when a finding gets another severity: a template of thresholds
+    symptom: str | None = None
     tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     path: str = ""
 
     @property
     def category(self) -> str:
         return CATEGORIES[int(self.code[3])]
+
+    def severity_label(self, overrides: dict[str, dict[str, float]] | None = None) -> str:
+        """The severity as reports list it, with its escalation (``warning; error when ...``)."""
+        if not self.escalation:
+            return self.severity
+        values = {name: self.threshold(name, overrides) for name in self.thresholds}
+        return f"{self.severity}; {self.escalation.format(**values)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as plain data, for the worker process (see :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rule:
+        measured = data.get("measured")
+        return cls(**{**data, "measured": Confirmation(**measured) if measured else None})
 
     def threshold(self, name: str, overrides: dict[str, dict[str, float]] | None = None) -> float:
         """A threshold value, with the user's config override applied."""
@@ -92,6 +124,14 @@ def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
     attrs = step.get("attrs", {})
     _check(isinstance(attrs, dict), path, "pattern attrs must be a mapping")
     return {"type": types, "attrs": attrs, "only": bool(step.get("only", False))}
+
+
+def _template_fields(template: str) -> list[str]:
+    """The field names a format template uses (``{ratio_error:g}`` -> ratio_error)."""
+    try:
+        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError:
+        return ["{"]  # malformed braces: no threshold has that name
 
 
 def parse_rule(data: Any, path: Path) -> Rule:
@@ -134,8 +174,17 @@ def parse_rule(data: Any, path: Path) -> Rule:
     if measured is not None:
         sides = [k for k in ("above", "below") if k in (measured or {})]
         _check(isinstance(measured, dict) and measured.get("key") in MEASURED_KEYS
-               and len(sides) == 1 and measured[sides[0]] in thresholds, path,
+               and len(sides) == 1 and measured[sides[0]] in thresholds
+               and set(measured) == {"key", sides[0]}, path,
                f"measured needs a key in {MEASURED_KEYS} and above/below naming a threshold")
+        measured = Confirmation(measured["key"], sides[0], measured[sides[0]])
+    _check(isinstance(data.get("reads_weights", False), bool), path,
+           "reads_weights must be true or false")
+    _check(data.get("symptom") in (None, *SYMPTOMS), path, f"symptom must be one of {SYMPTOMS}")
+    escalation = data.get("escalation")
+    _check(escalation is None or (isinstance(escalation, str) and all(
+        field in thresholds for field in _template_fields(escalation))), path,
+        "escalation must be a text whose {fields} name the rule's thresholds")
     tests = data.get("tests") or {}
     _check(isinstance(tests, dict) and set(tests) <= {"valid", "invalid"} and all(
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
@@ -146,7 +195,10 @@ def parse_rule(data: Any, path: Path) -> Rule:
                 why=data["why"].strip(), example=data["example"].rstrip(),
                 use_instead=data["use_instead"].rstrip(), references=list(refs), fix=fix,
                 thresholds={k: float(v) for k, v in thresholds.items()}, pattern=pattern,
-                at=int(data.get("at", 0)), measured=measured, tests=tests, path=str(path))
+                at=int(data.get("at", 0)), measured=measured,
+                reads_weights=data.get("reads_weights", False), symptom=data.get("symptom"),
+                escalation=escalation,
+                tests=tests, path=str(path))
 
 
 def read_rule(path: Path) -> Rule:
