@@ -61,7 +61,7 @@ def _explain(rules: dict, code: str) -> str:
              rule.summary, "", "Why", rule.why, "", "Example", rule.example, "",
              "Use instead", rule.use_instead]
     if rule.fix:
-        parts += ["", f"Fix: {rule.fix['kind']}, {rule.fix['applicability']}"]
+        parts += ["", f"Fix: {rule.fix.kind}, {rule.fix.applicability}"]
     if rule.thresholds:
         parts += ["", "Thresholds (override in [tool.bnlint] thresholds):"]
         parts += [f"  {k} = {v:g}" for k, v in rule.thresholds.items()]
@@ -226,7 +226,7 @@ def _check_writable(path: str, what: str) -> None:
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
                       unsafe: bool) -> list[fixes.FilePatch]:
     """The patches, without the fixes their files do not build with; those are reported."""
-    patches, warnings = fixes.plan(report, unsafe)
+    patches, warnings = fixes.plan(report, rules, unsafe)
     if patches:
         patches, dropped = fixes.verify(patches, lambda sources: runner.verify(
             sources, cfg, rules, cli_shapes, verbose))
