@@ -20,9 +20,10 @@ from .config import Config
 from .discover.targets import Targets
 from .findings import ModelReport
 from .fixes import repairs as repair
+from .measurement import ProbeResult
 from .model.build import build
 from .nn import Standardize
-from .probing.run import ProbeOptions, ProbeResult, run_probe
+from .probing.run import ProbeOptions, run_probe
 from .rules import catalog
 
 
@@ -54,7 +55,7 @@ _SUMMARY = ("grad_ratio", "act_grad_ratio", "dead_fraction")
 
 def _summary(probe: ProbeResult) -> dict[str, Any]:
     data = {k: getattr(probe, k) for k in _SUMMARY}
-    data.update(loss_start=probe.history[0]["loss"], loss_end=probe.history[-1]["loss"],
+    data.update(loss_start=probe.history[0].loss, loss_end=probe.history[-1].loss,
                 steps=probe.steps, nan=probe.nan)
     return data
 
@@ -111,9 +112,9 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     wanted: dict[str, list[str]] = {}
     asked: set[str] = set()
     for f in report.findings:
-        name = (rules[f.code].fix or {}).get("repair")
+        name = rules[f.code].fix.repair if rules[f.code].fix else None
         if name:
-            modules = f.evidence.get("modules") or ([f.module] if f.module else [])
+            modules = f.evidence.modules or ([f.module] if f.module else [])
             wanted.setdefault(name, []).extend(modules)
             asked.add(f.code)
     graph = build(model, inputs)

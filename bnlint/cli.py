@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import config as config_mod
 from . import files
@@ -15,7 +16,7 @@ from .errors import InputError
 from .findings import VERSION, Report
 from .fixes import plan as fixes
 from .isolation import runner
-from .output import formats, plots
+from .output import plots, render
 from .rules import catalog
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
@@ -56,11 +57,11 @@ def _explain(rules: dict, code: str) -> str:
     rule = rules.get(code.upper())
     if rule is None:
         raise InputError(f"unknown rule code {code}.", hint="See bnlint --list-rules.")
-    parts = [f"{rule.code} ({rule.name}) [{rule.severity}, {rule.category}]", "",
+    parts = [f"{rule.code} ({rule.name}) [{rule.severity_label()}; {rule.category}]", "",
              rule.summary, "", "Why", rule.why, "", "Example", rule.example, "",
              "Use instead", rule.use_instead]
     if rule.fix:
-        parts += ["", f"Fix: {rule.fix['kind']}, {rule.fix['applicability']}"]
+        parts += ["", f"Fix: {rule.fix.kind}, {rule.fix.applicability}"]
     if rule.thresholds:
         parts += ["", "Thresholds (override in [tool.bnlint] thresholds):"]
         parts += [f"  {k} = {v:g}" for k, v in rule.thresholds.items()]
@@ -68,9 +69,11 @@ def _explain(rules: dict, code: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _list_rules(rules: dict) -> str:
+def _list_rules(rules: dict, thresholds: dict) -> str:
+    """One rule a line: code, name, severity (with its escalation, under the config's
+    thresholds) and summary."""
     width = max(len(r.name) for r in rules.values())
-    return "".join(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {r.summary}\n"
+    return "".join(f"{r.code}  {r.name:<{width}}  {r.summary} [{r.severity_label(thresholds)}]\n"
                    for r in rules.values())
 
 
@@ -81,32 +84,38 @@ def _fail(exc: InputError) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(config_mod.FORMATS), default=None,
-              help="Output format (default text).")
+@click.option("--format", "fmt", type=click.Choice(config_mod.FORMATS),
+              default=config_mod.FORMAT, show_default=True, help="Output format.")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False),
               help="Write the report here instead of stdout.")
 @click.option("--select", help="Only these rule codes or prefixes (comma-separated).")
 @click.option("--ignore", help="Skip these rule codes or prefixes (comma-separated).")
-@click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON), default=None,
-              help="Lowest severity that makes the exit code 1 (default warning).")
+@click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON),
+              default=config_mod.FAIL_ON_DEFAULT, show_default=True,
+              help="Lowest severity that makes the exit code 1.")
 @click.option("--model", "models", multiple=True, help="Lint only this model (repeatable).")
 @click.option("--input-shape", "input_shapes", multiple=True,
               help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
 @click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")
-@click.option("--probe/--no-probe", default=None,
-              help="Measure a short forward/backward and training run (default on).")
-@click.option("--device", type=click.Choice(config_mod.DEVICES), default=None,
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Measure a short forward/backward and training run.")
+@click.option("--device", type=click.Choice(config_mod.DEVICES), default=config_mod.DEVICE,
+              show_default=True,
               help="Where the probe runs: auto picks cuda, then mps, then cpu.")
-@click.option("--probe-batch", type=click.IntRange(min=2), default=None,
-              help="Probe batch size (default 64; halved on out-of-memory).")
-@click.option("--probe-steps", type=click.IntRange(min=0), default=None,
-              help="Training steps the probe runs after measuring the init (default 20).")
-@click.option("--probe-budget", type=click.FloatRange(min=0.1), default=None,
-              help="Seconds the probe may take per model (default 30; stops early).")
+@click.option("--probe-batch", type=click.IntRange(min=2), default=config_mod.PROBE_BATCH,
+              show_default=True,
+              help="Probe batch size (halved on out-of-memory).")
+@click.option("--probe-steps", type=click.IntRange(min=0), default=config_mod.PROBE_STEPS,
+              show_default=True,
+              help="Training steps the probe runs after measuring the init.")
+@click.option("--probe-budget", type=click.FloatRange(min=0, min_open=True),
+              default=config_mod.PROBE_BUDGET, show_default=True,
+              help="Seconds the probe may take per model (it stops early).")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None,
-              help="Seconds allowed to import a file and to lint each model (default 120).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              default=config_mod.TIMEOUT, show_default=True,
+              help="Seconds allowed to import a file and to lint each model.")
 @click.option("--config", "config_file", type=click.Path(), help="Config file to use.")
 @click.option("--rules-dir", type=click.Path(), help="Folder of extra rule YAML files.")
 @click.option("--diff", "show_diff", is_flag=True,
@@ -119,7 +128,8 @@ def _fail(exc: InputError) -> None:
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
-def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
+@click.pass_context
+def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
          probe, device, probe_batch, probe_steps, probe_budget, plot, timeout, config_file,
          rules_dir, show_diff, apply_fixes, unsafe_fixes, explain, list_rules, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
@@ -127,19 +137,28 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
     started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
+
+    def given(name: str, value):
+        """An option's value when the command line gave it (a config file's value wins over
+        the shown default)."""
+        return value if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE else None
+
     try:
         file_cfg = config_mod.load(config_file, Path.cwd())
         cli_shapes = _input_shapes(input_shapes) if input_shapes else None
         cli_codes = {"--select": config_mod.split_codes(select or ""),
                      "--ignore": config_mod.split_codes(ignore or "")}
         cfg = config_mod.override(
-            file_cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
-            targets=targets, rules_dir=rules_dir, probe=probe, device=device,
-            probe_batch=probe_batch, probe_steps=probe_steps, probe_budget=probe_budget,
+            file_cfg, format=given("fmt", fmt), fail_on=given("fail_on", fail_on),
+            timeout=given("timeout", timeout), model=list(models) or None, targets=targets,
+            rules_dir=rules_dir, probe=given("probe", probe), device=given("device", device),
+            probe_batch=given("probe_batch", probe_batch),
+            probe_steps=given("probe_steps", probe_steps),
+            probe_budget=given("probe_budget", probe_budget),
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None)
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
-            click.echo(_list_rules(rules), nl=False)
+            click.echo(_list_rules(rules, cfg.thresholds), nl=False)
             return
         if explain:
             click.echo(_explain(rules, explain), nl=False)
@@ -207,7 +226,7 @@ def _check_writable(path: str, what: str) -> None:
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
                       unsafe: bool) -> list[fixes.FilePatch]:
     """The patches, without the fixes their files do not build with; those are reported."""
-    patches, warnings = fixes.plan(report, unsafe)
+    patches, warnings = fixes.plan(report, rules, unsafe)
     if patches:
         patches, dropped = fixes.verify(patches, lambda sources: runner.verify(
             sources, cfg, rules, cli_shapes, verbose))
@@ -245,7 +264,7 @@ def _print_errors(report: Report) -> None:
 def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
     _print_errors(report)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
-    rendered = formats.render(report, cfg.format, rules, colour)
+    rendered = render.render(report, cfg.format, rules, colour)
     if output_file:
         try:
             files.write_atomic(output_file, rendered)

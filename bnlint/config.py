@@ -19,9 +19,22 @@ import yaml
 from .errors import InputError
 from .files import read_text
 
+# The defaults, each defined once here: Config, the Python API's ProbeOptions and the CLI's help
+# (click's show_default) read them.
+FAIL_ON_DEFAULT = "warning"
+FORMAT = "text"
+DEVICE = "auto"
+TIMEOUT = 120.0       # seconds to import a file, and to lint each model
+BATCH_SIZE = 16       # samples in inferred example inputs
+PROBE_BATCH = 64      # the probe's batch, and the training batch predictions assume
+PROBE_STEPS = 20      # training steps after the measurement at initialisation
+PROBE_BUDGET = 30.0   # seconds per model
+PROBE_LR = 0.01       # the probe's optimizer when the config names none: SGD, this lr...
+PROBE_MOMENTUM = 0.9  # ...and this momentum
+
 SEVERITIES = ("error", "warning", "info")
 FAIL_ON = (*SEVERITIES, "never")
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "html")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 YAML_NAMES = (".bnlint.yaml", ".bnlint.yml")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lalc")  # those the probe can run
@@ -40,22 +53,22 @@ class Optimizer:
 class Config:
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
-    fail_on: str = "warning"
-    format: str = "text"
+    fail_on: str = FAIL_ON_DEFAULT
+    format: str = FORMAT
     probe: bool = True
-    device: str = "auto"
-    timeout: float = 120.0
+    device: str = DEVICE
+    timeout: float = TIMEOUT
     model: list[str] = field(default_factory=list)
     input_shape: list[list[int]] | None = None
     targets: str | None = None
     target_std: float | None = None
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE
     rules_dir: str | None = None
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     optimizer: Optimizer | None = None
-    probe_batch: int = 64
-    probe_steps: int = 20
-    probe_budget: float = 30.0
+    probe_batch: int = PROBE_BATCH
+    probe_steps: int = PROBE_STEPS
+    probe_budget: float = PROBE_BUDGET
     source: str | None = None  # the config file these settings came from
 
     def to_dict(self) -> dict[str, Any]:

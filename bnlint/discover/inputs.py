@@ -69,8 +69,9 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def infer_inputs(model: nn.Module, name: str, batch: int,
-                 path: Path) -> tuple[torch.Tensor, ...]:
-    """Inputs inferred from the first Conv/Linear/Embedding: the first shape that runs."""
+                 path: Path) -> tuple[tuple[torch.Tensor, ...], str]:
+    """Inputs inferred from the first Conv/Linear/Embedding (the first shape that runs), and
+    how they were chosen."""
     layer = _first_layer(model)
     how = ("Give them: --input-shape 8,3,32,32, an example_inputs() function or EXAMPLE_INPUTS "
            "value in the model file, or input-shape in [tool.bnlint].")
@@ -87,7 +88,10 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
         x = _random_input(layer, (2, *shape[1:]), device)  # a small trial batch: cheap
         try:
             run_forward(lambda x=x: model(x), model, (x,))
-            return (_random_input(layer, shape, device),)
+            how = f"inferred from the first layer ({type(layer).__name__})"
+            if len(shapes) > 1:
+                how += ": the first of " + ", ".join(str(s[1:]) for s in shapes) + " that ran"
+            return (_random_input(layer, shape, device),), how
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in shapes)
@@ -101,6 +105,7 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
 class Inputs:
     tensors: tuple[torch.Tensor, ...]
     source: str  # "--input-shape", "example_inputs", "config", "inferred"
+    how: str     # how they were chosen, for the report
 
 
 def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
@@ -109,11 +114,14 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
     """Inputs from, in order: --input-shape, the file, the config, inference."""
     device = model_device(found.model)
     if cli_shapes:
-        return Inputs(tuple(torch.randn(s, device=device) for s in cli_shapes), "--input-shape")
+        return Inputs(tuple(torch.randn(s, device=device) for s in cli_shapes), "--input-shape",
+                      "given with --input-shape (random values)")
     value = from_file(module, found.name, path, "example_inputs", "EXAMPLE_INPUTS")
     if value is not None:
         return Inputs(tuple(t.to(device) for t in _as_inputs(value, "example inputs", path)),
-                      "example_inputs")
+                      "example_inputs", "from example_inputs() / EXAMPLE_INPUTS in the file")
     if config_shapes:
-        return Inputs(tuple(torch.randn(s, device=device) for s in config_shapes), "config")
-    return Inputs(infer_inputs(found.model, found.name, batch, path), "inferred")
+        return Inputs(tuple(torch.randn(s, device=device) for s in config_shapes), "config",
+                      "from input-shape in the config (random values)")
+    tensors, how = infer_inputs(found.model, found.name, batch, path)
+    return Inputs(tensors, "inferred", how + " (random values)")

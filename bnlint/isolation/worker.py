@@ -73,7 +73,8 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[di
                                            config.target_std, inputs)
         report = lint(found.model, inputs.tensors, targets, config, name=found.name,
                       path=str(path), line=found.line, rules=rules,
-                      synthetic_inputs=inputs.source != "example_inputs", consumable=True)
+                      synthetic_inputs=inputs.source != "example_inputs", consumable=True,
+                      inputs_how=inputs.how)
         reports.append(report.to_dict())
     return reports
 
@@ -88,7 +89,7 @@ def main() -> None:
     from ..rules import catalog
     request = json.loads(sys.stdin.read())
     emit("ready")
-    rules = {r["code"]: catalog.Rule(**r) for r in request["rules"]}
+    rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
     for path in request["files"]:
         emit("file", path=path)
         try:

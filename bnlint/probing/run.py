@@ -11,31 +11,33 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import config as defaults
 from ..config import OPTIMIZERS, Config, Optimizer
 from ..discover.targets import Targets, are_class_labels
 from ..errors import InputError
+from ..measurement import LayerStats, LrCeiling, NonFinite, ProbeResult, ProbeStep
 from ..model.graph import ModelGraph
 from . import hessian
 from . import taps as measure
 
-DEFAULT_LR = 0.01
-DEFAULT_MOMENTUM = 0.9
 HESSIAN_SHARE = 0.3  # at most this share of the budget goes to the lr-ceiling estimate
 
 
 @dataclass
 class ProbeOptions:
-    device: str = "auto"
-    batch: int = 64
-    steps: int = 20
-    budget: float = 30.0
+    """How to probe: the defaults are config.py's (``--device``, ``--probe-batch``,
+    ``--probe-steps``, ``--probe-budget``, ``optimizer``)."""
+    device: str = defaults.DEVICE
+    batch: int = defaults.PROBE_BATCH
+    steps: int = defaults.PROBE_STEPS
+    budget: float = defaults.PROBE_BUDGET
     optimizer: Optimizer | None = None
     seed: int = 0
     synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
@@ -47,41 +49,6 @@ class ProbeOptions:
         return cls(**{"device": config.device, "batch": config.probe_batch,
                       "steps": config.probe_steps, "budget": config.probe_budget,
                       "optimizer": config.optimizer, **overrides})
-
-
-@dataclass
-class ProbeResult:
-    device: str
-    batch: int
-    steps: int
-    seconds: float
-    grad_ratio: float | None          # ||grad W_first|| / ||grad W_last|| at initialisation
-    act_grad_ratio: float | None      # RMS output-gradient of the first affine layer over that
-                                      # of the layer feeding the last one, at initialisation
-    dead_fraction: float | None       # dead ReLU units at initialisation (all ReLU layers)
-    nan: bool
-    first_nonfinite: dict[str, Any] | None
-    layers: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    lr_ceiling: dict[str, Any] | None
-    loss: str                         # what the loss was and where its targets came from
-    optimizer: dict[str, Any]
-    first_module: str | None
-    last_module: str | None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def layer(self, module: str) -> dict[str, Any] | None:
-        return next((x for x in self.layers if module in (x["module"], x["key"])), None)
-
-    def measured_ratio(self, first: str, last: str) -> float | None:
-        """||grad W_first|| / ||grad W_last|| at initialisation between two modules."""
-        a, b = self.layer(first), self.layer(last)
-        if not a or not b or not a["init"].get("weight_grad") or not b["init"].get("weight_grad"):
-            return None
-        return a["init"]["weight_grad"] / b["init"]["weight_grad"]
 
 
 def select_device(name: str) -> torch.device:
@@ -164,8 +131,8 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
 def _optimizer(opt: Optimizer | None,
                params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
     name = (opt.name if opt else "sgd").lower()
-    lr = opt.lr if opt and opt.lr is not None else DEFAULT_LR
-    momentum = opt.momentum if opt else DEFAULT_MOMENTUM
+    lr = opt.lr if opt and opt.lr is not None else defaults.PROBE_LR
+    momentum = opt.momentum if opt else defaults.PROBE_MOMENTUM
     if name == "sgd":
         made = torch.optim.SGD(params, lr=lr, momentum=momentum)
     elif name == "adam":
@@ -283,7 +250,7 @@ class _Run:
 
 
 def _lr_ceiling(run: _Run, momentum: float | None, lr: float, deadline: float,
-                notes: list[str]) -> dict[str, Any] | None:
+                notes: list[str]) -> LrCeiling | None:
     params = [p for p in run.model.parameters() if p.requires_grad]
     run.recorder.enabled = False
     try:
@@ -305,11 +272,9 @@ def _lr_ceiling(run: _Run, momentum: float | None, lr: float, deadline: float,
     if not eig.converged:
         notes.append(f"lr ceiling is a rough estimate: power iteration stopped after "
                      f"{eig.iterations} Hessian-vector products without converging")
-    ceiling = {"lambda_max": eig.value, "sgd": 2.0 / eig.value, "iterations": eig.iterations,
-               "converged": eig.converged, "configured_lr": lr}
-    if momentum:
-        ceiling["with_momentum"] = 2.0 * (1.0 + momentum) / eig.value
-    return ceiling
+    return LrCeiling(lambda_max=eig.value, sgd=2.0 / eig.value,
+                     with_momentum=2.0 * (1.0 + momentum) / eig.value if momentum else None,
+                     iterations=eig.iterations, converged=eig.converged, configured_lr=lr)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -356,7 +321,7 @@ def _cpu_threads(device: torch.device, graph: ModelGraph, batch: int) -> Iterato
         torch.set_num_threads(threads)
 
 
-def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str, Any]:
+def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict, step: int) -> NonFinite:
     """Where the numbers broke: the first layer whose output overflows on a forward pass
     re-run layer by layer; else the layer nearest the output whose output gradient did (the
     backward pass runs from there); else only the weight gradients."""
@@ -365,15 +330,14 @@ def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str,
         broken = [t.key for t in run.tapped if not math.isfinite(measured["grads"].get(t.key, 0))]
         key, where = (broken[-1], "backward") if broken else (None, "weight gradients")
     layer = graph.find(key)
-    return {"key": key, "pass": where, "module": layer.module if layer else None,
-            "line": layer.site.line if layer and layer.site else None}
+    return NonFinite(key, where, layer.module if layer else None,
+                     layer.site.line if layer and layer.site else None, step)
 
 
-def _record(history: list[dict[str, Any]], run: _Run, step: int, measured: dict) -> None:
-    history.append({"step": step, "loss": measured["loss"],
-                    "grad_ratio": run.ratio(measured["weight_grads"]),
-                    "dead_fraction": run.dead(measured["forward"]),
-                    "correlation": run.correlation(measured["forward"])})
+def _record(history: list[ProbeStep], run: _Run, step: int, measured: dict) -> None:
+    history.append(ProbeStep(step, measured["loss"], run.ratio(measured["weight_grads"]),
+                             run.dead(measured["forward"]),
+                             run.correlation(measured["forward"])))
 
 
 def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
@@ -383,7 +347,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     run = _Run(graph, inputs, targets, opts, device, batch)
     optimizer, opt_info = _optimizer(opts.optimizer, [p for p in run.model.parameters()
                                                       if p.requires_grad])
-    history: list[dict[str, Any]] = []
+    history: list[ProbeStep] = []
     tick = time.monotonic()
     first = last = run.measure(optimizer)  # step 0: the initialisation
     step_seconds = time.monotonic() - tick
@@ -411,17 +375,16 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         _record(history, run, step, last)
     if not last["finite"]:
         run.recorder.enabled = False
-        nonfinite = _locate_nonfinite(graph, run, last)
-        nonfinite["step"] = history[-1]["step"]
+        nonfinite = _locate_nonfinite(graph, run, last, history[-1].step)
     init_table, final_table = run.layer_table(first), run.layer_table(last)
-    layers = [{"key": t.key, "module": t.module, "kind": t.kind,
-               "init": init_table[t.key], "final": final_table[t.key]} for t in run.tapped]
+    layers = tuple(LayerStats(t.key, t.module, t.kind, init_table[t.key], final_table[t.key])
+                   for t in run.tapped)
     return ProbeResult(
         device=str(device), batch=run.batch, steps=len(history) - 1,
-        seconds=round(time.monotonic() - start, 3), grad_ratio=history[0]["grad_ratio"],
+        seconds=round(time.monotonic() - start, 3), grad_ratio=history[0].grad_ratio,
         act_grad_ratio=run.act_ratio(first["grads"]),
-        dead_fraction=history[0]["dead_fraction"], nan=nonfinite is not None,
-        first_nonfinite=nonfinite, layers=layers, history=history, lr_ceiling=ceiling,
+        dead_fraction=history[0].dead_fraction, nan=nonfinite is not None,
+        first_nonfinite=nonfinite, layers=layers, history=tuple(history), lr_ceiling=ceiling,
         loss=run.loss_text, optimizer=opt_info,
         first_module=run.affine[0][0] if run.affine else None,
-        last_module=run.affine[-1][0] if run.affine else None, notes=notes)
+        last_module=run.affine[-1][0] if run.affine else None, notes=tuple(notes))

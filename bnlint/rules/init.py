@@ -18,9 +18,6 @@ from .base import Context, Hit, check
 from .catalog import Rule
 from .depth import chain_evidence, ideal_init, module_layer
 
-# Rules that read weight values (or run the model), skipped on the meta device.
-WEIGHT_RULES = ("BNL202", "BNL203", "BNL301", "BNL302", "BNL303", "BNL304", "BNL305",
-                "BNL403")
 _PASS = ("@transparent", "@dropout", "MaxPool*", "AvgPool*", "AdaptiveAvgPool*")
 
 
@@ -46,7 +43,7 @@ def weights_not_readable(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     meta = next((x for x in ctx.graph.order if x.obj is not None and any(
         t.is_meta for t in (*x.obj.parameters(), *x.obj.buffers()))), None)
-    skipped = [c for c in WEIGHT_RULES if ctx.config.enabled(c)]
+    skipped = [c for c, r in ctx.catalog.items() if r.reads_weights and ctx.config.enabled(c)]
     yield Hit(meta, {"skipped": ", ".join(skipped) or "none"}, {"skipped": skipped})
 
 
