@@ -24,10 +24,11 @@ lint: $(BIN)/bnlint
 	$(BIN)/lint-imports
 
 bench: $(BIN)/bnlint
-	@# Each script prints its table; bench/RESULTS.md records them. About 40 minutes on 2 cores.
+	@# Each script prints its table; bench/RESULTS.md records them. About an hour on 2 cores.
+	@# studies.realbugs reads its committed ground truth (python -m bench.studies.realbugs.label).
 	for script in benchmarks.speed benchmarks.probe_overhead benchmarks.fixes \
 			calibration.gradient_flow calibration.papers studies.lalc studies.detection \
-			studies.robustness; do \
+			studies.robustness studies.realbugs; do \
 		$(BIN)/python -m bench.$$script || exit 1; done
 
 clean:
