@@ -8,8 +8,8 @@ truncated N(0, 1) and a zero bias, loss mean(softmax cross-entropy + BETA * sum(
 Data: the program reads the SAheart data (heart_train.csv, 413 rows); ``make_data`` draws synthetic
 rows with its columns' means, spreads and ranges (sbp 138 +- 21, tobacco 3.6 +- 4.7, ldl 4.7 +-
 2.1, adiposity 25 +- 8, famhist 40% present, typea 53 +- 10, obesity 26 +- 4, alcohol 16 +- 23, age
-43 +- 15) and a 35% rate of heart disease that rises with age, tobacco, ldl, family history and
-type-A score.
+43 +- 15) and a heart-disease rate of about 38% (the file's is 35%) that rises with age, tobacco,
+ldl, family history and type-A score.
 """
 
 from __future__ import annotations
