@@ -57,13 +57,20 @@ QUICK = {"torchvision": ["resnet18", "vgg11", "squeezenet1_0", "mobilenet_v3_sma
 
 
 def torchvision_models() -> list[tuple[str, callable, int]]:
+    """Each classification model with the crop size of its default weights, except where the
+    architecture built without weights fixes another (vit_h_14's default weights are 518 px,
+    the model built with weights=None takes 224)."""
     from torchvision import models
     out = []
     for name in models.list_models(module=models):
-        weights = models.get_model_weights(name).DEFAULT
-        size = weights.transforms().crop_size[0]
+        size = models.get_model_weights(name).DEFAULT.transforms().crop_size[0]
         out.append((name, lambda n=name: models.get_model(n, weights=None), size))
     return out
+
+
+def native_size(model, size: int) -> int:
+    fixed = getattr(model, "image_size", None)
+    return fixed if isinstance(fixed, int) else size
 
 
 def timm_models() -> list[tuple[str, callable, int]]:
@@ -75,20 +82,22 @@ def timm_models() -> list[tuple[str, callable, int]]:
     return out
 
 
-def lint_one(make, size: int, batch: int, probe: bool) -> tuple[list, str | None, float]:
-    """(findings, error, seconds) of linting one freshly built model."""
+def lint_one(make, size: int, batch: int, probe: bool) -> tuple[list, str | None, float, int]:
+    """(findings, error, seconds, px) of linting one freshly built model at ``size`` px (or
+    the size the built model fixes)."""
     torch.manual_seed(0)
     start = time.perf_counter()
     try:
         model = make()
+        size = native_size(model, size)
         x = torch.randn(batch, 3, size, size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report = bnlint.lint(model, x, config=Config(probe=probe))
-        return report.findings, None, time.perf_counter() - start
+        return report.findings, None, time.perf_counter() - start, size
     except Exception as exc:  # noqa: BLE001 - a bench: report it as a row and go on
         traceback.print_exc()
-        return [], f"{type(exc).__name__}: {exc}"[:120], time.perf_counter() - start
+        return [], f"{type(exc).__name__}: {exc}"[:120], time.perf_counter() - start, size
 
 
 def main() -> None:
@@ -110,7 +119,7 @@ def main() -> None:
             if (only and name not in only) or (args.quick and name not in QUICK[source]):
                 continue
             batch = args.batch if size <= 384 else max(2, args.batch // 2)
-            findings, error, seconds = lint_one(make, size, batch, args.probe)
+            findings, error, seconds, size = lint_one(make, size, batch, args.probe)
             gc.collect()
             loud = sorted({f"{f.code} ({f.severity})" for f in findings
                            if f.severity in ("warning", "error")})
