@@ -25,8 +25,9 @@ lint: $(BIN)/bnlint
 
 bench: $(BIN)/bnlint
 	@# Each script prints its table; bench/RESULTS.md records them. About 40 minutes on 2 cores.
-	for script in benchmarks.speed benchmarks.probe_overhead calibration.gradient_flow \
-			calibration.papers studies.lalc studies.detection studies.robustness; do \
+	for script in benchmarks.speed benchmarks.probe_overhead benchmarks.fixes \
+			calibration.gradient_flow calibration.papers studies.lalc studies.detection \
+			studies.robustness; do \
 		$(BIN)/python -m bench.$$script || exit 1; done
 
 clean:

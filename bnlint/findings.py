@@ -32,18 +32,35 @@ def finite_json(value: Any) -> Any:
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
-@dataclass
+@dataclass(frozen=True)
+class Replacement:
+    """New text for a span of a file: 1-based lines and columns counted in characters, the end
+    exclusive (SARIF's deletedRegion); an empty span is an insertion."""
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Fix:
-    """A repair for one finding. ``diff`` is a unified diff of the user's file, when the fix is
-    a source patch; ``edits`` are the structured edits it came from (composed by --fix)."""
+    """A repair for one finding. A source patch holds its ``replacements`` in the user's file
+    and ``diff``, the unified diff rendered from them (JSON's ``fix.diff``)."""
     applicability: str  # safe | unsafe | display-only
     description: str
+    replacements: tuple[Replacement, ...] = ()
     diff: str | None = None
-    edits: list[dict[str, Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {"applicability": self.applicability, "description": self.description,
                 "diff": self.diff}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fix:
+        return cls(**{**data, "replacements": tuple(Replacement(**r)
+                                                    for r in data.get("replacements", ()))})
 
 
 @dataclass(frozen=True)
@@ -156,8 +173,15 @@ class Finding:
         data = dict(data)
         data["evidence"] = Evidence.from_dict(data.get("evidence") or {})
         if data.get("fix"):
-            data["fix"] = Fix(**data["fix"])
+            data["fix"] = Fix.from_dict(data["fix"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class InputsUsed:
+    """The example inputs a model was linted with: their shapes and how they were chosen."""
+    shapes: tuple[tuple[int, ...], ...]
+    how: str
 
 
 @dataclass
@@ -173,6 +197,7 @@ class ModelReport:
     suggestions: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     explosion: str | None = None
+    inputs: InputsUsed | None = None
 
     def _probe_dict(self) -> dict[str, Any] | None:
         if self.probe is None:
@@ -182,12 +207,14 @@ class ModelReport:
     def public(self) -> dict[str, Any]:
         """The model's part of the JSON report (NaN/Inf as null)."""
         return finite_json({"name": self.name, "path": self.path, "line": self.line,
-                            "trace": self.trace, "findings": [f.public() for f in self.findings],
+                            "trace": self.trace,
+                            "inputs": asdict(self.inputs) if self.inputs else None,
+                            "findings": [f.public() for f in self.findings],
                             "probe": self._probe_dict(), "suggestions": self.suggestions,
                             "notes": self.notes})
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, for the worker-to-parent channel (fix edits included)."""
+        """Everything, for the worker-to-parent channel (fix replacements included)."""
         data = self.public()
         data["findings"] = finite_json([f.to_dict() for f in self.findings])
         return data
@@ -199,6 +226,9 @@ class ModelReport:
         probe = data.pop("probe", None)
         data["explosion"] = probe.get("explosion") if probe else None
         data["probe"] = ProbeResult.from_dict(probe) if probe else None
+        inputs = data.get("inputs")
+        data["inputs"] = InputsUsed(tuple(map(tuple, inputs["shapes"])), inputs["how"]) \
+            if inputs else None
         return cls(**data)
 
 
