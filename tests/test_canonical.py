@@ -307,3 +307,13 @@ def test_weight_standardisation_is_not_a_batchnorm():
                           ScaledStdConv(16, 16, 3, padding=1), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
     assert _loud(model, torch.randn(4, 3, 16, 16)) == {}
+
+
+def test_the_probe_does_not_lower_an_explosion_by_a_vanishing_check():
+    """BNL302 is confirmed by a measured ratio below 1e-3 (vanishing); a stack it reports for
+    exploding is not judged by that check."""
+    found = _codes(stack(nn.Tanh, depth=12, std=4 / math.sqrt(64)), torch.randn(32, 64),
+                   Config(probe_steps=1))
+    f = found["BNL302"]
+    assert "explode" in f.message and f.severity == "warning" and f.evidence.verdict is None
+    assert f.evidence.measured["grad_ratio"] > 70  # the probe measured the explosion
