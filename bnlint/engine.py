@@ -210,12 +210,23 @@ def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
 def _verdict(finding: Finding, rule: Rule, value: float, device: str,
              config: Config) -> Verdict | None:
     """What a measured ``value`` says of a finding whose rule names the quantity that must
-    confirm it; None for a value that is not finite (an overflow: BNL904 reports it)."""
+    confirm it; None for a value that is not finite (an overflow: BNL904 reports it), or when
+    the finding's own prediction of that quantity is not on that side either (it was raised for
+    another reason, as BNL302 for a stack that explodes: a measurement cannot contradict what
+    was not predicted)."""
     check = rule.measured
     if check is None or not math.isfinite(value):
         return None
     bound = rule.threshold(check.threshold, config.thresholds)
-    confirmed = value > bound if check.side == "above" else value < bound
+
+    def on_side(x: float) -> bool:
+        return x > bound if check.side == "above" else x < bound
+
+    predicted = finding.evidence.predicted.get(check.key)
+    if isinstance(predicted, (int, float)) and math.isfinite(predicted) \
+            and not on_side(predicted):
+        return None
+    confirmed = on_side(value)
     lowered = None if confirmed or finding.severity == "info" else finding.severity
     return Verdict(check.key, value, device, check.side, bound, confirmed, lowered)
 
