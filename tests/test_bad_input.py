@@ -126,7 +126,8 @@ def test_model_hangs_past_timeout(write_model):
                 super().__init__()
                 time.sleep(600)
     """)
-    _fails(run_cli(path, "--timeout", "3"), "timed out after 3 s while building the models",
+    _fails(run_cli(path, "--timeout", "3"),
+           f"{path}:{line_of(path, 'class Net')}: timed out after 3 s while building model Net",
            "raise --timeout")
 
 
@@ -266,27 +267,27 @@ def test_bad_input_shape_option_is_worded_for_the_cli(write_model, shape):
 def test_diff_prints_input_errors(write_model):
     bad = write_model(GOOD.replace("def forward(self, x)", "def forward(self, x, y)"))
     proc = run_cli(bad, EXAMPLES / "vgg_bn.py", "--diff", "--no-probe")
-    _fails(proc, f"{bad}: the forward pass raised TypeError")
+    _fails(proc, f"{bad}:{line_of(bad, 'class Net')}: the forward pass raised TypeError")
     assert "+++ b/" in proc.stdout and "bias=False" in proc.stdout
 
 
-@pytest.mark.parametrize("source,error", [
+@pytest.mark.parametrize("source,error,model", [
     # the failing frame is torch's own: F.linear on integers, the call with too few inputs
     ("import torch\nfrom torch import nn\nEXAMPLE_INPUTS = torch.ones(4, 4, dtype=torch.long)\n"
-     "model = nn.Sequential(nn.Linear(4, 2))\n", "RuntimeError"),
-    (GOOD.replace("forward(self, x)", "forward(self, x, y)"), "TypeError"),
+     "model = nn.Sequential(nn.Linear(4, 2))\n", "RuntimeError", "model ="),
+    (GOOD.replace("forward(self, x)", "forward(self, x, y)"), "TypeError", "class Net"),
 ])
-def test_errors_raised_inside_torch_name_the_model_file(write_model, source, error):
+def test_errors_raised_inside_torch_name_the_model(write_model, source, error, model):
     path = write_model(source)
     proc = run_cli(path, "--no-probe", "--format", "json")
-    _fails(proc, f"{path}: the forward pass raised {error}")
+    _fails(proc, f"{path}:{line_of(path, model)}: the forward pass raised {error}")
     assert json.loads(proc.stdout)["errors"][0]["path"] == str(path)
 
 
 def test_model_returning_none_names_the_file(write_model):
     path = write_model(GOOD.replace("return self.fc(x)", "self.fc(x)"))
     _fails(run_cli(path, "--probe-steps", "0", "--probe-budget", "5"),
-           f"{path}: the model's output holds no tensor")
+           f"{path}:{line_of(path, 'class Net')}: the model's output holds no tensor")
 
 
 def test_empty_example_batch(write_model):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import inspect
 import types
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,14 @@ def _is_factory(name: str, fn: Any) -> bool:
     return isinstance(ret, type) and issubclass(ret, nn.Module)
 
 
-def _build(name: str, factory: Any, path: Path) -> Any:
+# Called with a model's name and line just before it is built (the isolation worker marks
+# where a hang or crash happens, and seeds each model alike).
+OnBuild = Callable[[str, "int | None"], None]
+
+
+def _build(name: str, factory: Any, path: Path, on_build: OnBuild | None = None) -> Any:
+    if on_build:
+        on_build(name, _line_of(factory))
     try:
         with sites.recording():
             return factory()
@@ -88,8 +96,10 @@ def _build(name: str, factory: Any, path: Path) -> Any:
                           f"If {name} is not a model, pick models with --model NAME.") from None
 
 
-def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> list[FoundModel]:
-    """Build the file's models (only those named in ``selected`` when it is not empty)."""
+def find_models(module: types.ModuleType, path: Path, selected: list[str],
+                skip: Collection[str] = (), on_build: OnBuild | None = None) -> list[FoundModel]:
+    """Build the file's models (only those named in ``selected`` when it is not empty, never
+    those in ``skip``), calling ``on_build`` before each is built."""
     here = module.__name__
     classes, factories, instances = {}, {}, {}
     for name, obj in vars(module).items():
@@ -99,9 +109,12 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
             factories[name] = obj
         elif isinstance(obj, nn.Module) and not name.startswith("_"):
             instances[name] = obj
+    for table in (classes, factories, instances):
+        for name in skip:
+            table.pop(name, None)
     if selected:
-        return [_shallow(_select(name, classes, factories, instances, path), path)
-                for name in selected]
+        return [_shallow(_select(name, classes, factories, instances, path, on_build), path)
+                for name in selected if name not in skip]
 
     found: list[FoundModel] = []
     needs_args = []
@@ -110,7 +123,7 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
         found.append(FoundModel(name, obj, lines.get(name)))
     for name, fn in factories.items():
         if not required_params(fn) and _is_factory(name, fn):
-            result = _build(name, fn, path)
+            result = _build(name, fn, path, on_build)
             if isinstance(result, nn.Module):
                 found.append(FoundModel(name, result, _line_of(fn)))
     instance_types = {type(f.model) for f in found}
@@ -119,7 +132,7 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
         if required:
             needs_args.append(f"{name}({', '.join(required)})")
         elif cls not in instance_types:
-            found.append(FoundModel(name, _build(name, cls, path), _line_of(cls)))
+            found.append(FoundModel(name, _build(name, cls, path, on_build), _line_of(cls)))
     found = _drop_parts([_shallow(f, path) for f in found])
     if not found:
         if needs_args:
@@ -186,7 +199,7 @@ def _drop_parts(found: list[FoundModel]) -> list[FoundModel]:
 
 
 def _select(name: str, classes: dict, factories: dict, instances: dict,
-            path: Path) -> FoundModel:
+            path: Path, on_build: OnBuild | None) -> FoundModel:
     if name in instances:
         return FoundModel(name, instances[name], _assignment_lines(path).get(name))
     for table in (classes, factories):
@@ -199,7 +212,7 @@ def _select(name: str, classes: dict, factories: dict, instances: dict,
                     path=str(path), line=_line_of(obj),
                     hint="Add a zero-argument function that returns a configured model and "
                          "pass its name to --model, or give the arguments defaults.")
-            model = _build(name, obj, path)
+            model = _build(name, obj, path, on_build)
             if not isinstance(model, nn.Module):
                 raise InputError(f"{name}() returned {type(model).__name__}, not an nn.Module.",
                                  path=str(path), line=_line_of(obj))
