@@ -149,7 +149,8 @@ class Server:
     def _wait(self, request: dict) -> None:
         """Read what the children sent, or wait until the nearest deadline."""
         now = time.monotonic()
-        nearest = min((r.deadline for r in self.running.values()), default=now + _POLL_S)
+        nearest = min((r.deadline for r in self.running.values() if r.problem is None),
+                      default=now + _POLL_S)
         for key, _ in self.selector.select(max(0.0, min(_POLL_S, nearest - now))):
             self._read(key.data, key.fd, request, once=True)
         if os.getppid() != self.parent:
