@@ -35,13 +35,16 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 @dataclass(frozen=True)
 class Replacement:
     """New text for a span of a file: 1-based lines and columns counted in characters, the end
-    exclusive (SARIF's deletedRegion); an empty span is an insertion."""
+    exclusive (SARIF's deletedRegion); an empty span is an insertion. ``old`` is what it was
+    made against: the span's text, or for an insertion the whole line it goes into (with its
+    newline); it is applied only where the file still holds that there."""
     path: str
     line: int
     col: int
     end_line: int
     end_col: int
     text: str
+    old: str = ""
 
 
 @dataclass(frozen=True)

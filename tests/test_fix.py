@@ -22,7 +22,7 @@ from models import PreActResidual, bn_mlp
 from bnlint import files, repair
 from bnlint.api import probe
 from bnlint.errors import InputError
-from bnlint.findings import Finding, Fix, ModelReport, Replacement, Report
+from bnlint.findings import Finding, Fix, ModelReport, Report
 from bnlint.fixes import plan as apply_fixes
 from bnlint.fixes import text as fix_text
 from bnlint.fixes.plan import FilePatch, SourceFix
@@ -148,7 +148,8 @@ def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
     paths, patches = [tmp_path / "a.py", tmp_path / "b.py"], []
     for path, n in zip(paths, (8, 1)):
         path.write_text("".join(f"c{i} = nn.Conv2d(1, 1, 1)\n" for i in range(n)))
-        fixes = [SourceFix((Replacement(str(path), i + 1, 23, i + 1, 23, ", bias=False"),),
+        text = fix_text.Text(path.read_text())
+        fixes = [SourceFix((text.made(str(path), i + 1, 23, i + 1, 23, ", bias=False"),),
                            [_finding(path, i + 1)]) for i in range(n)]
         patches.append(FilePatch(str(path), path.read_text(), "utf-8", [], {"m"}).keeping(fixes))
     calls = []
@@ -370,8 +371,9 @@ def test_two_keywords_appended_to_one_call_merge_into_one_replacement(call, afte
 def test_overlapping_replacements_are_refused_and_a_plan_leaves_one_out(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("bn = nn.BatchNorm1d(8, affine=False)\n")
-    remove = Replacement(str(path), 1, 6, 1, 37, "nn.Identity()")
-    affine = Replacement(str(path), 1, 31, 1, 36, "True")
+    text = fix_text.Text(path.read_text())
+    remove = text.made(str(path), 1, 6, 1, 37, "nn.Identity()")
+    affine = text.made(str(path), 1, 31, 1, 36, "True")
     with pytest.raises(fix_text.OverlapError):
         fix_text.merge([remove, affine])
     findings = [dataclasses.replace(_finding(path, 1), code=code, fix=Fix("unsafe", "", (r,)))
@@ -463,11 +465,11 @@ def test_the_diff_of_replacements_is_difflibs(data):
         kind = data.draw(st.sampled_from(["arg", "insert line", "delete line"]))
         if kind == "arg":  # "f(i)" -> "f(i, new k)"
             col = len(f"line {i} = f({i}") + 1
-            replacements.append(Replacement("m.py", i + 1, col, i + 1, col, f", new{k}"))
+            replacements.append(text.made("m.py", i + 1, col, i + 1, col, f", new{k}"))
         elif kind == "insert line":
-            replacements.append(Replacement("m.py", i + 1, 1, i + 1, 1, f"added {k}{newline}"))
+            replacements.append(text.made("m.py", i + 1, 1, i + 1, 1, f"added {k}{newline}"))
         elif i + 1 < len(text.starts):  # a whole line with its newline
-            replacements.append(Replacement("m.py", i + 1, 1, i + 2, 1, ""))
+            replacements.append(text.made("m.py", i + 1, 1, i + 2, 1, ""))
     new = text.apply(replacements)
     expected = "".join(
         line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"

@@ -139,11 +139,11 @@ class Parsed:
 
     def replacing(self, node: cst.CSTNode, new: str) -> Replacement:
         r = self.ranges[node]
-        return Replacement(self.path, r.start.line, r.start.column + 1, r.end.line,
-                           r.end.column + 1, new)
+        return self.text.made(self.path, r.start.line, r.start.column + 1, r.end.line,
+                              r.end.column + 1, new)
 
     def inserting(self, line: int, col: int, new: str) -> Replacement:
-        return Replacement(self.path, line, col, line, col, new)
+        return self.text.made(self.path, line, col, line, col, new)
 
     def start(self, node: cst.CSTNode) -> tuple[int, int]:
         return self.ranges[node].start.line, self.ranges[node].start.column + 1
