@@ -440,12 +440,24 @@ def test_remove_op_leaves_the_identity(call, after):
     assert _edit(text, placed) == f"y = {after} * 2\n"
 
 
-def test_a_call_is_found_by_the_byte_columns_python_reports():
-    text = "s = 'é'; y = nn.Linear(2, 2)\n"  # 'é' is 2 bytes: the call is at byte 15, char 14
-    start = text.encode().index(b"nn.Linear") + 1
-    placed = _kwarg("bias", "False", (1, start, 1, start + len("nn.Linear(2, 2)")))
-    assert _edit(text, placed) == "s = 'é'; y = nn.Linear(2, 2, bias=False)\n"
-    assert Parsed("m.py", text).replacements(placed)[0].col == text.index(")") + 1  # chars
+def test_a_call_is_found_by_the_character_columns_of_its_site(tmp_path):
+    """Python reports columns in UTF-8 bytes ('é' is 2); a site counts characters, which is
+    what the fix's edit looks the call up by and what its replacement counts."""
+    from bnlint.model import sites
+
+    path = tmp_path / "m.py"
+    text = "import torch.nn as nn\ns = 'é'; y = nn.Linear(2, 2)\n"
+    path.write_text(text, encoding="utf-8")
+    scope: dict = {}
+    with sites.recording():
+        exec(compile(text, str(path), "exec"), scope)
+    site = sites.site_of(scope["y"])
+    line = text.splitlines()[1]
+    assert (site.line, site.col, site.end_col) == (2, line.index("nn.") + 1, len(line) + 1)
+    placed = Placed(Edit("set_kwarg", name="bias", value="False"), str(path),
+                    (site.line, site.col, site.end_line, site.end_col))
+    assert fix_text.Text(text).apply(Parsed(str(path), text).replacements(placed)) == \
+        text.replace("(2, 2)", "(2, 2, bias=False)")
 
 
 @given(st.data())

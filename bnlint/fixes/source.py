@@ -36,9 +36,10 @@ from . import text as texts
 
 @dataclass(frozen=True)
 class Placed:
-    """An edit at its place: a call edit at ``span``, the call's (line, col, end_line,
-    end_col) as Python reports them (1-based, the end exclusive, columns in UTF-8 bytes); a
-    model edit at the top-level definition named ``model``."""
+    """An edit at its place: a call edit at ``span``, the (line, col, end_line, end_col)
+    of the expression that built the module (:class:`~bnlint.model.sites.Site`:
+    1-based, the end exclusive, columns in characters); a model edit at the top-level
+    definition named ``model``."""
     edit: Edit
     path: str
     span: tuple[int, int, int, int] | None = None
@@ -118,24 +119,11 @@ class Parsed:
 
     # ------------------------------------------------------------ positions and replacements
 
-    def _line(self, line: int) -> str:
-        starts = self.text.starts
-        return self.text.text[starts[line - 1]:starts[line] if line < len(starts) else None]
-
-    def _char_col(self, line: int, byte_col: int) -> int:
-        """A 1-based column in characters from Python's, in UTF-8 bytes."""
-        text = self._line(line)
-        if text.isascii():
-            return byte_col
-        return len(text.encode("utf-8")[:byte_col - 1].decode("utf-8", "ignore")) + 1
-
     def call_at(self, span: tuple[int, int, int, int]) -> cst.Call:
-        line, col, end_line, end_col = span
-        key = (line, self._char_col(line, col), end_line, self._char_col(end_line, end_col))
-        if key not in self.calls:
+        if span not in self.calls:
             raise InputError("the file changed since it was linted: a fix no longer finds the "
                              "code it edits.", path=self.path, hint="Run bnlint again.")
-        return self.calls[key]
+        return self.calls[span]
 
     def replacing(self, node: cst.CSTNode, new: str) -> Replacement:
         r = self.ranges[node]
@@ -156,12 +144,12 @@ class Parsed:
         line = self.ranges[node].end.line
         if line < len(self.text.starts):  # the line ends with a newline
             return self.inserting(line + 1, 1, statement + self.newline)
-        end = len(self._line(line)) + 1  # the last line, without a newline: keep it so
+        end = len(self.text.line(line)) + 1  # the last line, without a newline: keep it so
         return self.inserting(line, end, self.newline + statement)
 
     def indentation(self, node: cst.CSTNode) -> str:
         line, col = self.start(node)
-        return self._line(line)[:col - 1]
+        return self.text.line(line)[:col - 1]
 
     # ---------------------------------------------------------------------------- the edits
 
@@ -210,8 +198,8 @@ class Parsed:
         else:
             (line, col), (next_line, next_col) = self.end(call.func), self.start(args[-1])
         if line == next_line:
-            return self._line(line)[col - 1:next_col - 1] if len(args) >= 2 else ", "
-        indent = self._line(next_line)[:next_col - 1]
+            return self.text.line(line)[col - 1:next_col - 1] if len(args) >= 2 else ", "
+        indent = self.text.line(next_line)[:next_col - 1]
         return "," + self.newline + (indent if not indent.strip() else "")
 
     def _remove_op(self, call: cst.Call) -> Replacement:
