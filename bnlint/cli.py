@@ -14,6 +14,7 @@ from . import config as config_mod
 from .errors import InputError
 from .files import writable, write_atomic
 from .findings import VERSION, Report
+from .fixes import checkpoint
 from .fixes import plan as fixes
 from .isolation import runner
 from .output import plots, render
@@ -244,6 +245,8 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
     click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
                f"file{'s' if len(patches) != 1 else ''}.", err=True)
+    for message in checkpoint.advice(patches, report):
+        click.echo(f"bnlint: {message}", err=True, nl=False)
     if not patches:
         return report
     paths = {p.path for p in patches}

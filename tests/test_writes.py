@@ -9,9 +9,11 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import CLI_ENV, ROOT, run_cli
 
 from bnlint import files
 from bnlint.errors import InputError
@@ -165,3 +167,20 @@ def test_diff_paths_are_relative_to_the_repository_root(write_model, tmp_path):
         (tmp_path / "fix.diff").write_text(proc.stdout)
         subprocess.run(["git", "apply", "--check", str(tmp_path / "fix.diff")], cwd=repo,
                        check=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_readme_diff_from_a_subfolder_applies_at_the_root(write_model, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    rest = readme[readme.index("**`--diff` paths**"):]
+    script = rest[rest.index("```sh\n") + 6:rest.index("```", rest.index("```sh\n") + 6)]
+    repo = tmp_path / "repo"
+    (repo / "models" / "vision").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    net = repo / "models" / "vision" / "net.py"
+    net.write_text(write_model(BIASED).read_text())
+    env = {**CLI_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{CLI_ENV['PATH']}"}
+    proc = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert FIXED in net.read_text()

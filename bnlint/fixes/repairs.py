@@ -3,8 +3,9 @@
 Each repair takes a :class:`~bnlint.graph.ModelGraph` and the module to change (the model
 itself, or a traced copy of it) and returns a :class:`Rewrite` saying what it changed and
 whether the model still computes the same function. They back both ``bnlint.fix(model,
-inputs)`` (on a copy) and the in-place public wrappers of :mod:`bnlint.repair`, which source
-patches call (``bnlint.repair.shape_activations(self)`` at the end of a model's ``__init__``).
+inputs)`` (on a copy) and the in-place public wrappers of :mod:`bnlint.repair`. What each
+changes is chosen by a function of its own (``he_init_targets``...), which
+:mod:`.written` shares to write the same repair as plain PyTorch into the user's file.
 
 A module layer is replaced under its qualified name; a functional op (``F.relu(x)``) can only
 be replaced in a traced copy (an ``fx.GraphModule``), and is skipped on a plain module.
@@ -76,11 +77,11 @@ def _activation_after(graph: ModelGraph, affine: Layer) -> Layer | None:
             return None
 
 
-def _shape_activations(graph: ModelGraph, target: nn.Module,
-                       alpha: float = SHAPING_ALPHA) -> Rewrite:
-    """Depth-shape the activations of every plain BatchNorm chain: layer l's ReLU becomes a
-    leaky ReLU of slope 1 - l^-alpha, its tanh/sin gets the input gain l^-alpha."""
-    changed, skipped = [], []
+def shaped_activations(graph: ModelGraph) -> tuple[list[tuple[Layer, int, str]], list[str]]:
+    """What :func:`_shape_activations` changes: (activation, its 1-based depth in its plain
+    BatchNorm chain, its family: relu, tanh or sin) for each activation it shapes, and the
+    layers it cannot shape, and why."""
+    found, skipped = [], []
     for kind, _, _, members in flow.find_chains(graph):
         if kind != "batchnorm":
             continue
@@ -91,64 +92,61 @@ def _shape_activations(graph: ModelGraph, target: nn.Module,
                 if act is not None:
                     skipped.append(f"{act.label}: no shaped form of {act.kind}")
                 continue
-            if family == "shaped":
-                continue  # already shaped
-            new = (DepthLeakyReLU(index, alpha) if family == "relu"
-                   else ShapedActivation(family, index, alpha))
-            done = _replace(graph, target, act, new, skipped)
-            if done:
-                changed.append(done)
+            if family != "shaped":  # else already shaped
+                found.append((act, index, family))
+    return found, skipped
+
+
+def _shape_activations(graph: ModelGraph, target: nn.Module,
+                       alpha: float = SHAPING_ALPHA) -> Rewrite:
+    """Depth-shape the activations of every plain BatchNorm chain: layer l's ReLU becomes a
+    leaky ReLU of slope 1 - l^-alpha, its tanh/sin gets the input gain l^-alpha."""
+    changed = []
+    found, skipped = shaped_activations(graph)
+    for act, index, family in found:
+        new = (DepthLeakyReLU(index, alpha) if family == "relu"
+               else ShapedActivation(family, index, alpha))
+        done = _replace(graph, target, act, new, skipped)
+        if done:
+            changed.append(done)
     return Rewrite("shape_activations", changed, False,
                    f"activations of plain BatchNorm chains shaped by depth (alpha={alpha}): "
                    "ReLU -> leaky slope 1 - l^-alpha; tanh/sin -> input gain l^-alpha "
                    "(arXiv:2310.02012)", skipped)
 
 
-def _fork_distance(graph: ModelGraph, layer: Layer) -> int:
-    """Affine layers on the single-input path back from ``layer`` to where it forked."""
-    count = 0
-    while True:
-        before = graph.prev(layer)
-        if len(before) != 1 or len(graph.next(before[0])) != 1:
-            return count + (1 if layer.is_("@affine") else 0)
-        count += 1 if layer.is_("@affine") else 0
-        layer = before[0]
-
-
-def residual_branch_ends(graph: ModelGraph) -> list[Layer]:
-    """The last BatchNorm of each residual branch: of an Add's two inputs, the BatchNorm at
-    the end of the longer path from the fork (a projection shortcut is the shorter one)."""
-    ends = []
-    for add in graph.layers("Add"):
-        if add.tensor_inputs != 2:
-            continue
-        inputs = graph.prev(add)
-        norms = [x for x in inputs if x.is_("@batchnorm") and x.module]
-        if not norms:
-            continue
-        lengths = {x.name: _fork_distance(graph, x) for x in inputs}
-        longest = max(lengths.values())
-        branch = [x for x in norms if lengths[x.name] == longest]
-        if len(branch) == 1 and sum(v == longest for v in lengths.values()) == 1:
-            ends.append(branch[0])
-    return ends
+def zero_init_targets(graph: ModelGraph) -> list[Layer]:
+    """The BatchNorms whose gamma :func:`_zero_init_residual` zeroes: the last of each
+    residual branch (:func:`.flow.residual_branches`, as BNL202 finds them), when it has one."""
+    return [bn for _, bn in flow.residual_branches(graph) if bn is not None and bn.module
+            and getattr(bn.obj, "weight", None) is not None]
 
 
 def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
     """Set gamma of each residual branch's last BatchNorm to 0, so every block starts as the
     identity (Goyal et al., arXiv:1706.02677)."""
     names = []
-    for bn in residual_branch_ends(graph):
-        module = target.get_submodule(bn.module)
-        if getattr(module, "weight", None) is not None:
-            with torch.no_grad():
-                module.weight.zero_()
-            names.append(bn.module)
+    for bn in zero_init_targets(graph):
+        with torch.no_grad():
+            target.get_submodule(bn.module).weight.zero_()
+        names.append(bn.module)
     return Rewrite("zero_init_residual", names, False,
                    "last BatchNorm gamma of each residual branch set to 0 (arXiv:1706.02677)")
 
 
-def _chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
+def he_init_targets(graph: ModelGraph) -> list[tuple[Layer, float]]:
+    """The layers :func:`_he_init` initialises, each with the negative slope of the ReLU
+    after it."""
+    found = []
+    for layer in chain_members(graph, "unnormalised"):
+        act = _activation_after(graph, layer)
+        if act is not None and act.kind in ("ReLU", "LeakyReLU", "DepthLeakyReLU"):
+            found.append((layer, float(act.attr("negative_slope") or 0.0)))
+    return found
+
+
+def chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
+    """The affine layers of the plain chains of ``kind`` (:func:`.flow.find_chains`)."""
     return [m for k, _, _, members in flow.find_chains(graph) if k == kind for m in members]
 
 
@@ -157,12 +155,8 @@ def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
     chains: keeps the forward second moment constant through ReLU (He et al.,
     arXiv:1502.01852), where PyTorch's default init shrinks it."""
     names = []
-    for layer in _chain_members(graph, "unnormalised"):
-        act = _activation_after(graph, layer)
-        if act is None or act.kind not in ("ReLU", "LeakyReLU", "DepthLeakyReLU"):
-            continue
+    for layer, slope in he_init_targets(graph):
         module = target.get_submodule(layer.module)
-        slope = float(act.attr("negative_slope") or 0.0)
         nn.init.kaiming_normal_(module.weight, a=slope, nonlinearity="leaky_relu")
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
@@ -176,7 +170,7 @@ def _orthogonal_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
     """Orthogonal weights for BatchNorm-linear chains, whose gradients then stay bounded at
     any depth (Meterez et al., arXiv:2310.02012)."""
     names = []
-    for layer in _chain_members(graph, "batchnorm-linear"):
+    for layer in chain_members(graph, "batchnorm-linear"):
         nn.init.orthogonal_(target.get_submodule(layer.module).weight)
         names.append(layer.module)
     return Rewrite("orthogonal_init", names, False,

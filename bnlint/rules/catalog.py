@@ -27,12 +27,14 @@ CATEGORIES = {0: "trace", 1: "ordering", 2: "depth", 3: "init", 4: "targets",
 APPLICABILITY = ("safe", "unsafe", "display-only")
 FIX_KINDS = ("source", "graph", "suggestion")
 CALL_ACTIONS = ("set_kwarg", "remove_op")  # edits of the call that built a module
-MODEL_ACTIONS = ("call_after_build",)      # edits of the model's definition
+MODEL_ACTIONS = ("write_repair",)          # edits of the model's definition
 EDIT_ACTIONS = CALL_ACTIONS + MODEL_ACTIONS
 # Graph repairs a rule may name in fix.repair (bnlint/repair.py), in the order bnlint.fix
 # applies them (bnlint/fixes/model.py): structure, then initialisation, then activation shaping.
 REPAIRS = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
            "shape_activations")
+# The repairs a write_repair edit writes into the user's file (bnlint/fixes/written.py).
+WRITTEN_REPAIRS = ("he_init", "orthogonal_init", "zero_init_residual", "shape_activations")
 MEASURED_KEYS = ("grad_ratio", "dead_fraction", "forward_rms_ratio")
 CODE_RE = re.compile(r"^BNL\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -66,12 +68,11 @@ class Confirmation:
 class Edit:
     """A source edit, as a rule's ``fix.edit`` names it (bnlint/fixes/source.py makes it):
     ``set_kwarg`` sets argument ``name`` to ``value`` (Python source) in the call that built the
-    module; ``remove_op`` makes that op the identity; ``call_after_build`` calls ``function``
-    (a dotted name) on the model once it is built."""
+    module; ``remove_op`` makes that op the identity; ``write_repair`` writes the rule's
+    ``fix.repair`` as plain PyTorch where the model is built."""
     action: str
     name: str | None = None
     value: str | None = None
-    function: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,7 @@ def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
 
 
 # What each edit action takes besides ``action``: its required keys.
-_EDIT_KEYS = {"set_kwarg": ("name", "value"), "remove_op": (),
-              "call_after_build": ("function",)}
-_DOTTED_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_EDIT_KEYS = {"set_kwarg": ("name", "value"), "remove_op": (), "write_repair": ()}
 
 
 def _is_expression(text: str) -> bool:
@@ -197,8 +196,8 @@ def _rule_fix(fix: Any, path: Path) -> RuleFix | None:
         _check(edit["action"] != "set_kwarg" or (edit["name"].isidentifier()
                                                   and _is_expression(edit["value"])), path,
                "fix.edit set_kwarg needs an argument name and a Python expression as value")
-        _check(edit["action"] != "call_after_build" or bool(_DOTTED_RE.match(edit["function"])),
-               path, "fix.edit function must be a dotted name such as bnlint.repair.he_init")
+        _check(edit["action"] != "write_repair" or fix.get("repair") in WRITTEN_REPAIRS,
+               path, f"fix.edit write_repair needs a fix.repair in {WRITTEN_REPAIRS}")
         edit = Edit(**edit)
     return RuleFix(kind=fix["kind"], applicability=fix["applicability"],
                    description=fix.get("description"), edit=edit, repair=fix.get("repair"))
