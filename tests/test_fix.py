@@ -879,3 +879,82 @@ def test_readme_checkpoint_code_is_what_fix_prints_and_loads_the_old_weights(tmp
     x = torch.randn(4, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(new.eval()(x), old.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+class _Attributes(nn.Module):
+    """Three Linear -> BatchNorm -> ReLU blocks held as attributes, and a head; ``shared``
+    uses one ReLU module for all, ``functional`` torch.relu."""
+
+    def __init__(self, shared: bool = False, functional: bool = False):
+        super().__init__()
+        for i in range(3):
+            setattr(self, f"fc{i}", nn.Linear(8, 8))
+            setattr(self, f"bn{i}", nn.BatchNorm1d(8))
+            setattr(self, f"act{i}", nn.ReLU())
+        self.head = nn.Linear(8, 2)
+        self.shared, self.functional = shared, functional
+
+    def forward(self, x):
+        for i in range(3):
+            x = getattr(self, f"bn{i}")(getattr(self, f"fc{i}")(x))
+            x = torch.relu(x) if self.functional else getattr(self, "act0" if self.shared
+                                                                   else f"act{i}")(x)
+        return self.head(x)
+
+
+class _OneBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.block = nn.Linear(8, 8), PreActResidual(depth=1, width=8).blocks[0]
+
+    def forward(self, x):
+        x = self.stem(x)
+        return x + self.block(x)
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = PreActResidual(depth=1, width=8).blocks[0]
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+@pytest.mark.parametrize("model,name_of_repair,lines", [
+    # the blocks of a ModuleList: a loop over it, rather than an isinstance of nn.Sequential
+    (PreActResidual(depth=4, width=8), "zero_init_residual",
+     ["for m in model.blocks:", "    nn.init.zeros_(m[6].weight)"]),
+    # blocks of a class the file does not import, between a stem and a head: their slice
+    (nn.Sequential(nn.Linear(8, 8), *[_Residual() for _ in range(3)], nn.Linear(8, 2)),
+     "zero_init_residual", ["for m in model[1:-1]:", "    nn.init.zeros_(m.body[6].weight)"]),
+    # one module, by attributes: written directly
+    (_OneBlock(), "zero_init_residual", ["nn.init.zeros_(model.block[6].weight)"]),
+    # ReLUs held as attributes: one assignment each, with its depth
+    (_Attributes(), "shape_activations",
+     [f"model.act{i} = nn.LeakyReLU(1 - {i + 1} ** -0.4)" for i in range(3)]),
+    (nn.Sequential(*bn_mlp(3, 8), nn.Linear(8, 2)), "shape_activations",
+     ["relus = [i for i, m in enumerate(model) if isinstance(m, nn.ReLU)]",
+      "for n, i in enumerate(relus, start=1):", "    model[i] = nn.LeakyReLU(1 - n ** -0.4)"]),
+])
+def test_a_repair_is_written_the_shortest_way_that_names_exactly_its_modules(
+        model, name_of_repair, lines):
+    from bnlint.fixes import written
+
+    code = written.repair_code(name_of_repair, trace(model), "elsewhere.py", "BNL999")
+    text = "import torch.nn as nn\nmodel = build()\n"
+    placed = Placed(Edit("write_repair"), "m.py", model="model", code=code)
+    added = fix_text.Text(text).apply(Parsed("m.py", text).replacements(placed))[len(text):]
+    assert added.splitlines() == [code.comment, *lines]
+
+
+@pytest.mark.parametrize("model,complaint", [
+    (_Attributes(shared=True), "ReLU module act0 is used at several depths"),
+    (_Attributes(functional=True), "its ReLUs are functional calls"),
+    (bn_mlp(3, 8, nn.Tanh), "tanh and sin have no depth-shaped form in plain PyTorch"),
+])
+def test_a_shaping_that_plain_modules_cannot_hold_is_not_written(model, complaint):
+    from bnlint.fixes import written
+
+    with pytest.raises(InputError, match=re.escape(complaint)):
+        written.repair_code("shape_activations", trace(model), "m.py", "BNL999")

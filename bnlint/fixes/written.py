@@ -6,8 +6,9 @@ Each group of modules that take the same statements is written the first way tha
 all and nothing else, tried on the built model: a loop over ``root.modules()`` with an
 ``isinstance`` of their class (or of the block that holds each, as torchvision zero-inits
 ``m.bn2.weight`` of every ``BasicBlock``); a loop over a slice of the ``nn.Sequential`` or
-``nn.ModuleList`` that holds them; else one line per module, by its attribute path
-(``root.layers[0].bn2``). A single module reached by attributes alone is written directly.
+``nn.ModuleList`` whose items are or hold them (with an ``isinstance`` where the slice holds
+others too); else one line per module, by its attribute path (``root.layers[0].bn2``). A
+single module is written directly.
 
 The code is a template (:class:`Code`); :mod:`.source` fills it in for the file: ``{root}``
 (``self`` in ``__init__``, the model's variable elsewhere), ``{nn}`` (what the file calls
@@ -94,6 +95,7 @@ def class_names(cls: type, path: str) -> tuple[str, ...]:
 
 
 Statements = Callable[[str], list[str]]  # module reference -> the lines that repair it
+_CONTAINERS = tuple(f"torch.nn.{c}" for c in ("Sequential", "ModuleList", "ModuleDict"))
 
 
 def _by_type(root: nn.Module, names: list[str], action: Statements, path: str) -> list[Form]:
@@ -118,36 +120,51 @@ def _by_type(root: nn.Module, names: list[str], action: Statements, path: str) -
     return forms
 
 
+def _cut(start: int, stop: int, length: int) -> str:
+    """The slice ``[start:stop]`` of a container of ``length`` as it reads best: an end that
+    is the container's left out, a stop near the end counted from it ("" for all of it)."""
+    first = str(start) if start else ""
+    last = "" if stop >= length else str(stop - length) if length - stop <= 2 else str(stop)
+    return f"[{first}:{last}]" if first or last else ""
+
+
 def _by_slice(root: nn.Module, names: list[str], action: Statements, path: str) -> list[Form]:
-    """A loop over a slice of the nn.Sequential or nn.ModuleList that holds ``names`` (all
-    of one class), with an isinstance that picks exactly them there."""
-    parents = {name.rpartition(".")[0] for name in names}
-    if len(parents) != 1:
-        return []
-    parent = parents.pop()
-    container = root.get_submodule(parent)
-    indices = sorted(int(n.rpartition(".")[2]) for n in names if n.rpartition(".")[2].isdigit())
-    container_path = _path(root, parent)
-    if (not isinstance(container, (nn.Sequential, nn.ModuleList)) or len(indices) != len(names)
-            or container_path is None):
-        return []
-    classes = {type(container[i]) for i in indices}
-    if len(classes) != 1:
-        return []
-    cls = classes.pop()
-    of_class = [i for i, m in enumerate(container) if isinstance(m, cls)]
-    first, last = indices[0], indices[-1] + 1
-    if [i for i in of_class if first <= i < last] != indices or not class_names(cls, path):
-        return []
-    after = [i for i in of_class if i >= last]  # the slice stops at the next one left out
-    start = str(first) if of_class[0] < first else ""
-    stop = "" if not after else (
-        str(after[0] - len(container)) if len(container) - after[0] <= 2 else str(after[0]))
-    cut = f"[{start}:{stop}]" if start or stop else ""
-    return [Form((f"for {{m}} in {{root}}{_escape(container_path)}{cut}:",
-                  "    if isinstance({m}, {T0}):",
-                  *(f"        {line}" for line in action("{m}"))),
-                 (class_names(cls, path),), ("m",))]
+    """Loops over a slice of an nn.Sequential or nn.ModuleList whose items are, or hold at
+    one path, the modules ``names``: over the slice alone where its items are exactly those,
+    else with an isinstance of their class that picks them there."""
+    forms, parts = [], names[0].split(".")
+    split = [name.split(".") for name in names]
+    for k in range(len(parts) - 1, -1, -1):
+        parent, rest = ".".join(parts[:k]), ".".join(parts[k + 1:])
+        if any(len(p) != len(parts) or ".".join(p[:k]) != parent or ".".join(p[k + 1:]) != rest
+               or not p[k].isdigit() for p in split):
+            continue
+        container, where = root.get_submodule(parent), _path(root, parent)
+        if not isinstance(container, (nn.Sequential, nn.ModuleList)) or where is None:
+            continue
+        indices = sorted(int(p[k]) for p in split)
+        items = [container[i] for i in indices]
+        reach = {_path(item, rest) for item in items}
+        if len(reach) != 1 or None in reach:
+            continue
+        body = [f"    {line}" for line in action("{m}" + _escape(reach.pop()))]
+        seq, first, last = "{root}" + _escape(where), indices[0], indices[-1] + 1
+        if indices == list(range(first, last)):
+            forms.append(Form((f"for {{m}} in {seq}{_cut(first, last, len(container))}:", *body),
+                              (), ("m",)))
+        classes = {type(item) for item in items}
+        if len(classes) != 1:
+            continue
+        cls = classes.pop()
+        of_class = [i for i, m in enumerate(container) if isinstance(m, cls)]
+        if [i for i in of_class if first <= i < last] != indices or not class_names(cls, path):
+            continue
+        after = [i for i in of_class if i >= last]  # the slice stops at the next one left out
+        cut = _cut(first if of_class[0] < first else 0, after[0] if after else len(container),
+                   len(container))
+        forms.append(Form((f"for {{m}} in {seq}{cut}:", "    if isinstance({m}, {T0}):",
+                           *(f"    {line}" for line in body)), (class_names(cls, path),), ("m",)))
+    return forms
 
 
 def _one_by_one(root: nn.Module, names: list[str], action: Statements) -> Form | None:
@@ -160,8 +177,12 @@ def _one_by_one(root: nn.Module, names: list[str], action: Statements) -> Form |
 def _group(root: nn.Module, names: list[str], action: Statements, path: str) -> tuple[Form, ...]:
     """The forms that write ``action`` for exactly ``names``, the preferred first."""
     explicit = _one_by_one(root, names, action)
-    loops = _by_type(root, names, action, path) + _by_slice(root, names, action, path)
-    if explicit is not None and len(names) == 1 and "[" not in explicit.lines[0]:
+    by_type = _by_type(root, names, action, path)
+    generic = [f for f in by_type if f.classes[0][0].startswith(_CONTAINERS)]
+    # an isinstance of nn.Sequential says less than a loop over the container that holds them
+    loops = [f for f in by_type if f not in generic] + _by_slice(root, names, action, path) \
+        + generic
+    if explicit is not None and len(names) == 1:
         return (explicit, *loops)
     forms = (*loops, *([explicit] if explicit else []))
     if not forms:
