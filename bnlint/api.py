@@ -31,7 +31,7 @@ def _targets(targets: torch.Tensor | Targets | None) -> Targets | None:
     """Targets given to the API as a tensor, wrapped with their spread."""
     if targets is None or isinstance(targets, Targets):
         return targets
-    return Targets(targets.float(), float(targets.float().std()), "argument")
+    return Targets.given(targets, "argument")
 
 
 def lint(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None,

@@ -1,4 +1,5 @@
-"""Run a rule's own VALID / INVALID example cases (the ``tests:`` list in its YAML).
+"""Testing with bnlint: :func:`assert_trainable` for the user's own tests, and the harness that
+runs a rule's own VALID / INVALID example cases (the ``tests:`` list in its YAML).
 
 A case is ``{model: <expression or code defining class Model>, input_shape: [...],
 targets: <expression>?, config: {...}?}``; ``torch``, ``nn`` and ``F`` are in scope. A valid
@@ -14,6 +15,7 @@ A case is linted from a file, as the CLI lints a user's: :data:`IMPORTS`, then t
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,51 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import from_mapping
+from . import config as config_mod
+from .config import Config, from_mapping
 from .discover.targets import Targets
 from .engine import RULE_FAILED, lint
-from .findings import Finding, ModelReport
+from .findings import Finding, ModelReport, Report
 from .fixes import text
 from .model import sites
+from .output import text as text_report
+from .rules import catalog
 from .rules.catalog import Rule
 
 IMPORTS = "import torch, torch.nn as nn, torch.nn.functional as F\n"
+
+
+def configured(config: Config | None = None, **settings: Any) -> Config:
+    """``config`` (default: the defaults) with ``settings``, config keys in snake_case
+    (``probe=False``, ``ignore=["BNL102"]``), checked as a config file's are."""
+    validated = from_mapping({k.replace("_", "-"): v for k, v in settings.items()},
+                             "bnlint settings")
+    return dataclasses.replace(config or Config(),
+                               **{k: getattr(validated, k) for k in settings})
+
+
+def assert_trainable(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
+                     select: str | list[str] | None = None,
+                     fail_on: str = config_mod.FAIL_ON_DEFAULT, config: Config | None = None,
+                     **settings: Any) -> ModelReport:
+    """Lint ``model`` with example ``inputs`` (a tensor or tuple; ``targets`` as for
+    :func:`bnlint.lint`), probe included, and raise an AssertionError that lists the findings
+    as ``bnlint`` prints them when one is at or above ``fail_on``. ``select``: rule codes or
+    prefixes; ``config``: settings to start from (the ``bnlint`` pytest fixture passes the
+    project's); ``settings``: any config key in snake_case (``probe=False``,
+    ``ignore=["BNL102"]``, ``optimizer={"name": "adam", "lr": 1e-3}``). Returns the report."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this function's
+    cfg = configured(config, fail_on=fail_on, **({"select": select} if select else {}),
+                     **settings)
+    rules = catalog.load(cfg.rules_dir)
+    config_mod.check_rules(cfg, rules)
+    report = lint(model, inputs, None if targets is None else Targets.given(targets, "argument"),
+                  cfg, rules=rules)
+    whole = Report(models=[report], files=int(report.path is not None))
+    if whole.exit_code(cfg.fail_on):
+        raise AssertionError(f"bnlint: {report.name} is not ready to train (fail_on="
+                             f"{cfg.fail_on!r}):\n" + text_report.text(whole, colour=False))
+    return report
 
 
 def case_source(case: dict[str, Any]) -> str:
