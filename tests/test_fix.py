@@ -690,6 +690,25 @@ def _built(source: str, path, name: str) -> nn.Module:
 STACK = ("import torch.nn as nn\nmodel = nn.Sequential(*[m for _ in range(30) for m in ("
          "nn.Linear(16, 16, bias=False), nn.BatchNorm1d(16))], nn.Linear(16, 4))\n")
 
+# the variance-preserving gain written out: GELU's, and ReLU's behind a factor 0.5 (He init
+# would be too small by 2x there)
+GELU_STACK = ("import torch.nn as nn\nmodel = nn.Sequential(*[m for _ in range(20) for m in ("
+              "nn.Linear(64, 64), nn.GELU())], nn.Linear(64, 2))\n")
+SCALED_RELU = """import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(20))
+        self.head = nn.Linear(64, 2)
+
+    def forward(self, x):
+        for fc in self.fcs:
+            x = (fc(x) * 0.5).relu()
+        return self.head(x)
+"""
+
 
 @pytest.mark.parametrize("source,name,name_of_repair,shows", [
     ((EXAMPLES / "resnet56.py").read_text(), "ResNet56", "zero_init_residual",
@@ -698,6 +717,8 @@ STACK = ("import torch.nn as nn\nmodel = nn.Sequential(*[m for _ in range(30) fo
      "self.body[i] = nn.LeakyReLU(1 - n ** -0.4)"),
     ((EXAMPLES / "deep_mlp.py").read_text(), "model", "he_init", "for m in model[:-1]:"),
     (STACK, "model", "orthogonal_init", "for m in model[:-1]:"),
+    (GELU_STACK, "model", "he_init", "std=1.53353 / m.weight[0].numel() ** 0.5)"),
+    (SCALED_RELU, "Model", "he_init", "std=2.82843 / m.weight[0].numel() ** 0.5)"),
 ])
 def test_a_written_repair_changes_what_the_graph_repair_changes(tmp_path, source, name,
                                                                 name_of_repair, shows):

@@ -23,7 +23,7 @@ from torch import nn
 from ..model.graph import Layer, ModelGraph
 from ..nn import DepthLeakyReLU, ShapedActivation
 from ..predict import flow
-from ..predict.theory import SHAPING_ALPHA
+from ..predict.theory import MODELLED_ACTIVATIONS, SHAPING_ALPHA, activation_gain
 
 _SHAPED = {"ReLU": "relu", "DepthLeakyReLU": "relu", "Tanh": "tanh", "Sin": "sin",
            "ShapedActivation": "shaped"}
@@ -115,18 +115,19 @@ def _shape_activations(graph: ModelGraph, target: nn.Module,
                    "(arXiv:2310.02012)", skipped)
 
 
-def zero_init_targets(graph: ModelGraph) -> list[Layer]:
-    """The BatchNorms whose gamma :func:`_zero_init_residual` zeroes: the last of each
-    residual branch (:func:`.flow.residual_branches`, as BNL202 finds them), when it has one."""
-    return [bn for _, bn in flow.residual_branches(graph) if bn is not None and bn.module
-            and getattr(bn.obj, "weight", None) is not None]
+def residual_branch_ends(graph: ModelGraph) -> list[Layer]:
+    """The BatchNorms whose gamma :func:`_zero_init_residual` zeroes: the last of each residual
+    branch (:func:`bnlint.predict.flow.residual_branches`: the one every path of the branch
+    passes through, nearest the add, as BNL202 finds it), when it has a gamma."""
+    return [b.end for b in flow.residual_branches(graph) if b.end is not None and b.end.module
+            and getattr(b.end.obj, "weight", None) is not None]
 
 
 def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
     """Set gamma of each residual branch's last BatchNorm to 0, so every block starts as the
     identity (Goyal et al., arXiv:1706.02677)."""
     names = []
-    for bn in zero_init_targets(graph):
+    for bn in residual_branch_ends(graph):
         with torch.no_grad():
             target.get_submodule(bn.module).weight.zero_()
         names.append(bn.module)
@@ -134,36 +135,51 @@ def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
                    "last BatchNorm gamma of each residual branch set to 0 (arXiv:1706.02677)")
 
 
-def he_init_targets(graph: ModelGraph) -> list[tuple[Layer, float]]:
-    """The layers :func:`_he_init` initialises, each with the negative slope of the ReLU
-    after it."""
-    found = []
-    for layer in chain_members(graph, "unnormalised"):
-        act = _activation_after(graph, layer)
-        if act is not None and act.kind in ("ReLU", "LeakyReLU", "DepthLeakyReLU"):
-            found.append((layer, float(act.attr("negative_slope") or 0.0)))
-    return found
-
-
 def chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
     """The affine layers of the plain chains of ``kind`` (:func:`.flow.find_chains`)."""
     return [m for k, _, _, members in flow.find_chains(graph) if k == kind for m in members]
 
 
+@dataclass(frozen=True)
+class InitTarget:
+    """A layer :func:`_he_init` initialises: the activation it feeds, the constant its output
+    is multiplied by on the way (``scale``), and ``gain``: its weights get std
+    gain / sqrt(fan_in)."""
+    layer: Layer
+    activation: Layer
+    scale: float
+    gain: float
+
+
+def he_init_targets(graph: ModelGraph) -> list[InitTarget]:
+    """The layers of unnormalised chains that :func:`_he_init` initialises: those feeding a
+    modelled activation through a nonzero constant, with gain = activation_gain / |constant|
+    (:func:`bnlint.predict.theory.activation_gain`)."""
+    found = []
+    for layer in chain_members(graph, "unnormalised"):
+        act, scale = flow.activation_after(graph, layer)
+        if act is None or act.kind not in MODELLED_ACTIVATIONS or not scale:
+            continue
+        gain = activation_gain(act.kind, flow.activation_options(act)) / abs(scale)
+        found.append(InitTarget(layer, act, scale, gain))
+    return found
+
+
 def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
-    """He (Kaiming-normal, fan-in) weights and zero biases for the layers of unnormalised ReLU
-    chains: keeps the forward second moment constant through ReLU (He et al.,
-    arXiv:1502.01852), where PyTorch's default init shrinks it."""
+    """The variance-preserving init and zero biases for the layers of unnormalised chains: std
+    gain / sqrt(fan_in), gain = 1 / sqrt(E[phi(z)^2]) for the activation phi the layer feeds
+    (divided by any constant on the way), which keeps the forward second moment constant; He
+    init (He et al., arXiv:1502.01852) for the ReLU family, where PyTorch's default shrinks it."""
     names = []
-    for layer, slope in he_init_targets(graph):
-        module = target.get_submodule(layer.module)
-        nn.init.kaiming_normal_(module.weight, a=slope, nonlinearity="leaky_relu")
+    for init in he_init_targets(graph):
+        module = target.get_submodule(init.layer.module)
+        nn.init.normal_(module.weight, std=init.gain / flow.fans(module.weight)[0] ** 0.5)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
-        names.append(layer.module)
+        names.append(init.layer.module)
     return Rewrite("he_init", names, False,
-                   "He (Kaiming-normal, fan-in) init for unnormalised ReLU layers "
-                   "(arXiv:1502.01852)")
+                   "variance-preserving init (std gain/sqrt(fan_in); He init for ReLU) for "
+                   "unnormalised layers (arXiv:1502.01852)")
 
 
 def _orthogonal_init(graph: ModelGraph, target: nn.Module) -> Rewrite:

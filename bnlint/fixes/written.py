@@ -28,13 +28,14 @@ from torch import nn
 
 from ..errors import InputError
 from ..model.graph import ModelGraph
+from ..predict import flow
 from ..predict.theory import SHAPING_ALPHA
 from . import repairs
 
-# What each repair's code does, for its first line (a comment).
+# What each repair's code does, for its first line (a comment); he_init's says which init
+# each activation gets (:func:`_he_why`).
 WHY = {
     "zero_init_residual": "each residual branch starts at 0 (arXiv:1706.02677)",
-    "he_init": "He init, zero biases (arXiv:1502.01852)",
     "orthogonal_init": "orthogonal weights (arXiv:2310.02012)",
     "shape_activations": f"ReLU n leaks with slope 1 - n ** -{SHAPING_ALPHA} (arXiv:2310.02012)",
 }
@@ -202,13 +203,48 @@ def _grouped(root: nn.Module, targets: list[tuple[str, tuple]], actions: dict[tu
                  for key in keys)
 
 
-def _he(slope: float, bias: bool) -> Statements:
-    how = 'nonlinearity="relu"' if slope == 0 else f'a={slope!r}, nonlinearity="leaky_relu"'
+# Activations whose variance-preserving gain torch's kaiming_normal_ computes: sqrt(2 / (1 +
+# negative_slope^2)), He et al.'s (arXiv:1502.01852), which theory.activation_gain equals.
+_KAIMING = ("ReLU", "LeakyReLU")
 
+
+def _he_key(init: repairs.InitTarget) -> tuple:
+    """How :func:`_he` writes one layer's init: (None and kaiming_normal_'s negative slope, or
+    what the layer feeds and its gain as written for normal_; whether it has a bias)."""
+    bias = getattr(init.layer.obj, "bias", None) is not None
+    act = init.activation
+    if act.kind in _KAIMING and init.scale == 1:
+        return None, float(act.attr("negative_slope") or 0.0), bias
+    options = ", ".join(f"{k}={v:g}" for k, v in flow.activation_options(act).items())
+    feeds = act.kind + (f"({options})" if options else "")
+    if init.scale != 1:
+        feeds += f" after x{init.scale:g}"
+    return feeds, f"{init.gain:.6g}", bias
+
+
+def _he(feeds: str | None, how: float | str, bias: bool) -> Statements:
+    """kaiming_normal_ for the ReLU family, normal_ with std gain / sqrt(fan_in) (fan_in =
+    ``weight[0].numel()``, as torch.nn.init counts it) for any other activation."""
     def lines(module: str) -> list[str]:
-        out = [f"{{nn}}.init.kaiming_normal_({module}.weight, {how})"]
+        if feeds is None:
+            kind = 'nonlinearity="relu"' if how == 0 else f'a={how!r}, nonlinearity="leaky_relu"'
+            out = [f"{{nn}}.init.kaiming_normal_({module}.weight, {kind})"]
+        else:
+            out = [f"{{nn}}.init.normal_({module}.weight, "
+                   f"std={how} / {module}.weight[0].numel() ** 0.5)"]
         return out + ([f"{{nn}}.init.zeros_({module}.bias)"] if bias else [])
     return lines
+
+
+def _he_why(keys: list[tuple]) -> str:
+    """The comment of a written he_init: He init where kaiming_normal_ does it all, else the
+    std each other activation gets."""
+    gains = [f"{feeds}: std {how} / sqrt(fan_in)" for feeds, how, _ in keys if feeds]
+    biases = ", zero biases" if any(bias for _, _, bias in keys) else ""
+    if not gains:
+        return f"He init{biases} (arXiv:1502.01852)"
+    he = ["He for ReLU"] if any(feeds is None for feeds, _, _ in keys) else []
+    return f"variance-preserving init ({'; '.join(he + gains)}){biases} (arXiv:1502.01852)"
 
 
 def _inplace(root: nn.Module, name: str) -> bool:
@@ -275,23 +311,24 @@ def repair_code(repair: str, graph: ModelGraph, path: str, code: str) -> Code:
     """The code that makes ``repair`` on the model ``graph`` traced, in the file at ``path``,
     as rule ``code``'s fix; an InputError saying why it cannot be written."""
     root = graph.model
+    why = WHY.get(repair)
     if repair == "shape_activations":
         groups = _shaped(root, graph, path)
     else:
         if repair == "zero_init_residual":
-            targets = [(bn.module, ()) for bn in repairs.zero_init_targets(graph)]
+            targets = [(bn.module, ()) for bn in repairs.residual_branch_ends(graph)]
             actions = {(): _init("zeros_")}
         elif repair == "orthogonal_init":
             targets = [(x.module, ()) for x in repairs.chain_members(graph, "batchnorm-linear")]
             actions = {(): _init("orthogonal_")}
         elif repair == "he_init":
-            targets = [(x.module, (slope, getattr(x.obj, "bias", None) is not None))
-                       for x, slope in repairs.he_init_targets(graph)]
+            targets = [(x.layer.module, _he_key(x)) for x in repairs.he_init_targets(graph)]
             actions = {key: _he(*key) for _, key in targets}
+            why = _he_why(list(actions))
         else:
             raise ValueError(f"no written form of repair {repair}")
         targets = list(dict.fromkeys(targets))  # a module the graph calls twice, once
         if not targets:
             raise InputError("the model has no module that the repair changes.")
         groups = _grouped(root, targets, actions, path)
-    return Code(f"# bnlint {code}: {WHY[repair]}.", groups)
+    return Code(f"# bnlint {code}: {why}.", groups)
