@@ -5,6 +5,7 @@ cannot forge results on the worker channel."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI_ENV, ROOT, line_of, run_cli
+
+from bnlint.isolation import channel
 
 MODEL = """
 class {name}(nn.Module):
@@ -186,3 +189,21 @@ for fd in range(3, 1024):
     proc = run_cli(path, "--no-probe")
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "internal error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_channel_reads_only_this_runs_messages():
+    token = channel.new_token()
+    read, write = os.pipe()
+    reader = channel.Reader(channel.high_fd(read), token)
+    assert reader.fd > 20 and not os.get_inheritable(reader.fd)
+    os.write(write, channel.encode(token, "end", file=0))
+    assert list(reader.feed()) == [{"token": token, "event": "end", "file": 0}]
+    for forged in (b'{"event": "done"}\n', channel.encode(channel.new_token(), "done"),
+                   b"done\n", b'["done"]\n', b'{"token": "%s"}\n' % token.encode()):
+        os.write(write, forged)
+        with pytest.raises(channel.ChannelError):
+            list(reader.feed())
+        reader.buffer = b""
+    os.close(write)
+    assert reader.feed() is None
+    os.close(reader.fd)
