@@ -156,6 +156,7 @@ def test_the_worker_ends_itself_when_bnlint_is_killed(write_model, tmp_path):
 
 FORGE = """
 import json
+import os
 
 for fd in range(1, 21):
     for line in ('{"event": "done"}', '{"event": "end", "file": 0}',
