@@ -67,7 +67,8 @@ class NonFinite:
 @dataclass(frozen=True)
 class ProbeResult:
     """A probe run. ``grad_ratio``, ``act_grad_ratio`` and ``dead_fraction`` are at
-    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans."""
+    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans;
+    ``ranks`` the processes that shared it (the probe across ranks, ``--nproc``)."""
     device: str
     batch: int
     steps: int
@@ -85,6 +86,7 @@ class ProbeResult:
     first_module: str | None
     last_module: str | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    ranks: int = 1
 
     def layer(self, module: str) -> LayerStats | None:
         """The tapped layer with this module name or key."""

@@ -1,4 +1,6 @@
-"""The top Hessian eigenvalue of a loss by power iteration with Hessian-vector products.
+"""The top Hessian eigenvalue of a loss by power iteration with Hessian-vector products: exact
+ones by double backward, or central differences of two ordinary gradients where double
+backward is not available (the probe across ranks, :mod:`.ranks`).
 
 For gradient descent on a quadratic with curvature lambda_max, steps are stable only while
 lr < 2 / lambda_max (with heavy-ball momentum beta: lr < 2 (1 + beta) / lambda_max); see e.g.
@@ -7,11 +9,15 @@ Cohen et al., arXiv:2103.00065, on training at the edge of stability.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 
 @dataclass
@@ -25,19 +31,16 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return sum((x * y).sum() for x, y in zip(a, b))
 
 
-def _normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
-    norm = _dot(v, v).sqrt().clamp_min(1e-30)
-    return [x / norm for x in v]
+def _by_deadline(deadline: float | None) -> Callable[[float], bool]:
+    return lambda seconds: deadline is not None and time.monotonic() + seconds > deadline
 
 
 def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], *,
                    iterations: int = 30, tol: float = 0.05, deadline: float | None = None,
                    generator: torch.Generator | None = None) -> Eigen | None:
-    """Power iteration on the Hessian of ``loss_fn()`` w.r.t. ``params``. If the dominant
-    eigenvalue is negative, a shifted iteration on H - lambda I finds the largest one.
-    Converged when the eigen-residual ||Hv - lambda v|| is below ``tol`` |lambda| (a plateau of
-    the Rayleigh quotient alone is not enough: it can sit on a small value for a few steps).
-    Stops before a product would pass ``deadline``; None if not even one fits."""
+    """Power iteration on the Hessian of ``loss_fn()`` w.r.t. ``params``, with exact
+    Hessian-vector products by double backward (see :func:`power_iteration`). Stops before a
+    product would pass ``deadline``; None if not even one fits."""
     start = time.monotonic()
     loss = loss_fn()
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -51,22 +54,147 @@ def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tenso
                                   allow_unused=True)
         return [torch.zeros_like(x) if h is None else h for h, x in zip(out, v)]
 
-    cost = [time.monotonic() - start]  # seconds per product, first guessed from the gradient
+    def draw() -> list[torch.Tensor]:
+        return [torch.randn(p.shape, generator=generator, device="cpu").to(p.device, p.dtype)
+                for p in params]
+
+    return power_iteration(hvp, draw, first_cost=time.monotonic() - start,
+                           iterations=iterations, tol=tol, late=_by_deadline(deadline))
+
+
+class Kinks(TorchFunctionMode):
+    """The pieces of the piecewise-linear ops (ReLU, leaky ReLU, hardtanh/ReLU6, max-pooling)
+    as one forward pass found them, for later passes to stay on: inside :meth:`recording` each
+    such call records its slope and offset at its input (max-pooling, which element it chose);
+    inside :meth:`replaying` the same calls, in the same order, compute ``slope * x + offset``
+    (take the recorded element). Differences of gradients then see the Hessian that double
+    backward computes, which holds each unit on its piece: a ReLU that changes sides between
+    the two points otherwise adds its jump over 2h, and in float32 no step is both small enough
+    to cross none and large enough to beat rounding (docs/SCIENCE.md section 7)."""
+
+    # each function, and the same without writing into its input
+    _ELEMENTWISE: ClassVar[dict] = {
+        F.relu: F.relu, torch.relu: torch.relu, torch.Tensor.relu: torch.relu,
+        F.relu_: torch.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu,
+        F.leaky_relu: F.leaky_relu, F.leaky_relu_: F.leaky_relu, F.hardtanh: F.hardtanh,
+        F.hardtanh_: F.hardtanh, F.relu6: F.relu6}
+    _INPLACE: ClassVar[frozenset] = frozenset({F.relu_, torch.relu_, torch.Tensor.relu_,
+                                               F.leaky_relu_, F.hardtanh_})
+    _POOLS: ClassVar[dict] = {F.max_pool1d: (F.max_pool1d_with_indices, 1),
+                              F.max_pool2d: (F.max_pool2d_with_indices, 2),
+                              F.max_pool3d: (F.max_pool3d_with_indices, 3)}
+
+    def __init__(self):
+        super().__init__()
+        self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.replay: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        self.pieces, self.replay = [], None
+        with self:
+            yield
+
+    @contextlib.contextmanager
+    def replaying(self) -> Iterator[None]:
+        self.replay = iter(self.pieces)
+        with self:
+            yield
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._POOLS:
+            return self._pool(func, args, kwargs)
+        if func not in self._ELEMENTWISE:
+            return func(*args, **kwargs)
+        inplace = func in self._INPLACE or bool(kwargs.pop("inplace", False)) or (
+            len(args) > 1 and args[-1] is True)
+        if len(args) > 1 and args[-1] is True:
+            args = args[:-1]
+        x = args[0]
+        if self.replay is not None:
+            slope, offset = next(self.replay)
+            y = x * slope + offset
+            return x.copy_(y) if inplace else y
+        with torch.enable_grad():
+            point = x.detach().requires_grad_()
+            y = self._ELEMENTWISE[func](point, *args[1:], **kwargs)
+            slope = torch.autograd.grad(y.sum(), point)[0]
+        self.pieces.append((slope, y.detach() - slope * x.detach()))
+        return func(*args, **kwargs, **({"inplace": True} if inplace and func not in
+                                        self._INPLACE else {}))
+
+    def _pool(self, func, args, kwargs):
+        with_indices, dims = self._POOLS[func]
+        indices = bool(kwargs.pop("return_indices", False))
+        if self.replay is not None:
+            index, _ = next(self.replay)
+            x = args[0]
+            y = x.flatten(x.dim() - dims).gather(-1, index.flatten(index.dim() - dims))
+            y = y.view(index.shape)
+        else:
+            y, index = with_indices(*args, **kwargs)
+            self.pieces.append((index, index))
+        return (y, index) if indices else y
+
+
+def central_difference(gradient: Callable[[], list[torch.Tensor]], params: list[torch.Tensor],
+                       step: float) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+    """Hessian-vector products (g(theta + h v) - g(theta - h v)) / 2h from two ordinary
+    gradients, where double backward is not available (FSDP2's sharded parameters,
+    docs/SCIENCE.md section 7). ``params`` are moved in place and restored exactly after each
+    product; ``gradient()`` returns the gradient at their current values. The error is
+    O(h^2) where the loss is smooth; a ReLU kink within h|v| of a unit adds to it."""
+    saved = [p.detach().clone() for p in params]
+
+    def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:
+        grads = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                for p, s, x in zip(params, saved, v):
+                    p.copy_(s).add_(x, alpha=sign * step)
+            grads.append(gradient())
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+        plus, minus = grads
+        return [(a - b) / (2 * step) for a, b in zip(plus, minus)]
+
+    return hvp
+
+
+def power_iteration(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+                    draw: Callable[[], list[torch.Tensor]], *, first_cost: float,
+                    late: Callable[[float], bool], iterations: int = 30, tol: float = 0.05,
+                    dot: Callable[[list[torch.Tensor], list[torch.Tensor]],
+                                  torch.Tensor] = _dot) -> Eigen | None:
+    """The largest (algebraic) eigenvalue of the symmetric operator ``hvp`` by power
+    iteration from a vector ``draw()`` returns. If the dominant eigenvalue is negative, a
+    shifted iteration on H - lambda I finds the largest one. Converged when the
+    eigen-residual ||Hv - lambda v|| is below ``tol`` |lambda| (a plateau of the Rayleigh
+    quotient alone is not enough: it can sit on a small value for a few steps). ``dot`` is
+    the inner product (a sum across processes for vectors sharded over them); ``late(s)``
+    says whether a product taking ``s`` seconds (the last one's time, first ``first_cost``)
+    would end past the deadline: it stops before such a product; None if not even one fits."""
+    cost = [first_cost]
+
+    def normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
+        norm = dot(v, v).sqrt().clamp_min(1e-30)
+        return [x / norm for x in v]
 
     def iterate(shift: float) -> Eigen | None:
-        v = _normalise([torch.randn(p.shape, generator=generator, device="cpu")
-                        .to(p.device, p.dtype) for p in params])
+        v = normalise(draw())
         value, done = 0.0, 0
         while done < iterations:
-            if deadline is not None and time.monotonic() + cost[0] > deadline:
+            if late(cost[0]):
                 break
             tick = time.monotonic()
             hv = [h - shift * x for h, x in zip(hvp(v), v)]
             cost[0] = time.monotonic() - tick
-            value = float(_dot(v, hv))
+            value = float(dot(v, hv))
             r = [h - value * x for h, x in zip(hv, v)]
-            residual = float(_dot(r, r).sqrt())
-            v = _normalise(hv)
+            residual = float(dot(r, r).sqrt())
+            v = normalise(hv)
             done += 1
             if residual <= tol * max(abs(value + shift), 1e-12):  # relative to H's eigenvalue
                 return Eigen(value + shift, done, True)
