@@ -135,9 +135,11 @@ class _Watch(threading.Thread):
         stuck, waiting = {}, []
         for rank in range(self.nproc):
             try:
-                frames = _frames((self.folder / f"rank{rank}.stack").read_text())
+                dump = (self.folder / f"rank{rank}.stack").read_text()
             except OSError:
-                frames = []
+                dump = ""
+            sys.stderr.write(f"bnlint: rank {rank} when it timed out:\n{dump}\n")
+            frames = _frames(dump)
             if frames and "torch/distributed/" in frames[0][0].replace(os.sep, "/"):
                 waiting.append(rank)
             elif frames:
@@ -170,15 +172,38 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def _follows(error: dict[str, Any]) -> bool:
+    """Whether a rank's error only says that another rank went away."""
+    return any(text in json.dumps(error) for text in ("closed by peer", "reset by peer"))
+
+
 def _failure(watch: _Watch, failure: Exception) -> tuple[str, dict[str, Any]]:
-    """The event (kind, data) reporting a launch that ended with ``failure``."""
+    """The event (kind, data) reporting a launch that ended with ``failure``: the first error
+    a rank recorded that is not about another rank going away, else a rank that died without
+    recording one (the ones the agent stopped last)."""
     states, n = watch.states(), watch.nproc
-    errors = sorted((s["failed"], r, s["error"]) for r, s in states.items() if "error" in s)
     path = next((s["path"] for s in states.values() if s.get("path")), watch.current)
-    if errors:
-        _, rank, error = errors[0]
-        where = "on every rank" if len(errors) == n and all(e[2] == error for e in errors) \
-            else f"on rank {rank} of {n}"
+    errors = sorted((s["failed"], r, s["error"]) for r, s in states.items() if "error" in s)
+    causes = [e for e in errors if not _follows(e[2])]
+    stopped = {-signal.SIGTERM}  # how the agent stops the others
+    died = sorted((f.exitcode in stopped, f.timestamp, rank, f.exitcode)
+                  for rank, f in getattr(failure, "failures", {}).items()
+                  if "error" not in states.get(rank, {}))
+    if died and not causes:
+        _, _, rank, code = died[0]
+        how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else \
+            f"exited with code {code}"
+        memory = " (SIGKILL is also how the kernel ends a process out of memory)" \
+            if code == -signal.SIGKILL else ""
+        what = states.get(rank, {}).get("what", "starting")
+        return "error", {"path": path, "error": InputError(
+            f"rank {rank} of {n} {how} while {what}{memory}.", path=path,
+            hint="The model code may call os._exit or crash the interpreter; --verbose shows "
+                 "the ranks' output.").to_dict()}
+    if causes or errors:
+        _, rank, error = (causes or errors)[0]
+        same = len(errors) == n and all(e[2] == error for e in errors)
+        where = "on every rank" if same else f"on rank {rank} of {n}"
         path = states[rank].get("path") or path
         if "input" in error:
             found = InputError.from_dict(error["input"])
@@ -186,19 +211,8 @@ def _failure(watch: _Watch, failure: Exception) -> tuple[str, dict[str, Any]]:
             found.path = found.path or path
             return "error", {"path": path, "error": found.to_dict()}
         return "crash", {"path": path, "traceback": f"{where}:\n{error['crash']}"}
-    exits = sorted((f.timestamp, rank, f.exitcode)
-                   for rank, f in getattr(failure, "failures", {}).items())
-    if not exits:
-        return "error", {"path": path, "error": InputError(
-            f"the ranks could not run: {type(failure).__name__}: {failure}.", path=path).to_dict()}
-    _, rank, code = exits[0]
-    how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else \
-        f"exited with code {code}"
-    what = states.get(rank, {}).get("what", "starting")
     return "error", {"path": path, "error": InputError(
-        f"rank {rank} of {n} {how} while {what}.", path=path,
-        hint="The model code may call os._exit or crash the interpreter; --verbose shows the "
-             "ranks' output.").to_dict()}
+        f"the ranks could not run: {type(failure).__name__}: {failure}.", path=path).to_dict()}
 
 
 def _launch(request: dict[str, Any], emit: Emit) -> set[str]:
@@ -241,7 +255,7 @@ def _launch(request: dict[str, Any], emit: Emit) -> set[str]:
 def main() -> None:
     emit = channel()  # the ranks inherit stdout pointing at stderr
     import logging
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # we report
     request = json.loads(sys.stdin.read())
     emit("ready")
     remaining = list(request["files"])

@@ -41,6 +41,11 @@ from ..rules import catalog
 
 BUILD_SEED = 0  # as in the worker: each file is imported, and its models built, from seed 0
 COLLECTIVE_GRACE = 60.0  # a collective waits this much longer than --timeout before it fails
+_ON_META = ("Across ranks the model is traced on the meta device, where tensors have shapes but "
+            "no values, so a forward that reads values (.item(), if on a tensor) cannot run "
+            "there; probe it without --nproc, or make that code independent of the values.")
+_PROBE_FAILED = ("Every rank runs the probe, so an error on one ends the run (without --nproc "
+                 "the probe would be skipped with a note).")
 
 
 class Board:
@@ -124,13 +129,23 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
                                   on_meta)
 
         def prober(graph, _, targets, options, inputs=inputs, mine=mine, buffers=buffers):
-            return sharded.probe(graph, inputs.tensors, targets, options, ranks, mine, buffers,
-                                 BUILD_SEED)
+            try:
+                return sharded.probe(graph, inputs.tensors, targets, options, ranks, mine,
+                                     buffers, BUILD_SEED)
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - not a note: the other ranks wait for it
+                raise load.user_error(exc, path, "the probe", _PROBE_FAILED) from None
 
-        report = lint(found.model, on_meta.tensors, targets, config, name=found.name,
-                      path=str(path), line=found.line, rules=rules,
-                      synthetic_inputs=inputs.source != "example_inputs", consumable=True,
-                      inputs_how=inputs.how, prober=prober)
+        try:
+            report = lint(found.model, on_meta.tensors, targets, config, name=found.name,
+                          path=str(path), line=found.line, rules=rules,
+                          synthetic_inputs=inputs.source != "example_inputs", consumable=True,
+                          inputs_how=inputs.how, prober=prober)
+        except InputError as exc:
+            if "meta" in exc.message:  # e.g. "Tensor.item() cannot be called on meta tensors"
+                exc.hint = _ON_META
+            raise
         reports.append(report.to_dict())
     return reports
 

@@ -36,10 +36,11 @@ from . import hessian, sharding
 from . import taps as measure
 from .run import ProbeOptions, _cpu_threads, _measure, _Run, probe_batch
 
-# The finite-difference step, relative to 1 + ||theta|| for a unit direction: where truncation
-# (O(h^2)) and float32 rounding (O(eps/h)) balance. On a conv-BN-ReLU6-maxpool-residual net
-# with the pieces held (hessian.Kinks), ||Hv - exact|| / ||Hv|| was 2.5e-3 at 1e-2, 9.5e-5 at
-# 1e-3 and 9.2e-4 at 1e-4 (docs/SCIENCE.md section 7; tests/test_distributed.py checks it).
+# The longest finite-difference step (hessian.central_difference shortens it where the
+# curvature is high), relative to 1 + ||theta|| for a unit direction: where truncation (O(h^2))
+# and float32 rounding (O(eps/h)) balance on a random direction. On a conv-BN-ReLU6-maxpool-
+# residual net with the pieces held (hessian.Kinks), ||Hv - exact|| / ||Hv|| was 1.1e-3 at
+# 1e-2, 1.4e-4 at 1e-3 and 1.3e-3 at 1e-4 (tests/test_distributed.py checks it).
 FD_STEP = 1e-3
 
 
@@ -204,7 +205,7 @@ class ShardedRun(_Run):
                     .to(s.device, s.dtype) for p, s in zip(params, shards)]
 
         try:
-            hvp = hessian.central_difference(gradient, shards, FD_STEP * (1 + norm))
+            hvp = hessian.central_difference(gradient, shards, dot, FD_STEP * (1 + norm))
             return hessian.power_iteration(hvp, draw, first_cost=0.0, dot=dot,
                                            late=functools.partial(self.late, deadline))
         finally:

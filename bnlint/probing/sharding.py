@@ -4,11 +4,12 @@ this rank's rows of each parameter.
 
 Units are groups of the layers the forward calls (fx calls the leaf layers, not the blocks
 that hold them), sharded with ``fully_shard([...])``: each innermost block that repeats (a
-residual block, a transformer layer: a non-container module with a sibling of its class) is
-one unit; the layers outside blocks form units that each start at an affine layer (a conv or
-linear layer with the norms after it). Parameters read directly in the forward (fx
-``get_attr``: a layer scale, a position embedding) belong to the root unit, the run model
-itself. Modules that share a parameter share a unit.
+residual block, a transformer layer: a module with a sibling of its class, or a container
+with a sibling holding the same classes) is one unit; the layers outside blocks form units
+that each start at an affine layer (a conv or linear layer with the norms after it).
+Parameters read directly in the forward (fx ``get_attr``: a layer scale, a position
+embedding) belong to the root unit, the run model itself. Modules that share a parameter
+share a unit.
 
 Values: each module that owns parameters runs its ``reset_parameters()`` on full-size tensors
 of its own parameters only, one module at a time in the order a constructor builds them
@@ -36,16 +37,23 @@ from ..model.meta import reset_of, rows
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
+def _kind(module: nn.Module) -> tuple:
+    """What makes two siblings repeats of one block: the class, and for a container
+    (Sequential, ModuleList...) also the classes of its children."""
+    if isinstance(module, _CONTAINERS):
+        return type(module), tuple(type(child) for child in module.children())
+    return (type(module),)
+
+
 def _blocks(model: nn.Module) -> list[str]:
-    """Qualified names of the innermost non-container modules with parameters that have a
-    sibling of their own class."""
+    """Qualified names of the innermost modules with children and parameters that have a
+    sibling of their kind (:func:`_kind`)."""
     found = []
     for name, parent in model.named_modules():
         children = list(parent.named_children())
-        classes = Counter(type(child) for _, child in children)
+        kinds = Counter(_kind(child) for _, child in children)
         for child_name, child in children:
-            if classes[type(child)] > 1 and not isinstance(child, _CONTAINERS) \
-                    and next(child.children(), None) is not None \
+            if kinds[_kind(child)] > 1 and next(child.children(), None) is not None \
                     and next(child.parameters(), None) is not None:
                 found.append(f"{name}.{child_name}" if name else child_name)
     return [b for b in found if not any(other.startswith(b + ".") for other in found)]
@@ -65,8 +73,8 @@ def units(graph: ModelGraph) -> list[list[tuple[str, nn.Module]]]:
                 or next(module.parameters(), None) is None:
             continue
         seen.add(id(module))
-        block = max((b for b in blocks if layer.module.startswith(b + ".")), key=len,
-                    default=None)
+        block = max((b for b in blocks if layer.module == b
+                     or layer.module.startswith(b + ".")), key=len, default=None)
         if block is not None:
             if block not in by_block:
                 by_block[block] = len(groups)
