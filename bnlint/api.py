@@ -31,7 +31,7 @@ def _targets(targets: torch.Tensor | Targets | None) -> Targets | None:
     """Targets given to the API as a tensor, wrapped with their spread."""
     if targets is None or isinstance(targets, Targets):
         return targets
-    return Targets(targets.float(), float(targets.float().std()), "argument")
+    return Targets.given(targets, "argument")
 
 
 def lint(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None,
@@ -112,7 +112,7 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     wanted: dict[str, list[str]] = {}
     asked: set[str] = set()
     for f in report.findings:
-        name = (rules[f.code].fix or {}).get("repair")
+        name = rules[f.code].fix.repair if rules[f.code].fix else None
         if name:
             modules = f.evidence.modules or ([f.module] if f.module else [])
             wanted.setdefault(name, []).extend(modules)

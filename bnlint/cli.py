@@ -16,41 +16,36 @@ from .errors import InputError
 from .findings import VERSION, Report
 from .fixes import plan as fixes
 from .isolation import runner
-from .output import plots, render
-from .rules import catalog
+from .output import baseline, plots, render
+from .rules import catalog, suppress
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
               "dist", "site-packages", ".tox", ".mypy_cache", ".pytest_cache"}
 
 
-def expand_paths(paths: tuple[str, ...]) -> list[str]:
-    """Files as given, and under folders every .py file that mentions torch (others are skipped
-    without being imported)."""
-    files: list[str] = []
+def expand_paths(paths: tuple[str, ...], only_models: bool = False) -> list[str]:
+    """Files as given, and under folders every file :func:`files.may_hold_models` accepts;
+    with ``only_models`` (allow-no-models), given files are filtered the same way."""
+    found: list[str] = []
     for given in paths:
         p = Path(given)
         if p.is_file():
-            files.append(str(p))
+            if not only_models or files.may_hold_models(p):
+                found.append(str(p))
         elif p.is_dir():
-            found = []
+            under = []
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-                for name in sorted(names):
-                    if name.endswith(".py") and not name.startswith(("test_", "conftest")):
-                        path = Path(root) / name
-                        try:
-                            if "torch" in path.read_text(encoding="utf-8", errors="replace"):
-                                found.append(str(path))
-                        except OSError:
-                            continue
-            if not found:
+                under.extend(str(Path(root) / n) for n in sorted(names)
+                             if files.may_hold_models(Path(root) / n))
+            if not under and not only_models:
                 raise InputError("no Python files that use torch under this folder.",
                                  path=given, hint="Point bnlint at your model files.")
-            files.extend(found)
+            found.extend(under)
         else:
             raise InputError("no such file or folder.", path=given,
                              hint="Check the path; bnlint takes model files or folders.")
-    return list(dict.fromkeys(files))
+    return list(dict.fromkeys(found))
 
 
 def _explain(rules: dict, code: str) -> str:
@@ -61,7 +56,7 @@ def _explain(rules: dict, code: str) -> str:
              rule.summary, "", "Why", rule.why, "", "Example", rule.example, "",
              "Use instead", rule.use_instead]
     if rule.fix:
-        parts += ["", f"Fix: {rule.fix['kind']}, {rule.fix['applicability']}"]
+        parts += ["", f"Fix: {rule.fix.kind}, {rule.fix.applicability}"]
     if rule.thresholds:
         parts += ["", "Thresholds (override in [tool.bnlint] thresholds):"]
         parts += [f"  {k} = {v:g}" for k, v in rule.thresholds.items()]
@@ -127,6 +122,18 @@ def _fail(exc: InputError) -> None:
               help="Apply the safe fixes to the files, then report what remains.")
 @click.option("--unsafe-fixes", is_flag=True,
               help="With --fix or --diff, also apply fixes that change the model's function.")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False),
+              help="Hide the findings recorded in this baseline file; report new ones, and "
+                   "the recorded ones that are gone.")
+@click.option("--write-baseline", type=click.Path(dir_okay=False),
+              help="Record the current findings in this baseline file and exit 0.")
+@click.option("--add-noqa", is_flag=True,
+              help="Add '# bnlint: ignore[CODE]' on each finding's line, then exit.")
+@click.option("--statistics", "want_statistics", is_flag=True,
+              help="Print how many findings each rule has instead of the findings.")
+@click.option("--allow-no-models", is_flag=True, default=None,
+              help="Skip given files that define no model or never mention torch, instead of "
+                   "failing (pre-commit passes every staged Python file).")
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
@@ -134,7 +141,8 @@ def _fail(exc: InputError) -> None:
 @click.pass_context
 def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
          probe, device, probe_batch, probe_steps, probe_budget, nproc, plot, timeout,
-         config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, explain, list_rules,
+         config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
+         write_baseline, add_noqa, want_statistics, allow_no_models, explain, list_rules,
          verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
@@ -162,7 +170,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             probe_batch=given("probe_batch", probe_batch),
             probe_steps=given("probe_steps", probe_steps),
             probe_budget=given("probe_budget", probe_budget),
-            select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None)
+            select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
+            allow_no_models=allow_no_models)
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
             click.echo(_list_rules(rules, cfg.thresholds), nl=False)
@@ -176,9 +185,15 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
         _check_ranked(in_ranks, nproc, cfg.probe, show_diff or apply_fixes)
-        files = expand_paths(paths)
+        _check_exclusive(show_diff=show_diff, fix=apply_fixes, add_noqa=add_noqa,
+                         write_baseline=write_baseline)
+        render.check(cfg.format, want_statistics)
+        linted = expand_paths(paths, cfg.allow_no_models)
+        recorded = baseline.load(baseline_file) if baseline_file else None
         if output_file:
             _check_writable(output_file, "the report")
+        if write_baseline:
+            _check_writable(write_baseline, "the baseline")
         if plot:
             plots.check_available(plot)
             if not cfg.probe:
@@ -190,13 +205,22 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         if started:
             started.kill()
         _fail(exc)
+    if not linted and started:  # allow-no-models skipped every file given
+        started.kill()
+        started = None
     if in_ranks:
         from .isolation import ranks  # torch: only on a rank that torchrun started
-        report, rank = ranks.lint_here(files, cfg, rules, cli_shapes)
+        report, rank = ranks.lint_here(linted, cfg, rules, cli_shapes)
         if rank != 0:  # every rank has the report; rank 0 writes it
             sys.exit(report.exit_code(cfg.fail_on))
     else:
-        report = runner.run(files, cfg, rules, cli_shapes, verbose, started, nproc)
+        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, nproc)
+    if add_noqa:  # the findings a baseline records stay as they are
+        if recorded is not None:
+            report = baseline.apply(report, baseline_file, recorded, linted)[0]
+        _add_noqa(report, linted)
+    if write_baseline:
+        _write_baseline(report, write_baseline)
     if show_diff or apply_fixes:
         patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
         if show_diff:
@@ -204,7 +228,10 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             click.echo("".join(p.diff for p in patches), nl=False)
             sys.exit(2 if report.errors else 1 if patches else 0)
         report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
-    _emit(report, cfg, rules, output_file)
+    outcome = None
+    if recorded is not None:
+        report, outcome = baseline.apply(report, baseline_file, recorded, linted)
+    _emit(report, cfg, rules, output_file, want_statistics, outcome)
     if plot:
         try:
             plots.draw(report, plot)
@@ -259,7 +286,7 @@ def _check_writable(path: str, what: str) -> None:
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
                       unsafe: bool) -> list[fixes.FilePatch]:
     """The patches, without the fixes their files do not build with; those are reported."""
-    patches, warnings = fixes.plan(report, unsafe)
+    patches, warnings = fixes.plan(report, rules, unsafe)
     if patches:
         patches, dropped = fixes.verify(patches, lambda sources: runner.verify(
             sources, cfg, rules, cli_shapes, verbose))
@@ -294,10 +321,61 @@ def _print_errors(report: Report) -> None:
         click.echo(f"bnlint: error: {error.render()}", err=True)
 
 
-def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+def _check_exclusive(**given) -> None:
+    """Refuse two of --diff, --fix, --add-noqa and --write-baseline together: each decides
+    what the run writes."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if len(named) > 1:
+        raise InputError(f"{' and '.join(named)} cannot be used together.",
+                         hint="Run bnlint once for each.")
+
+
+def _add_noqa(report: Report, linted: list[str]) -> None:
+    """Suppress every finding in the linted files where it is built, then exit (0, or 2 when
+    a file could not be linted or written)."""
+    ours = {os.path.realpath(p): p for p in linted}
+    spans: dict[str, list[tuple[int, int, str]]] = {}
+    for f in report.findings:
+        if f.path and f.line and os.path.realpath(f.path) in ours:
+            spans.setdefault(ours[os.path.realpath(f.path)], []).append(
+                (f.line, f.end_line or f.line, f.code))
+    _print_errors(report)
+    added, failed = {}, False
+    for path, wanted in spans.items():
+        try:
+            added[path] = suppress.add_directives(path, wanted)
+        except InputError as exc:
+            click.echo(f"bnlint: error: {exc.render()}", err=True)
+            failed = True
+    total = sum(added.values())
+    changed = sum(1 for n in added.values() if n)
+    click.echo(f"Added {total} code{'s' if total != 1 else ''} to '# bnlint: ignore' "
+               f"directives in {changed} file{'s' if changed != 1 else ''}.", err=True)
+    sys.exit(2 if failed or report.errors else 0)
+
+
+def _write_baseline(report: Report, path: str) -> None:
+    """Record the findings in ``path``, then exit (0, or 2 when a file could not be linted:
+    its findings are missing from the baseline)."""
+    _print_errors(report)
+    try:
+        recorded = baseline.write(report, path)
+    except OSError as exc:
+        _fail(InputError(f"cannot write the baseline: {exc.strerror}.", path=path))
+    click.echo(f"Recorded {recorded} finding{'s' if recorded != 1 else ''} in {path}."
+               + (" Files that could not be linted are not in it." if report.errors else ""),
+               err=True)
+    sys.exit(2 if report.errors else 0)
+
+
+def _emit(report: Report, cfg, rules: dict, output_file: str | None,
+          want_statistics: bool = False, outcome: baseline.Outcome | None = None) -> None:
     _print_errors(report)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
-    rendered = render.render(report, cfg.format, rules, colour)
+    rendered = render.render(report, cfg.format, rules, colour, want_statistics, outcome)
+    if outcome is not None and not render.carries_baseline(cfg.format, want_statistics):
+        for line in outcome.lines():
+            click.echo(f"bnlint: {line}" if not line.startswith(" ") else line, err=True)
     if output_file:
         try:
             files.write_atomic(output_file, rendered)

@@ -26,6 +26,7 @@ FORMAT = "text"
 DEVICE = "auto"
 TIMEOUT = 120.0       # seconds to import a file, and to lint each model
 BATCH_SIZE = 16       # samples in inferred example inputs
+TOKENS = 16           # tokens per sample in inferred token inputs
 PROBE_BATCH = 64      # the probe's batch, and the training batch predictions assume
 PROBE_STEPS = 20      # training steps after the measurement at initialisation
 PROBE_BUDGET = 30.0   # seconds per model
@@ -69,6 +70,7 @@ class Config:
     probe_batch: int = PROBE_BATCH
     probe_steps: int = PROBE_STEPS
     probe_budget: float = PROBE_BUDGET
+    allow_no_models: bool = False  # skip given files that define no model (pre-commit's lists)
     source: str | None = None  # the config file these settings came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +174,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
         if value not in choices[name]:
             raise _fail(source, key, "one of " + ", ".join(choices[name]), value)
         return value
-    if name == "probe":
+    if name in ("probe", "allow_no_models"):
         if not isinstance(value, bool):
             raise _fail(source, key, "true or false", value)
         return value

@@ -9,7 +9,7 @@ import math
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,7 +30,10 @@ from .rules import catalog, suppress
 from .rules import measured as measured_rules
 from .rules import registry as checks
 from .rules.base import Context, Hit
-from .rules.catalog import Rule
+from .rules.catalog import Edit, Rule
+
+if TYPE_CHECKING:
+    from .fixes.source import Placed
 
 
 def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | None:
@@ -46,21 +49,21 @@ def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | 
     return Site(path, line or 1, 1, line or 1, 1)
 
 
-def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
+def _positioned(edit: Edit, hit: Hit, site: Site) -> Placed:
     """An edit anchored at the call that built the hit's module, with the argument's position."""
-    edit = {**edit, "path": site.path, "line": site.line, "col": site.col,
-            "end_line": site.end_line, "end_col": site.end_col}
-    if edit["action"] == "set_kwarg" and hit.layer is not None and hit.layer.obj is not None:
+    from .fixes.source import Placed
+    position = None
+    if edit.action == "set_kwarg" and hit.layer is not None and hit.layer.obj is not None:
         params = list(inspect.signature(type(hit.layer.obj).__init__).parameters)[1:]
-        if edit["name"] in params:
-            edit["position"] = params.index(edit["name"])
-    return edit
+        if edit.name in params:
+            position = params.index(edit.name)
+    return Placed(edit, site.path, (site.line, site.col, site.end_line, site.end_col), position)
 
 
-def _unpatchable(hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
+def _unpatchable(edits: list[Edit], site: Site | None, graph: ModelGraph, unflagged_here: bool,
                  model_site: Site | None) -> str | None:
-    """Why the hit's edits cannot be applied to the user's file, if they cannot."""
-    if not any(e["action"] in catalog.CALL_ACTIONS for e in hit.edits):
+    """Why the edits cannot be applied to the user's file, if they cannot."""
+    if not any(e.action in catalog.CALL_ACTIONS for e in edits):
         if model_site is None:
             return "the model's source file is unknown"
         if graph.method != "fx":
@@ -77,29 +80,26 @@ def _unpatchable(hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here:
 
 def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
          model_site: Site | None, model: str) -> Fix | None:
-    if not rule.fix:
+    """The finding's fix: a source patch's replacements (its file parsed once per run, for
+    all its findings) where the rule's edit can be made, else what to do, display-only."""
+    if rule.fix is None:
         return None
-    description = (hit.fix_description or rule.fix.get("description") or rule.use_instead
+    description = (hit.fix_description or rule.fix.description or rule.use_instead
                    ).format(**hit.fields).strip()
-    fix = Fix(rule.fix["applicability"], description)
-    edits = hit.edits or ([rule.fix["edit"]] if rule.fix.get("edit") else [])
+    edits = hit.edits or ([rule.fix.edit] if rule.fix.edit else [])
     if not edits:
-        return fix
-    hit.edits = edits
-    problem = _unpatchable(hit, site, graph, unflagged_here, model_site)
-    if problem:
-        fix.applicability = "display-only"
-        fix.description += f" (Not patched: {problem}.)"
-        return fix
-    fix.edits = [_positioned(e, hit, site) if e["action"] in catalog.CALL_ACTIONS
-                 else {**e, "path": model_site.path, "model": model} for e in edits]
-    from .fixes import source  # libcst loads only when there is a patch to render
-    try:
-        fix.diff = source.diff(fix.edits) or None
-    except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
-        fix.edits, fix.diff, fix.applicability = [], None, "display-only"
-        fix.description += f" (Not patched: {exc.message.rstrip('.')}.)"
-    return fix
+        return Fix(rule.fix.applicability, description)
+    problem = _unpatchable(edits, site, graph, unflagged_here, model_site)
+    if problem is None:
+        from .fixes import source  # libcst loads only when there is a patch to make
+        placed = [_positioned(e, hit, site) if e.action in catalog.CALL_ACTIONS
+                  else source.Placed(e, model_site.path, model=model) for e in edits]
+        try:
+            replacements, diff = source.patch(placed)
+            return Fix(rule.fix.applicability, description, replacements, diff or None)
+        except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
+            problem = exc.message.rstrip(".")
+    return Fix("display-only", f"{description} (Not patched: {problem}.)")
 
 
 RULE_FAILED = "internal error in rule"  # how a note about a crashed finder starts

@@ -32,18 +32,35 @@ def finite_json(value: Any) -> Any:
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
-@dataclass
+@dataclass(frozen=True)
+class Replacement:
+    """New text for a span of a file: 1-based lines and columns counted in characters, the end
+    exclusive (SARIF's deletedRegion); an empty span is an insertion."""
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Fix:
-    """A repair for one finding. ``diff`` is a unified diff of the user's file, when the fix is
-    a source patch; ``edits`` are the structured edits it came from (composed by --fix)."""
+    """A repair for one finding. A source patch holds its ``replacements`` in the user's file
+    and ``diff``, the unified diff rendered from them (JSON's ``fix.diff``)."""
     applicability: str  # safe | unsafe | display-only
     description: str
+    replacements: tuple[Replacement, ...] = ()
     diff: str | None = None
-    edits: list[dict[str, Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {"applicability": self.applicability, "description": self.description,
                 "diff": self.diff}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fix:
+        return cls(**{**data, "replacements": tuple(Replacement(**r)
+                                                    for r in data.get("replacements", ()))})
 
 
 @dataclass(frozen=True)
@@ -156,7 +173,7 @@ class Finding:
         data = dict(data)
         data["evidence"] = Evidence.from_dict(data.get("evidence") or {})
         if data.get("fix"):
-            data["fix"] = Fix(**data["fix"])
+            data["fix"] = Fix.from_dict(data["fix"])
         return cls(**data)
 
 
@@ -197,7 +214,7 @@ class ModelReport:
                             "notes": self.notes})
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, for the worker-to-parent channel (fix edits included)."""
+        """Everything, for the worker-to-parent channel (fix replacements included)."""
         data = self.public()
         data["findings"] = finite_json([f.to_dict() for f in self.findings])
         return data

@@ -29,6 +29,7 @@ def test_examples_with_the_default_probe():
 @pytest.mark.parametrize("script, args", [
     ("benchmarks.speed", ["--repeats", "1", "--depths", "10,100"]),
     ("benchmarks.probe_overhead", ["--repeats", "1", "--steps", "3"]),
+    ("benchmarks.fixes", ["--sizes", "5"]),
     ("calibration.gradient_flow", ["--quick"]),
     ("calibration.papers", ["--quick"]),
     ("studies.lalc", ["--quick"]),

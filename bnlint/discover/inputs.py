@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import config as defaults
 from ..errors import InputError
 from ..model.sandbox import run_forward
+from . import hf
 from .load import from_file
 from .models import FoundModel
 
@@ -53,7 +55,7 @@ def _candidate_shapes(layer: nn.Module, batch: int) -> list[tuple[int, ...]]:
         return [(batch, layer.in_channels, 16, s, s) for s in _SPATIAL_SIZES]
     if isinstance(layer, nn.Linear):
         return [(batch, layer.in_features)]
-    return [(batch, 16)]  # token ids for an embedding
+    return [(batch, defaults.TOKENS)]  # token ids for an embedding
 
 
 def _random_input(layer: nn.Module, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -70,8 +72,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
                  device: torch.device | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
-    """Inputs inferred from the first Conv/Linear/Embedding (the first shape that runs, tried on
-    the model's device), on ``device`` (default: the model's), and how they were chosen."""
+    """Inputs a transformers model's config describes, else inferred from the first
+    Conv/Linear/Embedding (the first shape that runs, tried on the model's device); on
+    ``device`` (default: the model's), and how they were chosen."""
+    described = hf.example_inputs(model, batch, device or model_device(model))
+    if described is not None:
+        return described
     layer = _first_layer(model)
     how = ("Give them: --input-shape 8,3,32,32, an example_inputs() function or EXAMPLE_INPUTS "
            "value in the model file, or input-shape in [tool.bnlint].")

@@ -23,6 +23,10 @@ _NOT_FACTORY_PREFIXES = ("_", "train", "test", "run", "fit", "eval", "load", "sa
                          "setup", "parse", "plot", "show", "print")
 
 
+class NoModelError(InputError):
+    """The file defines nothing to lint (``allow-no-models`` skips such a file)."""
+
+
 @dataclass
 class FoundModel:
     name: str
@@ -111,12 +115,12 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
     found = _drop_parts(found)
     if not found:
         if needs_args:
-            raise InputError(
+            raise NoModelError(
                 "no model to lint: every nn.Module class here needs constructor arguments: "
                 + ", ".join(needs_args) + ".", path=str(path),
                 hint="Add a zero-argument function that returns a configured model "
                      "(def model(): return Net(...)), or give the arguments defaults.")
-        raise InputError("no model found: the file defines no nn.Module class, factory "
+        raise NoModelError("no model found: the file defines no nn.Module class, factory "
                          "function or instance.", path=str(path),
                          hint="Define the model in this file, or point bnlint at the file "
                               "that does.")

@@ -85,6 +85,7 @@ def main() -> None:
     # first thing, so torch loads while it parses options and config.
     from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe
     from ..discover import inputs, load, models, targets  # noqa: F401
+    from ..discover.models import NoModelError
     from ..errors import InputError
     from ..rules import catalog
     request = json.loads(sys.stdin.read())
@@ -98,6 +99,11 @@ def main() -> None:
             else:
                 models = lint_file(Path(path), request, rules, emit)
             emit("result", path=path, models=models)
+        except NoModelError as exc:
+            if request["config"]["allow_no_models"]:
+                emit("result", path=path, models=[])
+            else:
+                emit("error", path=path, error=exc.to_dict())
         except InputError as exc:
             emit("error", path=path, error=exc.to_dict())
         except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input

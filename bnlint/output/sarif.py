@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -37,37 +36,18 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
     }
 
 
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
-
-
-def diff_replacements(diff: str) -> dict[str, list[dict[str, Any]]]:
-    """SARIF replacements from a unified diff: each hunk replaces its old lines with its new."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    path, lines = None, diff.splitlines(keepends=True)
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("+++ "):
-            path = line[4:].strip()
-            path = path[2:] if path.startswith("b/") else path
-        match = _HUNK.match(line)
-        if match and path is not None:
-            start, count = int(match.group(1)), int(match.group(2) or 1)
-            new: list[str] = []
-            i += 1
-            while i < len(lines) and not lines[i].startswith(("@@", "--- ")):
-                if lines[i].startswith((" ", "+")):
-                    new.append(lines[i][1:])
-                i += 1
-            region = ({"startLine": start, "startColumn": 1, "endLine": start + count,
-                       "endColumn": 1} if count else
-                      {"startLine": start + 1, "startColumn": 1, "endLine": start + 1,
-                       "endColumn": 1})
-            out.setdefault(path, []).append({"deletedRegion": region,
-                                             "insertedContent": {"text": "".join(new)}})
-            continue
-        i += 1
-    return out
+def _fixes(f: Finding) -> list[dict[str, Any]]:
+    """The finding's source patch as a SARIF fix: per file, its replacements (1-based lines
+    and columns; an insertion deletes an empty region)."""
+    changes: dict[str, list[dict[str, Any]]] = {}
+    for r in f.fix.replacements:
+        changes.setdefault(r.path, []).append({
+            "deletedRegion": {"startLine": r.line, "startColumn": r.col,
+                              "endLine": r.end_line, "endColumn": r.end_col},
+            "insertedContent": {"text": r.text}})
+    return [{"description": {"text": f.fix.description},
+             "artifactChanges": [{"artifactLocation": _uri(path), "replacements": replaced}
+                                 for path, replaced in changes.items()]}]
 
 
 def _sarif_result(f: Finding, index: int, model: str) -> dict[str, Any]:
@@ -86,11 +66,8 @@ def _sarif_result(f: Finding, index: int, model: str) -> dict[str, Any]:
     if f.module:
         result["locations"][0]["logicalLocations"] = [{"fullyQualifiedName": f.module,
                                                        "kind": "member"}]
-    if f.fix and f.fix.diff:
-        changes = [{"artifactLocation": _uri(p), "replacements": r}
-                   for p, r in diff_replacements(f.fix.diff).items()]
-        result["fixes"] = [{"description": {"text": f.fix.description},
-                            "artifactChanges": changes}]
+    if f.fix and f.fix.replacements:
+        result["fixes"] = _fixes(f)
     return result
 
 
@@ -103,6 +80,7 @@ def sarif(report: Report, rules: dict[str, Rule]) -> str:
             "tool": {"driver": {"name": "bnlint", "version": VERSION,
                                 "informationUri": INFORMATION_URI,
                                 "rules": [_sarif_rule(r) for r in rules.values()]}},
+            "columnKind": "unicodeCodePoints",  # as Python counts a str (fix replacements)
             "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
             "results": [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
                         for f in m.findings if f.code in rules],

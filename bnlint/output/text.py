@@ -64,6 +64,18 @@ def suggestion_lines(model: ModelReport) -> list[str]:
     return lines
 
 
+def _where(path: str | None, line: int | None, column: int | None, model: str) -> str:
+    """``path:line:col:`` as far as known; a model built outside a file (a test, a notebook)
+    is named instead."""
+    if not path:
+        return f"{model}:"
+    return ":".join([relative(path), *(str(n) for n in (line, column) if n)]) + ":"
+
+
+def _from_files(n: int) -> str:
+    return f" from {_plural(n, 'file')}" if n else ""
+
+
 def text(report: Report, colour: bool) -> str:
     def style(s: str, **kw: Any) -> str:
         return click.style(s, **kw) if colour else s
@@ -72,7 +84,7 @@ def text(report: Report, colour: bool) -> str:
     several = {m.path for m in report.models if sum(x.path == m.path for x in report.models) > 1}
     for model in report.models:
         for f in model.findings:
-            where = style(f"{relative(f.path)}:{f.line}:{f.column}:", bold=True)
+            where = style(_where(f.path, f.line, f.column, model.name), bold=True)
             code = style(f.code, fg=_COLOURS[f.severity], bold=True)
             fixable = " [*]" if f.fix and f.fix.diff and f.fix.applicability == "safe" else ""
             suffix = f" [{model.name}]" if model.path in several else ""
@@ -86,7 +98,7 @@ def text(report: Report, colour: bool) -> str:
     if s["findings"]:
         counts = ", ".join(_plural(s[k], k) for k in ("error", "warning", "info") if s[k])
         line = (f"Found {_plural(s['findings'], 'finding')} ({counts}) in "
-                f"{_plural(s['models'], 'model')} from {_plural(s['files'], 'file')}.")
+                f"{_plural(s['models'], 'model')}{_from_files(s['files'])}.")
         if s["fixable"]:
             line += f" [*] {s['fixable']} fixable with --fix (see them with --diff)."
         if s["unsafe_fixable"]:
@@ -94,6 +106,6 @@ def text(report: Report, colour: bool) -> str:
                      "model computes.")
         lines.append(line)
     elif not report.errors:
-        lines.append(f"All clean: {_plural(s['models'], 'model')} from "
-                     f"{_plural(s['files'], 'file')}, no findings.")
+        lines.append(f"All clean: {_plural(s['models'], 'model')}{_from_files(s['files'])}, "
+                     "no findings.")
     return "\n".join(lines) + "\n"

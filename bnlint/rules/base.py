@@ -16,7 +16,7 @@ from ..measurement import ProbeResult
 from ..model.graph import Layer, ModelGraph
 from ..model.sites import Site
 from ..predict.flow import Prediction, predict
-from .catalog import Rule
+from .catalog import Edit, Rule
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Hit:
     fields: dict[str, Any] = field(default_factory=dict)    # for the rule's message template
     evidence: dict[str, Any] = field(default_factory=dict)
     severity: str | None = None        # overrides the rule's default when the effect is larger
-    edits: list[dict[str, Any]] = field(default_factory=list)  # default: the rule's fix.edit
+    edits: list[Edit] = field(default_factory=list)  # default: the rule's fix.edit
     fix_description: str | None = None
     site: Site | None = None           # where to locate it when there is no layer
 

@@ -40,6 +40,11 @@ REFERENCE_RE = re.compile(r"^(arXiv:\d{4}\.\d{4,5}|https?://\S+|[A-Z][^\n]{5,})$
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
 
+# A rule case (bnlint/testing.py): the model and its inputs; an INVALID case may pin the
+# finding's module, a fragment of its message and the source once its fix is applied.
+CASE_KEYS = ("model", "input_shape", "targets", "config")
+PINS = ("module", "message", "fixed")
+
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
 OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom",
@@ -57,6 +62,35 @@ class Confirmation:
     threshold: str
 
 
+@dataclass(frozen=True)
+class Edit:
+    """A source edit, as a rule's ``fix.edit`` names it (bnlint/fixes/source.py makes it):
+    ``set_kwarg`` sets argument ``name`` to ``value`` (Python source) in the call that built the
+    module; ``remove_op`` makes that op the identity; ``call_after_build`` calls ``function``
+    (a dotted name) on the model once it is built."""
+    action: str
+    name: str | None = None
+    value: str | None = None
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleFix:
+    """A rule's ``fix``: how the finding is repaired and how safely. ``description`` is a
+    message template (the rule's ``use_instead`` when absent); ``edit`` patches the user's
+    source; ``repair`` names the graph repair ``bnlint.fix`` applies (REPAIRS)."""
+    kind: str           # FIX_KINDS
+    applicability: str  # APPLICABILITY
+    description: str | None = None
+    edit: Edit | None = None
+    repair: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuleFix:
+        edit = data.get("edit")
+        return cls(**{**data, "edit": Edit(**edit) if edit else None})
+
+
 @dataclass
 class Rule:
     code: str
@@ -68,7 +102,7 @@ class Rule:
     example: str
     use_instead: str
     references: list[str]
-    fix: dict[str, str] | None = None
+    fix: RuleFix | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     pattern: list[dict[str, Any]] | None = None
     at: int = 0
@@ -96,8 +130,9 @@ class Rule:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Rule:
-        measured = data.get("measured")
-        return cls(**{**data, "measured": Confirmation(**measured) if measured else None})
+        measured, fix = data.get("measured"), data.get("fix")
+        return cls(**{**data, "measured": Confirmation(**measured) if measured else None,
+                      "fix": RuleFix.from_dict(fix) if fix else None})
 
     def threshold(self, name: str, overrides: dict[str, dict[str, float]] | None = None) -> float:
         """A threshold value, with the user's config override applied."""
@@ -126,6 +161,49 @@ def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
     return {"type": types, "attrs": attrs, "only": bool(step.get("only", False))}
 
 
+# What each edit action takes besides ``action``: its required keys.
+_EDIT_KEYS = {"set_kwarg": ("name", "value"), "remove_op": (),
+              "call_after_build": ("function",)}
+_DOTTED_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _is_expression(text: str) -> bool:
+    try:
+        compile(text, "<fix.edit value>", "eval")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _rule_fix(fix: Any, path: Path) -> RuleFix | None:
+    """Validate a rule's ``fix`` mapping and build the RuleFix."""
+    if fix is None:
+        return None
+    _check(isinstance(fix, dict) and fix.get("kind") in FIX_KINDS
+           and fix.get("applicability") in APPLICABILITY, path,
+           f"fix needs kind {FIX_KINDS} and applicability {APPLICABILITY}")
+    _check(set(fix) <= {"kind", "applicability", "description", "edit", "repair"}, path,
+           "fix keys are kind, applicability, description, edit, repair")
+    _check(fix.get("repair") in (None, *REPAIRS), path, f"fix.repair must be one of {REPAIRS}")
+    _check(isinstance(fix.get("description", ""), str), path, "fix.description must be text")
+    edit = fix.get("edit")
+    if edit is not None:
+        _check(isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS, path,
+               f"fix.edit needs an action in {EDIT_ACTIONS}")
+        keys = _EDIT_KEYS[edit["action"]]
+        _check(set(edit) == {"action", *keys} and all(isinstance(edit[k], str) for k in keys),
+               path, f"fix.edit {edit['action']} takes {', '.join(keys) or 'nothing else'} "
+                     "(as text)")
+        _check(edit["action"] != "set_kwarg" or (edit["name"].isidentifier()
+                                                  and _is_expression(edit["value"])), path,
+               "fix.edit set_kwarg needs an argument name and a Python expression as value")
+        _check(edit["action"] != "call_after_build" or bool(_DOTTED_RE.match(edit["function"])),
+               path, "fix.edit function must be a dotted name such as bnlint.repair.he_init")
+        edit = Edit(**edit)
+    return RuleFix(kind=fix["kind"], applicability=fix["applicability"],
+                   description=fix.get("description"), edit=edit, repair=fix.get("repair"))
+
+
 def _template_fields(template: str) -> list[str]:
     """The field names a format template uses (``{ratio_error:g}`` -> ratio_error)."""
     try:
@@ -149,17 +227,7 @@ def parse_rule(data: Any, path: Path) -> Rule:
     _check(isinstance(refs, list) and all(isinstance(r, str) and REFERENCE_RE.match(r)
                                           for r in refs), path,
            "references must be arXiv:NNNN.NNNNN ids, URLs or citations")
-    fix = data.get("fix")
-    if fix is not None:
-        _check(isinstance(fix, dict) and fix.get("kind") in FIX_KINDS
-               and fix.get("applicability") in APPLICABILITY, path,
-               f"fix needs kind {FIX_KINDS} and applicability {APPLICABILITY}")
-        _check(set(fix) <= {"kind", "applicability", "description", "edit", "repair"}, path,
-               "fix keys are kind, applicability, description, edit, repair")
-        _check(fix.get("repair") in (None, *REPAIRS), path, f"fix.repair must be one of {REPAIRS}")
-        edit = fix.get("edit")
-        _check(edit is None or (isinstance(edit, dict) and edit.get("action") in EDIT_ACTIONS),
-               path, f"fix.edit needs an action in {EDIT_ACTIONS}")
+    fix = _rule_fix(data.get("fix"), path)
     thresholds = data.get("thresholds") or {}
     _check(isinstance(thresholds, dict) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in thresholds.values()),
@@ -190,6 +258,14 @@ def parse_rule(data: Any, path: Path) -> Rule:
         isinstance(v, list) and all(isinstance(c, dict) and "model" in c for c in v)
         for v in tests.values()), path,
         "tests must be {valid: [...], invalid: [...]} of {model: ...}")
+    for kind, cases in tests.items():
+        allowed = CASE_KEYS + (PINS if kind == "invalid" else ())
+        for case in cases:
+            unknown = set(case) - set(allowed)
+            _check(not unknown, path, f"unknown keys {sorted(unknown)} in a tests.{kind} case "
+                                      f"(it may give {', '.join(allowed)})")
+            _check("fixed" not in case or (fix is not None and fix.edit is not None), path,
+                   "a case gives 'fixed' only for a rule whose fix has an edit")
     return Rule(code=data["code"], name=data["name"], severity=data["severity"],
                 summary=data["summary"].strip(), message=data["message"].strip(),
                 why=data["why"].strip(), example=data["example"].rstrip(),
