@@ -350,4 +350,5 @@ def test_the_readme_commands_run():
                               timeout=900, env={**CLI_ENV, "PYTHONPATH": str(ROOT)})
         assert proc.returncode == 0, (command, proc.stderr[-3000:])
         assert "probed on 2 ranks (gloo)" in proc.stdout, proc.stdout
-        assert proc.stdout.count("probe ") == 1  # rank 0 alone prints the report
+        probes = [line for line in proc.stdout.splitlines() if line.startswith("  probe ")]
+        assert len(probes) == 1, proc.stdout  # rank 0 alone writes the report
