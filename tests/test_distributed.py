@@ -293,23 +293,26 @@ def _hvp_error(step: float, held: bool) -> float:
     with torch.no_grad(), kinks.recording():
         loss()
 
-    def gradient():
-        for p in params:
-            p.grad = None
+    def backward(sign):
         if held:
             with kinks.replaying():
                 value = loss()
         else:
             value = loss()
-        value.backward()
-        return [p.grad.clone() for p in params]
+        (value * sign).backward()
 
-    theta = math.sqrt(sum(float((p.detach() ** 2).sum()) for p in params))
-    before = [p.detach().clone() for p in params]
+    def taken():
+        grads = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        return grads
+
     def dot(a, b):
         return sum((x * y).sum() for x, y in zip(a, b))
 
-    hvp = hessian.central_difference(gradient, [p.detach() for p in params], dot,
+    theta = math.sqrt(sum(float((p.detach() ** 2).sum()) for p in params))
+    before = [p.detach().clone() for p in params]
+    hvp = hessian.central_difference(backward, taken, [p.detach() for p in params], dot,
                                      step * (1 + theta))(v)
     assert all(torch.equal(p, b) for p, b in zip(params, before))  # put back exactly
     error = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(exact, hvp)))

@@ -139,14 +139,16 @@ class Kinks(TorchFunctionMode):
         return (y, index) if indices else y
 
 
-def central_difference(gradient: Callable[[], list[torch.Tensor]], params: list[torch.Tensor],
+def central_difference(backward: Callable[[float], None],
+                       taken: Callable[[], list[torch.Tensor]], params: list[torch.Tensor],
                        dot: Callable[..., torch.Tensor], longest: float, change: float = 1e-3
                        ) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
     """Hessian-vector products (g(theta + h v) - g(theta - h v)) / 2h of unit vectors v from
     two ordinary gradients, where double backward is not available (FSDP2's sharded
     parameters, docs/SCIENCE.md section 7). ``params`` are moved in place and put back exactly
-    after each product; ``gradient()`` returns the gradient at their current values, ``dot``
-    is the inner product.
+    after each product; ``backward(sign)`` adds sign times the gradient at their current
+    values to the gradients, which ``taken()`` returns (to be overwritten) and clears, so the
+    two gradients of a product share one buffer; ``dot`` is the inner product.
 
     The step: the first is ``longest``; each next one moves the gradient by about ``change``
     of its size, h = change ||g|| / ||Hv|| with the last product's ||Hv|| (never longer than
@@ -156,21 +158,22 @@ def central_difference(gradient: Callable[[], list[torch.Tensor]], params: list[
     ||theta||, measured v H v = 53; the adapted steps give 2.2e6, the float32 weights barely
     resolving them (docs/SCIENCE.md section 7)."""
     saved = [p.detach().clone() for p in params]
-    size = float(dot(start := gradient(), start).sqrt())
+    backward(1.0)
+    size = float(dot(start := taken(), start).sqrt())
+    del start
     step = [longest]
 
     def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:
-        h, grads = step[0], []
+        h = step[0]
         for sign in (1.0, -1.0):
             with torch.no_grad():
                 for p, s, x in zip(params, saved, v):
                     p.copy_(s).add_(x, alpha=sign * h)
-            grads.append(gradient())
+            backward(sign)
         with torch.no_grad():
             for p, s in zip(params, saved):
                 p.copy_(s)
-        plus, minus = grads
-        out = [(a - b) / (2 * h) for a, b in zip(plus, minus)]
+        out = [g.div_(2 * h) for g in taken()]
         curvature = float(dot(out, out).sqrt())
         step[0] = min(longest, change * size / curvature) if curvature > 0 else longest
         return out
@@ -204,11 +207,11 @@ def power_iteration(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]],
             if late(cost[0]):
                 break
             tick = time.monotonic()
-            hv = [h - shift * x for h, x in zip(hvp(v), v)]
+            hv = [h.sub_(x, alpha=shift) for h, x in zip(hvp(v), v)] if shift else hvp(v)
             cost[0] = time.monotonic() - tick
             value = float(dot(v, hv))
-            r = [h - value * x for h, x in zip(hv, v)]
-            residual = float(dot(r, r).sqrt())
+            # ||Hv - value v||, with ||v|| = 1 and value = v.Hv, without another vector
+            residual = max(float(dot(hv, hv)) - value * value, 0.0) ** 0.5
             v = normalise(hv)
             done += 1
             if residual <= tol * max(abs(value + shift), 1e-12):  # relative to H's eigenvalue

@@ -191,21 +191,26 @@ class ShardedRun(_Run):
         with torch.no_grad(), kinks.recording():
             self.loss()
 
-        def gradient() -> list[torch.Tensor]:
-            for p in params:
-                p.grad = None
+        def backward(sign: float) -> None:  # FSDP adds it to the gradient already there
             with kinks.replaying():
                 loss = self.loss()
-            loss.backward()
-            return [torch.zeros_like(s) if p.grad is None else self.local(p.grad).clone()
-                    for p, s in zip(params, shards)]
+            (loss * sign).backward()
+
+        def taken() -> list[torch.Tensor]:
+            grads = [torch.zeros_like(s) if p.grad is None else self.local(p.grad)
+                     for p, s in zip(params, shards)]
+            for p in params:
+                p.grad = None
+            return grads
 
         def draw() -> list[torch.Tensor]:  # drawn whole, one parameter at a time: as 1 rank
             return [rows(torch.randn(p.shape, generator=self.gen), self.ranks.rank, self.world)
                     .to(s.device, s.dtype) for p, s in zip(params, shards)]
 
         try:
-            hvp = hessian.central_difference(gradient, shards, dot, FD_STEP * (1 + norm))
+            for p in params:
+                p.grad = None  # the step-0 gradients wait in grads
+            hvp = hessian.central_difference(backward, taken, shards, dot, FD_STEP * (1 + norm))
             return hessian.power_iteration(hvp, draw, first_cost=0.0, dot=dot,
                                            late=functools.partial(self.late, deadline))
         finally:
