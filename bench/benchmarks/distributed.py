@@ -1,6 +1,6 @@
 """The probe across ranks on a model too large for one process (`bnlint --nproc`):
 
-    python -m bench.benchmarks.distributed [--limit-gib 3.0] [--blocks 24] [--width 2048]
+    python -m bench.benchmarks.distributed [--limit-gib 3] [--blocks 12] [--width 4096]
 
 Writes a model file, a plain stack of ``--blocks`` Linear(width, width) -> BatchNorm1d -> ReLU
 blocks (float32), and runs the CLI on it three times, each in a fresh process tree:
@@ -12,14 +12,16 @@ blocks (float32), and runs the CLI on it three times, each in a fresh process tr
 2. ``bnlint model.py --nproc 4`` under the same per-process limit: each rank holds a quarter;
 3. ``bnlint model.py`` without the limit, to measure what one process needs.
 
+and a fourth time, ``bnlint --nproc 4`` on a model of one such block: the peak of a rank
+there is the fixed overhead, what a rank holds besides its share of the model (torch, gloo,
+bnlint, and what scales with one block rather than with the model: the unsharded parameters
+and gradients of the FSDP unit being computed, one module at full size while it is
+initialised, one parameter's random start for the Hessian). The target is a rank's peak at
+most the single process's over 4 plus that overhead.
+
 Every process of each run is sampled from /proc every 0.1 s: its peak resident memory
 (VmHWM) and peak address space (VmPeak, what RLIMIT_AS bounds). The table gives the peak of
-the one linting process (run 1 and 3: the worker) or of each rank (run 2), and the wall time
-of the run. A rank's fixed overhead is what a rank holds besides its quarter: torch, gloo and
-bnlint (measured the same way on a model of 1 block, ``--blocks 1``), plus the transients
-that scale with one block rather than the model: the unsharded parameters and gradients of
-the FSDP unit being computed, one module's parameters at full size while it is initialised,
-and one parameter's random starting vector for the Hessian.
+the one linting process (the worker) or of each rank, and the wall time of the run.
 """
 
 from __future__ import annotations
@@ -102,13 +104,13 @@ class Sampler(threading.Thread):
                         peak[key] = max(peak[key], value)
 
 
-def run(model: Path, limit: int | None, nproc: int | None) -> dict:
+def run(model: Path, limit: int | None, nproc: int | None, budget: float) -> dict:
     """One CLI run: exit code, report, wall time and the peaks of its linting processes."""
     marker = f"BNLINT_BENCH={uuid.uuid4().hex}"
     name, value = marker.split("=")
     env = {**os.environ, "OMP_NUM_THREADS": "1", name: value}
     command = [sys.executable, "-m", "bnlint", str(model), "--format", "json", "--probe-steps",
-               "2", "--probe-batch", "16", "--timeout", "1800", "--probe-budget", "600"]
+               "2", "--probe-batch", "16", "--timeout", "1800", "--probe-budget", str(budget)]
     if nproc:
         command += ["--nproc", str(nproc)]
 
@@ -139,30 +141,37 @@ def outcome(result: dict) -> str:
         if probe is None:
             skipped = [n for n in model.get("notes", []) if n.startswith("probe skipped")]
             return (skipped or ["no probe"])[0][:120]
-        lam = probe["lr_ceiling"]["lambda_max"] if probe["lr_ceiling"] else None
-        return (f"probed: {probe['ranks']} rank(s), {probe['steps']} steps, lambda_max "
-                f"{lam:.3g}" if lam else f"probed: {probe['ranks']} rank(s)")
+        ceiling = probe["lr_ceiling"]
+        hessian = (f"lambda_max {ceiling['lambda_max']:.3g} after {ceiling['iterations']} "
+                   "Hessian-vector products") if ceiling else next(
+            (n for n in probe["notes"] if n.startswith("lr ceiling")), "")
+        return f"probed: {probe['ranks']} rank(s), {probe['steps']} steps; {hessian}"
     return f"exit {result['code']}: {result['stderr'].strip().splitlines()[-1][:110]}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit-gib", type=float, default=3.0)
-    parser.add_argument("--blocks", type=int, default=24)
-    parser.add_argument("--width", type=int, default=2048)
+    parser.add_argument("--blocks", type=int, default=12)
+    parser.add_argument("--width", type=int, default=4096)
     parser.add_argument("--nproc", type=int, default=4)
+    parser.add_argument("--budget", type=float, default=120.0, help="--probe-budget")
     args = parser.parse_args()
     limit = int(args.limit_gib * GIB)
     params = args.blocks * (args.width * args.width + 3 * args.width)
     with tempfile.TemporaryDirectory() as folder:
-        model = Path(folder) / "model.py"
+        model, block = Path(folder) / "model.py", Path(folder) / "block.py"
         model.write_text(textwrap.dedent(MODEL.format(blocks=args.blocks, width=args.width)))
-        runs = {"1 process, limited": run(model, limit, None),
-                f"{args.nproc} ranks, limited": run(model, limit, args.nproc),
-                "1 process, no limit": run(model, None, None)}
+        block.write_text(textwrap.dedent(MODEL.format(blocks=1, width=args.width)))
+        runs = {"1 process, limited": run(model, limit, None, args.budget),
+                f"{args.nproc} ranks, limited": run(model, limit, args.nproc, args.budget),
+                "1 process, no limit": run(model, None, None, args.budget),
+                f"{args.nproc} ranks, 1 block (overhead)": run(block, limit, args.nproc,
+                                                                args.budget)}
     print(f"# The probe across ranks: {args.blocks} blocks of Linear({args.width}) -> BN -> "
           f"ReLU, {params / 1e6:.0f}M parameters ({params * 4 / GIB:.2f} GiB float32)\n")
-    print(f"- per-process limit: RLIMIT_AS = {args.limit_gib:g} GiB; probe batch 16, 2 steps")
+    print(f"- per-process limit: RLIMIT_AS = {args.limit_gib:g} GiB; probe batch 16, 2 steps, "
+          f"--probe-budget {args.budget:g}")
     print(f"- machine: {platform.machine()}, {os.cpu_count()} CPUs; torch "
           f"{__import__('torch').__version__}, Python {platform.python_version()}\n")
     print("| run | outcome | process | peak RSS (GiB) | peak address space (GiB) | wall (s) |")
@@ -175,11 +184,15 @@ def main() -> None:
     single = max((p["VmHWM"] for _, p in runs["1 process, no limit"]["peaks"]), default=0)
     ranks = [p["VmHWM"] for role, p in runs[f"{args.nproc} ranks, limited"]["peaks"]
              if role == "rank"]
-    if single and ranks:
-        print(f"\nlargest rank / single process: {max(ranks) / GIB:.2f} / {single / GIB:.2f} "
-              f"GiB; single / {args.nproc} = {single / args.nproc / GIB:.2f} GiB, so the "
-              f"rank's overhead over 1/{args.nproc} is "
-              f"{(max(ranks) - single / args.nproc) / GIB:.2f} GiB")
+    overhead = max((p["VmHWM"] for role, p in
+                    runs[f"{args.nproc} ranks, 1 block (overhead)"]["peaks"] if role == "rank"),
+                   default=0)
+    if single and ranks and overhead:
+        target = single / args.nproc + overhead
+        print(f"\nlargest rank {max(ranks) / GIB:.2f} GiB; target: single process / "
+              f"{args.nproc} + overhead = {single / args.nproc / GIB:.2f} + "
+              f"{overhead / GIB:.2f} = {target / GIB:.2f} GiB: "
+              f"{'met' if max(ranks) <= target else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -180,11 +180,13 @@ class ShardedRun(_Run):
             return super().forward()
 
     def curvature(self, deadline: float) -> hessian.Eigen | None:
-        """The top Hessian eigenvalue by central differences of gradients (the weights, their
-        gradients and the buffers are as they were afterwards)."""
+        """The top Hessian eigenvalue by central differences of gradients. The weights and
+        buffers are as they were afterwards, and the gradients too: computed again rather
+        than kept, so that at most five shards of the model are held at once (weights, their
+        copy, one gradient, two vectors)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         shards = [self.local(p).detach() for p in params]
-        grads, buffers = [p.grad for p in params], [b.clone() for b in self.model.buffers()]
+        buffers = [b.clone() for b in self.model.buffers()]
         dot = self._dot
         norm = math.sqrt(float(dot(shards, shards)))
         kinks = hessian.Kinks()
@@ -208,15 +210,14 @@ class ShardedRun(_Run):
                     .to(s.device, s.dtype) for p, s in zip(params, shards)]
 
         try:
-            for p in params:
-                p.grad = None  # the step-0 gradients wait in grads
+            taken()
             hvp = hessian.central_difference(backward, taken, shards, dot, FD_STEP * (1 + norm))
             return hessian.power_iteration(hvp, draw, first_cost=0.0, dot=dot,
                                            late=functools.partial(self.late, deadline))
         finally:
+            taken()
+            self.loss().backward()  # the gradients the next training step takes
             with torch.no_grad():
-                for p, g in zip(params, grads):
-                    p.grad = g
                 for b, saved in zip(self.model.buffers(), buffers):
                     b.copy_(saved)
 
