@@ -45,7 +45,8 @@ def probe(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None,
           **options: Any) -> ProbeResult:
     """Probe ``model`` with example ``inputs`` (and regression/class ``targets``); options are
     those of :class:`~bnlint.probing.run.ProbeOptions` (device, batch, steps, budget,
-    optimizer, seed)."""
+    optimizer, hvps, flop_rate, seed, synthetic_inputs, inferred_inputs). The result holds
+    the plan it ran (``result.plan``) and, if the budget cut it short, ``result.cut``."""
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     return run_probe(build(model, inputs), inputs, _targets(targets), ProbeOptions(**options))
 

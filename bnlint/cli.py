@@ -3,6 +3,7 @@ prints the report; never imports torch itself."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -77,6 +78,38 @@ def _fail(exc: InputError) -> None:
     sys.exit(2)
 
 
+def _fail_before_linting(exc: InputError, fmt: str, rules: dict,
+                         output_file: str | None) -> None:
+    """Exit 2 for an error found before linting; a document format still gets its document,
+    with the error in it (where the report would go, else stdout)."""
+    if fmt in config_mod.DOCUMENTS:
+        document = render.render(Report(errors=[exc]), fmt, rules, False)
+        written = False
+        if output_file:
+            try:
+                files.write_atomic(output_file, document)
+                written = True
+            except OSError:  # e.g. the error is that it cannot be written
+                pass
+        if not written:
+            click.echo(document, nl=False)
+    _fail(exc)
+
+
+class _Seconds(click.ParamType):
+    """A positive, finite number of seconds (click's FloatRange lets NaN and infinity in)."""
+    name = "seconds"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a positive, finite number of seconds.", param, ctx)
+        return seconds
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(config_mod.FORMATS),
@@ -99,19 +132,23 @@ def _fail(exc: InputError) -> None:
               help="Where the probe runs: auto picks cuda, then mps, then cpu.")
 @click.option("--probe-batch", type=click.IntRange(min=2), default=config_mod.PROBE_BATCH,
               show_default=True,
-              help="Probe batch size (halved on out-of-memory).")
+              help=f"Probe batch size; the plan halves it (down to "
+                   f"{config_mod.PROBE_MIN_BATCH}) for a model too big for the probe's budget, "
+                   "and an out-of-memory error halves it again.")
 @click.option("--probe-steps", type=click.IntRange(min=0), default=config_mod.PROBE_STEPS,
               show_default=True,
               help="Training steps the probe runs after measuring the init.")
-@click.option("--probe-budget", type=click.FloatRange(min=0, min_open=True),
+@click.option("--probe-budget", type=_Seconds(),
               default=config_mod.PROBE_BUDGET, show_default=True,
-              help="Seconds the probe may take per model (it stops early).")
+              help=f"Seconds the probe may take per model: it plans batch, steps and "
+                   f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
+                   f"FLOP/s (the same plan on any machine), and stops a slower run there.")
 @click.option("--nproc", type=click.IntRange(min=1),
               help="Probe across N processes on this host (torch.distributed, FSDP2): each "
                    "holds 1/N of the model, for models larger than one device.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+@click.option("--timeout", type=_Seconds(),
               default=config_mod.TIMEOUT, show_default=True,
               help="Seconds allowed to import a file and to lint each model.")
 @click.option("--config", "config_file", type=click.Path(), help="Config file to use.")
@@ -158,6 +195,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         the shown default)."""
         return value if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE else None
 
+    report_format, rules = fmt, {}  # the command line's format until the config is read
     try:
         file_cfg = config_mod.load(config_file, Path.cwd())
         cli_shapes = _input_shapes(input_shapes) if input_shapes else None
@@ -172,6 +210,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             probe_budget=given("probe_budget", probe_budget),
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
             allow_no_models=allow_no_models)
+        report_format = cfg.format
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
             click.echo(_list_rules(rules, cfg.thresholds), nl=False)
@@ -204,7 +243,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     except InputError as exc:
         if started:
             started.kill()
-        _fail(exc)
+        _fail_before_linting(exc, report_format, rules, output_file)
     if not linted and started:  # allow-no-models skipped every file given
         started.kill()
         started = None
@@ -269,6 +308,10 @@ def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
                              hint="Give positive integers separated by commas, such as "
                                   "--input-shape 8,3,32,32, and repeat the option for each "
                                   "input of a model that takes several.") from None
+    problem = config_mod.shape_problem(shapes)
+    if problem:
+        raise InputError(f"--input-shape: {problem}.",
+                         hint="Give the shape of a small example batch, such as 8,3,32,32.")
     return shapes
 
 

@@ -84,8 +84,8 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
     all its findings) where the rule's edit can be made, else what to do, display-only."""
     if rule.fix is None:
         return None
-    description = (hit.fix_description or rule.fix.description or rule.use_instead
-                   ).format(**hit.fields).strip()
+    description = fill(hit.fix_description or rule.fix.description or rule.use_instead, hit,
+                       rule)
     edits = hit.edits or ([rule.fix.edit] if rule.fix.edit else [])
     if not edits:
         return Fix(rule.fix.applicability, description)
@@ -100,6 +100,18 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
         except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
             problem = exc.message.rstrip(".")
     return Fix("display-only", f"{description} (Not patched: {problem}.)")
+
+
+def fill(template: str, hit: Hit, rule: Rule) -> str:
+    """A rule's template with the hit's fields (the catalog has checked that it names fields
+    only); one that names a field the finder does not give is the rule file's error."""
+    try:
+        return template.format(**hit.fields).strip()
+    except (KeyError, AttributeError, ValueError, TypeError) as exc:
+        raise InputError(f"rule {rule.code}'s template cannot be filled: "
+                         f"{type(exc).__name__}: {first_line(exc)}.", path=rule.path,
+                         hint="A pattern rule's fields are m0, m1... (one per step), each "
+                              "with .label and .what.") from None
 
 
 RULE_FAILED = "internal error in rule"  # how a note about a crashed finder starts
@@ -155,7 +167,7 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
             continue
         flagged = {id(h.layer.obj) for h in group if h.layer is not None}
         unflagged_here = bool(site is not None and built_at.get(site, set()) - flagged)
-        message = rule.message.format(**hit.fields).strip()
+        message = fill(rule.message, hit, rule)
         evidence = Evidence.of(hit.evidence)
         if len(group) > 1:
             others = [h.layer.key for h in group[1:] if h.layer is not None]
@@ -199,12 +211,23 @@ def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
 def _verdict(finding: Finding, rule: Rule, value: float, device: str,
              config: Config) -> Verdict | None:
     """What a measured ``value`` says of a finding whose rule names the quantity that must
-    confirm it; None for a value that is not finite (an overflow: BNL904 reports it)."""
+    confirm it; None for a value that is not finite (an overflow: BNL904 reports it), or when
+    the finding's own prediction of that quantity is not on that side either (it was raised for
+    another reason, as BNL302 for a stack that explodes: a measurement cannot contradict what
+    was not predicted)."""
     check = rule.measured
     if check is None or not math.isfinite(value):
         return None
     bound = rule.threshold(check.threshold, config.thresholds)
-    confirmed = value > bound if check.side == "above" else value < bound
+
+    def on_side(x: float) -> bool:
+        return x > bound if check.side == "above" else x < bound
+
+    predicted = finding.evidence.predicted.get(check.key)
+    if isinstance(predicted, (int, float)) and math.isfinite(predicted) \
+            and not on_side(predicted):
+        return None
+    confirmed = on_side(value)
     lowered = None if confirmed or finding.severity == "info" else finding.severity
     return Verdict(check.key, value, device, check.side, bound, confirmed, lowered)
 
@@ -238,15 +261,15 @@ across ranks (``bnlint.isolation.ranks``) on a model built on the meta device.""
 
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
-           synthetic_inputs: bool, in_place: bool, notes: list[str],
-           prober: Prober | None) -> ProbeResult | None:
+           synthetic_inputs: bool, inferred_inputs: bool, in_place: bool,
+           notes: list[str], prober: Prober | None) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
     if prober is None and any(t.is_meta for t in (*graph.model.parameters(),
                                                   *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
-                                       in_place=in_place)
+                                       inferred_inputs=inferred_inputs, in_place=in_place)
     try:
         return (prober or run_probe)(graph, inputs, targets, options)
     except InputError:
@@ -259,14 +282,17 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
-         synthetic_inputs: bool = False, consumable: bool = False,
-         inputs_how: str = "given to bnlint.lint", prober: Prober | None = None) -> ModelReport:
+         synthetic_inputs: bool = False, inferred_inputs: bool = False,
+         consumable: bool = False, inputs_how: str = "given to bnlint.lint",
+         prober: Prober | None = None) -> ModelReport:
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
-    measurements to the findings. ``consumable``: the caller will not use the model again, so
-    the probe may train it instead of a copy (the CLI's worker: no second copy in memory).
-    ``inputs_how``: how the inputs were chosen, for the report. ``prober``: what measures the
-    model, when not the single-process probe of its own weights."""
+    measurements to the findings. ``synthetic_inputs``: the inputs are random, not data;
+    ``inferred_inputs``: and their shape was inferred (the probe's plan may lower an image
+    size). ``consumable``: the caller will not use the model again, so the probe may train it
+    instead of a copy (the CLI's worker: no second copy in memory). ``inputs_how``: how the
+    inputs were chosen, for the report. ``prober``: what measures the model, when not the
+    single-process probe of its own weights."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -286,9 +312,10 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
-        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes,
-                       prober)
+        probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
+                       consumable, notes, prober)
     if probe is not None:
+        probe = _with_weaker(probe, rules, config, notes)
         ctx.probe = probe
         measured = {c: r for c, r in rules.items() if r.category == "measured"}
         findings = sorted(findings + run_rules(ctx, measured, model_site, name, notes),
@@ -312,3 +339,19 @@ def _with_predictions(probe: ProbeResult, predicted: dict[str, float]) -> ProbeR
                    if x.module in predicted and math.isfinite(predicted[x.module]) else x
                    for x in probe.layers)
     return dataclasses.replace(probe, layers=layers)
+
+
+def _with_weaker(probe: ProbeResult, rules: dict[str, Rule], config: Config,
+                 notes: list[str]) -> ProbeResult:
+    """A probe the clock cut, with the enabled rules that read what it left short (their
+    ``probe_reads``), and a note naming them."""
+    if probe.cut is None:
+        return probe
+    weaker = tuple(code for code, rule in rules.items() if config.enabled(code)
+                   and set(rule.probe_reads) & set(probe.cut.short))
+    if weaker:
+        notes.append(f"the probe's {' and '.join(p.replace('_', ' ') for p in probe.cut.short)} "
+                     f"{'was' if len(probe.cut.short) == 1 else 'were'} cut short, so "
+                     f"{', '.join(weaker)} judged less than planned (and may have missed what "
+                     "they look for)")
+    return dataclasses.replace(probe, cut=dataclasses.replace(probe.cut, weaker=weaker))

@@ -1,7 +1,8 @@
-"""What the probe measured, as plain data (no torch): the numbers of each training step, each
-layer's statistics at initialisation and after the last step, the learning-rate ceiling and
-where values first stopped being finite. The probe (``bnlint/probing``) fills it; the measured
-rules (``bnlint/rules/measured.py``) judge it; the output layer shows it."""
+"""What the probe planned and measured, as plain data (no torch): the plan, the numbers of each
+training step, each layer's statistics at initialisation and after the last step, the
+learning-rate ceiling, where values first stopped being finite and where the clock cut the
+run. The probe (``bnlint/probing``) fills it; the measured rules (``bnlint/rules/measured.py``)
+judge it; the output layer shows it."""
 
 from __future__ import annotations
 
@@ -64,6 +65,51 @@ class NonFinite:
     step: int
 
 
+# The parts of a probe run after the measurement at initialisation, which a budget cut can leave
+# short; measured rules name the ones they read (``probe_reads`` in the rule YAML).
+TRAJECTORY, LR_CEILING = "trajectory", "lr_ceiling"
+PROBE_PARTS = (TRAJECTORY, LR_CEILING)
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the probe planned before it ran, from the model's cost counted on the meta device
+    (no clock): ``batch`` samples (of ``requested_batch``), inferred image inputs at
+    ``resolution`` (None: the inputs as given), ``steps`` training steps and at most ``hvps``
+    Hessian-vector products. ``flops_per_sample`` is one forward+backward, ``ops`` the torch
+    ops it dispatches, ``activation_bytes`` its forward's new tensors at this batch; ``flops``
+    the plan's arithmetic, ``cost`` that plus each op's overhead, both against
+    ``budget_flops`` (``budget`` seconds at ``flop_rate``). ``reasons`` says what was lowered
+    and why."""
+    batch: int
+    requested_batch: int
+    resolution: tuple[int, ...] | None
+    steps: int
+    hvps: int
+    flops_per_sample: float
+    ops: int
+    activation_bytes: float
+    flops: float
+    cost: float
+    budget_flops: float
+    budget: float
+    flop_rate: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The clock stopped the plan short (a machine much slower than the plan's rate): the
+    ``budget`` in seconds, the ``steps`` and ``hvps`` done, the ``short`` parts
+    (:data:`PROBE_PARTS`) and the rules whose findings read them (``weaker``, filled in by the
+    engine, which knows the rules)."""
+    budget: float
+    steps: int
+    hvps: int
+    short: tuple[str, ...]
+    weaker: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """A probe run. ``grad_ratio``, ``act_grad_ratio`` and ``dead_fraction`` are at
@@ -86,6 +132,8 @@ class ProbeResult:
     first_module: str | None
     last_module: str | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    plan: ProbePlan | None = None
+    cut: Cut | None = None
     ranks: int = 1
 
     def layer(self, module: str) -> LayerStats | None:
@@ -106,9 +154,15 @@ class ProbeResult:
     def from_dict(cls, data: Mapping[str, Any]) -> ProbeResult:
         data = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         nonfinite, ceiling = data.get("first_nonfinite"), data.get("lr_ceiling")
+        plan, cut = data.get("plan"), data.get("cut")
         return cls(**{**data,
                       "first_nonfinite": NonFinite(**nonfinite) if nonfinite else None,
                       "lr_ceiling": LrCeiling(**ceiling) if ceiling else None,
+                      "plan": ProbePlan(**{**plan, "reasons": tuple(plan["reasons"]),
+                                           "resolution": tuple(plan["resolution"])
+                                           if plan["resolution"] else None}) if plan else None,
+                      "cut": Cut(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in cut.items()}) if cut else None,
                       "layers": tuple(LayerStats(**x) for x in data["layers"]),
                       "history": tuple(ProbeStep(**h) for h in data["history"]),
                       "notes": tuple(data.get("notes", ()))})

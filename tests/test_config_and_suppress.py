@@ -146,6 +146,9 @@ def test_help_shows_the_defaults_the_config_and_the_api_use():
                           ("--timeout", config.TIMEOUT)):
         shown = help_text.split(option, 1)[1].split("--", 1)[0]
         assert f"[default: {value}" in shown, (option, shown)
+    shown = help_text.split("--probe-budget", 1)[1].split("--", 1)[0]
+    assert f"at a fixed {config.PROBE_FLOP_RATE:g} FLOP/s" in shown
     options, cfg = ProbeOptions(), config.Config()
     assert (options.batch, options.steps, options.budget, options.device) == \
         (cfg.probe_batch, cfg.probe_steps, cfg.probe_budget, cfg.device)
+    assert (options.flop_rate, options.hvps) == (config.PROBE_FLOP_RATE, config.PROBE_HVPS)

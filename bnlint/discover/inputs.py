@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import config as defaults
 from ..errors import InputError
-from ..model.sandbox import run_forward
+from ..model.sandbox import first_line, run_forward
 from . import hf
 from .load import from_file
 from .models import FoundModel
@@ -107,6 +107,19 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
                           + how[0].lower() + how[1:])
 
 
+def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:
+    """Random inputs of the shapes the user gave; one too large for this machine's memory is
+    an input error."""
+    try:
+        return tuple(torch.randn(s, device=device) for s in shapes)
+    except (RuntimeError, MemoryError) as exc:
+        shown = "; ".join("x".join(map(str, s)) for s in shapes)
+        raise InputError(f"cannot allocate example inputs of shape {shown} ({given}): "
+                         f"{first_line(exc)}.",
+                         hint="Give the shape of a small example batch, such as "
+                              "8,3,32,32.") from None
+
+
 @dataclass
 class Inputs:
     tensors: tuple[torch.Tensor, ...]
@@ -121,14 +134,14 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
     (default: the model's)."""
     device = device or model_device(found.model)
     if cli_shapes:
-        return Inputs(tuple(torch.randn(s, device=device) for s in cli_shapes), "--input-shape",
+        return Inputs(_random(cli_shapes, device, "--input-shape"), "--input-shape",
                       "given with --input-shape (random values)")
     value = from_file(module, found.name, path, "example_inputs", "EXAMPLE_INPUTS")
     if value is not None:
         return Inputs(tuple(t.to(device) for t in _as_inputs(value, "example inputs", path)),
                       "example_inputs", "from example_inputs() / EXAMPLE_INPUTS in the file")
     if config_shapes:
-        return Inputs(tuple(torch.randn(s, device=device) for s in config_shapes), "config",
+        return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
                       "from input-shape in the config (random values)")
     tensors, how = infer_inputs(found.model, found.name, batch, path, device)
     return Inputs(tensors, "inferred", how + " (random values)")

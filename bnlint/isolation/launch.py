@@ -155,12 +155,14 @@ class _Watch(threading.Thread):
             return InputError(f"timed out after {self.timeout:g} s while {what}: {ranks}.",
                               path=path, hint=hint)
         rank, frames = next(iter(stuck.items()))
-        user = [f for f in frames if f[0] == path] or frames
+        user = [f for f in frames if f[0] == path] or \
+            [f for f in frames if not f[0].startswith("<")] or frames  # not <frozen importlib>
         where_path, where_line, func = user[0]
         who = f"rank {rank} of {self.nproc}" if len(stuck) == 1 else \
             f"ranks {', '.join(map(str, stuck))} of {self.nproc}"
         others = "; the other ranks waited for it" if waiting and len(stuck) == 1 else ""
-        return InputError(f"timed out after {self.timeout:g} s while {what}: {who} was still "
+        was = "was" if len(stuck) == 1 else "were"
+        return InputError(f"timed out after {self.timeout:g} s while {what}: {who} {was} still "
                           f"running {func}(){others}.", path=where_path, line=where_line,
                           hint=hint)
 

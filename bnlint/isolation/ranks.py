@@ -140,7 +140,8 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
         try:
             report = lint(found.model, on_meta.tensors, targets, config, name=found.name,
                           path=str(path), line=found.line, rules=rules,
-                          synthetic_inputs=inputs.source != "example_inputs", consumable=True,
+                          synthetic_inputs=inputs.source != "example_inputs",
+                          inferred_inputs=inputs.source == "inferred", consumable=True,
                           inputs_how=inputs.how, prober=prober)
         except InputError as exc:
             if "meta" in exc.message:  # e.g. "Tensor.item() cannot be called on meta tensors"

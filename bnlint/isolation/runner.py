@@ -94,6 +94,10 @@ def _timed_out(path: str, what: str, timeout: float) -> InputError:
                            "run while " + what + " is where to look.")
 
 
+def _first_left(files: list[str], finished: set[str]) -> str:
+    return next((f for f in files if f not in finished), files[0])
+
+
 def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: bool,
            started: Worker | None = None,
            nproc: int | None = None) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
@@ -111,7 +115,7 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
             if event is None:
                 if time.monotonic() > deadline:
                     worker.kill()
-                    failed = current or remaining[0]
+                    failed = current or _first_left(remaining, finished)
                     yield failed, _timed_out(failed, what, timeout)
                     finished.add(failed)
                     break
@@ -123,6 +127,9 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 deadline = time.monotonic() + timeout + worker.grace
             elif kind in ("result", "error", "crash"):
                 finished.add(event["path"])
+                if nproc and kind != "result":  # the launcher starts new ranks for the rest
+                    current, what = None, "starting the ranks again (importing torch)"
+                    deadline = time.monotonic() + max(timeout, 60.0) + worker.grace
                 if kind == "error":
                     error = InputError.from_dict(event["error"])
                     error.path = error.path or event["path"]  # e.g. raised inside torch
@@ -139,7 +146,7 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 finished.update(remaining)
                 break
         else:  # the channel closed before "done": the process died
-            failed = current or remaining[0]
+            failed = current or _first_left(remaining, finished)
             yield failed, InputError(
                 f"the linting process {worker.exit_status()} while {what}.", path=failed,
                 hint="The model code may call os._exit or crash the interpreter." + worker.tail())

@@ -73,7 +73,8 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[di
                                            config.target_std, inputs)
         report = lint(found.model, inputs.tensors, targets, config, name=found.name,
                       path=str(path), line=found.line, rules=rules,
-                      synthetic_inputs=inputs.source != "example_inputs", consumable=True,
+                      synthetic_inputs=inputs.source != "example_inputs",
+                      inferred_inputs=inputs.source == "inferred", consumable=True,
                       inputs_how=inputs.how)
         reports.append(report.to_dict())
     return reports

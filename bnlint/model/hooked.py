@@ -65,9 +65,11 @@ class _Recorder(TorchFunctionMode):
             owner = self.stack[-1] if self.stack else ""
             key = self.keys(owner, kind)
             method = getattr(func, "__qualname__", "").startswith(("Tensor.", "TensorBase."))
+            data = args[:1] if method and getattr(func, "__name__", "") in ops.SHAPE_ONLY \
+                else (args, kwargs)
             self.add(Layer(key.replace(":", "_").replace(".", "_"), "function", kind, site=site,
                            call_site=site, options=ops.op_options(func, args, kwargs),
-                           spelling=ops.spelling(func, method), key=key), (args, kwargs), out)
+                           spelling=ops.spelling(func, method), key=key), data, out)
         return out
 
     def pre_hook(self, module: nn.Module, args: Any) -> None:

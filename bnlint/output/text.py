@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..findings import ModelReport, Report
+from ..measurement import ProbeResult
 from .paths import relative
 
 _COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -46,8 +47,21 @@ def probe_line(model: ModelReport) -> str | None:
         parts.append(f"lr ceiling {_num(p.lr_ceiling.bound)} vs lr {p.optimizer['lr']:g}")
     if p.nan:
         parts.append(f"NaN first in {p.first_nonfinite.key}")
-    head = f"probe {model.name} ({p.device}, batch {p.batch}, {p.seconds:.1f} s)"
-    return f"  {head}: " + "; ".join(parts) + "".join(f"\n  note: {n}" for n in p.notes)
+    notes = [*(f"plan: {reason}" for reason in (p.plan.reasons if p.plan else ())), *p.notes]
+    return f"  {_probe_head(model.name, p)}: " + "; ".join(parts) + \
+        "".join(f"\n  note: {n}" for n in notes)
+
+
+def _probe_head(name: str, p: ProbeResult) -> str:
+    """``probe NAME (device, batch, seconds; the plan)``."""
+    plan = p.plan
+    if plan is None:
+        return f"probe {name} ({p.device}, batch {p.batch}, {p.seconds:.1f} s)"
+    asked = f" of {plan.requested_batch}" if p.batch != plan.requested_batch else ""
+    size = f" at {'x'.join(map(str, plan.resolution))}" if plan.resolution else ""
+    return (f"probe {name} ({p.device}, batch {p.batch}{asked}{size}, {p.seconds:.1f} s of "
+            f"{plan.budget:g}; planned {_plural(plan.steps, 'step')}, "
+            f"{_plural(plan.hvps, 'Hessian-vector product')}, {plan.flops:.2g} FLOPs)")
 
 
 def suggestion_lines(model: ModelReport) -> list[str]:

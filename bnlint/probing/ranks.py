@@ -29,12 +29,12 @@ from torch.overrides import TorchFunctionMode
 
 from ..discover.targets import Targets
 from ..errors import InputError
-from ..measurement import ProbeResult
+from ..measurement import ProbePlan, ProbeResult
 from ..model.graph import ModelGraph
 from ..model.meta import rows
 from . import hessian, sharding
 from . import taps as measure
-from .run import ProbeOptions, _cpu_threads, _measure, _Run, probe_batch
+from .run import ProbeOptions, _cpu_threads, _measure, _Run, plan_for
 
 # The longest finite-difference step (hessian.central_difference shortens it where the
 # curvature is high), relative to 1 + ||theta|| for a unit direction: where truncation (O(h^2))
@@ -125,12 +125,12 @@ class ShardedRun(_Run):
     from the meta device, this rank's rows of the batch, and the reductions across ranks."""
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
-                 opts: ProbeOptions, device: torch.device, batch: int, *, ranks: Ranks,
+                 opts: ProbeOptions, device: torch.device, plan: ProbePlan, *, ranks: Ranks,
                  created: dict[int, torch.Tensor], buffers: dict[str, torch.Tensor],
                  seed: int, notes: list[str]):
         self.ranks, self.world = ranks, ranks.world
         self.created, self.buffers, self.seed, self.notes = created, buffers, seed, notes
-        super().__init__(graph, inputs, targets, opts, device, batch)
+        super().__init__(graph, inputs, targets, opts, device, plan)
 
     @property
     def rows(self) -> slice:
@@ -179,11 +179,12 @@ class ShardedRun(_Run):
         with GlobalBatchNorm():
             return super().forward()
 
-    def curvature(self, deadline: float) -> hessian.Eigen | None:
-        """The top Hessian eigenvalue by central differences of gradients. The weights and
-        buffers are as they were afterwards, and the gradients too: computed again rather
-        than kept, so that at most five shards of the model are held at once (weights, their
-        copy, one gradient, two vectors)."""
+    def curvature(self, products: int, deadline: float) -> hessian.Eigen:
+        """The top Hessian eigenvalue by Lanczos on central differences of gradients, from at
+        most ``products`` of them. The weights and buffers are as they were afterwards, and
+        the gradients too: computed again rather than kept, so that at most five shards of the
+        model are held at once (weights, their copy, and three Lanczos vectors, one of them
+        the gradient buffer that each product accumulates into)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         shards = [self.local(p).detach() for p in params]
         buffers = [b.clone() for b in self.model.buffers()]
@@ -205,15 +206,16 @@ class ShardedRun(_Run):
                 p.grad = None
             return grads
 
-        def draw() -> list[torch.Tensor]:  # drawn whole, one parameter at a time: as 1 rank
-            return [rows(torch.randn(p.shape, generator=self.gen), self.ranks.rank, self.world)
-                    .to(s.device, s.dtype) for p, s in zip(params, shards)]
-
         try:
             taken()
             hvp = hessian.central_difference(backward, taken, shards, dot, FD_STEP * (1 + norm))
-            return hessian.power_iteration(hvp, draw, first_cost=0.0, dot=dot,
-                                           late=functools.partial(self.late, deadline))
+            # drawn whole, one parameter at a time: one process's start vector; its rows
+            # copied, so that the whole draw is freed (Lanczos keeps this vector)
+            first = [rows(torch.randn(p.shape, generator=self.gen), self.ranks.rank,
+                          self.world).to(s.device, s.dtype, copy=True)
+                     for p, s in zip(params, shards)]
+            return hessian.lanczos(hvp, first, iterations=products, dot=dot, first_cost=0.0,
+                                   late=functools.partial(self.late, deadline))
         finally:
             taken()
             self.loss().backward()  # the gradients the next training step takes
@@ -248,15 +250,15 @@ def probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Probe
     created in ``created``, by parameter id, and its buffers by name in ``buffers``) across the
     ranks of the default process group; ``seed`` is the one the model is initialised from.
     Every rank returns the same result."""
-    batch = probe_batch(inputs, opts.batch, opts.synthetic_inputs)
-    if batch < ranks.world:
-        raise InputError(f"the probe's batch of {batch} samples cannot be split over "
+    plan = plan_for(graph, inputs, opts)
+    if plan.batch < ranks.world:
+        raise InputError(f"the probe's batch of {plan.batch} samples cannot be split over "
                          f"{ranks.world} ranks.",
                          hint="Give a larger --probe-batch (or more example inputs), or fewer "
                               "ranks.")
     notes: list[str] = []
     make_run = functools.partial(ShardedRun, ranks=ranks, created=created, buffers=buffers,
                                  seed=seed, notes=notes)
-    with _cpu_threads(ranks.device, graph, batch // ranks.world):
-        return _measure(graph, inputs, targets, opts, ranks.device, batch, notes,
+    with _cpu_threads(ranks.device, graph, plan.batch // ranks.world):
+        return _measure(graph, inputs, targets, opts, ranks.device, plan, notes,
                         make_run=make_run)

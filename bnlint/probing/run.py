@@ -1,13 +1,22 @@
 """The probe: a short measured forward/backward, then a few training steps, on a copy of the
-model, within a time budget. It measures what the static rules predict: per-layer activation
-statistics, dead ReLUs, gradient norms and the first/last gradient ratio, sample correlation
-(which Paik & Choi, arXiv:2304.11692, show offsets BN-ReLU gradient explosion), the first
-module to produce NaN/Inf, and the learning-rate ceiling 2 / lambda_max.
+model, as planned before it runs (:mod:`.plan`: batch, resolution, steps and Hessian-vector
+products from the model's FLOPs, never from the clock). It measures what the static rules
+predict: per-layer activation statistics, dead ReLUs, gradient norms and the first/last
+gradient ratio, sample correlation (which Paik & Choi, arXiv:2304.11692, show offsets BN-ReLU
+gradient explosion), the first module to produce NaN/Inf, and the learning-rate ceiling
+2 / lambda_max.
+
+``--probe-budget`` is also a hard stop: after the measurement at initialisation, which always
+runs, no step or Hessian-vector product starts that the one before it says would end past the
+budget (the Hessian gets its planned share of it). A run the clock cuts says so in
+``ProbeResult.cut`` and a note; on a machine at least as fast as the plan's rate that never
+happens, so the numbers do not depend on the machine or its load.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -22,25 +31,38 @@ from .. import config as defaults
 from ..config import OPTIMIZERS, Config, Optimizer
 from ..discover.targets import Targets, are_class_labels
 from ..errors import InputError
-from ..measurement import LayerStats, LrCeiling, NonFinite, ProbeResult, ProbeStep
+from ..measurement import (
+    LR_CEILING,
+    TRAJECTORY,
+    Cut,
+    LayerStats,
+    LrCeiling,
+    NonFinite,
+    ProbePlan,
+    ProbeResult,
+    ProbeStep,
+)
 from ..model.graph import ModelGraph
 from . import hessian
 from . import taps as measure
-
-HESSIAN_SHARE = 0.3  # at most this share of the budget goes to the lr-ceiling estimate
+from .plan import first_tensor, make_plan, passes, resized
 
 
 @dataclass
 class ProbeOptions:
     """How to probe: the defaults are config.py's (``--device``, ``--probe-batch``,
-    ``--probe-steps``, ``--probe-budget``, ``optimizer``)."""
+    ``--probe-steps``, ``--probe-budget``, ``optimizer``, the Hessian-vector products and the
+    plan's FLOP rate)."""
     device: str = defaults.DEVICE
     batch: int = defaults.PROBE_BATCH
     steps: int = defaults.PROBE_STEPS
     budget: float = defaults.PROBE_BUDGET
     optimizer: Optimizer | None = None
+    hvps: int = defaults.PROBE_HVPS
+    flop_rate: float = defaults.PROBE_FLOP_RATE
     seed: int = 0
     synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
+    inferred_inputs: bool = False   # ...and inferred, not given: the plan may lower their size
     in_place: bool = False          # train the model itself, not a copy (a throwaway model)
 
     @classmethod
@@ -65,16 +87,6 @@ def select_device(name: str) -> torch.device:
         raise InputError(f"--device {name}: no {name.upper()} device is available here.",
                          hint="Use --device auto (cuda, then mps, then cpu) or --device cpu.")
     return torch.device(name)
-
-
-def _first_tensor(value: Any) -> torch.Tensor:
-    found: list[torch.Tensor] = []
-    torch.utils._pytree.tree_map(
-        lambda v: found.append(v) if isinstance(v, torch.Tensor) and not found else None, value)
-    if not found:
-        raise InputError("the model's output holds no tensor, so there is nothing to train.",
-                         hint="Run with --no-probe for static checks only.")
-    return found[0]
 
 
 def probe_batch(inputs: tuple, batch: int, synthetic: bool) -> int:
@@ -134,9 +146,13 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
         note + f"synthetic targets: N(0, {std:g}^2), mean-squared error"
 
 
+def _optimizer_name(opt: Optimizer | None) -> str:
+    return (opt.name if opt else "sgd").lower()
+
+
 def _optimizer(opt: Optimizer | None,
                params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
-    name = (opt.name if opt else "sgd").lower()
+    name = _optimizer_name(opt)
     lr = opt.lr if opt and opt.lr is not None else defaults.PROBE_LR
     momentum = opt.momentum if opt else defaults.PROBE_MOMENTUM
     if name == "sgd":
@@ -178,23 +194,21 @@ class _Run:
     reduce: measure.Reduce | None = None  # how the taps' sums are reduced across processes
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
-                 opts: ProbeOptions, device: torch.device, batch: int):
+                 opts: ProbeOptions, device: torch.device, plan: ProbePlan):
         self.graph = graph
         self.gen = torch.Generator().manual_seed(opts.seed)
         torch.manual_seed(opts.seed)
-        x, target = _batch(inputs, targets, opts.synthetic_inputs, batch, self.gen)
+        x, target = _batch(resized(inputs, plan.resolution), targets, opts.synthetic_inputs,
+                           plan.batch, self.gen)
         self.batch = x[0].shape[0]
         self.recorder = measure.Recorder(self.reduce)
         self.model = self.placed(opts, device)
         self.x = tuple(t[self.rows].to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
-        self.recorder.enabled = False
-        with torch.no_grad():
-            out = _first_tensor(self.forward())
-        self.recorder.enabled = True
-        whole = out.new_empty((self.batch, *out.shape[1:]))
-        self.loss_fn, self.loss_text = _loss(whole, targets, target, self.gen)
+        self.targets, self.target = targets, target
+        self.loss_fn: Loss | None = None
+        self.loss_text = ""
 
     def placed(self, opts: ProbeOptions, device: torch.device) -> nn.Module:
         """The instrumented model, on ``device``: a copy unless ``opts.in_place``."""
@@ -219,8 +233,12 @@ class _Run:
     def loss(self) -> torch.Tensor:
         """The loss of this process's rows, weighted by their share of the batch (so that
         the losses and gradients of all processes sum to the whole batch's)."""
+        out = first_tensor(self.forward())
+        if self.loss_fn is None:  # made from the first output: no extra forward pass
+            whole = out.detach().new_empty((self.batch, *out.shape[1:]))
+            self.loss_fn, self.loss_text = _loss(whole, self.targets, self.target, self.gen)
         share = len(range(self.batch)[self.rows]) / self.batch
-        return self.loss_fn(_first_tensor(self.forward()), self.rows) * share
+        return self.loss_fn(out, self.rows) * share
 
     def late(self, deadline: float, seconds: float) -> bool:
         """Whether work taking ``seconds`` would end past ``deadline``."""
@@ -251,10 +269,12 @@ class _Run:
         return {"loss": total, "finite": finite, "forward": forward,
                 "grads": grads, "weight_grads": weight_grads}
 
-    def curvature(self, deadline: float) -> hessian.Eigen | None:
-        """The top Hessian eigenvalue of the loss at the current weights."""
+    def curvature(self, products: int, deadline: float) -> hessian.Eigen:
+        """The top Hessian eigenvalue of the loss at the current weights, from at most
+        ``products`` Hessian-vector products."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return hessian.top_eigenvalue(self.loss, params, deadline=deadline, generator=self.gen)
+        return hessian.top_eigenvalue(self.loss, params, iterations=products,
+                                      deadline=deadline, generator=self.gen)
 
     def first_nonfinite(self) -> str | None:
         """The key of the first layer whose output overflows on a forward pass."""
@@ -302,52 +322,65 @@ class _Run:
         return table
 
 
-def _lr_ceiling(run: _Run, momentum: float | None, lr: float, deadline: float,
-                notes: list[str]) -> LrCeiling | None:
+def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, deadline: float,
+                notes: list[str]) -> tuple[LrCeiling | None, hessian.Eigen | None]:
+    """The ceiling from at most ``products`` Hessian-vector products, and the Lanczos
+    iteration's outcome (None when it could not run)."""
     run.recorder.enabled = False
     try:
-        eig = run.curvature(deadline)
+        eig = run.curvature(products, deadline)
     except RuntimeError as exc:  # an op without double backward
         notes.append(f"lr ceiling not estimated: {str(exc).splitlines()[0]}")
-        return None
+        return None, None
     finally:
         run.recorder.enabled = True
-    if eig is None:
-        notes.append("lr ceiling not estimated: not enough probe budget left")
-        return None
+    if eig.timed_out:  # a number that depends on where the clock stopped: none at all
+        return None, eig
     if not math.isfinite(eig.value):
         notes.append("lr ceiling not estimated: the Hessian-vector products were not finite")
-        return None
+        return None, eig
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
-        return None
+        return None, eig
     if not eig.converged:
-        notes.append(f"lr ceiling is a rough estimate: power iteration stopped after "
+        notes.append(f"lr ceiling is a rough estimate: the Lanczos iteration stopped after "
                      f"{eig.iterations} Hessian-vector products without converging")
     return LrCeiling(lambda_max=eig.value, sgd=2.0 / eig.value,
                      with_momentum=2.0 * (1.0 + momentum) / eig.value if momentum else None,
-                     iterations=eig.iterations, converged=eig.converged, configured_lr=lr)
+                     iterations=eig.iterations, converged=eig.converged,
+                     configured_lr=lr), eig
 
 
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
 
 
+def plan_for(graph: ModelGraph, inputs: tuple, opts: ProbeOptions) -> ProbePlan:
+    """The probe's plan for ``graph.model`` (see :mod:`.plan`): Hessian-vector products only
+    for SGD, whose step the lr ceiling bounds."""
+    return make_plan(graph.model, inputs,
+                     batch=probe_batch(inputs, opts.batch, opts.synthetic_inputs),
+                     steps=opts.steps,
+                     hvps=opts.hvps if _optimizer_name(opts.optimizer) == "sgd" else 0,
+                     budget=opts.budget, inferred=opts.inferred_inputs and opts.synthetic_inputs,
+                     flop_rate=opts.flop_rate)
+
+
 def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
               opts: ProbeOptions) -> ProbeResult:
-    """Measure ``graph.model`` (never modified) at initialisation and over ``opts.steps``
+    """Measure ``graph.model`` (never modified) at initialisation and over the planned
     training steps, within ``opts.budget`` seconds; halves the batch on out-of-memory."""
     device = select_device(opts.device)
-    batch, notes = opts.batch, []
+    plan, notes = plan_for(graph, inputs, opts), []
     while True:
         try:
-            with _cpu_threads(device, graph, batch):
-                return _measure(graph, inputs, targets, opts, device, batch, notes)
+            with _cpu_threads(device, graph, plan.batch):
+                return _measure(graph, inputs, targets, opts, device, plan, notes)
         except RuntimeError as exc:
-            if not _is_oom(exc) or batch <= 2:
+            if not _is_oom(exc) or plan.batch <= 2:
                 raise
-            batch //= 2
-            notes.append(f"out of memory on {device}: batch reduced to {batch}")
+            plan = dataclasses.replace(plan, batch=plan.batch // 2)
+            notes.append(f"out of memory on {device}: batch reduced to {plan.batch}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 
@@ -392,34 +425,61 @@ def _record(history: list[ProbeStep], run: _Run, step: int, measured: dict) -> N
                              run.correlation(measured["forward"])))
 
 
+def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool,
+         notes: list[str]) -> Cut | None:
+    """What the clock left short of the plan, with a note; None when it left nothing."""
+    short = ((TRAJECTORY,) if steps_cut else ()) + \
+        ((LR_CEILING,) if eig is not None and eig.timed_out else ())
+    if not short:
+        return None
+    hvps = eig.iterations if eig is not None else 0
+    done = [f"{steps} of {plan.steps} training steps"] if steps_cut else []
+    if LR_CEILING in short:
+        done.append(f"{hvps} of {plan.hvps} Hessian-vector products (no lr ceiling)")
+    why = ("even the smallest plan was over the budget (see the plan)"
+           if plan.cost > plan.budget_flops else
+           f"this machine ran slower than the {plan.flop_rate:.2g} FLOP/s the plan assumes")
+    notes.append(f"the probe budget of {plan.budget:g} s ran out after " + " and ".join(done)
+                 + f": {why}, so where the clock stopped it depends on the machine's speed "
+                 "and load")
+    return Cut(plan.budget, steps, hvps, short)
+
+
 def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
-             device: torch.device, batch: int, notes: list[str], *,
+             device: torch.device, plan: ProbePlan, notes: list[str], *,
              make_run: Callable[..., _Run] = _Run) -> ProbeResult:
     start = time.monotonic()
     deadline = start + opts.budget
-    run = make_run(graph, inputs, targets, opts, device, batch)
+    run = make_run(graph, inputs, targets, opts, device, plan)
     optimizer, opt_info = _optimizer(opts.optimizer, [p for p in run.model.parameters()
                                                       if p.requires_grad])
     history: list[ProbeStep] = []
     tick = time.monotonic()
-    first = last = run.measure(optimizer)  # step 0: the initialisation
+    first = last = run.measure(optimizer)  # step 0: the initialisation, which always runs
     step_seconds = time.monotonic() - tick
     _record(history, run, 0, first)
-    ceiling = None
+    ceiling = eig = None
     if opt_info["name"] != "sgd":  # Adam's step is preconditioned; LALC's is clipped
         notes.append(f"lr ceiling not estimated: 2(1+momentum)/lambda_max bounds the step of "
                      f"SGD, not of {opt_info['name']}")
+    elif not plan.hvps:
+        notes.append("lr ceiling not estimated: the plan has no Hessian-vector products "
+                     "(see its reasons)")
     elif first["finite"]:
-        ceiling = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"],
-                              min(deadline, time.monotonic() + HESSIAN_SHARE * opts.budget),
-                              notes)
-    nonfinite = None
-    for step in range(1, opts.steps + 1):
+        # its planned share of the budget: the initialisation's pass and the Hessian's
+        share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps)
+        hessian_deadline = start + share * opts.budget
+        if run.late(hessian_deadline, step_seconds):  # not even its gradient fits
+            eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
+        else:
+            ceiling, eig = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"], plan.hvps,
+                                       hessian_deadline, notes)
+    nonfinite, steps_cut = None, False
+    for step in range(1, plan.steps + 1):
         if not last["finite"]:
             break
         if run.late(deadline, step_seconds):
-            notes.append(f"stopped after {step - 1} of {opts.steps} training steps: "
-                         f"probe budget of {opts.budget:g} s reached")
+            steps_cut = True
             break
         optimizer.step()  # with the gradients of the previous measurement
         tick = time.monotonic()
@@ -429,6 +489,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     if not last["finite"]:
         run.recorder.enabled = False
         nonfinite = _locate_nonfinite(graph, run, last, history[-1].step)
+    cut = _cut(plan, len(history) - 1, eig, steps_cut, notes)
     init_table, final_table = run.layer_table(first), run.layer_table(last)
     layers = tuple(LayerStats(t.key, t.module, t.kind, init_table[t.key], final_table[t.key])
                    for t in run.tapped)
@@ -440,5 +501,5 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         first_nonfinite=nonfinite, layers=layers, history=tuple(history), lr_ceiling=ceiling,
         loss=run.loss_text, optimizer=opt_info,
         first_module=run.affine[0][0] if run.affine else None,
-        last_module=run.affine[-1][0] if run.affine else None, notes=tuple(notes),
-        ranks=run.world)
+        last_module=run.affine[-1][0] if run.affine else None, notes=tuple(notes), plan=plan,
+        cut=cut, ranks=run.world)

@@ -15,7 +15,7 @@ from ..discover.targets import Targets
 from ..measurement import ProbeResult
 from ..model.graph import Layer, ModelGraph
 from ..model.sites import Site
-from ..predict.flow import Prediction, predict
+from ..predict.flow import Branch, Prediction, predict, residual_branches
 from .catalog import Edit, Rule
 
 
@@ -39,6 +39,11 @@ class Context:
         """The predicted gradient flow at the training batch (computed once, shared by the
         rules)."""
         return predict(self.graph, self.batch, self.inputs)
+
+    @functools.cached_property
+    def branches(self) -> list[Branch]:
+        """The model's residual branches (found once, shared by the rules)."""
+        return residual_branches(self.graph)
 
 
 @dataclass
