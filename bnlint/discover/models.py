@@ -80,7 +80,7 @@ def _is_factory(name: str, fn: Any) -> bool:
     return isinstance(ret, type) and issubclass(ret, nn.Module)
 
 
-# Called with a model's name and line just before it is built (the isolation worker marks
+# Called with a model's name and line just before it is built (the isolation child marks
 # where a hang or crash happens, and seeds each model alike).
 OnBuild = Callable[[str, "int | None"], None]
 

@@ -22,7 +22,7 @@ from ..config import Config
 from ..errors import InputError
 from ..findings import ModelReport, Report
 from ..rules.catalog import Rule
-from . import channel
+from . import channel, ranked
 
 # The exit code on each signal that stops bnlint: 128 + its number, as a shell reports it.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -39,7 +39,7 @@ def default_jobs() -> int:
 
 def stop_all() -> None:
     """End every fork server this process started, and their children."""
-    for worker in list(_live):
+    for worker in [*_live, *ranked.live]:
         worker.kill()
 
 
@@ -198,8 +198,11 @@ def _request(files: list[str], config: Config, rules: dict[str, Rule],
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
-        worker: Worker | None = None, jobs: int = 1) -> Report:
-    """Lint ``files``, ``jobs`` at a time, in ``worker`` (a fresh one when None or dead)."""
+        worker: Worker | None = None, jobs: int = 1, nproc: int | None = None) -> Report:
+    """Lint ``files``, ``jobs`` at a time, in ``worker`` (a fresh one when None or dead); with
+    ``nproc``, one after another with each model's probe across that many ranks."""
+    if nproc:
+        return ranked.run(files, config, rules, cli_input_shape, verbose, nproc)
     report = Report(files=len(files))
     if not files:
         return report
