@@ -30,6 +30,7 @@ class Context:
     batch: int = 64                    # the training batch predictions assume (the probe's)
     synthetic_inputs: bool = False     # the example inputs are random, not the user's data
     catalog: dict[str, Rule] = field(default_factory=dict)  # every rule loaded, by code
+    notes: list[str] = field(default_factory=list)  # what a rule could not judge, for the report
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)

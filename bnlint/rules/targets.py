@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import torch
+
 from ..discover.targets import Targets
 from ..model.graph import Layer, ModelGraph
 from .base import Context, Hit, check, heads_after_affine
@@ -91,6 +93,14 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                "problems": problems})
 
 
+def distinct_examples(inputs: tuple) -> int:
+    """How many different examples the first input holds (copies of one image are one)."""
+    x = inputs[0] if inputs else None
+    if not isinstance(x, torch.Tensor) or not x.dim() or not x.shape[0]:
+        return 0
+    return int(torch.unique(x.detach().reshape(x.shape[0], -1).float(), dim=0).shape[0])
+
+
 POOLING = ("AdaptiveAvgPool*", "AdaptiveMaxPool*", "Mean")
 
 
@@ -110,8 +120,17 @@ def _after_pooling(graph: ModelGraph) -> set[str]:
 
 @check("BNL403")
 def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    batch = ctx.inputs[0].shape[0] if ctx.inputs and ctx.inputs[0].dim() else 0
-    if batch < ctx.threshold(rule, "min_batch") or not readable(ctx.model):
+    if not readable(ctx.model):
+        return
+    batch = distinct_examples(ctx.inputs)
+    needed = ctx.threshold(rule, "min_batch" if ctx.synthetic_inputs else "min_batch_data")
+    if batch < needed:
+        if ctx.graph.layers("@relu"):
+            ctx.notes.append(
+                f"BNL403 not judged: the example batch has {batch} distinct example(s), and "
+                f"dead units need at least {needed:g} (a unit that fires on 1 input in 10 "
+                f"looks dead on {batch} with probability {0.9 ** batch:.0%}); give "
+                "example_inputs() a larger batch")
         return
     measured = {x.name: x.dead for x in ctx.graph.layers("@relu") if x.dead is not None}
     pooled = _after_pooling(ctx.graph) if ctx.synthetic_inputs else set()
