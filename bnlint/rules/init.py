@@ -47,7 +47,7 @@ def weights_not_readable(ctx: Context, rule: Rule) -> Iterator[Hit]:
     yield Hit(meta, {"skipped": ", ".join(skipped) or "none"}, {"skipped": skipped})
 
 
-def _activation_after(graph: ModelGraph, layer: Layer) -> tuple[Layer | None, bool]:
+def activation_and_norm(graph: ModelGraph, layer: Layer) -> tuple[Layer | None, bool]:
     """The activation an affine layer feeds (through pass-through ops) and whether a norm makes
     its weight scale irrelevant: a norm before it, or after a scale-free ReLU-family one."""
     cur, act = layer, None
@@ -129,7 +129,7 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     found = []
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
-        act, normalised = _activation_after(ctx.graph, layer)
+        act, normalised = activation_and_norm(ctx.graph, layer)
         if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
                 or normalised or act.kind not in theory.MODELLED_ACTIVATIONS \
                 or _gates(ctx.graph, act) \

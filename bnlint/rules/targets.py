@@ -58,11 +58,12 @@ def _output_layer(graph: ModelGraph) -> Layer | None:
 def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     t = targets(ctx)
     layer = _output_layer(ctx.graph)
-    if not regression_targets(t) or layer is None or not ctx.graph.layers("@relu"):
+    if not regression_targets(t) or layer is None:
         return
+    relu = bool(ctx.graph.layers("@relu"))
     low, high = ctx.threshold(rule, "std_min"), ctx.threshold(rule, "std_max")
     problems, effect = [], ""
-    if not low <= t.std <= high:
+    if t.std > high or (relu and t.std < low):
         problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
                         f"{high:g}]")
         effect = (" Small target variance makes ReLUs die more easily (Arnekvist et al., "
@@ -87,8 +88,11 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                 "about 0 at std 0.7 (bnlint's measurements, docs/SCIENCE.md §3 and "
                 "bench/calibration/papers.py)."
                 if momentum else "")
+    snippet = ("mean, std = y.mean(0), y.std(0)  # per output, over the training set's "
+               "targets; train on (y - mean) / std, predict with model(x) * std + mean")
     yield Hit(layer, {"layer": layer, "problems": "; ".join(problems), "effect": effect,
-                      "momentum": stronger},
+                      "momentum": stronger, "snippet": snippet,
+                      "network": "a ReLU network" if relu else "the model"},
               {"targets_std": t.std, "source": t.source, "momentum": momentum,
                "problems": problems})
 
