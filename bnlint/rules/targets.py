@@ -58,8 +58,8 @@ def _output_layer(graph: ModelGraph) -> Layer | None:
 def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     t = targets(ctx)
     layer = _output_layer(ctx.graph)
-    if not regression_targets(t) or layer is None:
-        return
+    if not regression_targets(t) or layer is None or not ctx.graph.layers("@activation"):
+        return  # a linear model: the scale only conditions its loss (the lr rules judge that)
     relu = bool(ctx.graph.layers("@relu"))
     low, high = ctx.threshold(rule, "std_min"), ctx.threshold(rule, "std_max")
     problems, effect = [], ""
