@@ -57,10 +57,11 @@ def _dense(layer: Layer) -> bool:
 def _widths(graph: ModelGraph, a: Layer, b: Layer) -> tuple[int, int, int] | None:
     """(in, between, out) widths of the map a then b: features for Linears, channels for
     convolutions, values per sample for a convolution feeding a Linear."""
+    linear = [x.kind.endswith("Linear") for x in (a, b)]
+    if linear[0] == linear[1]:
+        names = ("in_features", "out_features") if linear[0] else ("in_channels", "out_channels")
+        return (getattr(a.obj, names[0]), getattr(a.obj, names[1]), getattr(b.obj, names[1]))
     src = graph.prev(a)
-    if a.kind == b.kind and a.shape and b.shape and src and src[0].shape:
-        axis = -1 if a.kind.endswith("Linear") else 1
-        return src[0].shape[axis], a.shape[axis], b.shape[axis]
     if not (src and src[0].shape and a.shape and b.shape):
         return None
     per_sample = [math.prod(s[1:]) for s in (src[0].shape, a.shape, b.shape)]
@@ -70,6 +71,8 @@ def _widths(graph: ModelGraph, a: Layer, b: Layer) -> tuple[int, int, int] | Non
 @check("BNL109")
 def collapsed_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
     graph = ctx.graph
+    heads = {x.name for x in graph.heads()}
+    linear = not any(x.name not in heads for x in graph.layers("@activation"))
     for a in graph.order:
         if not _dense(a):
             continue
@@ -88,7 +91,8 @@ def collapsed_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
                 yield Hit(cur, {"first": a, "second": cur, "via": via,
                                 "widths": " -> ".join(map(str, widths))},
                           {"first": a.label, "through": [x.label for x in between],
-                           "widths": list(widths)})
+                           "widths": list(widths), "linear_model": linear},
+                          severity="warning" if linear else None)
                 break
             if not any(cur.is_(spec) for spec in _LINEAR_PASS):
                 break

@@ -3,7 +3,6 @@ normalisation shields from them."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
@@ -11,26 +10,39 @@ import torch
 from ..model.graph import Layer, ModelGraph
 from .base import Context, Hit, check
 from .catalog import Rule
-from .init import activation_and_norm
 
 _PASS = ("@transparent", "@dropout", "MaxPool*", "AvgPool*", "AdaptiveAvgPool*", "Pad*")
 
 
-def first_layer(graph: ModelGraph) -> Layer | None:
-    """The affine layer the model's (first) input reaches first through pass-through ops; None
-    when a norm comes first, the path forks, or the forward computes on the input first (a
-    ``x / 255`` of its own)."""
-    cur = next((x for x in graph.order if x.op == "input"), None)
-    while cur is not None:
+def first_layers(graph: ModelGraph) -> list[Layer]:
+    """The affine layers the model's (first) input reaches first through pass-through ops;
+    a path that meets anything else first (a norm, the forward's own ``x / 255``) has none."""
+    start = next((x for x in graph.order if x.op == "input"), None)
+    found, stack, seen = [], [start] if start is not None else [], set()
+    while stack:
+        for reader in graph.next(stack.pop()):
+            if reader.name in seen:
+                continue
+            seen.add(reader.name)
+            if reader.is_("@affine"):
+                found.append(reader)
+            elif any(reader.is_(spec) for spec in _PASS):
+                stack.append(reader)
+    return sorted(found, key=lambda x: x.name)
+
+
+def _shielded(graph: ModelGraph, layer: Layer) -> bool:
+    """Whether a norm follows the layer (through pass-through ops), removing the input's scale."""
+    cur = layer
+    while True:
         readers = graph.next(cur)
         if len(readers) != 1:
-            return None
+            return False
         cur = readers[0]
-        if cur.is_("@affine"):
-            return cur
+        if cur.is_("@norm"):
+            return True
         if not any(cur.is_(spec) for spec in _PASS):
-            return None
-    return None
+            return False
 
 
 def channel_stats(x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
@@ -55,12 +67,12 @@ def input_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if ctx.synthetic_inputs or not isinstance(x, torch.Tensor) or not x.is_floating_point() \
             or x.dim() < 2 or not bool(torch.isfinite(x).all()):
         return
-    layer = first_layer(ctx.graph)
-    if layer is None:
-        return
-    act, normalised = activation_and_norm(ctx.graph, layer)
-    if act is None or normalised:
-        return  # a linear model (the lr rules judge its conditioning) or a norm after it
+    hidden = ctx.graph.upstream_of("@affine")  # layers with another affine layer after them
+    layers = [x for x in first_layers(ctx.graph) if x.name in hidden and x.obj is not None
+              and not _shielded(ctx.graph, x)]
+    if not layers:
+        return  # a linear or one-layer model (the lr rules judge its conditioning), or a norm
+    layer = layers[0]
     dim = 1 if layer.kind.startswith(("Conv", "LazyConv")) else x.dim() - 1
     stats = channel_stats(x, dim)
     rms_max, abs_max = ctx.threshold(rule, "rms_max"), ctx.threshold(rule, "abs_max")
@@ -79,16 +91,17 @@ def input_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     pixels = big and bool((x >= 0).all() and (x <= 255).all() and (x == x.round()).all()) \
         and largest > 1
     if big:
-        scale = max(float(stats["rms"].max()), largest / math.sqrt(3))
-        effect = (f"its pre-activations start up to about {scale:.3g}x the unit scale its init "
-                  "assumes, so its units saturate or switch off for whole regions of the data, "
-                  "and the gradient of its weights grows with the input")
+        effect = (f"its init assumes inputs of about unit scale, and these reach an RMS of "
+                  f"{float(stats['rms'].max()):.3g} per {name} and values of {largest:.3g}, so "
+                  "its pre-activations start that many times larger: its units saturate or "
+                  "switch off for whole regions of the data, and its weights' gradient grows "
+                  "with the input")
     else:
         effect = (f"the inputs' RMS is {overall:.2g}, so its output is mostly its bias and the "
                   f"signal reaches the next layers about {overall:.2g}x as strong as its init "
                   "assumes")
     snippet = _snippet(x, dim, pixels)
-    yield Hit(layer, {"layer": layer, "act": act.label, "stats": shown, "count": count,
+    yield Hit(layer, {"layer": layer, "stats": shown, "count": count,
                       "name": name, "effect": effect, "snippet": snippet},
               {"rms_max": float(stats["rms"].max()), "abs_max": largest, "rms": overall,
                "channel_dim": dim},
