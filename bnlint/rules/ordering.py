@@ -84,7 +84,7 @@ def collapsed_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
             cur = readers[0]
             if _dense(cur):
                 widths = _widths(graph, a, cur)
-                if widths is None or widths[1] < min(widths[0], widths[2]):
+                if widths is None or widths[1] <= min(widths[0], widths[2]):
                     break  # a low-rank bottleneck: a factorisation one layer cannot make
                 via = (" (through " + ", ".join(x.label for x in between) + ")"
                        if between else "")
