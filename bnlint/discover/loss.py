@@ -156,6 +156,9 @@ def unguarded_logs(path: str | None) -> list[UnguardedLog]:
         for node in ast.walk(root):
             if not (isinstance(node, ast.Call) and _call_name(node) == "log"):
                 continue
+            owner = node.func.value if isinstance(node.func, ast.Attribute) else None
+            if isinstance(owner, ast.Name) and owner.id in ("math", "np", "numpy"):
+                continue  # the log of a Python or NumPy number, not of the model's output
             method = isinstance(node.func, ast.Attribute) and not node.args
             arg = node.func.value if method else (node.args[0] if node.args else None)
             if arg is None or _guarded(arg) or isinstance(arg, ast.Constant):
