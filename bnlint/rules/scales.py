@@ -91,15 +91,15 @@ def input_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     pixels = big and bool((x >= 0).all() and (x <= 255).all() and (x == x.round()).all()) \
         and largest > 1
     if big:
-        effect = (f"its init assumes inputs of about unit scale, and these reach an RMS of "
-                  f"{float(stats['rms'].max()):.3g} per {name} and values of {largest:.3g}, so "
-                  "its pre-activations start that many times larger: its units saturate or "
-                  "switch off for whole regions of the data, and its weights' gradient grows "
-                  "with the input")
+        effect = (f"they reach an RMS of {float(stats['rms'].max()):.3g} per {name} and "
+                  f"values of {largest:.3g}, so its pre-activations start that many times "
+                  "larger than unit-scale inputs would make them: its units saturate or switch "
+                  "off for whole regions of the data, and its weights' gradient grows with the "
+                  "input")
     else:
         effect = (f"the inputs' RMS is {overall:.2g}, so its output is mostly its bias and the "
-                  f"signal reaches the next layers about {overall:.2g}x as strong as its init "
-                  "assumes")
+                  f"signal reaches the next layers about {overall:.2g}x as strong as unit-scale "
+                  "inputs would make it")
     snippet = _snippet(x, dim, pixels)
     yield Hit(layer, {"layer": layer, "stats": shown, "count": count,
                       "name": name, "effect": effect, "snippet": snippet},
