@@ -5,14 +5,23 @@ wall-clock figure is asserted beyond its shape."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 
-from conftest import run_cli
+from conftest import CLI_ENV, ROOT, run_cli
+
+from bnlint.findings import ModelReport
+from bnlint.measurement import LrCeiling, ProbeResult, ProbeStep
+from bnlint.output import text
 
 NUM = r"-?\d[\d.]*(?:e[+-]\d+)?"  # a number as the report prints it (%.3g)
 SECONDS = r"\d+\.\d s"
-SETTINGS = (r"Probed 1 model on cpu with SGD lr 0\.01, momentum 0\.9; synthetic targets: "
-            r"random class labels, cross-entropy\.")
+SETTINGS = (r"Probed 1 model on cpu with SGD lr 0\.01, momentum 0\.9 within a budget of 30 s "
+            r"\(3e\+11 FLOPs at 1e\+10 FLOP/s\); synthetic targets: random class labels, "
+            r"cross-entropy\.")
 
 CLEAN = """
     import torch.nn as nn
@@ -104,3 +113,60 @@ def test_probe_cut_by_its_budget_says_so_and_claims_nothing_of_steps_not_run(wri
     report = json.loads(run_cli(*args, "--format", "json").stdout)
     model = report["models"][0]
     assert model["probe"]["steps"] == 0 and model["probe"]["explosion"] == "unknown"
+
+
+def _on_a_terminal(path, env: dict[str, str]) -> str:
+    """The CLI's stdout when it is a terminal (a pseudo-terminal here)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "bnlint", str(path), "--no-probe"], cwd=ROOT,
+                          stdout=follower, stderr=subprocess.PIPE, env={**CLI_ENV, **env},
+                          timeout=300)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+    return out.decode()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(write_model):
+    path = write_model(CLEAN.replace("bias=False", "bias=True"))  # BNL102: one info finding
+    assert "\x1b[" in _on_a_terminal(path, {"NO_COLOR": ""})  # empty: not set (no-color.org)
+    plain = _on_a_terminal(path, {"NO_COLOR": "1"})
+    assert "BNL102" in plain and "\x1b[" not in plain
+
+
+def _probed(ceiling: LrCeiling, findings=()) -> ModelReport:
+    """A model whose probe ran two SGD steps at lr 0.01 and estimated ``ceiling``."""
+    steps = tuple(ProbeStep(i, 2.3 - 0.1 * i, 1.5, 0.0, 0.1) for i in range(3))
+    probe = ProbeResult(device="cpu", batch=64, steps=2, seconds=0.5, grad_ratio=1.5,
+                        act_grad_ratio=1.0, dead_fraction=0.0, nan=False,
+                        first_nonfinite=None, layers=(), history=steps, lr_ceiling=ceiling,
+                        loss="synthetic targets: random class labels, cross-entropy",
+                        optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9},
+                        first_module="fc1", last_module="fc2")
+    return ModelReport("net", "net.py", 1, {}, list(findings), probe)
+
+
+def test_an_unconverged_lr_ceiling_is_a_range_from_the_ritz_value_and_its_residual():
+    # lambda = 1000 +- 250 after 10 products: the ceiling 3.8/lambda spans 3.8/1250 .. 3.8/1000
+    ceiling = LrCeiling(lambda_max=1000.0, sgd=0.002, with_momentum=0.0038, iterations=10,
+                        converged=False, configured_lr=0.01, residual=250.0)
+    line = text.probe_line(_probed(ceiling))
+    assert "; lr ceiling 0.003..0.0038 < lr 0.01: BNL905 not selected (Lanczos unconverged " \
+           "after 10 products)" in line, line
+    converged = LrCeiling(lambda_max=1000.0, sgd=0.002, with_momentum=0.0038, iterations=6,
+                          converged=True, configured_lr=0.01, residual=1.0)
+    assert "; lr ceiling 0.0038 < lr 0.01: BNL905 not selected;" in \
+        text.probe_line(_probed(converged))
+    around = LrCeiling(lambda_max=100.0, sgd=0.02, with_momentum=0.038, iterations=10,
+                       converged=False, configured_lr=0.01, residual=900.0)
+    assert "; lr ceiling 0.0038..0.038 around lr 0.01 (Lanczos" in text.probe_line(
+        _probed(around))

@@ -45,7 +45,9 @@ def _optimizer(p: ProbeResult) -> str:
 
 # What every probed model may share, shown once below the models when most share it.
 _SHARED: dict[str, Callable[[ProbeResult], str]] = {
-    "device": lambda p: p.device, "optimizer": _optimizer, "targets": lambda p: p.loss}
+    "device": lambda p: p.device, "optimizer": _optimizer, "targets": lambda p: p.loss,
+    "budget": lambda p: (f"a budget of {p.plan.budget:g} s ({p.plan.budget_flops:.2g} FLOPs "
+                         f"at {p.plan.flop_rate:.2g} FLOP/s)") if p.plan else ""}
 
 
 def _shared(models: Iterable[ModelReport]) -> dict[str, str]:
@@ -120,7 +122,7 @@ def probe_line(model: ModelReport, shared: dict[str, str] | None = None) -> str 
         parts.append(ceiling)
     if p.nan:
         parts.append(f"NaN first in {p.first_nonfinite.key}" if p.first_nonfinite else "NaN")
-    for key in ("optimizer", "targets"):
+    for key in ("optimizer", "targets", "budget"):
         value = _SHARED[key](p)
         if value != shared.get(key):
             parts.append(value)
@@ -162,8 +164,9 @@ def _from_files(n: int) -> str:
 def _settings(shared: dict[str, str], probed: int) -> str:
     """The probe settings most models shared, said once."""
     targets = shared["targets"]
+    budget = f" within {shared['budget']}" if shared["budget"] else ""
     return (f"Probed {_plural(probed, 'model')} on {shared['device']} with "
-            f"{shared['optimizer']}; {targets[0].lower() + targets[1:]}"
+            f"{shared['optimizer']}{budget}; {targets[0].lower() + targets[1:]}"
             + (" (a model's probe line says where it differs)." if probed > 1 else "."))
 
 
