@@ -158,8 +158,8 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
     which = f"The configured lr {lr:g}" if configured else \
         f"The probe's default lr {lr:g} (no optimizer in the config)"
     estimate = "" if ceiling.converged else (
-        f" (Lanczos had not converged after {ceiling.iterations} Hessian-vector products; its "
-        f"value bounds lambda_max from below, so the true bound is at most this)")
+        f"; Lanczos had not converged after {ceiling.iterations} Hessian-vector products, and "
+        f"its value bounds lambda_max from below, so the true bound is at most this")
     warn = configured and (rose or factor >= ctx.threshold(rule, "ratio_warning"))
     yield Hit(ctx.graph.find(p.first_module),
               {"which": which, "lr": lr, "bound": ceiling.bound, "lam": ceiling.lambda_max,
