@@ -86,7 +86,8 @@ def test_confirmed_finding_names_its_span_and_the_probe_line_follows(write_model
     assert re.fullmatch(
         rf"  {re.escape(str(path))}::chain  probe \(batch 64, 2 steps, {SECONDS}\): "
         rf"gradient ratio first/last layer \(0/90\) {NUM}x -> {NUM}x; dead ReLU \d+% -> \d+%; "
-        rf"loss {NUM} -> {NUM}; lr ceiling {NUM} < lr 0\.01: BNL905 not selected", probe), probe
+        rf"loss {NUM} -> {NUM}; lr ceiling {NUM} < lr 0\.01: BNL905 deselected or suppressed",
+        probe), probe
     assert under[0].startswith("    suggest optimizer: ") and "LALC(" in under[-1], under
     assert re.fullmatch(SETTINGS, settings), settings
     assert closing.startswith("Found 2 findings (")
@@ -160,11 +161,11 @@ def test_an_unconverged_lr_ceiling_is_a_range_from_the_ritz_value_and_its_residu
     ceiling = LrCeiling(lambda_max=1000.0, sgd=0.002, with_momentum=0.0038, iterations=10,
                         converged=False, configured_lr=0.01, residual=250.0)
     line = text.probe_line(_probed(ceiling))
-    assert "; lr ceiling 0.003..0.0038 < lr 0.01: BNL905 not selected (Lanczos unconverged " \
-           "after 10 products)" in line, line
+    assert "; lr ceiling 0.003..0.0038 < lr 0.01: BNL905 deselected or suppressed (Lanczos " \
+           "unconverged after 10 products)" in line, line
     converged = LrCeiling(lambda_max=1000.0, sgd=0.002, with_momentum=0.0038, iterations=6,
                           converged=True, configured_lr=0.01, residual=1.0)
-    assert "; lr ceiling 0.0038 < lr 0.01: BNL905 not selected;" in \
+    assert "; lr ceiling 0.0038 < lr 0.01: BNL905 deselected or suppressed;" in \
         text.probe_line(_probed(converged))
     around = LrCeiling(lambda_max=100.0, sgd=0.02, with_momentum=0.038, iterations=10,
                        converged=False, configured_lr=0.01, residual=900.0)

@@ -79,7 +79,7 @@ def _ceiling(model: ModelReport) -> str | None:
     if lr <= high:
         return f"lr ceiling {shown} around lr {lr:g}{unconverged}"
     reported = "BNL905" if any(f.code == "BNL905" for f in model.findings) \
-        else "BNL905 not selected"
+        else "BNL905 deselected or suppressed"
     return f"lr ceiling {shown} < lr {lr:g}: {reported}{unconverged}"
 
 
@@ -124,7 +124,7 @@ def probe_line(model: ModelReport, shared: dict[str, str] | None = None) -> str 
         parts.append(f"NaN first in {p.first_nonfinite.key}" if p.first_nonfinite else "NaN")
     for key in ("optimizer", "targets", "budget"):
         value = _SHARED[key](p)
-        if value != shared.get(key):
+        if value and value != shared.get(key):
             parts.append(value)
     return f"probe ({_run(p, shared)}): " + "; ".join(parts)
 
