@@ -4,6 +4,7 @@ wall-clock figure is asserted beyond its shape."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -171,3 +172,14 @@ def test_an_unconverged_lr_ceiling_is_a_range_from_the_ritz_value_and_its_residu
                        converged=False, configured_lr=0.01, residual=900.0)
     assert "; lr ceiling 0.0038..0.038 around lr 0.01 (Lanczos" in text.probe_line(
         _probed(around))
+
+
+def test_a_ratio_the_probe_could_not_take_says_why():
+    ceiling = LrCeiling(lambda_max=10.0, sgd=0.2, with_momentum=0.38, iterations=6,
+                        converged=True, configured_lr=0.01)
+    model = _probed(ceiling)
+    history = model.probe.history
+    model.probe = dataclasses.replace(model.probe, history=(
+        *history[:-1], dataclasses.replace(history[-1], grad_ratio=None)))
+    assert ": gradient ratio first/last layer (fc1/fc2) 1.5x -> n/a (the last layer's weight " \
+           "gradient was 0 or not finite); " in text.probe_line(model)

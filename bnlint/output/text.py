@@ -111,8 +111,10 @@ def probe_line(model: ModelReport, shared: dict[str, str] | None = None) -> str 
     shared = shared or {}
     first, last = p.history[0], p.history[-1]
     span = f" ({p.first_module}/{p.last_module})" if p.first_module and p.last_module else ""
-    parts = [f"gradient ratio first/last layer{span} "
-             f"{_trend(first.grad_ratio, last.grad_ratio, p.steps, lambda x: _num(x, 'x'))}"]
+    ratio = _trend(first.grad_ratio, last.grad_ratio, p.steps, lambda x: _num(x, "x"))
+    if span and "n/a" in ratio:  # the ratio is undefined only when its denominator is
+        ratio += " (the last layer's weight gradient was 0 or not finite)"
+    parts = [f"gradient ratio first/last layer{span} {ratio}"]
     if first.dead_fraction is not None:
         dead = _trend(first.dead_fraction, last.dead_fraction, p.steps, _percent)
         parts.append(f"dead ReLU {dead}")
