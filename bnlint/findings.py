@@ -240,7 +240,8 @@ class InputsUsed:
 @dataclass
 class ModelReport:
     """One model's report. ``explosion`` is BNL901's reading of the probe's gradient-ratio
-    trajectory (none, temporal, persistent, late), when the probe ran."""
+    trajectory (none, temporal, persistent, late, or unknown after no training step), when the
+    probe ran."""
     name: str
     path: str | None
     line: int | None
