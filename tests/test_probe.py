@@ -42,7 +42,10 @@ def test_plain_bn_relu_mlp_gets_a_measured_finding():
     static = next(f for f in report.findings if f.code == "BNL201")
     measured = static.evidence.measured["grad_ratio"]
     assert static.evidence.verdict.confirmed and measured > 70
-    assert f"measured grad_ratio = {measured:.3g} on cpu" in static.text()
+    facts = static.evidence.facts
+    assert f"ratio over {facts['first_module']}..{facts['last_module']} at initialisation: " \
+           f"{static.evidence.predicted['grad_ratio']:.3g}x predicted, {measured:.3g}x " \
+           "measured on cpu" in static.text()
 
 
 def test_zero_init_residual_passes_gradients_unchanged():

@@ -84,9 +84,11 @@ def _ceiling(model: ModelReport) -> str | None:
 
 
 def _run(p: ProbeResult, shared: dict[str, str]) -> str:
-    """How the probe ran: device where it differs, batch (of the asked one), image size,
-    steps (of those planned), seconds."""
+    """How the probe ran: device where it differs, the processes sharing it, batch (of the
+    asked one), image size, steps (of those planned), seconds."""
     parts = [p.device] if p.device != shared.get("device") else []
+    if p.ranks > 1:
+        parts.append(f"{p.ranks} ranks")
     plan = p.plan
     asked = f" of {plan.requested_batch}" if plan and p.batch != plan.requested_batch else ""
     parts.append(f"batch {p.batch}{asked}")
