@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..model import sites
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
 from ..predict.flow import activation_options, fans, predict, safe_ratio
@@ -219,18 +220,45 @@ def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
                   {"zero": zero, "units": weight.shape[0]})
 
 
+def _non_finite(module: nn.Module) -> dict[str, int]:
+    """The module's own floating parameters and buffers holding NaN/Inf: name -> how many."""
+    tensors = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+    return {n: int((~torch.isfinite(t)).sum()) for n, t in tensors
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())}
+
+
+def _owner_layer(name: str, module: nn.Module, tensors: list[str], graph: ModelGraph) -> Layer:
+    """The finding's layer for a module that is not a layer of the graph (the model itself, or
+    a custom module fx traced through): named by the module (the model's own tensor, for the
+    model), located at the forward line that reads one of its tensors, else where the module
+    was built (else, for the model, at its own line)."""
+    qualified = [f"{name}.{t}" if name else t for t in tensors]
+    read = next((graph.find(q) for q in qualified if graph.find(q) is not None), None)
+    key = name or qualified[0]
+    return Layer(key, "attr", type(module).__name__, module=key,
+                 site=read.site if read is not None else sites.site_of(module), key=key)
+
+
 @check("BNL304")
 def non_finite_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """Every parameter and buffer of the model: those of its layers, and those the model or a
+    custom module owns itself (a learned temperature, a scale, a positional embedding)."""
     if not readable(ctx.model):
         return
     for name, module in ctx.model.named_modules():
-        tensors = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
-        bad = {n: int((~torch.isfinite(t)).sum()) for n, t in tensors
-               if t.is_floating_point() and not bool(torch.isfinite(t).all())}
+        bad = _non_finite(module)
+        if not bad:
+            continue
         layer = ctx.graph.find(name)
-        if bad and layer is not None:
-            yield Hit(layer, {"layer": layer, "tensors": ", ".join(bad),
-                              "count": sum(bad.values())}, {"non_finite": bad})
+        if layer is not None and layer.obj is module:
+            owner, shown = layer.what, list(bad)
+        else:
+            shown = [f"{name}.{t}" if name else t for t in bad]
+            owner = f"{name or 'the model'} ({type(module).__name__})"
+            layer = _owner_layer(name, module, list(bad), ctx.graph)
+        yield Hit(layer, {"layer": layer, "owner": owner, "tensors": ", ".join(shown),
+                          "count": sum(bad.values())},
+                  {"non_finite": dict(zip(shown, bad.values()))})
 
 
 def _batchnorm_problems(ctx: Context, rule: Rule, bn: Layer,
