@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from conftest import line_of, run_cli
 
 
@@ -71,3 +72,134 @@ def test_nan_in_a_parameter_the_model_owns_is_reported(write_model):
     # located at the forward line that reads each
     assert found["log_temp"]["line"] == line_of(path, "self.log_temp.exp()")
     assert found["scale"]["line"] == line_of(path, "x * self.gain")
+
+
+MNIST = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Net(nn.Module):  # the PyTorch examples' MNIST net
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 8, 3, 1)
+            self.conv2 = nn.Conv2d(8, 16, 3, 1)
+            self.fc1 = nn.Linear(16 * 12 * 12, 32)
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+            return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+"""
+
+
+def _inputs(path, *args) -> dict:
+    report = _json(run_cli(path, "--format", "json", *args))
+    assert not report["errors"], report["errors"]
+    return report["models"][0]["inputs"]
+
+
+def test_image_size_is_solved_from_the_first_linear_after_a_flatten(write_model):
+    """An MNIST net takes 28x28 (a size none of 32, 64, 224 is), solved from fc1's inputs."""
+    inputs = _inputs(write_model(MNIST), "--no-probe")
+    assert inputs["shapes"] == [[16, 1, 28, 28]]
+    assert "28x28, the smallest size the layers flatten to the 2304 features of fc1" \
+        in inputs["how"]
+
+
+def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):
+    """The probe's numbers depend on the input size; when bnlint inferred it, they say so."""
+    path = write_model(MNIST.replace(
+        "self.fc2 = nn.Linear(32, 10)",
+        "self.fc2 = nn.Linear(32, 10)\n"
+        "            with torch.no_grad():\n"
+        "                self.conv2.weight[0, 0, 0, 0] = float('nan')"))
+    report = _json(run_cli(path, "--format", "json", "--probe-steps", "2"))
+    measured = [f for f in report["models"][0]["findings"] if f["code"] == "BNL904"]
+    assert measured, report["models"][0]["findings"]
+    assert all("Measured on 28x28 inputs, a size bnlint inferred" in f["message"]
+               for f in measured)
+    static = [f for f in report["models"][0]["findings"] if f["code"] == "BNL304"]
+    assert static and "a size bnlint inferred" not in static[0]["message"]
+
+
+STEM = """
+    from torch import nn
+
+    def stage(channels, stride):
+        return nn.Sequential(nn.Conv2d(channels, channels, 3, stride, 1, bias=False),
+                             nn.BatchNorm2d(channels), nn.ReLU())
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(STEM)
+            self.stages = nn.Sequential(stage(8, 2), stage(8, 2), stage(8, 2))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
+"""
+
+
+def test_an_imagenet_style_stem_gets_224(write_model):
+    """A stride-2 stem and a max pool, then strided stages, before a global pool: ImageNet's
+    224x224 (at 32x32 its last stage would see 1x1 maps); a CIFAR-style stem keeps 32x32."""
+    imagenet = STEM.replace("STEM", "nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), "
+                                    "nn.MaxPool2d(3, 2, 1)")
+    inputs = _inputs(write_model(imagenet), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 224, 224]]
+    assert "224x224, ImageNet's size: the layers downsample it 32x" in inputs["how"]
+    cifar = STEM.replace("STEM", "nn.Conv2d(3, 8, 3, 1, 1), nn.ReLU()")
+    inputs = _inputs(write_model(cifar, "cifar.py"), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 32, 32]]
+    assert "no layer fixes the size" in inputs["how"]
+
+
+def test_token_inputs_for_a_model_that_calls_its_embedding_first(write_model):
+    """The embedding is registered after the head but called first: token ids in its range."""
+    from bnlint.discover.inputs import infer_inputs
+    scope: dict = {}
+    exec("""if True:
+        import torch
+        from torch import nn
+        class Tagger(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(32, 5)
+                self.embed = nn.Embedding(100, 32)
+            def forward(self, tokens):
+                return self.head(self.embed(tokens))
+    """, scope)
+    (tokens,), how = infer_inputs(scope["Tagger"](), "Tagger", 16, write_model("pass"))
+    assert tokens.dtype == torch.long and tokens.shape == (16, 16)
+    assert int(tokens.min()) >= 0 and int(tokens.max()) < 100
+    assert "token ids per sample in [0, 100), for the first layer, embed (Embedding)" in how
+
+
+def test_optional_forward_arguments_are_traced_at_their_defaults(write_model):
+    """`mask=None` with `if mask is not None`, and a flag: fx traces them as constants at
+    their defaults (not as inputs, which bakes in the wrong branch), and the report says so."""
+    path = write_model("""
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 4)
+
+            def forward(self, x, mask=None, return_features=False):
+                h = torch.relu(self.fc1(x))
+                if mask is not None:
+                    h = h * mask
+                if return_features:
+                    return h
+                return self.fc2(h)
+    """)
+    model = _json(run_cli(path, "--format", "json", "--no-probe"))["models"][0]
+    assert model["trace"]["method"] == "fx"
+    assert model["trace"]["nodes"] == 5  # input, fc1, relu, fc2, output: no checks
+    assert model["inputs"]["how"].endswith(
+        "forward's mask=None, return_features=False at their defaults")
