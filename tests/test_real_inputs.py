@@ -5,6 +5,8 @@ excludes."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import torch
 from conftest import line_of, run_cli
@@ -203,3 +205,51 @@ def test_optional_forward_arguments_are_traced_at_their_defaults(write_model):
     assert model["trace"]["nodes"] == 5  # input, fc1, relu, fc2, output: no checks
     assert model["inputs"]["how"].endswith(
         "forward's mask=None, return_features=False at their defaults")
+
+
+TINY = """
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+"""
+
+
+def _tree(root: Path, names: list[str]) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(TINY)
+
+
+def test_folder_runs_skip_excluded_globs_and_what_git_ignores(tmp_path):
+    """`extend-exclude` in [tool.bnlint], --exclude on the command line (replacing the default
+    list: .venv is walked again), and the .gitignore, as `git check-ignore` reads it."""
+    _tree(tmp_path, ["models/net.py", "models/generated/auto.py", "models/scratch.py",
+                     "vendor/lib.py", "experiments/old.py", "models/migrations/m1.py",
+                     "venv/site.py"])
+    (tmp_path / ".gitignore").write_text("generated/\nscratch.py\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bnlint]\nextend-exclude = ["vendor", "models/migrations/*.py"]\n')
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+
+    def linted(*args: str) -> set[str]:
+        report = _json(run_cli(".", "--no-probe", "--format", "json", *args, cwd=tmp_path))
+        return {Path(m["path"]).relative_to(tmp_path.resolve()).as_posix()
+                if Path(m["path"]).is_absolute() else m["path"] for m in report["models"]}
+
+    assert linted() == {"models/net.py", "experiments/old.py"}
+    assert linted("--extend-exclude", "exp*") == {"models/net.py"}
+    assert linted("--exclude", "experiments", "--no-respect-gitignore") == {
+        "models/net.py", "models/generated/auto.py", "models/scratch.py", "venv/site.py"}
+    # a file given by name is linted even when excluded, as ruff does
+    assert linted("vendor/lib.py") >= {"vendor/lib.py"}
+
+
+def test_exclusion_patterns_match_names_anywhere_and_paths_from_the_root(tmp_path):
+    from bnlint.files import Exclusions
+    rules = Exclusions(("build", "*_pb2.py", "src/legacy/*"), tmp_path, gitignore=False)
+    assert rules.matches(tmp_path / "a" / "build")
+    assert rules.matches(tmp_path / "deep" / "x_pb2.py")
+    assert rules.matches(tmp_path / "src" / "legacy" / "old.py")
+    assert not rules.matches(tmp_path / "other" / "src" / "legacy" / "old.py")
+    assert not rules.matches(tmp_path / "builder.py")
