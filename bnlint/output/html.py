@@ -131,8 +131,7 @@ def _model(model: ModelReport) -> str:
         "the parameters seen)"
     meta = [f"traced with {traced}"]
     if model.inputs:
-        shapes = ", ".join("x".join(map(str, s)) for s in model.inputs.shapes)
-        meta.append(f"inputs {shapes}: {model.inputs.how}")
+        meta.append(text.inputs_line(model.inputs).strip())
     parts.append(f'<p class="meta">{escape("; ".join(meta))}</p>')
     if model.findings:
         parts.extend(_finding(f) for f in model.findings)

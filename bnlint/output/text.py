@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..findings import ModelReport, Report
+from ..findings import InputsUsed, ModelReport, Report
 from ..measurement import ProbeResult
 from .paths import relative
 
@@ -50,6 +50,12 @@ def probe_line(model: ModelReport) -> str | None:
     notes = [*(f"plan: {reason}" for reason in (p.plan.reasons if p.plan else ())), *p.notes]
     return f"  {_probe_head(model.name, p)}: " + "; ".join(parts) + \
         "".join(f"\n  note: {n}" for n in notes)
+
+
+def inputs_line(inputs: InputsUsed) -> str:
+    """``  inputs 16x3x32x32: how they were chosen``."""
+    shapes = ", ".join("x".join(map(str, s)) for s in inputs.shapes)
+    return f"  inputs {shapes}: {inputs.how}"
 
 
 def _probe_head(name: str, p: ProbeResult) -> str:
@@ -106,6 +112,8 @@ def text(report: Report, colour: bool) -> str:
         summary = probe_line(model)
         if summary:
             lines.append(style(summary, dim=True))
+            if model.inputs:  # the probe's numbers depend on them
+                lines.append(style(inputs_line(model.inputs), dim=True))
         lines.extend(style(line, dim=True) for line in suggestion_lines(model))
         lines.extend(style(f"  note ({model.name}): {n}", dim=True) for n in model.notes)
     s = report.summary()

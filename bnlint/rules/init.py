@@ -5,6 +5,7 @@ says so once."""
 from __future__ import annotations
 
 import math
+import operator
 import statistics
 from collections.abc import Iterator
 
@@ -88,14 +89,43 @@ def _gates(graph: ModelGraph, act: Layer) -> bool:
     return bool(readers) and all(r.kind == "Mul" and r.tensor_inputs == 2 for r in readers)
 
 
+def _read_weight(graph: ModelGraph, layer: Layer) -> torch.Tensor | None:
+    """The weight a functional affine op reads from a parameter or buffer of the model
+    (``F.linear(x, self.w)``, ``x @ self.w``), laid out as a layer's (out, in, ...): a matmul's
+    second operand is (in, out)."""
+    if layer.op != "function":
+        return None
+    for position, name in enumerate(graph.g.predecessors(layer.name)):
+        source = graph.layer(name)
+        if source.op != "attr" or not source.module:
+            continue
+        value = operator.attrgetter(source.module)(graph.model)
+        if not isinstance(value, torch.Tensor) or value.dim() < 2:
+            continue  # a bias
+        if layer.kind == "MatMul":
+            return value.mT if position == 1 and value.dim() == 2 else None
+        return value
+    return None
+
+
+def affine_weights(graph: ModelGraph) -> Iterator[tuple[Layer, torch.Tensor | None]]:
+    """Each affine layer with its weight: a module's (the first call of each), and the
+    model's or a custom module's own parameters that functional ops read (each op)."""
+    for layer in first_calls(graph, "@affine"):
+        yield layer, getattr(layer.obj, "weight", None)
+    for layer in graph.layers("@affine"):
+        weight = _read_weight(graph, layer)
+        if weight is not None:
+            yield layer, weight
+
+
 @check("BNL301")
 def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
         return
     bound = ctx.threshold(rule, "std_ratio")
     in_branch = branch_members(ctx) if ctx.branches else set()
-    for layer in first_calls(ctx.graph, "@affine"):
-        weight = getattr(layer.obj, "weight", None)
+    for layer, weight in affine_weights(ctx.graph):
         act, normalised = _activation_after(ctx.graph, layer)
         if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
                 or normalised or act.kind not in theory.MODELLED_ACTIVATIONS \
