@@ -102,11 +102,12 @@ def _inputs(path, *args) -> dict:
 
 
 def test_image_size_is_solved_from_the_first_linear_after_a_flatten(write_model):
-    """An MNIST net takes 28x28 (a size none of 32, 64, 224 is), solved from fc1's inputs."""
+    """An MNIST net takes 28x28 (a size none of 32, 64, 224 is), solved from fc1's inputs:
+    the max pool floors, so 29x29 fits too, and MNIST's 28 is preferred."""
     inputs = _inputs(write_model(MNIST), "--no-probe")
     assert inputs["shapes"] == [[16, 1, 28, 28]]
-    assert "28x28, the smallest size the layers flatten to the 2304 features of fc1" \
-        in inputs["how"]
+    assert "28x28: the layers flatten it to the 2304 features of fc1 (Linear) (as they do " \
+        "every size from 28 to 29)" in inputs["how"]
 
 
 def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):

@@ -116,9 +116,11 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
         if solved is not None:
             shape = shape_at(solved.size)
             linear = _name_of(model, solved.linear)
-            return _Candidates([shape], f"{channels}; {_px(shape)}, the smallest size the "
-                               f"layers flatten to the {solved.linear.in_features} features "
-                               f"of {linear} (Linear)")
+            low, high = solved.sizes
+            alike = f" (as they do every size from {low} to {high})" if low != high else ""
+            return _Candidates([shape], f"{channels}; {_px(shape)}: the layers flatten it to "
+                               f"the {solved.linear.in_features} features of {linear} "
+                               f"(Linear){alike}")
     if isinstance(layer, nn.Conv2d):
         factor = sizes.downsampling(model, shape_at)
         if factor is not None and factor >= sizes.IMAGENET_DOWNSAMPLING:

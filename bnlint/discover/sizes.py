@@ -19,6 +19,9 @@ IMAGENET_SIZE = 224
 # arXiv:1512.03385, section 4.2: feature maps of 32, 16 and 8), so 224 to 28 or 56.
 IMAGENET_DOWNSAMPLING = 32
 MAX_SIZE = 2048  # the largest size solved for
+# Sizes of common datasets, preferred among sizes that fit equally: MNIST/Fashion-MNIST, CIFAR
+# and SVHN, STL-10, ImageNet crops, Inception's.
+USUAL_SIZES = (28, 32, 64, 96, 128, 224, 256, 299)
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                  nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
 
@@ -92,34 +95,63 @@ def seen_at(model: nn.Module, shape: tuple[int, ...]) -> Seen | None:
 class Solved:
     size: int
     linear: nn.Linear
+    sizes: tuple[int, int]  # the range of sizes that fit, of which ``size`` was picked
+
+
+def _pick(low: int, high: int) -> int:
+    """The size to use of those in [low, high] that fit: a dataset's usual size if one is among
+    them, and of those (or of all) the one divisible by the largest power of 2, the smallest
+    of ties. Pooling and strides floor, so several sizes fit: 28 and 29 for an MNIST net, 25 to
+    32 for a CIFAR net whose head sees 3x3 maps (32 is picked, not MNIST's 28)."""
+    return max(range(low, high + 1), key=lambda s: (s in USUAL_SIZES, s & -s, -s))
 
 
 def solve_flatten(model: nn.Module, shape_at: Callable[[int], tuple[int, ...]]) -> Solved | None:
-    """The smallest size whose flattened features the first Linear after a flatten takes
-    (``in_features``), when the features depend on the size (no global pool before it); None
-    otherwise. The features grow with the size, so a bisection finds it."""
+    """A size whose flattened features the first Linear after a flatten takes (its
+    ``in_features``), when they depend on the size (no global pool before it); None otherwise.
+    The features grow with the size, so bisections (near the size sizes 64 and 128 predict)
+    find the sizes that fit."""
     a, b = seen_at(model, shape_at(64)), seen_at(model, shape_at(128))
-    if a is None or b is None or a.flat is None or b.flat is None or a.flat == b.flat \
+    if a is None or b is None or not a.flat or not b.flat or a.flat == b.flat \
             or a.linear is not b.linear:
         return None
     target = a.linear.in_features
+    known = {64: a.flat, 128: b.flat}
 
-    def flat(size: int) -> int | None:
-        seen = seen_at(model, shape_at(size))
-        return seen.flat if seen is not None and seen.linear is a.linear else None
+    def flat(size: int) -> int:
+        """The features at ``size``; 0 for a size too small to run (or another head)."""
+        if size not in known:
+            seen = seen_at(model, shape_at(size))
+            known[size] = seen.flat or 0 if seen is not None and seen.linear is a.linear else 0
+        return known[size]
 
-    low, high = 1, MAX_SIZE  # the smallest size with flat(size) >= target lies in [low, high]
-    if (flat(high) or 0) < target:
+    def first(above: int, low: int, high: int) -> int:
+        """The smallest size in [low, high] with more than ``above`` features (high if none)."""
+        while low < high:
+            mid = (low + high) // 2
+            if flat(mid) > above:
+                high = mid
+            else:
+                low = mid + 1
+        return low
+
+    # the features are channels x (spatial size)^k, and a spatial size is about affine in the
+    # input's: so the k-th root of the features is too; its line through 64 and 128 predicts
+    k = len(shape_at(1)) - 2 if len(shape_at(1)) < 5 else 2  # 3-D inputs keep 16 frames
+    r64, r128 = a.flat ** (1 / k), b.flat ** (1 / k)
+    guess = 64 + (target ** (1 / k) - r64) * 64 / (r128 - r64)
+    margin = max(8, int(guess / 4))
+    low, high = max(1, int(guess) - margin), min(MAX_SIZE + 1, int(guess) + margin)
+    if flat(low) >= target or (high <= MAX_SIZE and flat(high) <= target):
+        low, high = 1, MAX_SIZE + 1  # not near the prediction: search every size
+    smallest = first(target - 1, low, high)
+    largest = first(target, smallest, high) - 1
+    # a size the layers reject (an odd size before a stride) may sit inside the range
+    fits = [s for s in range(smallest, min(largest, smallest + 3) + 1) if flat(s) == target]
+    if not fits:
         return None
-    while low < high:
-        mid = (low + high) // 2
-        if (flat(mid) or 0) >= target:  # a size too small to run counts as too few features
-            high = mid
-        else:
-            low = mid + 1
-    # a size the layers reject (an odd size before a stride) may sit just below an exact fit
-    size = next((s for s in range(low, low + 4) if flat(s) == target), None)
-    return Solved(size, a.linear) if size is not None else None
+    size = _pick(fits[0], largest)
+    return Solved(size if flat(size) == target else fits[0], a.linear, (fits[0], largest))
 
 
 def downsampling(model: nn.Module, shape_at: Callable[[int], tuple[int, ...]]) -> int | None:
