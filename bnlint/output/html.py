@@ -131,14 +131,15 @@ def _model(model: ModelReport) -> str:
         "the parameters seen)"
     meta = [f"traced with {traced}"]
     if model.inputs:
-        meta.append(text.inputs_line(model.inputs).strip())
+        shapes = ", ".join("x".join(map(str, s)) for s in model.inputs.shapes)
+        meta.append(f"inputs {shapes}: {model.inputs.how}")
     parts.append(f'<p class="meta">{escape("; ".join(meta))}</p>')
     if model.findings:
         parts.extend(_finding(f) for f in model.findings)
     else:
         parts.append('<p class="clean">No findings.</p>')
     parts.append(_probe(model))
-    extra = text.suggestion_lines(model) + [f"note: {n}" for n in model.notes]
+    extra = text.note_lines(model) + text.suggestion_lines(model)
     if extra:
         parts.append('<pre class="notes">' + escape("\n".join(s.strip() for s in extra))
                      + "</pre>")
