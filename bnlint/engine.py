@@ -311,7 +311,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     name = name or type(model).__name__
     ctx = Context(graph, model, inputs, targets, config, None,
                   probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs,
-                  rules)
+                  rules, notes=notes, source=model_site.path if model_site else None)
     static = {c: r for c, r in rules.items() if r.category != "measured"}
     findings = run_rules(ctx, static, model_site, name, notes)
     explosion = measured_rules.explosion_threshold(rules, config)
