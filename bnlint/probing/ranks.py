@@ -159,7 +159,7 @@ class ShardedRun(_Run):
             shown = ", ".join(f"{name} ({how})" for name, how in list(odd.items())[:5])
             self.notes.append(
                 f"the constructor's init of {len(odd)} parameter(s) could not be reproduced "
-                f"across ranks, an in-place write that reads the values it overwrites: "
+                f"across ranks, by an in-place write that reads other ranks' rows: "
                 f"{shown}{', ...' if len(odd) > 5 else ''}; the probe measured them with "
                 f"the values before that write, not the model's")
         return model.train()

@@ -17,8 +17,9 @@ one-process probe builds from, and does each write to a parameter (its creation,
 torch.nn.init call, the ``reset_parameters()`` of torch's layers, ``fill_``/``zero_``/``copy_``
 and random draws on the parameter or a view of it) for real on a full-size temporary tensor,
 so the random generator draws what it draws in one process, in the same order; each rank
-keeps its rows. A write that reads the values it overwrites (``w.data.mul_(0.1)``, ``clamp_``)
-cannot be done there: the parameter keeps its value before it, and the probe's notes name it.
+keeps its rows; in-place elementwise ops (``w.data.mul_(0.1)``) are done on those rows. A
+write that reads other elements (a copy from a tensor computed from parameters) cannot be
+done there: the parameter keeps its value before it, and the probe's notes name it.
 Buffers are the constructor's.
 """
 
