@@ -74,8 +74,8 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
     assert results["repo_a/pkg/net.py"]["importable"]
     assert not results["repo_c/missing.py"]["importable"]
     side = results["repo_b/side.py"]
-    assert side["import_effects"] == ["+imported.marker"]
-    assert "+imported.marker" not in side["lint_effects"]
+    assert side["import_effects"] == ["+repo_b/imported.marker"]
+    assert "+repo_b/imported.marker" not in side["lint_effects"]
     assert side["traced"]
     assert {"function": "model", "verdict": "factory"}.items() <= next(
         c for c in side["calls"] if c["function"] == "model").items()

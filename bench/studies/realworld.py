@@ -123,9 +123,9 @@ def _tail(text: str) -> str:
 def importable(case: Case) -> tuple[bool, str]:
     """Whether ``python -c 'import pkg.mod'`` from the package root succeeds."""
     root, name = case.module
-    code = "import importlib, sys; importlib.import_module(sys.argv[1])"
+    code = f"import importlib; importlib.import_module({name!r})"  # argv stays ["-c"]
     try:
-        proc = subprocess.run([sys.executable, "-c", code, name], cwd=root, capture_output=True,
+        proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                               text=True, timeout=IMPORT_TIMEOUT, stdin=subprocess.DEVNULL,
                               env=_child_env({"PYTHONDONTWRITEBYTECODE": "1"}))
     except subprocess.TimeoutExpired:
@@ -288,9 +288,11 @@ def totals(results: list[Result]) -> list[tuple[str, Any]]:
         ("models reported not linted", sum(len(r.not_linted) for r in results)),
         ("zoo architectures linted / expected",
          f"{sum(n in r.models for r, n in expected)} / {len(expected)}" if expected else "-"),
-        ("files where bnlint wrote or deleted files (target 0)",
-         sum(bool(r.lint_effects) for r in results)),
+        ("files where bnlint wrote or deleted files, plain import writes none (target 0)",
+         sum(bool(r.lint_effects) and not r.import_effects for r in results)),
         ("files whose plain import writes files", sum(bool(r.import_effects) for r in results)),
+        ("... of them, bnlint's run wrote or deleted files",
+         sum(bool(r.lint_effects) and bool(r.import_effects) for r in results)),
         ("calls of non-factory functions (target 0)",
          sum(c["verdict"] == "not a factory" for r in results for c in r.calls)),
         ("calls of factories / hooks", "{} / {}".format(

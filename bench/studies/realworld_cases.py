@@ -48,7 +48,7 @@ class Case:
     source: str          # corpus, torchvision, timm
     path: Path           # the file linted
     cwd: Path            # where bnlint runs (the user's project folder)
-    watch: Path          # the folder whose files must not change
+    watch: Path          # the folder whose files must not change (snapshotted)
     roots: list[Path]    # folders whose code is the user's (for the call tracer)
     expected: list[str] = field(default_factory=list)  # architectures the file should yield
 
@@ -100,8 +100,8 @@ def corpus_cases(corpus: Path, copy: Path, quick: bool) -> list[Case]:
         if quick and top in repos_seen:
             continue
         repos_seen.add(top)
-        repo = copy / top
-        cases.append(Case(rel, kind, "corpus", copy / rel, repo, repo, [repo]))
+        repo = copy / top  # relative paths in a script may reach beyond it: watch all
+        cases.append(Case(rel, kind, "corpus", copy / rel, repo, copy, [repo]))
     return cases
 
 

@@ -20,11 +20,14 @@ _NOT_MODULE_TYPES = {"None", "bool", "int", "float", "str", "bytes", "dict", "li
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Content hash of every file under ``folder`` (``__pycache__`` left out: Python writes
-    bytecode there whenever it imports a module, and so may any tool)."""
+    """Content hash of every file under ``folder``, and ``dir`` for every folder (an empty one
+    made, say, for a dataset download counts too); ``__pycache__`` is left out: Python writes
+    bytecode there whenever it imports a module, and so may any tool."""
     hashes = {}
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in dirnames:
+            hashes[str(Path(dirpath, name).relative_to(folder)) + "/"] = "dir"
         for name in filenames:
             path = Path(dirpath, name)
             try:
