@@ -81,3 +81,7 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
         c for c in side["calls"] if c["function"] == "model").items()
     assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*")
                   if p.is_file()) == sorted(files)
+    again = subprocess.run([sys.executable, "-m", "bench.studies.realworld", "--tables", str(out)],
+                           cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "| repo_b/side.py |" in again.stdout

@@ -3,6 +3,7 @@ count what keeps it from linting (issue 10).
 
     python -m bench.studies.realworld --corpus DIR [--zoo] [--probe] [--only PATTERN]
                                       [--sample N] [--quick] [--timeout S] [--json FILE]
+    python -m bench.studies.realworld --tables FILE   # the tables of a saved run, again
 
 The corpus is a folder of public repositories' files in their own layout with a MANIFEST.json
 (built by hand from fetched repositories, never committed: see bench/RESULTS.md); ``--zoo``
@@ -310,6 +311,20 @@ def print_totals(results: list[Result]) -> None:
         print(f"| {name} | {value} |")
 
 
+def print_kinds(results: list[Result]) -> None:
+    """The main counts per kind of file (issue 10 counts "ordinary model files")."""
+    print("\n| kind | files | importable | exit 0 / 1 / 2 | importable, exit 2 | models linted |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind in dict.fromkeys(f"{r.source} {r.kind}" if r.source != "corpus" else r.kind
+                              for r in results):
+        rs = [r for r in results
+              if (f"{r.source} {r.kind}" if r.source != "corpus" else r.kind) == kind]
+        exits = " / ".join(str(sum(r.exit == c for r in rs)) for c in (0, 1, 2))
+        print(f"| {kind} | {len(rs)} | {sum(r.importable for r in rs)} | {exits} | "
+              f"{sum(r.importable and r.exit == 2 for r in rs)} | "
+              f"{sum(len(r.models) for r in rs)} |")
+
+
 def print_categories(results: list[Result]) -> None:
     """Files per problem category (a file counts once per category), with an example."""
     rows: dict[str, list[tuple[Result, dict]]] = {}
@@ -349,6 +364,15 @@ def print_calls(results: list[Result]) -> None:
         print("\n| non-factory function bnlint called | file |\n| --- | --- |")
         for r, c in bad:
             print(f"| {c['function']}() | {r.label} |")
+
+
+def report(results: list[Result]) -> None:
+    print_rows(results)
+    print_totals(results)
+    print_kinds(results)
+    print_categories(results)
+    print_zoo_warnings(results)
+    print_calls(results)
 
 
 def header(args: argparse.Namespace, bnlint_dir: Path) -> str:
@@ -400,7 +424,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="bnlint --timeout (seconds per file import and per model)")
     parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--tables", type=Path, metavar="JSON",
+                        help="print the tables of a run saved with --json, and lint nothing")
     args = parser.parse_args(argv)
+    if args.tables:
+        report([Result(**r) for r in json.loads(args.tables.read_text())])
+        return
     if not args.corpus and not args.zoo:
         parser.error("give --corpus DIR, --zoo, or both")
     if args.corpus and not args.corpus.is_dir():
@@ -425,11 +454,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(lint(case, args, bnlint_dir, scratch, i))
             print(f"[{i + 1}/{len(cases)}] {case.label}: exit {results[-1].exit}, "
                   f"{results[-1].seconds:.1f} s", file=sys.stderr, flush=True)
-        print_rows(results)
-        print_totals(results)
-        print_categories(results)
-        print_zoo_warnings(results)
-        print_calls(results)
+        report(results)
         print(f"\nwall time of the run: {time.monotonic() - started:.0f} s")
         if args.json:
             args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
