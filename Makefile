@@ -24,9 +24,12 @@ lint: $(BIN)/bnlint
 	$(BIN)/lint-imports
 
 bench: $(BIN)/bnlint
-	@# Each script prints its table; bench/RESULTS.md records them. About 40 minutes on 2 cores.
-	for script in benchmarks.speed benchmarks.probe_overhead calibration.gradient_flow \
-			calibration.papers studies.lalc studies.detection studies.robustness; do \
+	@# Each script prints its table; bench/RESULTS.md records them. Over an hour on 2 cores: the
+	@# detection study (both sets, each model trained 3 times) took 43 min on 2 busy cores.
+	@# studies.realbugs reads its committed ground truth (python -m bench.studies.realbugs.label).
+	for script in benchmarks.speed benchmarks.probe_overhead benchmarks.fixes \
+			calibration.gradient_flow calibration.papers studies.lalc studies.detection \
+			studies.robustness studies.realbugs; do \
 		$(BIN)/python -m bench.$$script || exit 1; done
 
 clean:

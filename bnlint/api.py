@@ -20,9 +20,10 @@ from .config import Config
 from .discover.targets import Targets
 from .findings import ModelReport
 from .fixes import repairs as repair
+from .measurement import ProbeResult
 from .model.build import build
 from .nn import Standardize
-from .probing.run import ProbeOptions, ProbeResult, run_probe
+from .probing.run import ProbeOptions, run_probe
 from .rules import catalog
 
 
@@ -30,7 +31,7 @@ def _targets(targets: torch.Tensor | Targets | None) -> Targets | None:
     """Targets given to the API as a tensor, wrapped with their spread."""
     if targets is None or isinstance(targets, Targets):
         return targets
-    return Targets(targets.float(), float(targets.float().std()), "argument")
+    return Targets.given(targets, "argument")
 
 
 def lint(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None,
@@ -44,7 +45,8 @@ def probe(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None,
           **options: Any) -> ProbeResult:
     """Probe ``model`` with example ``inputs`` (and regression/class ``targets``); options are
     those of :class:`~bnlint.probing.run.ProbeOptions` (device, batch, steps, budget,
-    optimizer, seed)."""
+    optimizer, hvps, flop_rate, seed, synthetic_inputs, inferred_inputs). The result holds
+    the plan it ran (``result.plan``) and, if the budget cut it short, ``result.cut``."""
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     return run_probe(build(model, inputs), inputs, _targets(targets), ProbeOptions(**options))
 
@@ -54,7 +56,7 @@ _SUMMARY = ("grad_ratio", "act_grad_ratio", "dead_fraction")
 
 def _summary(probe: ProbeResult) -> dict[str, Any]:
     data = {k: getattr(probe, k) for k in _SUMMARY}
-    data.update(loss_start=probe.history[0]["loss"], loss_end=probe.history[-1]["loss"],
+    data.update(loss_start=probe.history[0].loss, loss_end=probe.history[-1].loss,
                 steps=probe.steps, nan=probe.nan)
     return data
 
@@ -111,9 +113,9 @@ def fix(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
     wanted: dict[str, list[str]] = {}
     asked: set[str] = set()
     for f in report.findings:
-        name = (rules[f.code].fix or {}).get("repair")
+        name = rules[f.code].fix.repair if rules[f.code].fix else None
         if name:
-            modules = f.evidence.get("modules") or ([f.module] if f.module else [])
+            modules = f.evidence.modules or ([f.module] if f.module else [])
             wanted.setdefault(name, []).extend(modules)
             asked.add(f.code)
     graph = build(model, inputs)

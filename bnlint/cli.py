@@ -3,11 +3,13 @@ prints the report; never imports torch itself."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import config as config_mod
 from . import files
@@ -15,52 +17,47 @@ from .errors import InputError
 from .findings import VERSION, Report
 from .fixes import plan as fixes
 from .isolation import runner
-from .output import formats, plots
-from .rules import catalog
+from .output import baseline, plots, render
+from .rules import catalog, suppress
 
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
               "dist", "site-packages", ".tox", ".mypy_cache", ".pytest_cache"}
 
 
-def expand_paths(paths: tuple[str, ...]) -> list[str]:
-    """Files as given, and under folders every .py file that mentions torch (others are skipped
-    without being imported)."""
-    files: list[str] = []
+def expand_paths(paths: tuple[str, ...], only_models: bool = False) -> list[str]:
+    """Files as given, and under folders every file :func:`files.may_hold_models` accepts;
+    with ``only_models`` (allow-no-models), given files are filtered the same way."""
+    found: list[str] = []
     for given in paths:
         p = Path(given)
         if p.is_file():
-            files.append(str(p))
+            if not only_models or files.may_hold_models(p):
+                found.append(str(p))
         elif p.is_dir():
-            found = []
+            under = []
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-                for name in sorted(names):
-                    if name.endswith(".py") and not name.startswith(("test_", "conftest")):
-                        path = Path(root) / name
-                        try:
-                            if "torch" in path.read_text(encoding="utf-8", errors="replace"):
-                                found.append(str(path))
-                        except OSError:
-                            continue
-            if not found:
+                under.extend(str(Path(root) / n) for n in sorted(names)
+                             if files.may_hold_models(Path(root) / n))
+            if not under and not only_models:
                 raise InputError("no Python files that use torch under this folder.",
                                  path=given, hint="Point bnlint at your model files.")
-            files.extend(found)
+            found.extend(under)
         else:
             raise InputError("no such file or folder.", path=given,
                              hint="Check the path; bnlint takes model files or folders.")
-    return list(dict.fromkeys(files))
+    return list(dict.fromkeys(found))
 
 
 def _explain(rules: dict, code: str) -> str:
     rule = rules.get(code.upper())
     if rule is None:
         raise InputError(f"unknown rule code {code}.", hint="See bnlint --list-rules.")
-    parts = [f"{rule.code} ({rule.name}) [{rule.severity}, {rule.category}]", "",
+    parts = [f"{rule.code} ({rule.name}) [{rule.severity_label()}; {rule.category}]", "",
              rule.summary, "", "Why", rule.why, "", "Example", rule.example, "",
              "Use instead", rule.use_instead]
     if rule.fix:
-        parts += ["", f"Fix: {rule.fix['kind']}, {rule.fix['applicability']}"]
+        parts += ["", f"Fix: {rule.fix.kind}, {rule.fix.applicability}"]
     if rule.thresholds:
         parts += ["", "Thresholds (override in [tool.bnlint] thresholds):"]
         parts += [f"  {k} = {v:g}" for k, v in rule.thresholds.items()]
@@ -68,9 +65,11 @@ def _explain(rules: dict, code: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _list_rules(rules: dict) -> str:
+def _list_rules(rules: dict, thresholds: dict) -> str:
+    """One rule a line: code, name, severity (with its escalation, under the config's
+    thresholds) and summary."""
     width = max(len(r.name) for r in rules.values())
-    return "".join(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {r.summary}\n"
+    return "".join(f"{r.code}  {r.name:<{width}}  {r.summary} [{r.severity_label(thresholds)}]\n"
                    for r in rules.values())
 
 
@@ -79,34 +78,76 @@ def _fail(exc: InputError) -> None:
     sys.exit(2)
 
 
+def _fail_before_linting(exc: InputError, fmt: str, rules: dict,
+                         output_file: str | None) -> None:
+    """Exit 2 for an error found before linting; a document format still gets its document,
+    with the error in it (where the report would go, else stdout)."""
+    if fmt in config_mod.DOCUMENTS:
+        document = render.render(Report(errors=[exc]), fmt, rules, False)
+        written = False
+        if output_file:
+            try:
+                files.write_atomic(output_file, document)
+                written = True
+            except OSError:  # e.g. the error is that it cannot be written
+                pass
+        if not written:
+            click.echo(document, nl=False)
+    _fail(exc)
+
+
+class _Seconds(click.ParamType):
+    """A positive, finite number of seconds (click's FloatRange lets NaN and infinity in)."""
+    name = "seconds"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a positive, finite number of seconds.", param, ctx)
+        return seconds
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(config_mod.FORMATS), default=None,
-              help="Output format (default text).")
+@click.option("--format", "fmt", type=click.Choice(config_mod.FORMATS),
+              default=config_mod.FORMAT, show_default=True, help="Output format.")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False),
               help="Write the report here instead of stdout.")
 @click.option("--select", help="Only these rule codes or prefixes (comma-separated).")
 @click.option("--ignore", help="Skip these rule codes or prefixes (comma-separated).")
-@click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON), default=None,
-              help="Lowest severity that makes the exit code 1 (default warning).")
+@click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON),
+              default=config_mod.FAIL_ON_DEFAULT, show_default=True,
+              help="Lowest severity that makes the exit code 1.")
 @click.option("--model", "models", multiple=True, help="Lint only this model (repeatable).")
 @click.option("--input-shape", "input_shapes", multiple=True,
               help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
 @click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")
-@click.option("--probe/--no-probe", default=None,
-              help="Measure a short forward/backward and training run (default on).")
-@click.option("--device", type=click.Choice(config_mod.DEVICES), default=None,
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Measure a short forward/backward and training run.")
+@click.option("--device", type=click.Choice(config_mod.DEVICES), default=config_mod.DEVICE,
+              show_default=True,
               help="Where the probe runs: auto picks cuda, then mps, then cpu.")
-@click.option("--probe-batch", type=click.IntRange(min=2), default=None,
-              help="Probe batch size (default 64; halved on out-of-memory).")
-@click.option("--probe-steps", type=click.IntRange(min=0), default=None,
-              help="Training steps the probe runs after measuring the init (default 20).")
-@click.option("--probe-budget", type=click.FloatRange(min=0.1), default=None,
-              help="Seconds the probe may take per model (default 30; stops early).")
+@click.option("--probe-batch", type=click.IntRange(min=2), default=config_mod.PROBE_BATCH,
+              show_default=True,
+              help=f"Probe batch size; the plan halves it (down to "
+                   f"{config_mod.PROBE_MIN_BATCH}) for a model too big for the probe's budget, "
+                   "and an out-of-memory error halves it again.")
+@click.option("--probe-steps", type=click.IntRange(min=0), default=config_mod.PROBE_STEPS,
+              show_default=True,
+              help="Training steps the probe runs after measuring the init.")
+@click.option("--probe-budget", type=_Seconds(),
+              default=config_mod.PROBE_BUDGET, show_default=True,
+              help=f"Seconds the probe may take per model: it plans batch, steps and "
+                   f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
+                   f"FLOP/s (the same plan on any machine), and stops a slower run there.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None,
-              help="Seconds allowed to import a file and to lint each model (default 120).")
+@click.option("--timeout", type=_Seconds(),
+              default=config_mod.TIMEOUT, show_default=True,
+              help="Seconds allowed to import a file and to lint each model.")
 @click.option("--config", "config_file", type=click.Path(), help="Config file to use.")
 @click.option("--rules-dir", type=click.Path(), help="Folder of extra rule YAML files.")
 @click.option("--diff", "show_diff", is_flag=True,
@@ -115,31 +156,57 @@ def _fail(exc: InputError) -> None:
               help="Apply the safe fixes to the files, then report what remains.")
 @click.option("--unsafe-fixes", is_flag=True,
               help="With --fix or --diff, also apply fixes that change the model's function.")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False),
+              help="Hide the findings recorded in this baseline file; report new ones, and "
+                   "the recorded ones that are gone.")
+@click.option("--write-baseline", type=click.Path(dir_okay=False),
+              help="Record the current findings in this baseline file and exit 0.")
+@click.option("--add-noqa", is_flag=True,
+              help="Add '# bnlint: ignore[CODE]' on each finding's line, then exit.")
+@click.option("--statistics", "want_statistics", is_flag=True,
+              help="Print how many findings each rule has instead of the findings.")
+@click.option("--allow-no-models", is_flag=True, default=None,
+              help="Skip given files that define no model or never mention torch, instead of "
+                   "failing (pre-commit passes every staged Python file).")
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
-def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
+@click.pass_context
+def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
          probe, device, probe_batch, probe_steps, probe_budget, plot, timeout, config_file,
-         rules_dir, show_diff, apply_fixes, unsafe_fixes, explain, list_rules, verbose) -> None:
+         rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file, write_baseline,
+         add_noqa, want_statistics, allow_no_models, explain, list_rules, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
     started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
+
+    def given(name: str, value):
+        """An option's value when the command line gave it (a config file's value wins over
+        the shown default)."""
+        return value if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE else None
+
+    report_format, rules = fmt, {}  # the command line's format until the config is read
     try:
         file_cfg = config_mod.load(config_file, Path.cwd())
         cli_shapes = _input_shapes(input_shapes) if input_shapes else None
         cli_codes = {"--select": config_mod.split_codes(select or ""),
                      "--ignore": config_mod.split_codes(ignore or "")}
         cfg = config_mod.override(
-            file_cfg, format=fmt, fail_on=fail_on, timeout=timeout, model=list(models) or None,
-            targets=targets, rules_dir=rules_dir, probe=probe, device=device,
-            probe_batch=probe_batch, probe_steps=probe_steps, probe_budget=probe_budget,
-            select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None)
+            file_cfg, format=given("fmt", fmt), fail_on=given("fail_on", fail_on),
+            timeout=given("timeout", timeout), model=list(models) or None, targets=targets,
+            rules_dir=rules_dir, probe=given("probe", probe), device=given("device", device),
+            probe_batch=given("probe_batch", probe_batch),
+            probe_steps=given("probe_steps", probe_steps),
+            probe_budget=given("probe_budget", probe_budget),
+            select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
+            allow_no_models=allow_no_models)
+        report_format = cfg.format
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
-            click.echo(_list_rules(rules), nl=False)
+            click.echo(_list_rules(rules, cfg.thresholds), nl=False)
             return
         if explain:
             click.echo(_explain(rules, explain), nl=False)
@@ -149,9 +216,15 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
             config_mod.check_codes(rules, codes, option)
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
-        files = expand_paths(paths)
+        _check_exclusive(show_diff=show_diff, fix=apply_fixes, add_noqa=add_noqa,
+                         write_baseline=write_baseline)
+        render.check(cfg.format, want_statistics)
+        linted = expand_paths(paths, cfg.allow_no_models)
+        recorded = baseline.load(baseline_file) if baseline_file else None
         if output_file:
             _check_writable(output_file, "the report")
+        if write_baseline:
+            _check_writable(write_baseline, "the baseline")
         if plot:
             plots.check_available(plot)
             if not cfg.probe:
@@ -162,8 +235,17 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
     except InputError as exc:
         if started:
             started.kill()
-        _fail(exc)
-    report = runner.run(files, cfg, rules, cli_shapes, verbose, started)
+        _fail_before_linting(exc, report_format, rules, output_file)
+    if not linted and started:  # allow-no-models skipped every file given
+        started.kill()
+        started = None
+    report = runner.run(linted, cfg, rules, cli_shapes, verbose, started)
+    if add_noqa:  # the findings a baseline records stay as they are
+        if recorded is not None:
+            report = baseline.apply(report, baseline_file, recorded, linted)[0]
+        _add_noqa(report, linted)
+    if write_baseline:
+        _write_baseline(report, write_baseline)
     if show_diff or apply_fixes:
         patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
         if show_diff:
@@ -171,7 +253,10 @@ def main(paths, fmt, output_file, select, ignore, fail_on, models, input_shapes,
             click.echo("".join(p.diff for p in patches), nl=False)
             sys.exit(2 if report.errors else 1 if patches else 0)
         report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
-    _emit(report, cfg, rules, output_file)
+    outcome = None
+    if recorded is not None:
+        report, outcome = baseline.apply(report, baseline_file, recorded, linted)
+    _emit(report, cfg, rules, output_file, want_statistics, outcome)
     if plot:
         try:
             plots.draw(report, plot)
@@ -190,6 +275,10 @@ def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
                              hint="Give positive integers separated by commas, such as "
                                   "--input-shape 8,3,32,32, and repeat the option for each "
                                   "input of a model that takes several.") from None
+    problem = config_mod.shape_problem(shapes)
+    if problem:
+        raise InputError(f"--input-shape: {problem}.",
+                         hint="Give the shape of a small example batch, such as 8,3,32,32.")
     return shapes
 
 
@@ -207,7 +296,7 @@ def _check_writable(path: str, what: str) -> None:
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
                       unsafe: bool) -> list[fixes.FilePatch]:
     """The patches, without the fixes their files do not build with; those are reported."""
-    patches, warnings = fixes.plan(report, unsafe)
+    patches, warnings = fixes.plan(report, rules, unsafe)
     if patches:
         patches, dropped = fixes.verify(patches, lambda sources: runner.verify(
             sources, cfg, rules, cli_shapes, verbose))
@@ -242,10 +331,61 @@ def _print_errors(report: Report) -> None:
         click.echo(f"bnlint: error: {error.render()}", err=True)
 
 
-def _emit(report: Report, cfg, rules: dict, output_file: str | None) -> None:
+def _check_exclusive(**given) -> None:
+    """Refuse two of --diff, --fix, --add-noqa and --write-baseline together: each decides
+    what the run writes."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if len(named) > 1:
+        raise InputError(f"{' and '.join(named)} cannot be used together.",
+                         hint="Run bnlint once for each.")
+
+
+def _add_noqa(report: Report, linted: list[str]) -> None:
+    """Suppress every finding in the linted files where it is built, then exit (0, or 2 when
+    a file could not be linted or written)."""
+    ours = {os.path.realpath(p): p for p in linted}
+    spans: dict[str, list[tuple[int, int, str]]] = {}
+    for f in report.findings:
+        if f.path and f.line and os.path.realpath(f.path) in ours:
+            spans.setdefault(ours[os.path.realpath(f.path)], []).append(
+                (f.line, f.end_line or f.line, f.code))
+    _print_errors(report)
+    added, failed = {}, False
+    for path, wanted in spans.items():
+        try:
+            added[path] = suppress.add_directives(path, wanted)
+        except InputError as exc:
+            click.echo(f"bnlint: error: {exc.render()}", err=True)
+            failed = True
+    total = sum(added.values())
+    changed = sum(1 for n in added.values() if n)
+    click.echo(f"Added {total} code{'s' if total != 1 else ''} to '# bnlint: ignore' "
+               f"directives in {changed} file{'s' if changed != 1 else ''}.", err=True)
+    sys.exit(2 if failed or report.errors else 0)
+
+
+def _write_baseline(report: Report, path: str) -> None:
+    """Record the findings in ``path``, then exit (0, or 2 when a file could not be linted:
+    its findings are missing from the baseline)."""
+    _print_errors(report)
+    try:
+        recorded = baseline.write(report, path)
+    except OSError as exc:
+        _fail(InputError(f"cannot write the baseline: {exc.strerror}.", path=path))
+    click.echo(f"Recorded {recorded} finding{'s' if recorded != 1 else ''} in {path}."
+               + (" Files that could not be linted are not in it." if report.errors else ""),
+               err=True)
+    sys.exit(2 if report.errors else 0)
+
+
+def _emit(report: Report, cfg, rules: dict, output_file: str | None,
+          want_statistics: bool = False, outcome: baseline.Outcome | None = None) -> None:
     _print_errors(report)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
-    rendered = formats.render(report, cfg.format, rules, colour)
+    rendered = render.render(report, cfg.format, rules, colour, want_statistics, outcome)
+    if outcome is not None and not render.carries_baseline(cfg.format, want_statistics):
+        for line in outcome.lines():
+            click.echo(f"bnlint: {line}" if not line.startswith(" ") else line, err=True)
     if output_file:
         try:
             files.write_atomic(output_file, rendered)

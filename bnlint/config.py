@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -19,13 +20,56 @@ import yaml
 from .errors import InputError
 from .files import read_text
 
+# The defaults, each defined once here: Config, the Python API's ProbeOptions and the CLI's help
+# (click's show_default) read them.
+FAIL_ON_DEFAULT = "warning"
+FORMAT = "text"
+DEVICE = "auto"
+TIMEOUT = 120.0       # seconds to import a file, and to lint each model
+BATCH_SIZE = 16       # samples in inferred example inputs
+TOKENS = 16           # tokens per sample in inferred token inputs
+PROBE_BATCH = 64      # the probe's batch, and the training batch predictions assume
+PROBE_STEPS = 20      # training steps after the measurement at initialisation
+PROBE_BUDGET = 30.0   # seconds per model: the plan's budget at PROBE_FLOP_RATE, and a hard stop
+PROBE_HVPS = 20       # Hessian-vector products the lr-ceiling estimate may use (Lanczos
+                      # converged within 4-18 on seven small models: docs/SCIENCE.md §7)
+# The probe plans its work before running (bnlint/probing/plan.py), from the model's cost counted
+# on the meta device, against --probe-budget seconds at this fixed rate, never a timing of the
+# machine at hand: the same model gets the same plan, and the same numbers, on any machine and
+# under any load. 1e10 FLOP/s is what a ResNet-20 probe step reached on a 2-core CPU shared with
+# four other jobs (8.4-8.9e9 FLOP/s, one thread, 2026-11-26); the same step ran at 8.2e10 FLOP/s
+# on the idle machine (bench/RESULTS.md, probe overhead: 1.56e10 FLOPs in 0.19 s). A plan at
+# this rate thus fits its budget even on a busy 2-core CI runner.
+PROBE_FLOP_RATE = 1e10
+# What one dispatched torch op costs besides its arithmetic, in FLOPs at PROBE_FLOP_RATE: 100 us
+# of Python, dispatch and the probe's taps (86 us per op measured on a 100-block width-8 BN-ReLU
+# MLP, whose arithmetic is negligible, same machine and load). It keeps deep narrow models from
+# being planned as free.
+PROBE_OP_FLOPS = 1e6
+# The smallest batch the plan shrinks to: a ReLU unit that fires for half the inputs looks dead
+# on a batch of b samples with probability 0.5^b, 0.4% at 8 (and 6% at 4).
+PROBE_MIN_BATCH = 8
+# The smallest size (per spatial dimension) to which the plan lowers inferred image inputs: the
+# smallest bnlint infers (bnlint/discover/inputs.py tries 32, 64, 224).
+PROBE_MIN_RESOLUTION = 32
+# The activations the probe may keep at once (its forward's new tensors): 2 GiB, under a third
+# of the 7 GB of a 2-core hosted CI runner (GitHub Actions' standard runner of that size).
+PROBE_MEMORY = 2 * 2**30
+PROBE_LR = 0.01       # the probe's optimizer when the config names none: SGD, this lr...
+PROBE_MOMENTUM = 0.9  # ...and this momentum
+
 SEVERITIES = ("error", "warning", "info")
 FAIL_ON = (*SEVERITIES, "never")
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "html")
+DOCUMENTS = ("json", "sarif", "html")  # formats that are one document, printed even for an
+                                       # error before linting (CI parses it)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 YAML_NAMES = (".bnlint.yaml", ".bnlint.yml")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lalc")  # those the probe can run
 SHAPE = "a shape such as 8,3,32,32 (positive integers)"
+# The most elements an example input may have: PROBE_MEMORY in float32. A larger one is a typo
+# (a video batch of 8x3x64x224x224 has 7.7e7), and past 2^63 torch cannot even express it.
+MAX_INPUT_ELEMENTS = PROBE_MEMORY // 4
 
 
 @dataclass
@@ -40,22 +84,23 @@ class Optimizer:
 class Config:
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
-    fail_on: str = "warning"
-    format: str = "text"
+    fail_on: str = FAIL_ON_DEFAULT
+    format: str = FORMAT
     probe: bool = True
-    device: str = "auto"
-    timeout: float = 120.0
+    device: str = DEVICE
+    timeout: float = TIMEOUT
     model: list[str] = field(default_factory=list)
     input_shape: list[list[int]] | None = None
     targets: str | None = None
     target_std: float | None = None
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE
     rules_dir: str | None = None
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     optimizer: Optimizer | None = None
-    probe_batch: int = 64
-    probe_steps: int = 20
-    probe_budget: float = 30.0
+    probe_batch: int = PROBE_BATCH
+    probe_steps: int = PROBE_STEPS
+    probe_budget: float = PROBE_BUDGET
+    allow_no_models: bool = False  # skip given files that define no model (pre-commit's lists)
     source: str | None = None  # the config file these settings came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +133,9 @@ def _fail(source: str, key: str, expected: str, value: Any) -> InputError:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def split_codes(text: str) -> list[str]:
@@ -113,6 +160,17 @@ def parse_shapes(text: str) -> list[list[int]]:
     return shapes
 
 
+def shape_problem(shapes: list[list[int]]) -> str | None:
+    """Why these example input shapes are too large to allocate, if they are."""
+    for shape in shapes:
+        elements = math.prod(shape)
+        if elements > MAX_INPUT_ELEMENTS:
+            return (f"an input of shape {'x'.join(map(str, shape))} has {elements:.3g} "
+                    f"elements, over the {MAX_INPUT_ELEMENTS:,} ({PROBE_MEMORY // 2**30} GiB "
+                    "of float32) bnlint allocates for one example input")
+    return None
+
+
 def _shapes(source: str, key: str, value: Any) -> list[list[int]]:
     """A string as :func:`parse_shapes` reads it, ``[8, 3, 32, 32]`` or ``[[8, 16], [8, 4]]``."""
     if isinstance(value, str):
@@ -129,6 +187,14 @@ def _shapes(source: str, key: str, value: Any) -> list[list[int]]:
     return value
 
 
+def _sized(source: str, key: str, shapes: list[list[int]]) -> list[list[int]]:
+    problem = shape_problem(shapes)
+    if problem:
+        raise InputError(f"config key '{key}': {problem}.", path=source,
+                         hint="Give the shape of a small example batch, such as 8,3,32,32.")
+    return shapes
+
+
 def _optimizer(source: str, key: str, value: Any) -> Optimizer:
     if not isinstance(value, dict) or set(value) - {"name", "lr", "momentum"}:
         raise _fail(source, key, "a mapping with keys name, lr, momentum", value)
@@ -136,7 +202,7 @@ def _optimizer(source: str, key: str, value: Any) -> Optimizer:
     if not isinstance(opt.name, str) or opt.name.lower() not in OPTIMIZERS:
         raise _fail(source, key + ".name", "one of " + ", ".join(OPTIMIZERS), opt.name)
     if opt.lr is not None and not (_number(opt.lr) and opt.lr > 0):
-        raise _fail(source, key + ".lr", "a positive number", opt.lr)
+        raise _fail(source, key + ".lr", "a positive finite number", opt.lr)
     if not (_number(opt.momentum) and 0 <= opt.momentum < 1):
         raise _fail(source, key + ".momentum", "a number in [0, 1)", opt.momentum)
     return dataclasses.replace(opt, name=opt.name.lower())
@@ -153,19 +219,19 @@ def _validate(source: str, key: str, value: Any) -> Any:
             raise _fail(source, key, "a model name or list of names", value)
         return value
     if name == "input_shape":
-        return _shapes(source, key, value)
+        return _sized(source, key, _shapes(source, key, value))
     choices = {"fail_on": FAIL_ON, "format": FORMATS, "device": DEVICES}
     if name in choices:
         if value not in choices[name]:
             raise _fail(source, key, "one of " + ", ".join(choices[name]), value)
         return value
-    if name == "probe":
+    if name in ("probe", "allow_no_models"):
         if not isinstance(value, bool):
             raise _fail(source, key, "true or false", value)
         return value
     if name in ("timeout", "target_std", "probe_budget"):
         if not (_number(value) and value > 0):
-            raise _fail(source, key, "a positive number", value)
+            raise _fail(source, key, "a positive finite number", value)
         return float(value)
     # The probe trains on at least 2 samples (BatchNorm); 0 steps measures the init only.
     least = {"batch_size": 1, "probe_batch": 2, "probe_steps": 0}
@@ -180,10 +246,11 @@ def _validate(source: str, key: str, value: Any) -> Any:
     if name == "thresholds":
         ok = isinstance(value, dict) and all(
             isinstance(code, str) and isinstance(t, dict)
-            and all(isinstance(k, str) and _number(v) for k, v in t.items())
+            and all(isinstance(k, str) and _number(v) and v >= 0 for k, v in t.items())
             for code, t in value.items())
         if not ok:
-            raise _fail(source, key, "a mapping {CODE: {name: number}}", value)
+            raise _fail(source, key, "a mapping {CODE: {name: number}} of finite numbers >= 0",
+                        value)
         return {code.upper(): {_kebab(k).replace("-", "_"): float(v) for k, v in t.items()}
                 for code, t in value.items()}
     if name == "optimizer":

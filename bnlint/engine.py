@@ -3,30 +3,36 @@ finding located at the code that built its layer, suppressible there, with its f
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from .config import Config
 from .discover.targets import Targets
 from .errors import InputError
-from .findings import Finding, Fix, ModelReport
+from .findings import Evidence, Finding, Fix, InputsUsed, ModelReport, Verdict
+from .measurement import ProbeResult
 from .model import sites
 from .model.build import build
 from .model.graph import ModelGraph
 from .model.sandbox import first_line
 from .model.sites import Site
 from .probing.advice import suggestions
-from .probing.run import ProbeOptions, ProbeResult, probe_batch, run_probe
+from .probing.run import ProbeOptions, probe_batch, run_probe
 from .rules import catalog, suppress
 from .rules import measured as measured_rules
 from .rules import registry as checks
 from .rules.base import Context, Hit
-from .rules.catalog import Rule
+from .rules.catalog import Edit, Rule
+
+if TYPE_CHECKING:
+    from .fixes.source import Placed
 
 
 def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | None:
@@ -42,21 +48,21 @@ def _model_site(model: nn.Module, path: str | None, line: int | None) -> Site | 
     return Site(path, line or 1, 1, line or 1, 1)
 
 
-def _positioned(edit: dict[str, Any], hit: Hit, site: Site) -> dict[str, Any]:
+def _positioned(edit: Edit, hit: Hit, site: Site) -> Placed:
     """An edit anchored at the call that built the hit's module, with the argument's position."""
-    edit = {**edit, "path": site.path, "line": site.line, "col": site.col,
-            "end_line": site.end_line, "end_col": site.end_col}
-    if edit["action"] == "set_kwarg" and hit.layer is not None and hit.layer.obj is not None:
+    from .fixes.source import Placed
+    position = None
+    if edit.action == "set_kwarg" and hit.layer is not None and hit.layer.obj is not None:
         params = list(inspect.signature(type(hit.layer.obj).__init__).parameters)[1:]
-        if edit["name"] in params:
-            edit["position"] = params.index(edit["name"])
-    return edit
+        if edit.name in params:
+            position = params.index(edit.name)
+    return Placed(edit, site.path, (site.line, site.col, site.end_line, site.end_col), position)
 
 
-def _unpatchable(hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
+def _unpatchable(edits: list[Edit], site: Site | None, graph: ModelGraph, unflagged_here: bool,
                  model_site: Site | None) -> str | None:
-    """Why the hit's edits cannot be applied to the user's file, if they cannot."""
-    if not any(e["action"] in catalog.CALL_ACTIONS for e in hit.edits):
+    """Why the edits cannot be applied to the user's file, if they cannot."""
+    if not any(e.action in catalog.CALL_ACTIONS for e in edits):
         if model_site is None:
             return "the model's source file is unknown"
         if graph.method != "fx":
@@ -73,29 +79,38 @@ def _unpatchable(hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here:
 
 def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
          model_site: Site | None, model: str) -> Fix | None:
-    if not rule.fix:
+    """The finding's fix: a source patch's replacements (its file parsed once per run, for
+    all its findings) where the rule's edit can be made, else what to do, display-only."""
+    if rule.fix is None:
         return None
-    description = (hit.fix_description or rule.fix.get("description") or rule.use_instead
-                   ).format(**hit.fields).strip()
-    fix = Fix(rule.fix["applicability"], description)
-    edits = hit.edits or ([rule.fix["edit"]] if rule.fix.get("edit") else [])
+    description = fill(hit.fix_description or rule.fix.description or rule.use_instead, hit,
+                       rule)
+    edits = hit.edits or ([rule.fix.edit] if rule.fix.edit else [])
     if not edits:
-        return fix
-    hit.edits = edits
-    problem = _unpatchable(hit, site, graph, unflagged_here, model_site)
-    if problem:
-        fix.applicability = "display-only"
-        fix.description += f" (Not patched: {problem}.)"
-        return fix
-    fix.edits = [_positioned(e, hit, site) if e["action"] in catalog.CALL_ACTIONS
-                 else {**e, "path": model_site.path, "model": model} for e in edits]
-    from .fixes import source  # libcst loads only when there is a patch to render
+        return Fix(rule.fix.applicability, description)
+    problem = _unpatchable(edits, site, graph, unflagged_here, model_site)
+    if problem is None:
+        from .fixes import source  # libcst loads only when there is a patch to make
+        placed = [_positioned(e, hit, site) if e.action in catalog.CALL_ACTIONS
+                  else source.Placed(e, model_site.path, model=model) for e in edits]
+        try:
+            replacements, diff = source.patch(placed)
+            return Fix(rule.fix.applicability, description, replacements, diff or None)
+        except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
+            problem = exc.message.rstrip(".")
+    return Fix("display-only", f"{description} (Not patched: {problem}.)")
+
+
+def fill(template: str, hit: Hit, rule: Rule) -> str:
+    """A rule's template with the hit's fields (the catalog has checked that it names fields
+    only); one that names a field the finder does not give is the rule file's error."""
     try:
-        fix.diff = source.diff(fix.edits) or None
-    except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
-        fix.edits, fix.diff, fix.applicability = [], None, "display-only"
-        fix.description += f" (Not patched: {exc.message.rstrip('.')}.)"
-    return fix
+        return template.format(**hit.fields).strip()
+    except (KeyError, AttributeError, ValueError, TypeError) as exc:
+        raise InputError(f"rule {rule.code}'s template cannot be filled: "
+                         f"{type(exc).__name__}: {first_line(exc)}.", path=rule.path,
+                         hint="A pattern rule's fields are m0, m1... (one per step), each "
+                              "with .label and .what.") from None
 
 
 RULE_FAILED = "internal error in rule"  # how a note about a crashed finder starts
@@ -151,13 +166,13 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
             continue
         flagged = {id(h.layer.obj) for h in group if h.layer is not None}
         unflagged_here = bool(site is not None and built_at.get(site, set()) - flagged)
-        message = rule.message.format(**hit.fields).strip()
-        evidence = dict(hit.evidence)
+        message = fill(rule.message, hit, rule)
+        evidence = Evidence.of(hit.evidence)
         if len(group) > 1:
             others = [h.layer.key for h in group[1:] if h.layer is not None]
-            evidence["modules"] = [hit.layer.key, *others]
+            evidence = dataclasses.replace(evidence, modules=(hit.layer.key, *others))
             shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            message += f" The same line builds {len(others)} more like it: {shown}."
+            message = f"{message} The same line builds {len(others)} more like it: {shown}."
         findings.append(Finding(
             code=code, name=rule.name, category=rule.category,
             severity=hit.severity or rule.severity, message=message,
@@ -172,8 +187,8 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
 
 def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
     """The probe's value of each quantity a static finding predicted."""
-    predicted = finding.evidence.get("predicted") or {}
-    first, last = finding.evidence.get("first_module"), finding.evidence.get("last_module")
+    predicted, facts = finding.evidence.predicted, finding.evidence.facts
+    first, last = facts.get("first_module"), facts.get("last_module")
     out: dict[str, float] = {}
     if "grad_ratio" in predicted and first and last:
         ratio = probe.measured_ratio(first, last)
@@ -182,54 +197,72 @@ def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
     if "forward_rms_ratio" in predicted and first and last:
         a, b = probe.layer(first), probe.layer(last)
         if a and b:
-            rms = [math.hypot(x["init"]["mean"], x["init"]["std"]) for x in (a, b)]
+            rms = [math.hypot(x.init["mean"], x.init["std"]) for x in (a, b)]
             if rms[0] > 0:
                 out["forward_rms_ratio"] = rms[1] / rms[0]
     if "dead_fraction" in predicted:
         layer = probe.layer(finding.module or "")
-        if layer and "dead" in layer["init"]:
-            out["dead_fraction"] = layer["init"]["dead"]
+        if layer and "dead" in layer.init:
+            out["dead_fraction"] = layer.init["dead"]
     return out
 
 
-def attach_measurements(findings: list[Finding], probe: ProbeResult, rules: dict[str, Rule],
-                        config: Config) -> None:
-    """Put ``evidence.measured`` next to ``evidence.predicted``; where the rule names the
-    measured quantity that must confirm it and the measurement falls short of the rule's
-    threshold, say so and lower the finding to info."""
+def _verdict(finding: Finding, rule: Rule, value: float, device: str,
+             config: Config) -> Verdict | None:
+    """What a measured ``value`` says of a finding whose rule names the quantity that must
+    confirm it; None for a value that is not finite (an overflow: BNL904 reports it), or when
+    the finding's own prediction of that quantity is not on that side either (it was raised for
+    another reason, as BNL302 for a stack that explodes: a measurement cannot contradict what
+    was not predicted)."""
+    check = rule.measured
+    if check is None or not math.isfinite(value):
+        return None
+    bound = rule.threshold(check.threshold, config.thresholds)
+
+    def on_side(x: float) -> bool:
+        return x > bound if check.side == "above" else x < bound
+
+    predicted = finding.evidence.predicted.get(check.key)
+    if isinstance(predicted, (int, float)) and math.isfinite(predicted) \
+            and not on_side(predicted):
+        return None
+    confirmed = on_side(value)
+    lowered = None if confirmed or finding.severity == "info" else finding.severity
+    return Verdict(check.key, value, device, check.side, bound, confirmed, lowered)
+
+
+def with_measurements(findings: list[Finding], probe: ProbeResult, rules: dict[str, Rule],
+                      config: Config) -> list[Finding]:
+    """The findings with ``evidence.measured`` beside ``evidence.predicted`` and, where the
+    rule names the measured quantity that must confirm it, the verdict: a measurement that
+    falls short of the rule's threshold lowers the finding to info."""
+    out = []
     for f in findings:
         measured = _measured(f, probe)
-        if not measured:
-            continue
-        f.evidence["measured"] = {**measured, "device": probe.device}
-        check = rules[f.code].measured
-        if not check or check["key"] not in measured:
-            continue
-        value = measured[check["key"]]
-        if value is None or not math.isfinite(value):  # overflow: BNL904's to report
-            continue
-        side = "above" if "above" in check else "below"
-        bound = rules[f.code].threshold(check[side], config.thresholds)
-        confirmed = value > bound if side == "above" else value < bound
-        f.evidence["confirmed"] = confirmed
-        if confirmed:
-            f.message += (f" The probe measured {check['key']} = {value:.3g} on {probe.device}, "
-                          f"{side} the threshold {bound:g}: confirmed.")
-        elif f.severity != "info":
-            f.message += (f" The probe measured {check['key']} = {value:.3g} on {probe.device}, "
-                          f"not {side} the threshold {bound:g}: lowered from {f.severity} to "
-                          "info.")
-            f.severity = "info"
+        if measured:
+            rule = rules[f.code]
+            key = rule.measured.key if rule.measured else None
+            verdict = _verdict(f, rule, measured[key], probe.device, config) \
+                if key in measured else None
+            evidence = dataclasses.replace(f.evidence, measured={**measured,
+                                                                 "device": probe.device},
+                                           verdict=verdict)
+            f = dataclasses.replace(f, evidence=evidence,
+                                    severity="info" if verdict and verdict.lowered_from
+                                    else f.severity)
+        out.append(f)
+    return out
 
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
-           synthetic_inputs: bool, in_place: bool, notes: list[str]) -> ProbeResult | None:
+           synthetic_inputs: bool, inferred_inputs: bool, in_place: bool,
+           notes: list[str]) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
     if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
-                                       in_place=in_place)
+                                       inferred_inputs=inferred_inputs, in_place=in_place)
     try:
         return run_probe(graph, inputs, targets, options)
     except InputError:
@@ -242,11 +275,15 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
-         synthetic_inputs: bool = False, consumable: bool = False) -> ModelReport:
+         synthetic_inputs: bool = False, inferred_inputs: bool = False,
+         consumable: bool = False, inputs_how: str = "given to bnlint.lint") -> ModelReport:
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
-    measurements to the findings. ``consumable``: the caller will not use the model again, so
-    the probe may train it instead of a copy (the CLI's worker: no second copy in memory)."""
+    measurements to the findings. ``synthetic_inputs``: the inputs are random, not data;
+    ``inferred_inputs``: and their shape was inferred (the probe's plan may lower an image
+    size). ``consumable``: the caller will not use the model again, so the probe may train it
+    instead of a copy (the CLI's worker: no second copy in memory). ``inputs_how``: how the
+    inputs were chosen, for the report."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -255,7 +292,8 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     notes: list[str] = []
     name = name or type(model).__name__
     ctx = Context(graph, model, inputs, targets, config, None,
-                  probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs)
+                  probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs,
+                  rules)
     static = {c: r for c, r in rules.items() if r.category != "measured"}
     findings = run_rules(ctx, static, model_site, name, notes)
     explosion = measured_rules.explosion_threshold(rules, config)
@@ -265,22 +303,46 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
-        probe = _probe(graph, inputs, targets, config, synthetic_inputs, consumable, notes)
+        probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
+                       consumable, notes)
     if probe is not None:
+        probe = _with_weaker(probe, rules, config, notes)
         ctx.probe = probe
         measured = {c: r for c, r in rules.items() if r.category == "measured"}
         findings = sorted(findings + run_rules(ctx, measured, model_site, name, notes),
                           key=Finding.sort_key)
-        attach_measurements(findings, probe, rules, config)
-        for layer in probe.layers:  # per-layer prediction beside the measurement
-            predicted = ctx.prediction.layers.get(layer["module"] or "")
-            if predicted is not None and math.isfinite(predicted):
-                layer["predicted_grad"] = predicted
-    advice = suggestions(probe, findings, config, explosion)
-    summary = None
-    if probe is not None:
-        summary = {**probe.to_dict(),
-                   "explosion": measured_rules.explosion_course(probe.history, explosion)}
+        findings = with_measurements(findings, probe, rules, config)
+        probe = _with_predictions(probe, ctx.prediction.layers)
+    advice = suggestions(probe, findings, config, explosion,
+                         {c for c, r in rules.items() if r.symptom == "exploding-gradients"})
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
-                       probe=summary, suggestions=advice, notes=notes)
+                       probe=probe, suggestions=advice, notes=notes,
+                       inputs=InputsUsed(tuple(tuple(x.shape) for x in inputs
+                                               if isinstance(x, torch.Tensor)), inputs_how),
+                       explosion=measured_rules.explosion_course(probe.history, explosion)
+                       if probe is not None else None)
+
+
+def _with_predictions(probe: ProbeResult, predicted: dict[str, float]) -> ProbeResult:
+    """The probe's layers with the gradient norm predicted for each beside the measurement."""
+    layers = tuple(dataclasses.replace(x, predicted_grad=predicted[x.module])
+                   if x.module in predicted and math.isfinite(predicted[x.module]) else x
+                   for x in probe.layers)
+    return dataclasses.replace(probe, layers=layers)
+
+
+def _with_weaker(probe: ProbeResult, rules: dict[str, Rule], config: Config,
+                 notes: list[str]) -> ProbeResult:
+    """A probe the clock cut, with the enabled rules that read what it left short (their
+    ``probe_reads``), and a note naming them."""
+    if probe.cut is None:
+        return probe
+    weaker = tuple(code for code, rule in rules.items() if config.enabled(code)
+                   and set(rule.probe_reads) & set(probe.cut.short))
+    if weaker:
+        notes.append(f"the probe's {' and '.join(p.replace('_', ' ') for p in probe.cut.short)} "
+                     f"{'was' if len(probe.cut.short) == 1 else 'were'} cut short, so "
+                     f"{', '.join(weaker)} judged less than planned (and may have missed what "
+                     "they look for)")
+    return dataclasses.replace(probe, cut=dataclasses.replace(probe.cut, weaker=weaker))

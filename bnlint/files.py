@@ -25,6 +25,17 @@ def read_text(path: Path, what: str) -> str:
                          hint="Save it as UTF-8.") from None
 
 
+def may_hold_models(path: Path) -> bool:
+    """Whether a folder walk lints ``path``: a .py file, not a test (``test_*``, ``conftest``),
+    whose text mentions torch (others are skipped without being imported)."""
+    if path.suffix != ".py" or path.name.startswith(("test_", "conftest")):
+        return False
+    try:
+        return "torch" in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
 def write_atomic(path: str, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` with :func:`replace_atomic`. Newlines are written as they
     are in ``text``."""

@@ -1,12 +1,18 @@
-"""What bnlint found: Finding, ModelReport and Report (plain data, JSON-ready, no torch)."""
+"""What bnlint found: Finding (with its Evidence and Fix), ModelReport and Report (plain data,
+JSON-ready, no torch). A finding is built once, from its rule's message template; what the
+probe's measurement says of it is a :class:`Verdict` in its evidence, which :meth:`Finding.text`
+renders after the message."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .measurement import ProbeResult
 
 VERSION = "0.1.0"
 
@@ -21,24 +27,111 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     return value
+
+
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
-@dataclass
+@dataclass(frozen=True)
+class Replacement:
+    """New text for a span of a file: 1-based lines and columns counted in characters, the end
+    exclusive (SARIF's deletedRegion); an empty span is an insertion."""
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Fix:
-    """A repair for one finding. ``diff`` is a unified diff of the user's file, when the fix is
-    a source patch; ``edits`` are the structured edits it came from (composed by --fix)."""
+    """A repair for one finding. A source patch holds its ``replacements`` in the user's file
+    and ``diff``, the unified diff rendered from them (JSON's ``fix.diff``)."""
     applicability: str  # safe | unsafe | display-only
     description: str
+    replacements: tuple[Replacement, ...] = ()
     diff: str | None = None
-    edits: list[dict[str, Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {"applicability": self.applicability, "description": self.description,
                 "diff": self.diff}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fix:
+        return cls(**{**data, "replacements": tuple(Replacement(**r)
+                                                    for r in data.get("replacements", ()))})
 
-@dataclass
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the probe's measurement says of a static finding: the measured value of the
+    quantity its rule names (``measured:`` in the rule YAML), on which side of the rule's
+    threshold it fell, and the severity a contradiction lowered to info, if it did."""
+    key: str
+    value: float
+    device: str
+    side: str            # above | below: where the measurement must be to confirm
+    threshold: float
+    confirmed: bool
+    lowered_from: str | None = None
+
+    def sentence(self) -> str:
+        """How reports say it, after the finding's message ("" for an unconfirmed info)."""
+        said = f"The probe measured {self.key} = {self.value:.3g} on {self.device}, "
+        if self.confirmed:
+            return said + f"{self.side} the threshold {self.threshold:g}: confirmed."
+        if self.lowered_from:
+            return (said + f"not {self.side} the threshold {self.threshold:g}: lowered from "
+                    f"{self.lowered_from} to info.")
+        return ""
+
+
+_EVIDENCE_FIELDS = ("predicted", "measured", "modules")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a finding was reported: ``facts`` the rule found (the numbers its message quotes,
+    rule by rule), ``predicted`` the quantities bnlint predicted statically, ``measured`` the
+    probe's values (of the predicted quantities, or what a measured rule judged), ``verdict``
+    the measurement's confirmation or contradiction, ``modules`` every module the finding's
+    line builds with the problem (one edit fixes them all)."""
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    predicted: Mapping[str, Any] = field(default_factory=dict)
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    modules: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Evidence:
+        """From a finder's evidence mapping: its predicted/measured/modules keys go to those
+        fields, the rest are facts."""
+        return cls(facts={k: v for k, v in values.items() if k not in _EVIDENCE_FIELDS},
+                   predicted=dict(values.get("predicted") or {}),
+                   measured=dict(values.get("measured") or {}),
+                   modules=tuple(values.get("modules") or ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON form: the facts, and each other field that is set (``confirmed``
+        repeats the verdict's, for consumers that only need that)."""
+        data = dict(self.facts)
+        data.update({name: value for name, value in (("predicted", dict(self.predicted)),
+                                                     ("measured", dict(self.measured)),
+                                                     ("modules", list(self.modules))) if value})
+        if self.verdict is not None:
+            data.update(verdict=asdict(self.verdict), confirmed=self.verdict.confirmed)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
+        verdict = data.get("verdict")
+        facts = {k: v for k, v in data.items() if k not in ("verdict", "confirmed")}
+        return dataclasses.replace(cls.of(facts),
+                                   verdict=Verdict(**verdict) if verdict else None)
+
+
+@dataclass(frozen=True)
 class Finding:
     code: str
     name: str
@@ -49,7 +142,7 @@ class Finding:
     line: int | None
     column: int | None
     module: str | None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=Evidence)
     fix: Fix | None = None
     end_line: int | None = None
     end_column: int | None = None
@@ -57,42 +150,71 @@ class Finding:
     def sort_key(self) -> tuple:
         return (self.path or "", self.line or 0, self.column or 0, self.code, self.module or "")
 
+    def text(self) -> str:
+        """The message as reports show it: the rule's message, then what the measurement
+        said of it."""
+        verdict = self.evidence.verdict.sentence() if self.evidence.verdict else ""
+        return f"{self.message} {verdict}" if verdict else self.message
+
     def public(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.to_dict()
+        data["message"] = self.text()
         data["fix"] = self.fix.public() if self.fix else None
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["evidence"] = self.evidence.to_dict()
+        data["fix"] = asdict(self.fix) if self.fix else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
         data = dict(data)
+        data["evidence"] = Evidence.from_dict(data.get("evidence") or {})
         if data.get("fix"):
-            data["fix"] = Fix(**data["fix"])
+            data["fix"] = Fix.from_dict(data["fix"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class InputsUsed:
+    """The example inputs a model was linted with: their shapes and how they were chosen."""
+    shapes: tuple[tuple[int, ...], ...]
+    how: str
 
 
 @dataclass
 class ModelReport:
+    """One model's report. ``explosion`` is BNL901's reading of the probe's gradient-ratio
+    trajectory (none, temporal, persistent, late), when the probe ran."""
     name: str
     path: str | None
     line: int | None
     trace: dict[str, Any]
     findings: list[Finding] = field(default_factory=list)
-    probe: dict[str, Any] | None = None
+    probe: ProbeResult | None = None
     suggestions: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    explosion: str | None = None
+    inputs: InputsUsed | None = None
+
+    def _probe_dict(self) -> dict[str, Any] | None:
+        if self.probe is None:
+            return None
+        return {**self.probe.to_dict(), "explosion": self.explosion}
 
     def public(self) -> dict[str, Any]:
         """The model's part of the JSON report (NaN/Inf as null)."""
         return finite_json({"name": self.name, "path": self.path, "line": self.line,
-                            "trace": self.trace, "findings": [f.public() for f in self.findings],
-                            "probe": self.probe, "suggestions": self.suggestions,
+                            "trace": self.trace,
+                            "inputs": asdict(self.inputs) if self.inputs else None,
+                            "findings": [f.public() for f in self.findings],
+                            "probe": self._probe_dict(), "suggestions": self.suggestions,
                             "notes": self.notes})
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, for the worker-to-parent channel (fix edits included)."""
+        """Everything, for the worker-to-parent channel (fix replacements included)."""
         data = self.public()
         data["findings"] = finite_json([f.to_dict() for f in self.findings])
         return data
@@ -101,6 +223,12 @@ class ModelReport:
     def from_dict(cls, data: dict[str, Any]) -> ModelReport:
         data = dict(data)
         data["findings"] = [Finding.from_dict(f) for f in data.get("findings", [])]
+        probe = data.pop("probe", None)
+        data["explosion"] = probe.get("explosion") if probe else None
+        data["probe"] = ProbeResult.from_dict(probe) if probe else None
+        inputs = data.get("inputs")
+        data["inputs"] = InputsUsed(tuple(map(tuple, inputs["shapes"])), inputs["how"]) \
+            if inputs else None
         return cls(**data)
 
 

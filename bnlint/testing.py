@@ -1,36 +1,98 @@
-"""Run a rule's own VALID / INVALID example cases (the ``tests:`` list in its YAML).
+"""Testing with bnlint: :func:`assert_trainable` for the user's own tests, and the harness that
+runs a rule's own VALID / INVALID example cases (the ``tests:`` list in its YAML).
 
 A case is ``{model: <expression or code defining class Model>, input_shape: [...],
 targets: <expression>?, config: {...}?}``; ``torch``, ``nn`` and ``F`` are in scope. A valid
-case must not trigger the rule, an invalid one must.
+case must not trigger the rule, an invalid one must. An invalid case may pin the finding
+further: ``module`` (the qualified module name a finding names), ``message`` (a fragment of
+that finding's message) and, for a rule with a source fix, ``fixed``: the case's code once the
+rule's fixes are applied.
+
+A case is linted from a file, as the CLI lints a user's: :data:`IMPORTS`, then the case's code
+(``model = <expression>`` for an expression), so its findings have source sites and fixes.
+``fixed`` is that file, patched, without its first line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .config import from_mapping
+from . import config as config_mod
+from .config import Config, from_mapping
 from .discover.targets import Targets
 from .engine import RULE_FAILED, lint
-from .findings import ModelReport
+from .findings import Finding, ModelReport, Report
+from .fixes import text
 from .model import sites
+from .output import text as text_report
+from .rules import catalog
 from .rules.catalog import Rule
 
+IMPORTS = "import torch, torch.nn as nn, torch.nn.functional as F\n"
 
-def build_case(case: dict[str, Any]) -> tuple[nn.Module, torch.Tensor, Targets | None]:
-    scope: dict[str, Any] = {"torch": torch, "nn": nn, "F": F}
+
+def configured(config: Config | None = None, **settings: Any) -> Config:
+    """``config`` (default: the defaults) with ``settings``, config keys in snake_case
+    (``probe=False``, ``ignore=["BNL102"]``), checked as a config file's are."""
+    validated = from_mapping({k.replace("_", "-"): v for k, v in settings.items()},
+                             "bnlint settings")
+    return dataclasses.replace(config or Config(),
+                               **{k: getattr(validated, k) for k in settings})
+
+
+def assert_trainable(model: nn.Module, inputs: Any, targets: torch.Tensor | None = None, *,
+                     select: str | list[str] | None = None,
+                     fail_on: str = config_mod.FAIL_ON_DEFAULT, config: Config | None = None,
+                     **settings: Any) -> ModelReport:
+    """Lint ``model`` with example ``inputs`` (a tensor or tuple; ``targets`` as for
+    :func:`bnlint.lint`), probe included, and raise an AssertionError that lists the findings
+    as ``bnlint`` prints them when one is at or above ``fail_on``. ``select``: rule codes or
+    prefixes; ``config``: settings to start from (the ``bnlint`` pytest fixture passes the
+    project's); ``settings``: any config key in snake_case (``probe=False``,
+    ``ignore=["BNL102"]``, ``optimizer={"name": "adam", "lr": 1e-3}``). Returns the report."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this function's
+    cfg = configured(config, fail_on=fail_on, **({"select": select} if select else {}),
+                     **settings)
+    rules = catalog.load(cfg.rules_dir)
+    config_mod.check_rules(cfg, rules)
+    report = lint(model, inputs, None if targets is None else Targets.given(targets, "argument"),
+                  cfg, rules=rules)
+    whole = Report(models=[report], files=int(report.path is not None))
+    if whole.exit_code(cfg.fail_on):
+        raise AssertionError(f"bnlint: {report.name} is not ready to train (fail_on="
+                             f"{cfg.fail_on!r}):\n" + text_report.text(whole, colour=False))
+    return report
+
+
+def case_source(case: dict[str, Any]) -> str:
+    """The file a case is linted from."""
+    code = case["model"]
+    if "class Model" not in code:
+        code = f"model = {code.strip()}\n"
+    return IMPORTS + code
+
+
+def _model(source: str, filename: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Run a case's file and build its model: (model, the file's namespace)."""
+    scope: dict[str, Any] = {"__name__": "bnlint_case"}
+    exec(compile(source, filename, "exec"), scope)
+    return (scope["Model"]() if "Model" in scope else scope["model"]), scope
+
+
+def build_case(case: dict[str, Any], path: Path) -> tuple[nn.Module, torch.Tensor,
+                                                           Targets | None]:
+    """Write the case's file to ``path`` and build its model, inputs and targets."""
+    source = case_source(case)
+    path.write_text(source, encoding="utf-8")
     torch.manual_seed(0)
     with sites.recording():
-        source = case["model"]
-        if "class Model" in source:
-            exec(source, scope)
-            model = scope["Model"]()
-        else:
-            model = eval(source, scope)
+        model, scope = _model(source, str(path))
     inputs = torch.randn(case["input_shape"])
     targets = None
     if "targets" in case:
@@ -39,17 +101,58 @@ def build_case(case: dict[str, Any]) -> tuple[nn.Module, torch.Tensor, Targets |
     return model, inputs, targets
 
 
-def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]) -> ModelReport:
-    """Lint a case's model with only ``rule`` selected."""
-    model, inputs, targets = build_case(case)
-    config = from_mapping({"probe": False, **case.get("config", {}), "select": [rule.code]},
-                          f"{rule.path} case")
-    report = lint(model, inputs, targets, config, name=f"{rule.code} case", rules=rules)
+def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]
+             ) -> tuple[ModelReport, str]:
+    """Lint a case's model with only ``rule`` selected: the report and the file's text."""
+    with tempfile.TemporaryDirectory(prefix="bnlint-case-") as folder:
+        path = Path(folder) / f"{rule.code.lower()}_case.py"
+        model, inputs, targets = build_case(case, path)
+        config = from_mapping({"probe": False, **case.get("config", {}),
+                               "select": [rule.code]}, f"{rule.path} case")
+        source = path.read_text(encoding="utf-8")
+        name = "Model" if "class Model" in case["model"] else "model"
+        line = next(i for i, text in enumerate(source.splitlines(), 1)
+                    if text.startswith(("class Model", "model = ")))
+        report = lint(model, inputs, targets, config, name=name, path=str(path), line=line,
+                      rules=rules)
     failed = [n for n in report.notes if n.startswith(RULE_FAILED)]
     if failed:
         raise AssertionError(failed[0])
-    return report
+    return report, source
 
 
 def case_fires(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]) -> bool:
-    return any(f.code == rule.code for f in run_case(rule, case, rules).findings)
+    return any(f.code == rule.code for f in run_case(rule, case, rules)[0].findings)
+
+
+def fixed_source(source: str, findings: list[Finding]) -> str:
+    """The case's file once the findings' source fixes are applied."""
+    return text.Text(source).apply(r for f in findings if f.fix for r in f.fix.replacements)
+
+
+def check_case(rule: Rule, kind: str, case: dict[str, Any], rules: dict[str, Rule]) -> None:
+    """Assert what the case says: a valid case does not fire; an invalid one fires, naming
+    ``module`` with ``message`` in the message, and its fixes give ``fixed``."""
+    report, source = run_case(rule, case, rules)
+    found = [f for f in report.findings if f.code == rule.code]
+    if kind == "valid":
+        if found:
+            raise AssertionError(f"fired on a valid case: {found[0].message}")
+        return
+    if not found:
+        raise AssertionError("did not fire on an invalid case")
+    named = [f for f in found if f.module == case["module"]] if "module" in case else found
+    if not named:
+        raise AssertionError(f"names {[f.module for f in found]}, not {case['module']}")
+    if "message" in case and not any(case["message"] in f.message for f in named):
+        raise AssertionError(f"no message holds {case['message']!r}: "
+                             f"{[f.message for f in named]}")
+    if "fixed" in case:
+        if not any(f.fix and f.fix.replacements for f in found):
+            raise AssertionError("no source fix: "
+                                 f"{[f.fix.description if f.fix else None for f in found]}")
+        patched = fixed_source(source, found)
+        fixed = patched.split("\n", 1)[1]  # less IMPORTS
+        if fixed != case["fixed"]:
+            raise AssertionError(f"the fix gives\n{fixed}\nnot\n{case['fixed']}")
+        _model(patched, "<fixed case>")  # the patched file runs and builds the model

@@ -133,7 +133,7 @@ def test_model_hangs_past_timeout(write_model):
 def test_hang_in_one_file_does_not_stop_the_others(write_model):
     slow = write_model("import time, torch\ntime.sleep(600)\n", name="slow.py")
     good = write_model(GOOD, name="good.py")
-    proc = run_cli(slow, good, "--timeout", "3", "--format", "json")
+    proc = run_cli(slow, good, "--timeout", "3", "--format", "json", "--no-probe")
     _fails(proc, "slow.py: timed out after 3 s while importing the file")
     assert '"name": "Net"' in proc.stdout
 
@@ -383,3 +383,179 @@ def test_lazy_first_layer_needs_example_inputs(write_model):
     _fails(run_cli(path, "--no-probe", "--model", "LazyNet"),
            "its first layer (LazyLinear) is lazy, so its input size is not known until it runs",
            "--input-shape")
+
+
+# ------------------------------------ hardening (issue 11): what adversarial inputs reached
+
+
+def _rule_dir(tmp_path, replace: dict[str, str]):
+    """A --rules-dir holding BNL108 copied as BNL199, with ``replace`` applied to its YAML."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    text = (ROOT / "bnlint" / "rules" / "BNL108.yaml").read_text()
+    text = text.replace("BNL108", "BNL199").replace("repeated-relu", "repeated-relu-again")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (rules / "BNL199.yaml").write_text(text)
+    return rules, rules / "BNL199.yaml"
+
+
+MESSAGE = "{m1.what} is applied to the output of"  # in BNL108's message
+
+
+@pytest.mark.parametrize("field", [
+    "{m0.__class__.__init__.__globals__[os].environ}", "{m0.obj.weight}", "{m0[0]}",
+    "{m0!r}", "{m0.label:{m1.__class__}}"])
+def test_rule_templates_name_fields_only(tmp_path, field):
+    """A message template reached os.environ through attribute access on a matched layer."""
+    rules, path = _rule_dir(tmp_path, {MESSAGE: field + " " + MESSAGE})
+    proc = run_cli("--list-rules", "--rules-dir", rules)
+    _fails(proc, f"{path}:{line_of(path, field)}: invalid rule file: message template field",
+           "may only name a field")
+    assert "environ" not in proc.stdout
+
+
+def test_rule_template_naming_a_missing_field_is_the_rule_files_error(tmp_path, write_model):
+    rules, path = _rule_dir(tmp_path, {MESSAGE: "{m7.label} " + MESSAGE})
+    model = write_model("import torch.nn as nn\n"
+                        "model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.ReLU())\n")
+    _fails(run_cli(model, "--no-probe", "--rules-dir", rules, "--select", "BNL199"),
+           f"{path}: rule BNL199's template cannot be filled: KeyError")
+
+
+@pytest.mark.parametrize("edit,needle", [
+    ("{action: call_after_build, function: os.system}", "is not one of bnlint.repair's"),
+    ("{action: call_after_build, function: bnlint.repair.he_init, extra: 1}", "takes function"),
+    ("{action: set_kwarg, name: bias, value: \"__import__('os').getcwd()\"}",
+     "must be a Python literal"),
+    ("{action: set_kwarg, name: 'x; import os', value: 'True'}", "keyword argument's name"),
+])
+def test_rule_fixes_call_only_bnlint_repair(tmp_path, edit, needle):
+    rules, path = _rule_dir(tmp_path, {"edit: {action: remove_op}": f"edit: {edit}"})
+    _fails(run_cli("--list-rules", "--rules-dir", rules),
+           f"{path}:{line_of(path, 'edit:')}: invalid rule file: fix.edit", needle)
+
+
+def test_fix_functions_are_bnlint_repairs():
+    import bnlint.repair
+    from bnlint.rules.catalog import FIX_FUNCTIONS
+    assert set(FIX_FUNCTIONS) == {f"bnlint.repair.{name}" for name in bnlint.repair.__all__}
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-1"])
+def test_thresholds_must_be_finite_and_not_negative(tmp_path, write_model, value):
+    rules, path = _rule_dir(tmp_path, {"references:": f"thresholds: {{limit: {value}}}\n"
+                                                      "references:"})
+    _fails(run_cli("--list-rules", "--rules-dir", rules),
+           f"{path}:{line_of(path, 'limit')}: invalid rule file: threshold limit = ",
+           "must be a finite number >= 0")
+    model = write_model(GOOD)
+    (tmp_path / ".bnlint.yaml").write_text(f"thresholds: {{BNL201: {{ratio_warning: {value}}}}}\n")
+    _fails(run_cli(model, "--no-probe", cwd=tmp_path),
+           ".bnlint.yaml: config key 'thresholds' must be a mapping", "finite numbers >= 0")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_seconds_must_be_finite(tmp_path, write_model, value):
+    model = write_model(GOOD)
+    for option in ("--probe-budget", "--timeout"):
+        _fails(run_cli(model, option, value), f"Invalid value for '{option}'",
+               "positive, finite number of seconds")
+    (tmp_path / ".bnlint.yaml").write_text(f"probe-budget: .{value.replace('-', '')}\n")
+    _fails(run_cli(model, cwd=tmp_path), "'probe-budget' must be a positive finite number")
+
+
+NESTED = """
+    import torch.nn as nn
+
+
+    class Deep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            body = nn.Linear(4, 4)
+            for _ in range(5000):
+                body = nn.Sequential(body)
+            self.body = body
+
+        def forward(self, x):
+            return self.body(x)
+"""
+
+RECURSIVE = """
+    import torch.nn as nn
+
+
+    class Recursive(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x, depth=5000):
+            return self.fc(x) if depth == 0 else self.forward(x, depth - 1)
+"""
+
+
+def test_a_5000_deep_nesting_is_an_input_error(write_model):
+    path = write_model(NESTED)
+    for args in ((), ("--model", "Deep")):
+        _fails(run_cli(path, *args), f"{path}:{line_of(path, 'class Deep')}: model Deep nests "
+               "its modules 5001 levels deep", "Build a deep stack flat")
+
+
+def test_a_forward_recursing_5000_deep_is_an_input_error(write_model):
+    path = write_model(RECURSIVE)
+    _fails(run_cli(path, "--input-shape", "8,4"),
+           f"{path}:{line_of(path, 'self.forward(x, depth - 1)')}: the forward pass raised "
+           "RecursionError", "write the recursion as a loop")
+    _fails(run_cli(path), "the forward pass raised RecursionError")
+
+
+def test_a_huge_input_shape_is_an_input_error(tmp_path, write_model):
+    path = write_model(GOOD)
+    for shape in ("100000,100000,100000", "99999999999999999999,4"):
+        _fails(run_cli(path, "--input-shape", shape), "--input-shape: an input of shape",
+               "bnlint allocates for one example input")
+    (tmp_path / ".bnlint.yaml").write_text("input-shape: [100000, 100000, 100000]\n")
+    _fails(run_cli(path, cwd=tmp_path), ".bnlint.yaml: config key 'input-shape': an input")
+
+
+def test_example_inputs_this_machine_cannot_allocate_are_an_input_error(tmp_path):
+    """Past the size check, an allocation can still fail (a machine with little memory):
+    torch's own error becomes an input error."""
+    import types
+
+    import torch
+
+    from bnlint.discover.inputs import example_inputs
+    from bnlint.discover.models import FoundModel
+    from bnlint.errors import InputError
+    found = FoundModel("model", torch.nn.Linear(4, 2), 1)
+    with pytest.raises(InputError, match="cannot allocate example inputs of shape"):
+        example_inputs(types.ModuleType("m"), found, tmp_path / "m.py", [[2**40, 2**30]], None,
+                       16)
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_document_formats_report_an_error_before_linting(tmp_path, write_model, fmt):
+    """Missing path, bad config: CI still gets a valid document, with the error in it."""
+    schema = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
+    model = write_model(GOOD)
+    (tmp_path / "bad.yaml").write_text("fail-on: sometimes\n")
+    for args, needle in (([tmp_path / "missing.py"], "no such file or folder"),
+                         ([model, "--config", tmp_path / "bad.yaml"], "'fail-on' must be")):
+        proc = run_cli(*args, "--format", fmt)
+        _fails(proc, needle)
+        doc = json.loads(proc.stdout)
+        if fmt == "json":
+            assert doc["models"] == [] and needle in doc["errors"][0]["message"]
+            assert doc["summary"]["errors"] == 1
+        else:
+            import jsonschema
+            jsonschema.validate(doc, schema)
+            (notice,) = doc["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+            assert needle in notice["message"]["text"]
+    out = tmp_path / "report.json"
+    proc = run_cli(tmp_path / "missing.py", "--format", fmt, "--output-file", out)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "no such file or folder" in out.read_text()

@@ -132,3 +132,23 @@ def test_plot_file_honours_the_umask(tmp_path, write_model):
     assert proc.returncode in (0, 1), proc.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bnlint-")] == []
+
+
+def test_help_shows_the_defaults_the_config_and_the_api_use():
+    """Each default lives in config.py: the CLI's help, Config and ProbeOptions show the same."""
+    from bnlint import config
+    from bnlint.probing.run import ProbeOptions
+    proc = run_cli("--help")
+    help_text = " ".join(proc.stdout.split())
+    for option, value in (("--probe-batch", config.PROBE_BATCH),
+                          ("--probe-steps", config.PROBE_STEPS),
+                          ("--probe-budget", config.PROBE_BUDGET),
+                          ("--timeout", config.TIMEOUT)):
+        shown = help_text.split(option, 1)[1].split("--", 1)[0]
+        assert f"[default: {value}" in shown, (option, shown)
+    shown = help_text.split("--probe-budget", 1)[1].split("--", 1)[0]
+    assert f"at a fixed {config.PROBE_FLOP_RATE:g} FLOP/s" in shown
+    options, cfg = ProbeOptions(), config.Config()
+    assert (options.batch, options.steps, options.budget, options.device) == \
+        (cfg.probe_batch, cfg.probe_steps, cfg.probe_budget, cfg.device)
+    assert (options.flop_rate, options.hvps) == (config.PROBE_FLOP_RATE, config.PROBE_HVPS)

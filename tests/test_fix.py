@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import io
 import json
 import shutil
 import subprocess
@@ -14,18 +15,22 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import CLI_ENV, EXAMPLES, line_of, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from models import PreActResidual, bn_mlp
 
 from bnlint import files, repair
 from bnlint.api import probe
 from bnlint.errors import InputError
-from bnlint.findings import Finding, Fix, ModelReport, Report
+from bnlint.findings import Finding, Fix, ModelReport, Replacement, Report
 from bnlint.fixes import plan as apply_fixes
-from bnlint.fixes import source
+from bnlint.fixes import text as fix_text
 from bnlint.fixes.plan import FilePatch, SourceFix
 from bnlint.fixes.repairs import drop_bias
+from bnlint.fixes.source import Parsed, Placed
 from bnlint.model.traced import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
+from bnlint.rules.catalog import Edit
 
 BROKEN = ["vgg_bn.py", "audio_cnn1d.py"]
 
@@ -143,9 +148,8 @@ def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
     paths, patches = [tmp_path / "a.py", tmp_path / "b.py"], []
     for path, n in zip(paths, (8, 1)):
         path.write_text("".join(f"c{i} = nn.Conv2d(1, 1, 1)\n" for i in range(n)))
-        edits = [{"path": str(path), "action": "set_kwarg", "name": "bias", "value": "False",
-                  "line": i + 1, "col": 6, "end_line": i + 1, "end_col": 24} for i in range(n)]
-        fixes = [SourceFix([e], [_finding(path, e["line"])]) for e in edits]
+        fixes = [SourceFix((Replacement(str(path), i + 1, 23, i + 1, 23, ", bias=False"),),
+                           [_finding(path, i + 1)]) for i in range(n)]
         patches.append(FilePatch(str(path), path.read_text(), "utf-8", [], {"m"}).keeping(fixes))
     calls = []
 
@@ -170,19 +174,20 @@ def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
 ])
 def test_keyword_edit_refuses_calls_it_cannot_set_safely(call, name):
     text = f"y = {call}\n"
-    edit = {"path": "m.py", "action": "set_kwarg", "name": name, "value": "False",
-            "position": 7, "line": 1, "col": 5, "end_line": 1, "end_col": 5 + len(call)}
+    edit = Placed(Edit("set_kwarg", name=name, value="False"), "m.py",
+                  (1, 5, 1, 5 + len(call)), position=7)
     with pytest.raises(InputError):
-        source.apply(text, [edit], "m.py")
+        Parsed("m.py", text).replacements(edit)
 
 
 @pytest.mark.parametrize("call", ["nn.Conv2d(*shape, bias=True)",
                                   "nn.Conv2d(1, 2, 3, 1, 0, 1, 1, True, **CFG)"])
 def test_keyword_edit_replaces_an_argument_given_beside_star_args(call):
     text = f"y = {call}\n"
-    edit = {"path": "m.py", "action": "set_kwarg", "name": "bias", "value": "False",
-            "position": 7, "line": 1, "col": 5, "end_line": 1, "end_col": 5 + len(call)}
-    assert source.apply(text, [edit], "m.py") == text.replace("True", "False")
+    edit = Placed(Edit("set_kwarg", name="bias", value="False"), "m.py",
+                  (1, 5, 1, 5 + len(call)), position=7)
+    replacements = Parsed("m.py", text).replacements(edit)
+    assert fix_text.Text(text).apply(replacements) == text.replace("True", "False")
 
 
 def test_finding_on_a_call_with_kwargs_is_not_marked_fixable(write_model):
@@ -255,7 +260,7 @@ def test_fix_keeps_crlf_newlines_and_a_missing_final_newline(tmp_path):
 def test_patched_file_keeps_its_encoding_and_newlines(tmp_path, raw):
     path = tmp_path / "m.py"
     path.write_bytes(raw)
-    text, encoding = source.read(str(path))
+    text, encoding = fix_text.read(str(path))
     files.write_atomic(str(path), text.replace("4)", "4, bias=False)"), encoding)
     assert path.read_bytes() == raw.replace(b"4)", b"4, bias=False)")
 
@@ -296,6 +301,179 @@ def test_fix_keeps_file_permissions(write_model):
     run_cli(path, "--fix", "--no-probe")
     assert "bias=False" in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_file_is_parsed_once_for_all_its_fixable_findings(tmp_path, monkeypatch):
+    """Two models built by one factory, each with 60 fixable findings (a bias before
+    BatchNorm, on 60 lines): libcst parses the file once, not once per finding (120)."""
+    import libcst
+
+    from bnlint.config import Config
+    from bnlint.engine import lint
+    from bnlint.model import sites
+
+    path = tmp_path / "many.py"
+    source = ("import torch.nn as nn\n\n\ndef make(width):\n    return nn.Sequential(\n"
+              + "        nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),\n" * 60
+              + "    )\n")
+    path.write_text(source)
+    scope: dict = {}
+    with sites.recording():
+        exec(compile(source, str(path), "exec"), scope)
+        models = {width: scope["make"](width) for width in (8, 16)}
+    parses = []
+    parse = libcst.parse_module
+    monkeypatch.setattr(libcst, "parse_module", lambda *a, **k: parses.append(1) or parse(*a, **k))
+    fixable = 0
+    for width, model in models.items():
+        report = lint(model, torch.randn(4, width), config=Config(probe=False, select=["BNL102"]),
+                      name="make", path=str(path), line=4)
+        fixable += sum(bool(f.fix.replacements) for f in report.findings)
+    assert fixable == 120
+    assert len(parses) <= 2  # one per file and run
+
+
+# ------------------------------------------------------- replacements, merged and rendered
+
+
+def _edit(text: str, *placed: Placed) -> str:
+    """``text`` with the placed edits made (the file is "m.py")."""
+    parsed = Parsed("m.py", text)
+    return fix_text.Text(text).apply(fix_text.merge(r for p in placed
+                                                    for r in parsed.replacements(p)))
+
+
+def _kwarg(name: str, value: str, span: tuple[int, int, int, int]) -> Placed:
+    return Placed(Edit("set_kwarg", name=name, value=value), "m.py", span)
+
+
+@pytest.mark.parametrize("call,after", [
+    ("nn.BatchNorm1d(8)", "nn.BatchNorm1d(8, affine=True, track_running_stats=True)"),
+    ("nn.BatchNorm1d(\n    8,\n)", "nn.BatchNorm1d(\n    8,\n    affine=True,\n    "
+                                   "track_running_stats=True,\n)"),
+    ("nn.BatchNorm1d(8,\n               eps=1e-3)", "nn.BatchNorm1d(8,\n               eps=1e-3,"
+                                                 "\n               affine=True,\n      "
+                                                 "         track_running_stats=True)"),
+])
+def test_two_keywords_appended_to_one_call_merge_into_one_replacement(call, after):
+    text = f"y = {call}\n"
+    lines = call.split("\n")
+    span = (1, 5, len(lines), (5 if len(lines) == 1 else 1) + len(lines[-1]))
+    parsed = Parsed("m.py", text)
+    made = [r for name in ("affine", "track_running_stats")
+            for r in parsed.replacements(_kwarg(name, "True", span))]
+    merged = fix_text.merge(made)
+    assert len(made) == 2 and len(merged) == 1
+    assert fix_text.Text(text).apply(merged) == f"y = {after}\n"
+
+
+def test_overlapping_replacements_are_refused_and_a_plan_leaves_one_out(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("bn = nn.BatchNorm1d(8, affine=False)\n")
+    remove = Replacement(str(path), 1, 6, 1, 37, "nn.Identity()")
+    affine = Replacement(str(path), 1, 31, 1, 36, "True")
+    with pytest.raises(fix_text.OverlapError):
+        fix_text.merge([remove, affine])
+    findings = [dataclasses.replace(_finding(path, 1), code=code, fix=Fix("unsafe", "", (r,)))
+                for code, r in (("BNL103", remove), ("BNL107", affine))]
+    report = Report(models=[ModelReport("m", str(path), 1, {}, findings)])
+    patches, warnings = apply_fixes.plan(report, {}, unsafe=True)
+    assert patches[0].new == "bn = nn.Identity()\n"
+    assert [w.message for w in warnings] == [
+        "BNL107 fix not applied, the BNL103 fix changes the same code."]
+
+
+def test_the_same_import_is_added_once_and_two_wraps_keep_their_parentheses(tmp_path):
+    text = "import torch.nn as nn\nmodel = nn.Linear(2, 2)\n"
+    parsed = Parsed("m.py", text)
+    wraps = [parsed.replacements(Placed(Edit("call_after_build", function=f"bnlint.repair.{f}"),
+                                        "m.py", model="model"))
+             for f in ("he_init", "orthogonal_init")]
+    assert fix_text.Text(text).apply(fix_text.merge([*wraps[0], *wraps[1]])) == (
+        "import torch.nn as nn\nimport bnlint.repair\n"
+        "model = bnlint.repair.he_init(bnlint.repair.orthogonal_init(nn.Linear(2, 2)))\n")
+
+
+@pytest.mark.parametrize("before,after", [
+    # a class: the call ends __init__, before its trailing comment, in the file's newlines
+    ('"""Doc."""\r\nfrom __future__ import annotations\r\nimport torch.nn as nn\r\n\r\n'
+     "class Net(nn.Module):\r\n    def __init__(self):\r\n        super().__init__()\r\n"
+     "        if True:\r\n            self.fc = nn.Linear(2, 2)  # keep\r\n"
+     "        # a trailing comment\r\n\r\n    def forward(self, x):\r\n"
+     "        return self.fc(x)\r\n",
+     '"""Doc."""\r\nfrom __future__ import annotations\r\nimport torch.nn as nn\r\n'
+     "import bnlint.repair\r\n\r\n"
+     "class Net(nn.Module):\r\n    def __init__(self):\r\n        super().__init__()\r\n"
+     "        if True:\r\n            self.fc = nn.Linear(2, 2)  # keep\r\n"
+     "        bnlint.repair.he_init(self)\r\n"
+     "        # a trailing comment\r\n\r\n    def forward(self, x):\r\n"
+     "        return self.fc(x)\r\n"),
+    # a factory: every return of its own, not a nested function's; no final newline
+    ("import torch.nn as nn\ndef Net(deep=False):\n    def inner():\n        return 1\n"
+     "    if deep:\n        return (nn.Sequential(nn.Linear(2, 2)))\n"
+     "    return nn.Linear(2, 2)",
+     "import torch.nn as nn\nimport bnlint.repair\ndef Net(deep=False):\n    def inner():\n"
+     "        return 1\n    if deep:\n"
+     "        return (bnlint.repair.he_init(nn.Sequential(nn.Linear(2, 2))))\n"
+     "    return bnlint.repair.he_init(nn.Linear(2, 2))"),
+    # already done: nothing to change
+    ("import bnlint.repair\nNet = bnlint.repair.he_init(Linear(2, 2))\n", None),
+])
+def test_call_after_build_keeps_the_file_as_it_is_around_it(before, after):
+    placed = Placed(Edit("call_after_build", function="bnlint.repair.he_init"), "m.py",
+                    model="Net")
+    assert _edit(before, placed) == (after or before)
+
+
+@pytest.mark.parametrize("call,after", [
+    ("nn.ReLU(inplace=True)", "nn.Identity()"),
+    ("ReLU()", "Identity()"),
+    ("F.relu(self.fc(x), inplace=True)", "self.fc(x)"),
+    ("F.relu(x + 1)", "(x + 1)"),
+    ("(x + 1).relu()", "(x + 1)"),
+])
+def test_remove_op_leaves_the_identity(call, after):
+    text = f"y = {call} * 2\n"
+    placed = Placed(Edit("remove_op"), "m.py", (1, 5, 1, 5 + len(call)))
+    assert _edit(text, placed) == f"y = {after} * 2\n"
+
+
+def test_a_call_is_found_by_the_byte_columns_python_reports():
+    text = "s = 'é'; y = nn.Linear(2, 2)\n"  # 'é' is 2 bytes: the call is at byte 15, char 14
+    start = text.encode().index(b"nn.Linear") + 1
+    placed = _kwarg("bias", "False", (1, start, 1, start + len("nn.Linear(2, 2)")))
+    assert _edit(text, placed) == "s = 'é'; y = nn.Linear(2, 2, bias=False)\n"
+    assert Parsed("m.py", text).replacements(placed)[0].col == text.index(")") + 1  # chars
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_the_diff_of_replacements_is_difflibs(data):
+    """Replacements on a file of distinct lines, rendered as a unified diff, give what difflib
+    gives for the same old and new text (newlines "\n" or "\r\n", a last line with or
+    without one)."""
+    n = data.draw(st.integers(1, 25))
+    newline = data.draw(st.sampled_from(["\n", "\r\n"]))
+    end = data.draw(st.sampled_from([newline, ""]))
+    old = newline.join(f"line {i} = f({i})" for i in range(n)) + end
+    text = fix_text.Text(old)
+    chosen = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=6)))
+    replacements = []
+    for k, i in enumerate(chosen):
+        kind = data.draw(st.sampled_from(["arg", "insert line", "delete line"]))
+        if kind == "arg":  # "f(i)" -> "f(i, new k)"
+            col = len(f"line {i} = f({i}") + 1
+            replacements.append(Replacement("m.py", i + 1, col, i + 1, col, f", new{k}"))
+        elif kind == "insert line":
+            replacements.append(Replacement("m.py", i + 1, 1, i + 1, 1, f"added {k}{newline}"))
+        elif i + 1 < len(text.starts):  # a whole line with its newline
+            replacements.append(Replacement("m.py", i + 1, 1, i + 2, 1, ""))
+    new = text.apply(replacements)
+    expected = "".join(
+        line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+        for line in difflib.unified_diff(*(io.StringIO(t, newline="\n").readlines()
+                                           for t in (old, new)), "a/m.py", "b/m.py"))
+    assert text.diff("m.py", replacements) == expected
 
 
 # ---------------------------------------------------------------- graph repairs

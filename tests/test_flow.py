@@ -128,4 +128,46 @@ def test_residual_branches_find_the_last_batchnorm_of_each_branch():
 
     model = nn.Sequential(Block(False), Block(True))
     graph = build(model, (torch.randn(2, 4, 8, 8),))
-    assert [bn.module for _, bn in residual_branches(graph)] == ["0.bn2", "1.bn2"]
+    branches = residual_branches(graph)
+    assert [b.end.module for b in branches] == ["0.bn2", "1.bn2"]
+    assert branches[1].skip.module == "1.skip.1"  # the projection shortcut is not the branch
+
+
+class SEBranch(nn.Module):
+    """conv -> BN -> squeeze-excitation gate, then a reshape, added to a projected stream:
+    the BN ends the branch though a gate and a reshape sit between it and the add."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.fc1, self.fc2 = nn.Conv2d(width, 2, 1), nn.Conv2d(2, width, 1)
+        self.down, self.down_bn = nn.Conv2d(width, width, 1), nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(y.mean((2, 3), keepdim=True)))))
+        y = (y * gate).flatten(2).reshape(y.shape)
+        return F.relu(self.down_bn(self.down(x)) + y)
+
+
+def test_residual_branch_ends_through_a_gate_and_a_reshape():
+    graph = build(SEBranch(), (torch.randn(4, 8, 6, 6),))
+    (branch,) = residual_branches(graph)
+    assert branch.end.module == "bn2" and branch.skip.module == "down_bn"
+    assert {"conv1", "fc1", "fc2"} <= {graph.layer(n).module for n in branch.members}
+    assert "down" not in {graph.layer(n).module for n in branch.members}
+
+
+def test_a_branch_with_two_paths_to_the_add_has_no_end():
+    class TwoPaths(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.bn_a = nn.Linear(8, 8), nn.BatchNorm1d(8)
+            self.b, self.bn_b = nn.Linear(8, 8), nn.BatchNorm1d(8)
+
+        def forward(self, x):
+            return x + (self.bn_a(self.a(x)) + self.bn_b(self.b(x)))
+
+    branches = residual_branches(build(TwoPaths(), (torch.randn(4, 8),)))
+    assert [b.end for b in branches] == [None]

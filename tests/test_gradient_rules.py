@@ -77,7 +77,7 @@ def test_severity_follows_the_predicted_ratio_and_thresholds_are_tunable():
     assert "BNL201" not in _codes(bnlint.lint(_plain(10), x))
     assert _codes(bnlint.lint(_plain(30), x))["BNL201"].severity == "warning"
     deep = _codes(bnlint.lint(_plain(60), x))["BNL201"]
-    assert deep.severity == "error" and deep.evidence["predicted"]["grad_ratio"] >= 1e4
+    assert deep.severity == "error" and deep.evidence.predicted["grad_ratio"] >= 1e4
     config = Config(thresholds={"BNL201": {"ratio_warning": 1e9, "ratio_error": 1e12}})
     assert "BNL201" not in _codes(bnlint.lint(_plain(60), x, config=config))
 
@@ -102,7 +102,7 @@ def test_dead_relu_measurement_leaves_the_model_as_it_was():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.eval()
     found = _codes(bnlint.lint(model, torch.randn(16, 16)))
-    assert found["BNL403"].evidence["example_batch"]["dead_fraction"] > 0.9
-    assert found["BNL403"].evidence["predicted"]["dead_fraction"] > 0.9
+    assert found["BNL403"].evidence.facts["example_batch"]["dead_fraction"] > 0.9
+    assert found["BNL403"].evidence.predicted["dead_fraction"] > 0.9
     assert not model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from conftest import line_of
 
 import bnlint
@@ -11,6 +13,7 @@ from bnlint.config import Config
 from bnlint.discover.load import load_module
 from bnlint.discover.models import find_models
 from bnlint.model.build import build
+from bnlint.predict.flow import predict
 
 RESIDUAL = """
     import torch
@@ -165,3 +168,50 @@ def test_hooks_graph_drops_what_only_feeds_control_flow():
     report = bnlint.lint(DeepWithRuntimeCheck(), torch.randn(32, 64),
                          config=Config(probe=False, select=["BNL302"]))
     assert [f.code for f in report.findings] == ["BNL302"]
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm subclass with its own forward (so fx traces into it)
+    that calls F.batch_norm with its parameters, then an activation."""
+
+    def forward(self, x):
+        return torch.relu(F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                       self.bias, self.training, self.momentum, self.eps))
+
+
+def test_functional_batchnorm_is_predicted_with_its_parameters():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), BatchNormAct(8))
+    nn.init.constant_(model[1].weight, 3.0)
+    graph = build(model, (10 * torch.randn(4, 3, 8, 8),))
+    (bn,) = graph.layers("BatchNorm")
+    assert bn.params == {"weight": "1.weight", "bias": "1.bias", "running_mean": "1.running_mean",
+                         "running_var": "1.running_var"}
+    pred = predict(graph, 4, (10 * torch.randn(4, 3, 8, 8),))
+    assert pred.signal[bn.name] == pytest.approx(3.0, rel=1e-3)  # normalised, times gamma
+
+
+def test_reshape_as_takes_only_a_shape_from_its_argument():
+    class LinearNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = nn.Linear(8, 8), nn.BatchNorm1d(8)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return self.bn(y.flatten(0, 1)).reshape_as(y)
+
+    graph = build(LinearNorm(), (torch.randn(4, 5, 8),))
+    fc, bn = graph.find("fc"), graph.find("bn")
+    assert [x.name for x in graph.next(fc)] == [bn.name]  # not also the reshape
+
+
+def test_a_norm_of_a_parameter_is_weight_standardisation():
+    class StdConv(nn.Conv2d):
+        def forward(self, x):
+            w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                             training=True, eps=1e-6).reshape_as(self.weight)
+            return F.conv2d(x, w, self.bias)
+
+    graph = build(StdConv(3, 4, 3), (torch.randn(2, 3, 8, 8),))
+    assert not graph.layers("@norm") and len(graph.layers("WeightStandardization")) == 1

@@ -12,6 +12,7 @@ get exactly that error, never another exception.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import tempfile
@@ -297,9 +298,9 @@ def test_warmup_suggestion_when_the_first_ratio_is_unmeasured():
     from bnlint.probing.advice import suggestions
     result = bnlint.probe(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
                           torch.randn(8, 4), steps=2)
-    result.explosion, result.grad_ratio = "temporal", None  # as the probe measured there
-    for h, ratio in zip(result.history, (None, 100.0, 1.0)):
-        h["grad_ratio"] = ratio
+    history = tuple(dataclasses.replace(h, grad_ratio=ratio)
+                    for h, ratio in zip(result.history, (None, 100.0, 1.0)))
+    result = dataclasses.replace(result, grad_ratio=None, history=history)  # as measured there
     advice = suggestions(result, [], Config(), threshold=70.0)
     assert advice["warmup"]["steps"] == 2 and "fell from 100" in advice["warmup"]["source"]
 

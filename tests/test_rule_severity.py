@@ -73,7 +73,7 @@ def test_lr_far_above_the_ceiling_stays_a_warning_even_if_the_probe_sees_no_rise
     config = Config(probe_steps=3, optimizer=Optimizer("sgd", 0.05, 0.9))
     report = bnlint.lint(model, torch.randn(64, 32), config=config)
     finding = next(f for f in report.findings if f.code == "BNL905")
-    bound = finding.evidence["measured"]["lr_ceiling"]
+    bound = finding.evidence.measured["lr_ceiling"]
     assert 0.05 / bound >= 10 and finding.severity == "warning"
 
 
@@ -85,8 +85,8 @@ def test_sgd_lr_bound_is_not_applied_to_adaptive_optimizers(name):
     config = Config(probe_steps=2, optimizer=Optimizer(name, 50.0))
     report = bnlint.lint(model, torch.randn(64, 32), config=config)
     assert "BNL905" not in {f.code for f in report.findings}
-    assert report.probe["lr_ceiling"] is None and "lr_ceiling" not in report.suggestions
-    assert any(f"not of {name}" in note for note in report.probe["notes"])
+    assert report.probe.lr_ceiling is None and "lr_ceiling" not in report.suggestions
+    assert any(f"not of {name}" in note for note in report.probe.notes)
     sgd = bnlint.lint(model, torch.randn(64, 32),
                       config=Config(probe_steps=2, optimizer=Optimizer("sgd", 50.0)))
     finding = next(f for f in sgd.findings if f.code == "BNL905")

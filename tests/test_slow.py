@@ -11,6 +11,8 @@ import sys
 import pytest
 from conftest import CLI_ENV, ROOT, run_cli
 
+from bench.studies.realbugs.manifest import CASES
+
 pytestmark = pytest.mark.slow
 
 
@@ -29,6 +31,8 @@ def test_examples_with_the_default_probe():
 @pytest.mark.parametrize("script, args", [
     ("benchmarks.speed", ["--repeats", "1", "--depths", "10,100"]),
     ("benchmarks.probe_overhead", ["--repeats", "1", "--steps", "3"]),
+    ("benchmarks.probe_plan", ["--budget", "2"]),
+    ("benchmarks.fixes", ["--sizes", "5"]),
     ("calibration.gradient_flow", ["--quick"]),
     ("calibration.papers", ["--quick"]),
     ("studies.lalc", ["--quick"]),
@@ -85,3 +89,15 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
                            cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "| repo_b/side.py |" in again.stdout
+
+
+def test_realbugs_quick_lints_the_quick_cases_and_prints_the_totals():
+    proc = subprocess.run([sys.executable, "-m", "bench.studies.realbugs", "--quick"], cwd=ROOT,
+                          env=CLI_ENV, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    quick = [case.name for case in CASES if case.quick]
+    assert len(quick) == 3
+    for name in quick:
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {name} |"))
+        assert "bnlint error" not in row, row
+    assert "| static only |" in proc.stdout and "| static + probe |" in proc.stdout

@@ -93,23 +93,68 @@ def test_merges_and_pools():
     assert theory.pool_moments("MaxPool2d", a, k=4) == (a, 0.25)
 
 
-def test_relu_stack_gain_default_vs_he():
-    fan_in = 256
-    default = theory.init_std("default", fan_in) ** 2
-    he = theory.init_std("he", fan_in) ** 2
-    assert theory.relu_stack_gain(default, fan_in) == pytest.approx(1 / math.sqrt(6))
-    assert theory.relu_stack_gain(he, fan_in) == pytest.approx(1.0)
-    leaky = theory.init_std("he", fan_in, slope=0.2) ** 2
-    assert theory.relu_stack_gain(leaky, fan_in, slope=0.2) == pytest.approx(1.0)
+def test_stack_gains_default_vs_he_for_relu():
+    """docs/SCIENCE.md §5: PyTorch's default gives ReLU 1/sqrt(6) per layer, He init 1."""
+    assert theory.stack_gains("ReLU", theory.DEFAULT_WEIGHT_GAIN2) == \
+        pytest.approx((1 / math.sqrt(6), 1 / math.sqrt(6)))
+    assert theory.stack_gains("ReLU", 2.0) == pytest.approx((1.0, 1.0))
+    he = 2.0 / (1 + 0.2 ** 2)
+    assert theory.stack_gains("LeakyReLU", he, {"negative_slope": 0.2}) == \
+        pytest.approx((1.0, 1.0))
 
 
-def test_init_schemes_match_torch():
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.2, 0.5])
+def test_variance_preserving_gain_is_he_for_the_relu_family(slope):
+    assert theory.activation_gain("LeakyReLU", {"negative_slope": slope}) == \
+        pytest.approx(math.sqrt(2 / (1 + slope ** 2)), rel=1e-9)
+    assert theory.activation_gain("ReLU") == pytest.approx(math.sqrt(2), rel=1e-9)
+    assert theory.init_label("LeakyReLU", {"negative_slope": slope}) == "He"
+
+
+def test_variance_preserving_gain_against_known_values():
+    """SELU is built to keep unit variance at LeCun's init (arXiv:1706.02515); PyTorch's
+    calculate_gain gives tanh 5/3 (an empirical choice: within 5% of the computed 1.59)."""
+    assert theory.activation_gain("SELU") == pytest.approx(1.0, abs=1e-3)
+    assert theory.activation_gain("Tanh") == pytest.approx(
+        torch.nn.init.calculate_gain("tanh"), rel=0.05)
+    assert "GELU" in theory.init_label("GELU") and "1.53" in theory.init_label("GELU")
+
+
+ELEMENTWISE = {"GELU": torch.nn.functional.gelu, "SiLU": torch.nn.functional.silu,
+               "ELU": torch.nn.functional.elu, "Mish": torch.nn.functional.mish,
+               "Softplus": torch.nn.functional.softplus,
+               "Hardswish": torch.nn.functional.hardswish, "Tanh": torch.tanh,
+               "Sigmoid": torch.sigmoid, "Sin": torch.sin,
+               "LeakyReLU": lambda v: torch.nn.functional.leaky_relu(v, 0.3)}
+
+
+@pytest.mark.parametrize("kind", sorted(ELEMENTWISE))
+def test_variance_preserving_gain_and_chain_rate_match_sampling(kind):
+    """E[phi(z)^2] and E[phi'(z)^2] by quadrature against 2M samples of the torch function."""
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(2_000_000, generator=gen, dtype=torch.float64, requires_grad=True)
+    out = ELEMENTWISE[kind](z)
+    (slope,) = torch.autograd.grad(out.sum(), z)
+    options = {"negative_slope": 0.3}
+    gain = theory.activation_gain(kind, options)
+    assert gain == pytest.approx(float(out.detach().pow(2).mean()) ** -0.5, rel=0.01)
+    forward, backward = theory.stack_gains(kind, gain * gain, options)
+    assert forward == pytest.approx(1.0)
+    assert backward == pytest.approx(gain * float(slope.pow(2).mean()) ** 0.5, rel=0.01)
+
+
+def test_zero_at_zero():
+    assert all(theory.zero_at_zero(k) for k in ("ReLU", "GELU", "SiLU", "Tanh", "Sin", "ELU"))
+    assert not any(theory.zero_at_zero(k) for k in ("Sigmoid", "Softplus", "Cos", "Nope"))
+
+
+def test_pytorch_default_init_is_the_default_gain():
     torch.manual_seed(0)
-    w = torch.empty(512, 512)
-    for scheme, init in (("he", lambda t: torch.nn.init.kaiming_normal_(t)),
-                         ("xavier", torch.nn.init.xavier_normal_),
-                         ("default", lambda t: torch.nn.Linear(512, 512).weight.data)):
-        assert float(init(w).std()) == pytest.approx(theory.init_std(scheme, 512, 512), rel=0.02)
+    w = torch.nn.Linear(512, 512).weight.detach()
+    assert float(w.pow(2).mean()) * 512 == pytest.approx(theory.DEFAULT_WEIGHT_GAIN2, rel=0.02)
+    he = torch.nn.init.kaiming_normal_(torch.empty(512, 512))
+    assert float(he.pow(2).mean()) * 512 == pytest.approx(theory.activation_gain("ReLU") ** 2,
+                                                          rel=0.02)
 
 
 def test_residual_growth_is_polynomial_and_zero_init_is_flat():

@@ -1,8 +1,9 @@
 """Benchmark: bnlint's predicted gradient flow (bnlint.flow) against a measured backward pass.
 
-Run ``python -m bench.calibration.gradient_flow`` (the table, a few minutes on a 2-core CPU),
-``--quick`` (depths 5 and 20, one seed) or ``--calibrate`` (re-measure the conv constants of
-bnlint.theory: CONV_BN_RELU_GAIN, SPATIAL_KEEP, SPATIAL_EXCESS). Prints markdown.
+Run ``python -m bench.calibration.gradient_flow`` (the tables, a few minutes on a 2-core CPU),
+``--quick`` (depths 5 and 20, one seed), ``--activations`` (only the per-activation table) or
+``--calibrate`` (re-measure the conv constants of bnlint.theory: CONV_BN_RELU_GAIN,
+SPATIAL_KEEP, SPATIAL_EXCESS). Prints markdown.
 
 Measured ratio: ||grad W_first|| / ||grad W_last|| (Frobenius norms) of the model's first and
 last affine layers after one backward pass at initialisation, with cross-entropy on random
@@ -44,6 +45,61 @@ class PreActBlock(nn.Module):
 
     def forward(self, x):
         return x + self.fc2(F.relu(self.bn2(self.fc1(F.relu(self.bn1(x))))))
+
+
+class Sin(nn.Module):
+    def forward(self, x):
+        return torch.sin(x)
+
+
+# The elementwise activations of issue 12, as (module factory, bnlint kind, options).
+ACTIVATIONS = {
+    "GELU": (nn.GELU, "GELU", {}), "SiLU": (nn.SiLU, "SiLU", {}), "ELU": (nn.ELU, "ELU", {}),
+    "Mish": (nn.Mish, "Mish", {}), "Softplus": (nn.Softplus, "Softplus", {}),
+    "Hardswish": (nn.Hardswish, "Hardswish", {}),
+    "LeakyReLU(0.2)": (lambda: nn.LeakyReLU(0.2), "LeakyReLU", {"negative_slope": 0.2}),
+    "LeakyReLU(0.5)": (lambda: nn.LeakyReLU(0.5), "LeakyReLU", {"negative_slope": 0.5}),
+    "sin": (Sin, "Sin", {}), "tanh": (nn.Tanh, "Tanh", {}), "sigmoid": (nn.Sigmoid, "Sigmoid", {}),
+}
+
+
+def activation_mlp(name, depth, init):
+    """``depth`` Linear -> activation layers and a linear head, width WIDTH, no normalisation:
+    at PyTorch's default init, or at the variance-preserving init (std gain / sqrt(fan_in),
+    gain = bnlint.theory.activation_gain, zero biases) with ``init="preserving"``, or with a
+    BatchNorm1d after each Linear with ``init="batchnorm"``."""
+    make, kind, options = ACTIVATIONS[name]
+    layers = []
+    for _ in range(depth):
+        linear = nn.Linear(WIDTH, WIDTH)
+        if init == "preserving":
+            nn.init.normal_(linear.weight, std=theory.activation_gain(kind, options) / WIDTH ** 0.5)
+            nn.init.zeros_(linear.bias)
+        layers += [linear, nn.BatchNorm1d(WIDTH), make()] if init == "batchnorm" \
+            else [linear, make()]
+    return nn.Sequential(*layers, nn.Linear(WIDTH, CLASSES))
+
+
+def activation_table(depths, seeds):
+    """Predicted vs measured first/last ratio for each activation: unnormalised at the default
+    and the variance-preserving init, and in a BatchNorm chain. Measured in float64: a 50-layer
+    sigmoid stack's first-layer gradient underflows float32."""
+    print("\n| activation | init | depth | predicted | measured | log10 error |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    errors = {}
+    for name in ACTIVATIONS:
+        for init, ds in (("default", [d for d in depths if d <= 20]), ("preserving", depths),
+                         ("batchnorm", depths)):
+            for depth in ds:
+                pred, meas = compare(lambda n=name, d=depth, i=init: activation_mlp(n, d, i),
+                                     (BATCH, WIDTH), seeds, torch.float64)
+                err = math.log10(pred / meas)
+                errors.setdefault(name, []).append(abs(err))
+                print(f"| {name} | {init} | {depth} | {pred:.3g} | {meas:.3g} | {err:+.2f} |",
+                      flush=True)
+    worst = {n: max(e) for n, e in errors.items()}
+    print("\nmax |log10 error| by activation: " + ", ".join(
+        f"{n} {e:.2f} (x{10 ** e:.2f})" for n, e in worst.items()))
 
 
 def mlp(depth, block):
@@ -114,12 +170,13 @@ def geomean(values):
     return math.exp(statistics.mean(math.log(v) for v in values))
 
 
-def compare(make, shape, seeds):
-    """(predicted, measured) model first/last ratio, geometric means over seeds."""
+def compare(make, shape, seeds, dtype=torch.float32):
+    """(predicted, measured) model first/last ratio, geometric means over seeds; ``dtype`` for
+    the measurement (float64 where float32 would underflow)."""
     pred, meas = [], []
     for seed in range(seeds):
         torch.manual_seed(1000 + seed)
-        model, x = make(), torch.randn(shape)
+        model, x = make().to(dtype), torch.randn(shape, dtype=dtype)
         pred.append(flow.predict(build(model, (x,)), shape[0], (x,)).grad_ratio)
         grads = measure(model, x, seed)
         names = list(grads)
@@ -236,6 +293,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--activations", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.calibrate:
@@ -244,8 +302,11 @@ def main():
         return
     print(f"MLP width {WIDTH}, batch {BATCH}; CNN width 32, 16x16 inputs, batch 32; ResNet "
           f"32x32 inputs, batch 32; {CLASSES} classes; torch {torch.__version__}\n")
-    table([5, 20] if args.quick else [5, 10, 20, 50, 100], seeds=1 if args.quick else 3)
-    chain_table(seeds=2 if args.quick else 6)
+    if not args.activations:
+        table([5, 20] if args.quick else [5, 10, 20, 50, 100], seeds=1 if args.quick else 3)
+        chain_table(seeds=2 if args.quick else 6)
+    # 8 seeds: at width 256 and depth 50 single unnormalised stacks scatter over 16x (finite width)
+    activation_table([5, 20] if args.quick else [5, 10, 20, 50], seeds=1 if args.quick else 8)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,25 @@
 """Detection study: does bnlint flag the models that then fail to train, and only those?
 
-    python -m bench.studies.detection          # the full suite (bench/studies/detection_models.py)
-    python -m bench.studies.detection --quick  # the variants marked quick
+    python -m bench.studies.detection          # both sets, and a side-by-side summary
+    python -m bench.studies.detection --suite calibration|validation|both
+    python -m bench.studies.detection --quick  # the variants marked quick in each set
     python -m bench.studies.detection --only NAME[,NAME...] [--steps N] [--no-bnlint]
+    python -m bench.studies.detection --suite validation --no-bnlint --record-labels
+
+Two sets of labelled models: the *calibration* set (bench/studies/detection_models.py), on which
+bnlint's rules and thresholds were developed, and the *validation* set
+(bench/studies/validation_models.py), written and labelled afterwards to check them out of
+sample; tasks in bench/studies/detection_tasks.py. Each set's labels are on record in
+bench/studies/SET_labels.json (bench/studies/detection_labels.py): every run compares its
+training labels with them and warns loudly when one differs.
 
 Ground truth comes from *training* each variant (never from bnlint's rules): ``STEPS`` steps of
-its configured optimizer (SGD momentum 0.9 unless the variant says otherwise, batch 64) on its
-synthetic task, seeded. The outcome, decided in this order:
+its configured optimizer (SGD momentum 0.9 unless the variant says otherwise, batch 64; a
+variant's ``warmup`` ramps the lr linearly from 0 over its first steps) on its synthetic task,
+seeded. The outcome, decided in this order:
 
-- ``diverged``: a training loss that is NaN/Inf or >= 1e5, or non-finite parameters at the end.
+- ``diverged``: a training loss that is NaN/Inf or >= 1e5 x the trivial predictor's training
+  loss (at least 1e5), or non-finite parameters at the end.
 - ``dead``: at the end, >= 50% of the units (features, or conv channels) of the model's
   nn.ReLU modules output exactly 0 for every one of 512 held-out inputs (train-mode forward on
   a copy, so BatchNorm uses batch statistics as in training).
@@ -32,6 +43,10 @@ Detectors, each compared with "problem":
    published monitor (shiningrain/AUTOTRAINER, AutoTrainer/utils/monitor.py), run inside the
    same training run as the ground truth: see ``AutoTrainer``. Its time to verdict is the
    training time until it flags, or the whole run when it never does.
+
+bnlint is told the variant's optimizer and peak lr (its Config has no warm-up). The summary
+gives each set's recall, precision and error findings on fine models with 95% Wilson
+intervals.
 """
 
 from __future__ import annotations
@@ -43,102 +58,26 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import bnlint
-from bench.studies.detection_models import CLASSES, IMG_C, IMG_HW, IN_CLS, IN_REG, Variant, suite
+from bench.studies import detection_labels as labels
+from bench.studies.detection_models import Variant
+from bench.studies.detection_models import suite as calibration_suite
+from bench.studies.detection_tasks import DATA_SEED, N_TEST, N_TRAIN, Task, task
+from bench.studies.validation_models import suite as validation_suite
 from bnlint.config import Config, Optimizer
 
-STEPS, BATCH, N_TRAIN, N_TEST, N_DEAD, N_LINT = 400, 64, 8192, 1024, 512, 128
+STEPS, BATCH, N_DEAD, N_LINT = 400, 64, 512, 128
 NO_FIT, DEAD, HUGE_LOSS = 0.5, 0.5, 1e5
-DATA_SEED = 1234
-
-
-# ---------------------------------------------------------------- tasks
-
-
-@dataclass
-class Task:
-    kind: str                 # "cls" or "reg"
-    x: torch.Tensor
-    y: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    train_baseline: float     # the trivial predictor's training loss
-    test_baseline: torch.Tensor  # per output (one value for classification)
-
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out, y) if self.kind == "cls" else F.mse_loss(out, y)
-
-    def relative_test_loss(self, out: torch.Tensor) -> float:
-        if self.kind == "cls":
-            return float(F.cross_entropy(out, self.y_test)) / float(self.test_baseline)
-        per_output = ((out - self.y_test) ** 2).mean(0)
-        return float((per_output / self.test_baseline).mean())
-
-    def lint_targets(self) -> torch.Tensor:
-        y = self.y[:N_LINT]
-        return y.float() if self.kind == "cls" else y
-
-
-_TASKS: dict[tuple, Task] = {}
-
-
-def _split(x: torch.Tensor, y: torch.Tensor) -> tuple:
-    return x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
-
-
-def _classification(x: torch.Tensor, logits: torch.Tensor) -> Task:
-    y = logits.argmax(1)
-    x, y, xt, yt = _split(x, y)
-    freq = torch.bincount(y, minlength=CLASSES).float().add(1.0) / (len(y) + CLASSES)
-    train_base = float(-(freq * freq.log()).sum())
-    test_base = -freq.log()[yt].mean()
-    return Task("cls", x, y, xt, yt, train_base, test_base.reshape(1))
-
-
-def task(name: str, scales: tuple[float, ...], shift: float = 0.0) -> Task:
-    key = (name, scales, shift)
-    if key in _TASKS:
-        return _TASKS[key]
-    g = torch.Generator().manual_seed(DATA_SEED)
-    n = N_TRAIN + N_TEST
-    if name == "cls":
-        x = torch.randn(n, IN_CLS, generator=g)
-        w1 = torch.randn(IN_CLS, 16, generator=g) / math.sqrt(IN_CLS)
-        w2 = torch.randn(16, CLASSES, generator=g)
-        made = _classification(x, torch.tanh(x @ w1) @ w2)
-    elif name == "img":
-        x = F.interpolate(torch.randn(n, IMG_C, IMG_HW // 2, IMG_HW // 2, generator=g),
-                          size=IMG_HW, mode="bilinear", align_corners=False)
-        x = x / x.std()
-        k = torch.randn(8, IMG_C, 3, 3, generator=g) / math.sqrt(IMG_C * 9) * 1.5
-        h = torch.tanh(F.conv2d(x, k, padding=1)).mean((2, 3))
-        h = (h - h.mean(0)) / h.std(0)
-        w = torch.randn(h.shape[1], CLASSES, generator=g)
-        made = _classification(x, h @ w)
-    else:
-        x = torch.randn(n, IN_REG, generator=g)
-        a = torch.randn(IN_REG, generator=g)
-        b = torch.randn(IN_REG, generator=g)
-        a, b = a / a.norm() * 1.5, b / b.norm()
-        terms = torch.stack([torch.sin(x @ a), 0.5 * torch.cos(x @ b)], 1)
-        y = terms.sum(1, keepdim=True) if name == "reg" else terms
-        y = (y - y[:N_TRAIN].mean(0)) / y[:N_TRAIN].std(0)
-        y = y * torch.tensor(scales) + shift
-        x, y, xt, yt = _split(x, y)
-        mean = y.mean(0)
-        train_base = float(((y - mean) ** 2).mean())
-        made = Task("reg", x, y, xt, yt, train_base, ((yt - mean) ** 2).mean(0))
-    _TASKS[key] = made
-    return made
 
 
 # ---------------------------------------------------------------- AUTOTRAINER
@@ -275,6 +214,24 @@ class Outcome:
     dead: float | None
     seconds: float
     autotrainer: AutoTrainer
+    test_acc: float | None = None
+
+    @property
+    def initial_loss(self) -> float:
+        return self.autotrainer.losses[0]
+
+    @property
+    def final_loss(self) -> float:
+        """The mean training loss of the last 20 steps run."""
+        window = self.autotrainer.losses[-20:]
+        return sum(window) / len(window)
+
+
+def huge_loss(t: Task) -> float:
+    """The training loss that counts as diverged: ``HUGE_LOSS`` times the trivial loss, at least
+    ``HUGE_LOSS``. (An absolute 1e5 called a model with targets of std 1000, trivial MSE 1e6,
+    diverged at step 0; the scaled threshold changes no calibration label.)"""
+    return HUGE_LOSS * max(1.0, t.train_baseline)
 
 
 def train(v: Variant, model: nn.Module, t: Task, steps: int) -> Outcome:
@@ -290,6 +247,9 @@ def train(v: Variant, model: nn.Module, t: Task, steps: int) -> Outcome:
         loss = t.loss(model(t.x[idx]), t.y[idx])
         value = float(loss.detach())
         opt.zero_grad(set_to_none=True)
+        if v.warmup:
+            for group in opt.param_groups:
+                group["lr"] = v.lr * min(1.0, (step + 1) / v.warmup)
         if math.isfinite(value):
             loss.backward()
         monitor.observe(step, value, time.perf_counter() - start)
@@ -302,18 +262,20 @@ def train(v: Variant, model: nn.Module, t: Task, steps: int) -> Outcome:
     max_loss = max(losses) if not nonfinite else float("inf")
     final_rel = (sum(losses[-20:]) / len(losses[-20:])) / t.train_baseline
     params_finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-    if nonfinite or max_loss >= HUGE_LOSS or not params_finite:
+    huge = huge_loss(t)
+    if nonfinite or max_loss >= huge or not params_finite:
         why = (f"loss non-finite at step {len(losses) - 1}" if nonfinite else
-               f"max loss {max_loss:.3g}" if max_loss >= HUGE_LOSS else "non-finite weights")
+               f"max loss {max_loss:.3g}" if max_loss >= huge else "non-finite weights")
         return Outcome("diverged", why, max_loss, None, None, None, seconds, monitor)
     dead = dead_fraction(model, t.x_test[:N_DEAD])
     model.eval()
     with torch.no_grad():
         out = model(t.x_test)
     test_rel = t.relative_test_loss(out) if bool(torch.isfinite(out).all()) else float("inf")
+    test_acc = t.accuracy(out)
     if not math.isfinite(test_rel):
         return Outcome("diverged", "non-finite eval output", max_loss, final_rel, test_rel,
-                       dead, seconds, monitor)
+                       dead, seconds, monitor, test_acc)
     evidence = (f"train {final_rel:.2f}, test {test_rel:.2f} of trivial"
                 + (f", dead {dead:.0%}" if dead is not None else ""))
     if dead is not None and dead >= DEAD:
@@ -322,7 +284,8 @@ def train(v: Variant, model: nn.Module, t: Task, steps: int) -> Outcome:
         label = "no-fit"
     else:
         label = "fine"
-    return Outcome(label, evidence, max_loss, final_rel, test_rel, dead, seconds, monitor)
+    return Outcome(label, evidence, max_loss, final_rel, test_rel, dead, seconds, monitor,
+                   test_acc)
 
 
 # ---------------------------------------------------------------- bnlint
@@ -341,7 +304,7 @@ class LintResult:
 def run_bnlint(v: Variant, model: nn.Module, t: Task, probe: bool) -> LintResult:
     config = Config(probe=probe, optimizer=bnlint_optimizer(v))
     model = copy.deepcopy(model)
-    x, y = t.x[:N_LINT], t.lint_targets()
+    x, y = t.x[:N_LINT], t.lint_targets(N_LINT)
     start = time.perf_counter()
     try:
         report = bnlint.lint(model, x, y, config=config, name=v.name)
@@ -393,7 +356,12 @@ class Row:
     outcome: Outcome
     static: LintResult | None
     probed: LintResult | None
-    other_seeds: list[str]
+    others: list[tuple[int, Outcome]]  # (seed, outcome) of the stability check's seeds
+
+    @property
+    def other_seeds(self) -> list[str]:
+        return [o.label + (f" {o.test_rel:.2f}" if o.test_rel is not None else "")
+                for _, o in self.others]
 
 
 def _at(o: Outcome) -> str:
@@ -486,29 +454,128 @@ def print_tables(rows: list[Row], with_bnlint: bool) -> None:
               f"misses: {', '.join(fns) or 'none'}")
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval for k successes in n trials (95% for z = 1.96)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _rate(k: int, n: int) -> str:
+    if not n:
+        return "n/a (0/0)"
+    lo, hi = wilson(k, n)
+    return f"{k / n:.2f} ({k}/{n}) [{lo:.2f}, {hi:.2f}]"
+
+
+def print_summary(results: dict[str, list[Row]]) -> None:
+    """Each set side by side: bnlint's recall and precision (warning or error = flag) and its
+    error findings on models that trained fine, each with its 95% Wilson interval."""
+    print("\n## Summary: " + " vs ".join(results) + "\n")
+    print("| measure | " + " | ".join(f"{name} ({len(rows)} models)"
+                                      for name, rows in results.items()) + " |")
+    print("|---|" + "---|" * len(results))
+    cells: dict[str, list[str]] = {}
+    for rows in results.values():
+        truth = [r.outcome.label != "fine" for r in rows]
+        cells.setdefault("problems / fine (by training)", []).append(
+            f"{sum(truth)} / {len(rows) - sum(truth)}")
+        for name, attr in (("static", "static"), ("static+probe", "probed")):
+            results_ = [getattr(r, attr) for r in rows]
+            c = confusion(truth, [res.flagged for res in results_])
+            fine_errors = sum(bool(res.errors) for res, bad in zip(results_, truth) if not bad)
+            cells.setdefault(f"bnlint {name}: recall", []).append(
+                _rate(c["tp"], c["tp"] + c["fn"]))
+            cells.setdefault(f"bnlint {name}: precision", []).append(
+                _rate(c["tp"], c["tp"] + c["fp"]))
+            cells.setdefault(f"bnlint {name}: errors on models that trained fine", []).append(
+                _rate(fine_errors, len(rows) - sum(truth)))
+    for measure, values in cells.items():
+        print(f"| {measure} | " + " | ".join(values) + " |")
+    print("\nRates as k/n with a 95% Wilson score interval [low, high]; flag = a warning or "
+          "error finding; \"errors on models that trained fine\" = fine models with at least "
+          "one error finding, over all fine models.")
+
+
+SETS: dict[str, tuple[str, Callable[[], list[Variant]]]] = {
+    "calibration": ("bench/studies/detection_models.py", calibration_suite),
+    "validation": ("bench/studies/validation_models.py", validation_suite),
+}
+
+
+def run_set(variants: list[Variant], steps: int, extra_seeds: tuple[int, ...],
+            with_bnlint: bool) -> list[Row]:
+    rows = []
+    for v in variants:
+        t = task(v.task, v.target_scales, v.target_shift)
+        torch.manual_seed(v.seed)
+        model = v.build()
+        init = copy.deepcopy(model)
+        outcome = train(v, model, t, steps)
+        others = []
+        for seed in extra_seeds:
+            w = dataclasses.replace(v, seed=seed)
+            torch.manual_seed(seed)
+            others.append((seed, train(w, w.build(), t, steps)))
+        static = probed = None
+        if with_bnlint:
+            static = run_bnlint(v, init, t, probe=False)
+            probed = run_bnlint(v, init, t, probe=True)
+        row = Row(v, outcome, static, probed, others)
+        rows.append(row)
+        print(f"  {v.name}: {outcome.label} ({outcome.evidence}; {outcome.seconds:.1f} s)"
+              f" | seeds 1, 2: {', '.join(row.other_seeds) or 'n/a'} | static "
+              f"{_codes(static) or '-'} | probe {_codes(probed) or '-'} | AUTOTRAINER "
+              f"{_at(outcome)}", flush=True)
+    return rows
+
+
+def protocol(steps: int) -> dict[str, Any]:
+    """What a training label depends on besides the variant (compared before labels are)."""
+    return {"steps": steps, "batch": BATCH, "n_train": N_TRAIN, "n_test": N_TEST,
+            "data_seed": DATA_SEED, "no_fit": NO_FIT, "dead": DEAD, "n_dead": N_DEAD,
+            "huge_loss": f"{HUGE_LOSS:g} x max(1, trivial loss)"}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", choices=("calibration", "validation", "both"), default="both",
+                   help="which set of models (default both, side by side)")
     p.add_argument("--quick", action="store_true",
                    help="only the variants marked quick, and no extra-seed check")
     p.add_argument("--only", help="comma-separated variant names")
     p.add_argument("--steps", type=int, default=STEPS, help="training steps (ground truth)")
     p.add_argument("--no-bnlint", action="store_true", help="ground truth and AUTOTRAINER only")
+    p.add_argument("--record-labels", action="store_true",
+                   help="write each set's training labels and metrics to "
+                        "bench/studies/SET_labels.json (whole sets at the default steps only)")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    wall = time.perf_counter()
-    variants = suite()
+    if args.record_labels and (args.quick or args.only or args.steps != STEPS):
+        p.error("--record-labels records whole sets at the default steps: drop --quick, "
+                "--only and --steps")
+    sets = list(SETS) if args.suite == "both" else [args.suite]
+    chosen = {name: SETS[name][1]() for name in sets}
     if args.only:
         names = args.only.split(",")
-        variants = [v for v in variants if v.name in names]
+        known = {v.name for variants in chosen.values() for v in variants}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            p.error(f"no variant named {', '.join(unknown)} in the {' and '.join(sets)} set(s)")
+        chosen = {k: [v for v in vs if v.name in names] for k, vs in chosen.items()}
     elif args.quick:
-        variants = [v for v in variants if v.quick]
+        chosen = {k: [v for v in vs if v.quick] for k, vs in chosen.items()}
+    chosen = {k: vs for k, vs in chosen.items() if vs}
     extra_seeds = () if args.quick else (1, 2)
+    torch.set_num_threads(1)
+    wall = time.perf_counter()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {platform.machine()} "
-          f"{os.cpu_count()}-core CPU; {len(variants)} variants; ground truth: {args.steps} "
+          f"{os.cpu_count()}-core CPU; ground truth: {args.steps} "
           f"steps, batch {BATCH}, {N_TRAIN} training / {N_TEST} held-out examples, seed 0; "
           f"no-fit: held-out loss > {NO_FIT} x trivial; dead: >= {DEAD:.0%} of ReLU units dead "
-          f"on {N_DEAD} held-out inputs; diverged: NaN/Inf or loss >= {HUGE_LOSS:g}. "
+          f"on {N_DEAD} held-out inputs; diverged: NaN/Inf or loss >= {HUGE_LOSS:g} x max(1, "
+          "trivial loss). "
           + (f"Seeds {', '.join(map(str, extra_seeds))}: the same training from another init "
              "and batch order, to show how stable each label is (not used for scoring)."
              if extra_seeds else ""))
@@ -516,31 +583,23 @@ def main(argv: list[str] | None = None) -> None:
           "the variant's optimizer; static = probe off; +probe = default probe (batch 64, "
           "20 steps, 30 s budget). Flag = a warning or error finding. AUTOTRAINER: checks "
           "every 10 steps, symptom persists = 3 consecutive checks, judged from 30% of the "
-          "run.\n")
+          "run.")
 
-    rows = []
-    for v in variants:
-        t = task(v.task, v.target_scales, v.target_shift)
-        torch.manual_seed(v.seed)
-        model = v.build()
-        init = copy.deepcopy(model)
-        outcome = train(v, model, t, args.steps)
-        others = []
-        for seed in extra_seeds:
-            w = dataclasses.replace(v, seed=seed)
-            torch.manual_seed(seed)
-            o = train(w, w.build(), t, args.steps)
-            others.append(o.label + (f" {o.test_rel:.2f}" if o.test_rel is not None else ""))
-        static = probed = None
-        if not args.no_bnlint:
-            static = run_bnlint(v, init, t, probe=False)
-            probed = run_bnlint(v, init, t, probe=True)
-        rows.append(Row(v, outcome, static, probed, others))
-        print(f"  {v.name}: {outcome.label} ({outcome.evidence}; {outcome.seconds:.1f} s)"
-              f" | seeds 1, 2: {', '.join(others) or 'n/a'} | static {_codes(static) or '-'}"
-              f" | probe {_codes(probed) or '-'} | AUTOTRAINER {_at(outcome)}", flush=True)
-
-    print_tables(rows, not args.no_bnlint)
+    results = {}
+    for name, variants in chosen.items():
+        print(f"\n## {name.capitalize()} set ({SETS[name][0]}): {len(variants)} variants\n")
+        rows = run_set(variants, args.steps, extra_seeds, not args.no_bnlint)
+        print_tables(rows, not args.no_bnlint)
+        print()
+        for line in labels.check(name, rows, protocol(args.steps)):
+            print(line)
+        if args.record_labels:
+            where = labels.record(name, rows, protocol(args.steps), sys.argv[1:] if argv is None
+                                  else argv)
+            print(f"Labels recorded in {os.path.relpath(where)}.")
+        results[name] = rows
+    if not args.no_bnlint and results:
+        print_summary(results)
     print(f"\nElapsed: {time.perf_counter() - wall:.0f} s")
 
 

@@ -5,17 +5,8 @@ across bnlint's rule families (ordering 1xx, depth 2xx, init 3xx, targets 4xx, l
 The ``defect`` is what was *seeded*; whether it is a *problem* is decided only by training the
 variant (bench/studies/detection.py), never by bnlint's rules.
 
-Tasks (data fixed by the task's seed; the same for every variant of the task):
-
-- ``cls``: 32-d N(0,1) inputs, 10 classes from a fixed random teacher
-  (argmax of W2 tanh(W1 x), 16 hidden units); cross-entropy.
-- ``img``: 3x8x8 smooth random images (4x4 N(0,1) noise, bilinearly upsampled), 10 classes
-  from a fixed random conv teacher (argmax of a linear map of the spatial mean of
-  tanh(conv3x3(x)), 8 channels); cross-entropy.
-- ``reg``: 8-d N(0,1) inputs, target sin(a.x) + 0.5 cos(b.x) standardised on the training set,
-  times ``target_scales`` (1e-3 for the tiny-variance variant) plus ``target_shift``; MSE.
-- ``reg2``: the same inputs, two outputs (sin and cos terms, each standardised) scaled by
-  ``target_scales``; MSE.
+This is the study's *calibration* set: the suite bnlint's thresholds were read off.
+The tasks are described in bench/studies/detection_tasks.py.
 """
 
 from __future__ import annotations
@@ -26,20 +17,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-IN_CLS, IN_REG, CLASSES, WIDTH = 32, 8, 10, 64
-IMG_C, IMG_HW, CNN_WIDTH = 3, 8, 16
+from bench.studies.detection_tasks import CLASSES, IMG_C, IN_CLS, IN_REG
+
+WIDTH, CNN_WIDTH = 64, 16
 
 
 @dataclass
 class Variant:
     name: str
-    family: str                      # clean | ordering | depth | init | targets | lr
+    family: str                      # clean | ordering | depth | init | targets | lr | inputs
     defect: str                      # what was seeded ("-" for none)
-    task: str                        # cls | img | reg | reg2
+    task: str                        # a name in bench/studies/detection_tasks.py
     build: Callable[[], nn.Module]
     lr: float = 0.05
     optimizer: str = "sgd"           # sgd (momentum 0.9) | adam
     momentum: float = 0.9
+    warmup: int = 0                  # steps of linear learning-rate warm-up from 0 (0: none)
     target_scales: tuple[float, ...] = (1.0,)
     target_shift: float = 0.0        # added to the (scaled) regression targets
     quick: bool = False              # part of the --quick suite

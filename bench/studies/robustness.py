@@ -455,7 +455,7 @@ def nonfinite_seen(public: dict[str, Any], model: nn.Module,
 def measured(report: Any) -> dict[str, Any]:
     """The report with the probe's and the findings' numbers as measured: ``public()`` turns
     NaN/Inf into null for JSON, which would hide exactly what these checks look for."""
-    return {**report.public(), "probe": report.probe,
+    return {**report.public(), "probe": report.probe.to_dict() if report.probe else None,
             "findings": [f.to_dict() for f in report.findings]}
 
 

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import config as defaults
 from ..errors import InputError
-from ..model.sandbox import run_forward
+from ..model.sandbox import first_line, run_forward
+from . import hf
 from .load import from_file
 from .models import FoundModel
 
@@ -53,7 +55,7 @@ def _candidate_shapes(layer: nn.Module, batch: int) -> list[tuple[int, ...]]:
         return [(batch, layer.in_channels, 16, s, s) for s in _SPATIAL_SIZES]
     if isinstance(layer, nn.Linear):
         return [(batch, layer.in_features)]
-    return [(batch, 16)]  # token ids for an embedding
+    return [(batch, defaults.TOKENS)]  # token ids for an embedding
 
 
 def _random_input(layer: nn.Module, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -69,8 +71,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def infer_inputs(model: nn.Module, name: str, batch: int,
-                 path: Path) -> tuple[torch.Tensor, ...]:
-    """Inputs inferred from the first Conv/Linear/Embedding: the first shape that runs."""
+                 path: Path) -> tuple[tuple[torch.Tensor, ...], str]:
+    """Inputs a transformers model's config describes, else inferred from the first
+    Conv/Linear/Embedding (the first shape that runs), and how they were chosen."""
+    described = hf.example_inputs(model, batch, model_device(model))
+    if described is not None:
+        return described
     layer = _first_layer(model)
     how = ("Give them: --input-shape 8,3,32,32, an example_inputs() function or EXAMPLE_INPUTS "
            "value in the model file, or input-shape in [tool.bnlint].")
@@ -87,7 +93,10 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
         x = _random_input(layer, (2, *shape[1:]), device)  # a small trial batch: cheap
         try:
             run_forward(lambda x=x: model(x), model, (x,))
-            return (_random_input(layer, shape, device),)
+            how = f"inferred from the first layer ({type(layer).__name__})"
+            if len(shapes) > 1:
+                how += ": the first of " + ", ".join(str(s[1:]) for s in shapes) + " that ran"
+            return (_random_input(layer, shape, device),), how
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in shapes)
@@ -97,10 +106,24 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
                           + how[0].lower() + how[1:])
 
 
+def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:
+    """Random inputs of the shapes the user gave; one too large for this machine's memory is
+    an input error."""
+    try:
+        return tuple(torch.randn(s, device=device) for s in shapes)
+    except (RuntimeError, MemoryError) as exc:
+        shown = "; ".join("x".join(map(str, s)) for s in shapes)
+        raise InputError(f"cannot allocate example inputs of shape {shown} ({given}): "
+                         f"{first_line(exc)}.",
+                         hint="Give the shape of a small example batch, such as "
+                              "8,3,32,32.") from None
+
+
 @dataclass
 class Inputs:
     tensors: tuple[torch.Tensor, ...]
     source: str  # "--input-shape", "example_inputs", "config", "inferred"
+    how: str     # how they were chosen, for the report
 
 
 def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
@@ -109,11 +132,14 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
     """Inputs from, in order: --input-shape, the file, the config, inference."""
     device = model_device(found.model)
     if cli_shapes:
-        return Inputs(tuple(torch.randn(s, device=device) for s in cli_shapes), "--input-shape")
+        return Inputs(_random(cli_shapes, device, "--input-shape"), "--input-shape",
+                      "given with --input-shape (random values)")
     value = from_file(module, found.name, path, "example_inputs", "EXAMPLE_INPUTS")
     if value is not None:
         return Inputs(tuple(t.to(device) for t in _as_inputs(value, "example inputs", path)),
-                      "example_inputs")
+                      "example_inputs", "from example_inputs() / EXAMPLE_INPUTS in the file")
     if config_shapes:
-        return Inputs(tuple(torch.randn(s, device=device) for s in config_shapes), "config")
-    return Inputs(infer_inputs(found.model, found.name, batch, path), "inferred")
+        return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
+                      "from input-shape in the config (random values)")
+    tensors, how = infer_inputs(found.model, found.name, batch, path)
+    return Inputs(tensors, "inferred", how + " (random values)")

@@ -17,10 +17,21 @@ from ..errors import InputError
 from ..model import sites
 from .load import required_params, user_error
 
+# The deepest nesting of modules bnlint lints. torch walks a model's modules recursively
+# (modules(), state_dict, deepcopy) and a nested module's forward costs about 5 Python frames per
+# level, so Python's default limit of 1000 frames is reached near 200 levels. Measured on a model
+# holding nn.Sequential nested n times (n + 1 levels): torch.fx's tracer fails by n = 150, the
+# forward itself by 200, and everything (trace, rules, probe) works at 100 levels.
+MAX_NESTING = 100
+
 # Zero-argument functions that are not model factories, by name or prefix.
 _NOT_FACTORIES = ("main", "example_inputs", "example_targets")
 _NOT_FACTORY_PREFIXES = ("_", "train", "test", "run", "fit", "eval", "load", "save", "download",
                          "setup", "parse", "plot", "show", "print")
+
+
+class NoModelError(InputError):
+    """The file defines nothing to lint (``allow-no-models`` skips such a file)."""
 
 
 @dataclass
@@ -89,7 +100,8 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
         elif isinstance(obj, nn.Module) and not name.startswith("_"):
             instances[name] = obj
     if selected:
-        return [_select(name, classes, factories, instances, path) for name in selected]
+        return [_shallow(_select(name, classes, factories, instances, path), path)
+                for name in selected]
 
     found: list[FoundModel] = []
     needs_args = []
@@ -108,15 +120,15 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> li
             needs_args.append(f"{name}({', '.join(required)})")
         elif cls not in instance_types:
             found.append(FoundModel(name, _build(name, cls, path), _line_of(cls)))
-    found = _drop_parts(found)
+    found = _drop_parts([_shallow(f, path) for f in found])
     if not found:
         if needs_args:
-            raise InputError(
+            raise NoModelError(
                 "no model to lint: every nn.Module class here needs constructor arguments: "
                 + ", ".join(needs_args) + ".", path=str(path),
                 hint="Add a zero-argument function that returns a configured model "
                      "(def model(): return Net(...)), or give the arguments defaults.")
-        raise InputError("no model found: the file defines no nn.Module class, factory "
+        raise NoModelError("no model found: the file defines no nn.Module class, factory "
                          "function or instance.", path=str(path),
                          hint="Define the model in this file, or point bnlint at the file "
                               "that does.")
@@ -131,6 +143,33 @@ def _structure(model: nn.Module) -> tuple:
 def _shape(p: nn.Parameter) -> tuple | None:
     """A parameter's shape; None for a lazy module's, which has none until its first forward."""
     return None if isinstance(p, nn.parameter.UninitializedTensorMixin) else tuple(p.shape)
+
+
+def nesting(model: nn.Module) -> tuple[int, str]:
+    """How deep the model's modules nest, and the path of the deepest (walked without
+    recursion, so a model too deep for Python's recursion limit can be measured)."""
+    deepest, stack = (0, ""), [(model, 0, "")]
+    while stack:
+        module, depth, name = stack.pop()
+        deepest = max(deepest, (depth, name))
+        stack.extend((child, depth + 1, f"{name}.{key}" if name else key)
+                     for key, child in module._modules.items() if child is not None)
+    return deepest
+
+
+def _shallow(found: FoundModel, path: Path) -> FoundModel:
+    """The model, unless its modules nest deeper than bnlint (and torch's own recursive
+    walks) can follow: an input error, located at the model."""
+    depth, name = nesting(found.model)
+    if depth > MAX_NESTING:
+        shown = name if len(name) <= 60 else name[:28] + "..." + name[-28:]
+        raise InputError(
+            f"model {found.name} nests its modules {depth} levels deep ({shown}); bnlint "
+            f"lints up to {MAX_NESTING}: torch walks submodules recursively, and Python's "
+            "recursion limit stops it near 200.", path=str(path), line=found.line,
+            hint="Build a deep stack flat, as nn.Sequential(*layers) or an nn.ModuleList "
+                 "looped over in forward, not a Sequential inside a Sequential per layer.")
+    return found
 
 
 def _drop_parts(found: list[FoundModel]) -> list[FoundModel]:

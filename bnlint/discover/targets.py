@@ -27,6 +27,13 @@ class Targets:
     std: float
     source: str
 
+    @classmethod
+    def given(cls, tensor: torch.Tensor, source: str) -> Targets:
+        """Targets handed over as a tensor (to the Python API, a test, from a training batch),
+        with their spread."""
+        values = tensor.detach().float()
+        return cls(values, float(values.std()), source)
+
 
 def _read_targets_file(file: str) -> torch.Tensor:
     path = Path(file)

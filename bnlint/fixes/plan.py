@@ -1,25 +1,27 @@
-"""``--diff`` / ``--fix``: compose the findings' source edits per file, check the patched file
+"""``--diff`` / ``--fix``: merge the findings' replacements per file, check the patched file
 still builds its models (in the child process), leaving out the fixes that break it, and write
-it atomically. Imports no torch."""
+it atomically. Imports neither torch nor libcst."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..findings import Finding, Report
+from ..findings import Finding, Replacement, Report
+from ..rules.catalog import Rule
+from . import text
 
 Outcome = InputError | list[str]  # a verified file: its error, or the models it built
 
 
 @dataclass
 class SourceFix:
-    """One fix's edits and the findings they resolve: models built by the same code (a class
-    and a module-level instance of it) report the same line, and one edit fixes them all."""
-    edits: list[dict]
+    """One fix's replacements and the findings they resolve: models built by the same code (a
+    class and a module-level instance of it) report the same line, and one patch fixes them
+    all."""
+    replacements: tuple[Replacement, ...]
     findings: list[Finding] = field(default_factory=list)
 
     def not_applied(self, why: str) -> InputError:
@@ -39,57 +41,81 @@ class FilePatch:
 
     def keeping(self, fixes: list[SourceFix]) -> FilePatch:
         """This patch with only ``fixes`` applied."""
-        from . import source  # libcst loads only when fixing
-        new = source.apply(self.old, [e for f in fixes for e in f.edits], self.path)
+        new = text.Text(self.old).apply(self._merged(fixes))
         return dataclasses.replace(self, fixes=fixes, new=new)
+
+    @staticmethod
+    def _merged(fixes: list[SourceFix]) -> tuple[Replacement, ...]:
+        return text.merge(r for f in fixes for r in f.replacements)
 
     @property
     def diff(self) -> str:
-        from . import source
-        return source.unified_diff(self.path, self.old, self.new)
+        return text.Text(self.old).diff(self.path, self._merged(self.fixes))
 
 
 def _modules(f: Finding) -> set[str]:
-    return set(f.evidence.get("modules") or [f.module])
+    return set(f.evidence.modules or [f.module])
 
 
-def plan(report: Report, unsafe: bool) -> tuple[list[FilePatch], list[InputError]]:
+def _removes(f: Finding, rules: dict[str, Rule]) -> bool:
+    """Whether the finding's fix removes its modules (a remove_op edit)."""
+    fix = rules[f.code].fix if f.code in rules else None
+    return bool(fix and fix.edit and fix.edit.action == "remove_op")
+
+
+def plan(report: Report, rules: dict[str, Rule], unsafe: bool
+         ) -> tuple[list[FilePatch], list[InputError]]:
     """One patch per file from the fixes that apply (safe ones, and unsafe ones when asked),
     and warnings about the fixes left out. A fix whose finding relies on a module that another
-    fix removes (bias=False before the BatchNorm that a second fix drops) is left out."""
-    from . import source  # libcst loads only when fixing
+    fix removes (bias=False before the BatchNorm that a second fix drops), or that changes
+    code another fix changes differently, is left out."""
     allowed = ("safe", "unsafe") if unsafe else ("safe",)
-    by_key: dict[str, SourceFix] = {}
-    lost: dict[str, InputError] = {}
+    by_key: dict[tuple[Replacement, ...], SourceFix] = {}
+    lost: dict[tuple[Replacement, ...], InputError] = {}
     for model in report.models:
         chosen = [f for f in model.findings
-                  if f.fix and f.fix.edits and f.fix.applicability in allowed]
-        removed = {m: f.code for f in chosen
-                   if any(e["action"] == "remove_op" for e in f.fix.edits) for m in _modules(f)}
+                  if f.fix and f.fix.replacements and f.fix.applicability in allowed]
+        removed = {m: f.code for f in chosen if _removes(f, rules) for m in _modules(f)}
         for f in chosen:
-            key = json.dumps(f.fix.edits, sort_keys=True)
-            by_key.setdefault(key, SourceFix(f.fix.edits)).findings.append(f)
-            gone = [m for m in f.evidence.get("path", []) if m in removed and m not in _modules(f)]
+            key = f.fix.replacements
+            by_key.setdefault(key, SourceFix(key)).findings.append(f)
+            gone = [m for m in f.evidence.facts.get("path", [])
+                    if m in removed and m not in _modules(f)]
             if gone and key not in lost:
                 lost[key] = by_key[key].not_applied(
                     f"the {removed[gone[0]]} fix removes {gone[0]}, which it relies on.")
     by_path: dict[str, list[SourceFix]] = {}
     for key, fix in by_key.items():
-        if key not in lost:
-            by_path.setdefault(fix.edits[0]["path"], []).append(fix)
+        if key in lost:
+            continue
+        fixes = by_path.setdefault(key[0].path, [])
+        try:
+            text.merge(r for f in (*fixes, fix) for r in f.replacements)
+            fixes.append(fix)
+        except text.OverlapError:
+            clash = next(f for f in fixes if _overlap(f, fix))
+            lost[key] = fix.not_applied(f"the {clash.findings[0].code} fix changes the same "
+                                        "code.")
     patches, errors = [], list(lost.values())
     for path, fixes in by_path.items():
         try:
-            old, encoding = source.read(path)
-            models = {m.name for m in report.models if m.path == path}
-            patch = FilePatch(path, old, encoding, [], models).keeping(fixes)
-        except (InputError, OSError) as exc:
-            errors.append(exc if isinstance(exc, InputError) else
-                          InputError(f"cannot read the file to fix it: {exc}", path=path))
+            old, encoding = text.read(path)
+        except InputError as exc:
+            errors.append(exc)
             continue
+        models = {m.name for m in report.models if m.path == path}
+        patch = FilePatch(path, old, encoding, [], models).keeping(fixes)
         if patch.new != patch.old:
             patches.append(patch)
     return sorted(patches, key=lambda p: p.path), errors
+
+
+def _overlap(a: SourceFix, b: SourceFix) -> bool:
+    try:
+        text.merge((*a.replacements, *b.replacements))
+    except text.OverlapError:
+        return True
+    return False
 
 
 def _rejected(patch: FilePatch, outcome: Outcome) -> str | None:

@@ -22,7 +22,7 @@ from torch import nn
 from ..model.graph import Layer, ModelGraph
 from ..nn import DepthLeakyReLU, ShapedActivation
 from ..predict import flow
-from ..predict.theory import SHAPING_ALPHA
+from ..predict.theory import MODELLED_ACTIVATIONS, SHAPING_ALPHA, activation_gain
 
 _SHAPED = {"ReLU": "relu", "DepthLeakyReLU": "relu", "Tanh": "tanh", "Sin": "sin",
            "ShapedActivation": "shaped"}
@@ -104,34 +104,10 @@ def _shape_activations(graph: ModelGraph, target: nn.Module,
                    "(arXiv:2310.02012)", skipped)
 
 
-def _fork_distance(graph: ModelGraph, layer: Layer) -> int:
-    """Affine layers on the single-input path back from ``layer`` to where it forked."""
-    count = 0
-    while True:
-        before = graph.prev(layer)
-        if len(before) != 1 or len(graph.next(before[0])) != 1:
-            return count + (1 if layer.is_("@affine") else 0)
-        count += 1 if layer.is_("@affine") else 0
-        layer = before[0]
-
-
 def residual_branch_ends(graph: ModelGraph) -> list[Layer]:
-    """The last BatchNorm of each residual branch: of an Add's two inputs, the BatchNorm at
-    the end of the longer path from the fork (a projection shortcut is the shorter one)."""
-    ends = []
-    for add in graph.layers("Add"):
-        if add.tensor_inputs != 2:
-            continue
-        inputs = graph.prev(add)
-        norms = [x for x in inputs if x.is_("@batchnorm") and x.module]
-        if not norms:
-            continue
-        lengths = {x.name: _fork_distance(graph, x) for x in inputs}
-        longest = max(lengths.values())
-        branch = [x for x in norms if lengths[x.name] == longest]
-        if len(branch) == 1 and sum(v == longest for v in lengths.values()) == 1:
-            ends.append(branch[0])
-    return ends
+    """The last BatchNorm of each residual branch (:func:`bnlint.predict.flow.residual_branches`:
+    the one every path of the branch passes through, nearest the add)."""
+    return [b.end for b in flow.residual_branches(graph) if b.end is not None and b.end.module]
 
 
 def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
@@ -153,23 +129,24 @@ def _chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
 
 
 def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
-    """He (Kaiming-normal, fan-in) weights and zero biases for the layers of unnormalised ReLU
-    chains: keeps the forward second moment constant through ReLU (He et al.,
-    arXiv:1502.01852), where PyTorch's default init shrinks it."""
+    """The variance-preserving init and zero biases for the layers of unnormalised chains: std
+    gain / sqrt(fan_in), gain = 1 / sqrt(E[phi(z)^2]) for the activation phi the layer feeds
+    (divided by any constant on the way), which keeps the forward second moment constant; He
+    init (He et al., arXiv:1502.01852) for the ReLU family, where PyTorch's default shrinks it."""
     names = []
     for layer in _chain_members(graph, "unnormalised"):
-        act = _activation_after(graph, layer)
-        if act is None or act.kind not in ("ReLU", "LeakyReLU", "DepthLeakyReLU"):
+        act, scale = flow.activation_after(graph, layer)
+        if act is None or act.kind not in MODELLED_ACTIVATIONS or not scale:
             continue
         module = target.get_submodule(layer.module)
-        slope = float(act.attr("negative_slope") or 0.0)
-        nn.init.kaiming_normal_(module.weight, a=slope, nonlinearity="leaky_relu")
+        gain = activation_gain(act.kind, flow.activation_options(act)) / abs(scale)
+        nn.init.normal_(module.weight, std=gain / flow.fans(module.weight)[0] ** 0.5)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
         names.append(layer.module)
     return Rewrite("he_init", names, False,
-                   "He (Kaiming-normal, fan-in) init for unnormalised ReLU layers "
-                   "(arXiv:1502.01852)")
+                   "variance-preserving init (std gain/sqrt(fan_in); He init for ReLU) for "
+                   "unnormalised layers (arXiv:1502.01852)")
 
 
 def _orthogonal_init(graph: ModelGraph, target: nn.Module) -> Rewrite:

@@ -4,7 +4,6 @@ and per model, and turn its events into a Report. Imports no torch."""
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import os
 import selectors
@@ -144,7 +143,7 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
 
 def _request(config: Config, rules: dict[str, Rule],
              cli_input_shape: list[list[int]] | None) -> dict[str, Any]:
-    return {"config": config.to_dict(), "rules": [dataclasses.asdict(r) for r in rules.values()],
+    return {"config": config.to_dict(), "rules": [r.to_dict() for r in rules.values()],
             "cli_input_shape": cli_input_shape}
 
 

@@ -73,7 +73,9 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[di
                                            config.target_std, inputs)
         report = lint(found.model, inputs.tensors, targets, config, name=found.name,
                       path=str(path), line=found.line, rules=rules,
-                      synthetic_inputs=inputs.source != "example_inputs", consumable=True)
+                      synthetic_inputs=inputs.source != "example_inputs",
+                      inferred_inputs=inputs.source == "inferred", consumable=True,
+                      inputs_how=inputs.how)
         reports.append(report.to_dict())
     return reports
 
@@ -84,11 +86,12 @@ def main() -> None:
     # first thing, so torch loads while it parses options and config.
     from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe
     from ..discover import inputs, load, models, targets  # noqa: F401
+    from ..discover.models import NoModelError
     from ..errors import InputError
     from ..rules import catalog
     request = json.loads(sys.stdin.read())
     emit("ready")
-    rules = {r["code"]: catalog.Rule(**r) for r in request["rules"]}
+    rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
     for path in request["files"]:
         emit("file", path=path)
         try:
@@ -97,6 +100,11 @@ def main() -> None:
             else:
                 models = lint_file(Path(path), request, rules, emit)
             emit("result", path=path, models=models)
+        except NoModelError as exc:
+            if request["config"]["allow_no_models"]:
+                emit("result", path=path, models=[])
+            else:
+                emit("error", path=path, error=exc.to_dict())
         except InputError as exc:
             emit("error", path=path, error=exc.to_dict())
         except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input

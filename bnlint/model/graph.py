@@ -69,6 +69,8 @@ class Layer:
     call_site: Site | None = None  # the forward line that called it
     tensor_inputs: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # scalar args of functional ops
+    params: dict[str, str] = field(default_factory=dict)  # functional ops: argument -> the
+                                                          # parameter or buffer it reads
     spelling: str = ""             # how the code wrote a functional op: F.relu, .relu(), +
     key: str = ""                  # stable name: the module path, or owner:op for functional ops
     dead: float | None = None      # ReLUs: fraction of dead units on the example batch (train
@@ -117,6 +119,7 @@ class ModelGraph:
         self.gm = gm  # the traced module (fx only), for running the graph instrumented
         # Nodes were added in execution order, which is topological.
         self.order: list[Layer] = [g.nodes[n]["layer"] for n in g.nodes]
+        _mark_weight_standardisation(g, self.order)
         self._by_key: dict[str, Layer] = {}
         self._calls: dict[int, list[Layer]] = {}
         for layer in self.order:
@@ -191,6 +194,19 @@ class ModelGraph:
         if self.reason:
             data["reason"] = self.reason
         return data
+
+
+def _mark_weight_standardisation(g: DiGraph, order: list[Layer]) -> None:
+    """Re-kind a functional norm whose value does not depend on the model's inputs as
+    ``WeightStandardization``: it normalises a parameter (the scaled weight standardisation of
+    NF-ResNets, Brock et al., arXiv:2101.08692, or BiT's StdConv, written with F.batch_norm on
+    the weight), not activations, so no normalisation rule applies to it."""
+    data: set[str] = set()
+    for layer in order:
+        if layer.op == "input" or any(p in data for p in g.predecessors(layer.name)):
+            data.add(layer.name)
+        elif layer.op == "function" and layer.is_("@norm"):
+            layer.kind = "WeightStandardization"
 
 
 def _covered(name: str, used_modules: set[str]) -> bool:

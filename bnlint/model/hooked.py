@@ -29,6 +29,8 @@ class _Recorder(TorchFunctionMode):
         self.in_leaf = 0
         self.names = {m: n for n, m in model.named_modules()}
         self.used: set[str] = set()
+        self.params = {id(p): n for n, p in model.named_parameters()}
+        self.used_params: set[str] = set()  # read by functional ops (a custom layer's weight)
         self.keys = ops.OpKeys()
 
     @staticmethod
@@ -55,14 +57,19 @@ class _Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         kind = ops.kind_of_name(getattr(func, "__name__", ""))
+        if not self.in_leaf:
+            self.used_params.update(self.params[id(t)] for t in self.tensors((args, kwargs))
+                                    if id(t) in self.params)
         if not self.in_leaf and kind != "Size" and self.tensors(out):
             site = sites.caller_site()
             owner = self.stack[-1] if self.stack else ""
             key = self.keys(owner, kind)
             method = getattr(func, "__qualname__", "").startswith(("Tensor.", "TensorBase."))
+            data = args[:1] if method and getattr(func, "__name__", "") in ops.SHAPE_ONLY \
+                else (args, kwargs)
             self.add(Layer(key.replace(":", "_").replace(".", "_"), "function", kind, site=site,
                            call_site=site, options=ops.op_options(func, args, kwargs),
-                           spelling=ops.spelling(func, method), key=key), (args, kwargs), out)
+                           spelling=ops.spelling(func, method), key=key), data, out)
         return out
 
     def pre_hook(self, module: nn.Module, args: Any) -> None:
@@ -121,5 +128,5 @@ def trace_hooks(model: nn.Module, inputs: tuple, reason: str,
             h.remove()
     rec.add(Layer("output", "output", "Output"), out, None)
     _drop_dead_ends(rec.g)
-    covered = coverage(model, rec.used, set())
+    covered = coverage(model, rec.used, rec.used_params)
     return ModelGraph(model, rec.g, "hooks", covered, reason, reason_site)

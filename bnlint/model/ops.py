@@ -47,6 +47,9 @@ _NAME_KINDS = {
     "mean": "Mean", "sum": "Sum", "softmax": "Softmax", "log_softmax": "LogSoftmax",
 }
 
+# Tensor methods whose second argument lends only its shape or dtype, not its values.
+SHAPE_ONLY = frozenset({"reshape_as", "view_as", "expand_as", "type_as"})
+
 GROUPS: dict[str, frozenset[str]] = {
     "batchnorm": frozenset({"BatchNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
                             "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d",

@@ -4,6 +4,7 @@ the user's code turned into an InputError that names its line."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,8 +52,13 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
     except Exception as exc:  # noqa: BLE001 - the user's forward raised: report where and what
         site = sites.traceback_site(exc.__traceback__)
         shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
+        hint = (f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, give "
+                "the right ones with --input-shape or an example_inputs() function.")
+        if isinstance(exc, RecursionError):
+            hint = (f"The forward calls itself (or nested modules) deeper than Python's "
+                    f"recursion limit of {sys.getrecursionlimit()} frames allows; write the "
+                    "recursion as a loop, or nest fewer modules.")
         raise InputError(
             f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
             path=site.path if site else None, line=site.line if site else None,
-            hint=f"bnlint ran it with example inputs of shape {shapes}; if those are wrong, give "
-                 "the right ones with --input-shape or an example_inputs() function.") from None
+            hint=hint) from None

@@ -27,6 +27,10 @@ _LIBRARY_DIRS = tuple(
         Path(__file__).parent.parent,  # bnlint
         sysconfig.get_paths()["stdlib"],
         sysconfig.get_paths()["platstdlib"],
+        # installed packages (transformers, timm...): a layer they build is located at the
+        # user's call that built the model (a venv's are under platstdlib already)
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
     })
 
 
@@ -45,7 +49,8 @@ class Site:
 
 @functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
-    """True for torch, bnlint and the standard library: frames we look past to the user's."""
+    """True for torch, bnlint, the standard library and installed packages: frames we look
+    past to the user's."""
     if filename.startswith("<"):
         return True
     return os.path.realpath(filename).startswith(_LIBRARY_DIRS)

@@ -3,6 +3,7 @@ and keeps torch.nn layers as leaves, and one shape-propagating run with the exam
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -29,6 +30,26 @@ class SiteTracer(fx.Tracer):
         return node
 
 
+def _data_inputs(node: fx.Node) -> list[fx.Node]:
+    """The nodes whose values flow into ``node``: all its inputs, except the second argument
+    of ``x.reshape_as(y)`` and the like, which lends only its shape or dtype."""
+    if node.op == "call_method" and node.target in ops.SHAPE_ONLY \
+            and isinstance(node.args[0], fx.Node):
+        return [node.args[0]]
+    return list(node.all_input_nodes)
+
+
+def _param_args(node: fx.Node) -> dict[str, str]:
+    """Arguments of a functional op that are parameters or buffers read as they are
+    (``F.batch_norm(x, ..., self.weight, self.bias)``), by name: their qualified names."""
+    try:
+        bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+    except (TypeError, ValueError):
+        return {}
+    return {k: str(v.target) for k, v in bound.arguments.items()
+            if isinstance(v, fx.Node) and v.op == "get_attr"}
+
+
 def _fx_layers(gm: fx.GraphModule) -> DiGraph:
     g = DiGraph()
     keys = ops.OpKeys()
@@ -36,7 +57,7 @@ def _fx_layers(gm: fx.GraphModule) -> DiGraph:
         call_site = node.meta.get("bnlint_site")
         shape = node.meta.get("bnlint_shape")
         # Tensor inputs count data flowing in, not parameters read with get_attr.
-        tensor_inputs = sum(1 for a in node.all_input_nodes if a.op != "get_attr")
+        tensor_inputs = sum(1 for a in _data_inputs(node) if a.op != "get_attr")
         if node.op == "placeholder":
             layer = Layer(node.name, "input", "Input", shape=shape)
         elif node.op == "output":
@@ -59,10 +80,11 @@ def _fx_layers(gm: fx.GraphModule) -> DiGraph:
                           site=call_site, call_site=call_site, tensor_inputs=tensor_inputs,
                           options={} if method else ops.op_options(node.target, node.args,
                                                                    node.kwargs),
+                          params={} if method else _param_args(node),
                           spelling=ops.spelling(node.target, method), key=keys(owner, kind))
         layer.dead = node.meta.get("bnlint_dead")
         g.add_node(node.name, layer=layer)
-        for src in node.all_input_nodes:
+        for src in _data_inputs(node):
             g.add_edge(src.name, node.name)
     return g
 

@@ -1,2 +1,2 @@
-"""What a person or a CI system reads: :mod:`.formats` (text, json, sarif, github) and
-:mod:`.plots`."""
+"""What a person or a CI system reads: :mod:`.render` picks the format, :mod:`.text`
+(ruff-like), :mod:`.json_report`, :mod:`.sarif`, :mod:`.github`; :mod:`.plots` draws the probe."""

@@ -40,23 +40,24 @@ def draw(report: Report, path: str) -> None:
                          hint="Run without --no-probe.")
     fig, axes = plt.subplots(len(probed), 2, figsize=(11, 3.2 * len(probed)), squeeze=False)
     for (grad_ax, dead_ax), model in zip(axes, probed):
-        layers = model.probe["layers"]
-        affine = [x for x in layers if "weight_grad" in x["init"]]
+        layers = model.probe.layers
+        affine = [x for x in layers if "weight_grad" in x.init]
         depth = range(1, len(affine) + 1)
-        grad_ax.semilogy(depth, [x["init"]["weight_grad"] for x in affine], "o-",
+        grad_ax.semilogy(depth, [x.init["weight_grad"] for x in affine], "o-",
                          label="measured (init)")
-        if any("predicted_grad" in x for x in affine):
-            scale = affine[-1]["init"]["weight_grad"]
-            grad_ax.semilogy(depth, [x.get("predicted_grad", float("nan")) * scale
-                                     for x in affine], "s--", label="predicted")
+        if any(x.predicted_grad is not None for x in affine):
+            scale = affine[-1].init["weight_grad"]
+            grad_ax.semilogy(depth, [(x.predicted_grad if x.predicted_grad is not None
+                                      else float("nan")) * scale for x in affine], "s--",
+                             label="predicted")
         grad_ax.set(title=f"{model.name}: weight-gradient norm",
                     xlabel="affine layer (input → output)", ylabel="||grad W||")
         grad_ax.legend()
-        relu = [x for x in layers if "dead" in x["init"]]
+        relu = [x for x in layers if "dead" in x.init]
         index = range(1, len(relu) + 1)
-        dead_ax.plot(index, [x["init"]["dead"] for x in relu], "o-", label="init")
-        dead_ax.plot(index, [x["final"]["dead"] for x in relu], "s--",
-                     label=f"after {model.probe['steps']} steps")
+        dead_ax.plot(index, [x.init["dead"] for x in relu], "o-", label="init")
+        dead_ax.plot(index, [x.final["dead"] for x in relu], "s--",
+                     label=f"after {model.probe.steps} steps")
         dead_ax.set(title=f"{model.name}: dead ReLU units", xlabel="ReLU layer",
                     ylabel="fraction dead", ylim=(-0.02, 1.02))
         dead_ax.legend()

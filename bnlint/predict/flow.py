@@ -119,6 +119,14 @@ def _mean_square(t: torch.Tensor | None) -> float | None:
     return float(torch.linalg.vector_norm(t.detach().float())) ** 2 / max(t.numel(), 1)
 
 
+def _norm_params(weight: torch.Tensor | None, bias: torch.Tensor | None,
+                 eps: float) -> dict[str, float]:
+    w2, b2 = _mean_square(weight), _mean_square(bias)
+    return {"eps": eps, "gamma2": 1.0 if weight is None or w2 is None else w2,
+            "beta2": 0.0 if bias is None or b2 is None else b2,
+            "beta_mean": 0.0 if bias is None or b2 is None else float(bias.detach().mean())}
+
+
 def read_params(module: nn.Module) -> tuple[dict[str, float], bool]:
     """The moments flow needs from one module (weight2, bias2, gamma2, beta2, beta_mean, eps,
     slope) and
@@ -135,14 +143,26 @@ def read_params(module: nn.Module) -> tuple[dict[str, float], bool]:
         out["slope"] = 0.25 if assumed else float(weight.detach().mean())
     elif isinstance(module, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
                              nn.RMSNorm)):
-        out["gamma2"] = 1.0 if weight is None or w2 is None else w2
-        out["beta2"] = 0.0 if bias is None or b2 is None else b2
-        out["beta_mean"] = 0.0 if bias is None or b2 is None else float(bias.detach().mean())
+        out.update(_norm_params(weight, bias, out["eps"]))
     elif weight is not None:
-        default = 1.0 / (3.0 * max(fans(weight)[0], 1))
+        default = theory.DEFAULT_WEIGHT_GAIN2 / max(fans(weight)[0], 1)
         out["weight2"] = default if w2 is None else w2
         out["bias2"] = (default if bias is not None else 0.0) if b2 is None else b2
     return out, assumed
+
+
+def functional_norm_params(graph: ModelGraph, layer: Layer) -> dict[str, float]:
+    """The moments of a functional norm's parameters (``F.batch_norm(x, ..., self.weight,
+    self.bias)``, as timm's BatchNormAct2d calls it), read from the model: gamma 1 and beta 0
+    where there are none (or they are computed, not read)."""
+    tensors = {}
+    for arg in ("weight", "bias"):
+        name = layer.params.get(arg)
+        value = operator.attrgetter(name)(graph.model) if name else None
+        tensors[arg] = value if isinstance(value, torch.Tensor) else None
+    eps = layer.options.get("eps")
+    return _norm_params(tensors["weight"], tensors["bias"],
+                        float(eps) if isinstance(eps, (int, float)) else 1e-5)
 
 
 def _input_moments(x: Any) -> Moments:
@@ -162,7 +182,9 @@ def _numel(layer: Layer) -> float:
     return float(math.prod(layer.shape[1:])) if layer.shape and len(layer.shape) > 1 else 1.0
 
 
-def _scalar(layer: Layer) -> float | None:
+def scalar_factor(layer: Layer) -> float | None:
+    """The constant a Mul or Div layer multiplies its one tensor input by (1/c for a division
+    by c), or None when it is not a multiplication by one number."""
     values = [v for v in layer.options.values()
               if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(values) != 1:
@@ -170,7 +192,13 @@ def _scalar(layer: Layer) -> float | None:
     return 1.0 / values[0] if layer.kind == "Div" and values[0] else float(values[0])
 
 
-def _activation_options(layer: Layer, params: dict[str, float]) -> dict[str, float]:
+def activation_options(layer: Layer, params: dict[str, float] | None = None
+                       ) -> dict[str, float]:
+    """The options :func:`bnlint.theory.activation_moments` takes, from an activation layer:
+    negative_slope, alpha, lower, upper, and a PReLU's slope (from ``params`` as
+    :func:`read_params` gives them, read from the module when not given)."""
+    if params is None:
+        params = read_params(layer.obj)[0] if layer.obj is not None else {}
     opts = {k: layer.attr(k) for k in ("negative_slope", "alpha", "lower", "upper")
             if isinstance(layer.attr(k), (int, float)) and not isinstance(layer.attr(k), bool)}
     if "slope" in params:
@@ -240,7 +268,12 @@ class _Flow:
         srcs = self.sources(layer)
         ins = [self.m[s] for s in srcs]
         x = ins[0] if ins else Moments(1.0, 1.0)
-        p = self.params.get(layer.module or "", {}) if layer.op == "module" else {}
+        if layer.op == "module":
+            p = self.params.get(layer.module or "", {})
+        elif layer.op == "function" and layer.is_("@norm"):
+            p = functional_norm_params(self.graph, layer)
+        else:
+            p = {}
         if layer.op == "input":
             self._set(layer, _input_moments(self.inputs.pop(0) if self.inputs else None), [])
         elif layer.op == "attr":
@@ -265,7 +298,7 @@ class _Flow:
                                               p["beta_mean"], p["eps"])
             self._set(layer, out, [(srcs[0], f)])
         elif layer.kind in theory.MODELLED_ACTIVATIONS and srcs:
-            out, f, a = theory.activation_moments(layer.kind, x, _activation_options(layer, p))
+            out, f, a = theory.activation_moments(layer.kind, x, activation_options(layer, p))
             keep = theory.SPATIAL_KEEP
             matrix = np.array([[f, f - a, f * (1 - keep)], [0.0, a, 0.0], [0.0, 0.0, f * keep]])
             self._set(layer, out, [(srcs[0], matrix)])
@@ -273,8 +306,8 @@ class _Flow:
             out = theory.merge_moments(layer.kind, [(m, _numel(self.graph.layer(s)))
                                                     for m, s in zip(ins, srcs)])
             self._set(layer, out, [(s, 1.0) for s in srcs])
-        elif layer.kind in ("Mul", "Div") and len(srcs) == 1 and _scalar(layer) is not None:
-            c = _scalar(layer)
+        elif layer.kind in ("Mul", "Div") and len(srcs) == 1 and scalar_factor(layer) is not None:
+            c = scalar_factor(layer)
             self._set(layer, Moments(x.m2 * c * c, x.var * c * c, x.mean * c), [(srcs[0], c * c)])
         elif layer.kind == "Mul" and len(srcs) == 2:
             a, b = ins
@@ -374,7 +407,7 @@ def _link(graph: ModelGraph, affine: Layer) -> tuple[str | None, str | None, boo
         elif cur.is_("@activation"):
             acts.append(cur)
         elif not (any(cur.is_(s) for s in _PASS) or (cur.kind in ("Mul", "Div")
-                                                       and _scalar(cur) is not None)):
+                                                       and scalar_factor(cur) is not None)):
             return None, None, False, None
     act = acts[0].kind if acts else None
     spatial = bool(norms) and bool(norms[0].shape) and len(norms[0].shape) > 2
@@ -383,6 +416,25 @@ def _link(graph: ModelGraph, affine: Layer) -> tuple[str | None, str | None, boo
     if not norms and acts:
         return "unnormalised", act, spatial, cur
     return None, None, False, None
+
+
+def activation_after(graph: ModelGraph, affine: Layer) -> tuple[Layer | None, float]:
+    """(the activation an affine layer feeds, the product of the constants its output is
+    multiplied by on the way), looking through pass-through ops (pools, dropout, views); no
+    activation when the path forks, merges or meets anything else first."""
+    scale, cur = 1.0, affine
+    while True:
+        readers = graph.next(cur)
+        if len(readers) != 1:
+            return None, scale
+        cur = readers[0]
+        if cur.is_("@activation"):
+            return cur, scale
+        factor = scalar_factor(cur) if cur.kind in ("Mul", "Div") else None
+        if factor is not None:
+            scale *= factor
+        elif not any(cur.is_(spec) for spec in _PASS):
+            return None, scale
 
 
 def find_chains(graph: ModelGraph) -> list[tuple[str, str | None, bool, list[Layer]]]:
@@ -403,30 +455,72 @@ def find_chains(graph: ModelGraph) -> list[tuple[str, str | None, bool, list[Lay
     return chains
 
 
-def _branch(graph: ModelGraph, end: Layer) -> tuple[int, Layer | None]:
-    """(affine layers, the BN nearest the merge) on the path back from a merge input to the
-    tensor it forks from."""
-    affines, bn, cur = 0, None, end
-    while len(graph.next(cur)) == 1 and len(graph.prev(cur)) == 1:
-        affines += cur.is_("@affine")
-        if bn is None and cur.is_("@batchnorm"):
-            bn = cur
-        cur = graph.prev(cur)[0]
-    return affines, bn
+@dataclass
+class Branch:
+    """A residual merge: ``add`` = ``skip`` + ``branch`` output, where both go back to a common
+    fork. ``members``: the nodes only the branch side reads from (the skip side cannot reach
+    them); ``end``: the BatchNorm nearest the merge that every path of the branch passes
+    through (None if none does), so that with its gamma (and beta) at 0 the branch outputs a
+    constant whatever comes after it: a squeeze-excitation gate, an attention projection, a
+    reshape (zero-init of the residual branch, Goyal et al., arXiv:1706.02677)."""
+    add: Layer
+    branch: Layer
+    skip: Layer
+    members: set[str]
+    end: Layer | None
 
 
-def residual_branches(graph: ModelGraph) -> list[tuple[Layer, Layer | None]]:
-    """(Add, last BN of its residual branch) for each residual merge: an Add whose inputs go
-    back to a common fork, the branch being the input with the most affine layers (the other
-    is the skip: identity or a projection)."""
+def _ancestors(graph: ModelGraph, name: str) -> set[str]:
+    """``name`` and every node it is computed from (parameters included)."""
+    found, stack = set(), [name]
+    while stack:
+        n = stack.pop()
+        if n not in found:
+            found.add(n)
+            stack.extend(graph.g.predecessors(n))
+    return found
+
+
+def _escapes(graph: ModelGraph, start: str, members: set[str], cut: str) -> bool:
+    """Whether a path back from ``start`` leaves the branch (reaches the fork or an input)
+    without passing through ``cut``; parameters read inside the branch do not count."""
+    seen, stack = {cut}, [start]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n not in members:
+            if graph.layer(n).op != "attr":
+                return True
+            continue
+        stack.extend(graph.g.predecessors(n))
+    return False
+
+
+def residual_branches(graph: ModelGraph) -> list[Branch]:
+    """Each residual merge: an Add of two inputs that go back to a common fork, the branch
+    being the input with more affine layers of its own (the skip is the identity or a
+    projection, which may hold one), with the BatchNorm that ends the branch (see
+    :class:`Branch`)."""
     found = []
     for add in graph.layers("Add"):
         inputs = graph.prev(add)
         if len(inputs) != 2:
             continue
-        (a, bn_a), (b, bn_b) = (_branch(graph, x) for x in inputs)
-        if a != b:
-            found.append((add, bn_a if a > b else bn_b))
+        reach = [_ancestors(graph, x.name) for x in inputs]
+        if not reach[0] & reach[1]:
+            continue  # no common fork: a bias or an embedding added to a stream
+        own = [reach[0] - reach[1], reach[1] - reach[0]]
+        affines = [sum(graph.layer(n).is_("@affine") for n in side) for side in own]
+        if affines[0] == affines[1]:
+            continue
+        i = 0 if affines[0] > affines[1] else 1
+        branch, members = inputs[i], own[i]
+        norms = [x for x in reversed(graph.order) if x.name in members and x.is_("@batchnorm")]
+        end = next((bn for bn in norms
+                    if not _escapes(graph, branch.name, members, bn.name)), None)
+        found.append(Branch(add, branch, inputs[1 - i], members, end))
     return found
 
 

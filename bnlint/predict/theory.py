@@ -6,9 +6,10 @@ of a layer's input to those of its output, and give the factor by which the mean
 gradient grows going back through it; :func:`loss_gradient` is where the gradient starts;
 :mod:`bnlint.flow` chains them over a ModelGraph.
 *Block-level* formulas (:func:`bn_relu_gain`, :func:`bn_activation_gain`,
-:func:`leaky_relu_gain`, :func:`relu_stack_gain`, :func:`bn_linear_growth`,
-:func:`residual_stack_ratio`, :func:`init_std`, :func:`dead_fraction`) are what those rules add
-up to for the standard blocks, and what messages quote.
+:func:`leaky_relu_gain`, :func:`bn_linear_growth`, :func:`residual_stack_ratio`,
+:func:`dead_fraction`) are what those rules add up to for the standard blocks, and what messages
+quote. *Init references* (:func:`activation_gain`, :func:`stack_gains`) hold for any pointwise
+activation: its moments come from Gauss-Hermite quadrature, not a per-activation formula.
 
 Conventions: a tensor is described by its :class:`Moments`, a gradient by its mean square g2.
 Pre-activations are taken as Gaussian (mean field): within a unit N(mu, var), with the units'
@@ -274,35 +275,65 @@ def bn_linear_growth(depth: int, orthogonal: bool) -> float:
     return math.exp(float(np.interp(depth, depths, logs)))
 
 
-def relu_stack_gain(weight_var: float, fan_in: float, slope: float = 0.0) -> float:
-    """Per-layer RMS gain of an unnormalised Linear/Conv -> (leaky) ReLU layer, forward (and,
-    for square layers, backward): sqrt(fan_in Var(w) (1 + s^2) / 2). PyTorch's default init,
-    Var(w) = 1 / (3 fan_in), gives 1/sqrt(6) = 0.408 for ReLU; He init gives 1 (docs/SCIENCE.md §5;
-    He et al., arXiv:1502.01852)."""
-    return math.sqrt(fan_in * weight_var * (1.0 + slope * slope) / 2.0)
+def standard_moments(kind: str, options: dict | None = None) -> tuple[float, float]:
+    """(E[phi(z)^2], E[phi'(z)^2]) of an activation, z ~ N(0, 1), by Gauss-Hermite quadrature
+    (closed form for the piecewise-linear kinds)."""
+    out, slope2, _ = activation_moments(kind, Moments(1.0, 1.0), options)
+    return out.m2, slope2
 
 
-# The init each activation calls for: He for the ReLU family (arXiv:1502.01852), Xavier for
-# saturating ones (Glorot & Bengio 2010), LeCun for SELU (Klambauer et al., arXiv:1706.02515).
-RECOMMENDED_INIT = {"ReLU": "he", "ReLU6": "he", "LeakyReLU": "he", "PReLU": "he",
-                    "RReLU": "he", "Tanh": "xavier", "Sigmoid": "xavier", "Hardtanh": "xavier",
-                    "Softsign": "xavier", "SELU": "lecun"}
-INIT_NAMES = {"he": "He", "xavier": "Xavier", "lecun": "LeCun"}
+def activation_gain(kind: str, options: dict | None = None) -> float:
+    """The variance-preserving gain of an activation, 1 / sqrt(E[phi(z)^2]), z ~ N(0, 1): weights
+    of std gain / sqrt(fan_in) keep a unit pre-activation second moment at 1 layer after layer.
+    He et al.'s argument (arXiv:1502.01852, eq. 8: Var[y] = fan_in Var[w] E[x^2] for zero-mean
+    weights) with E[x^2] integrated for any phi [inferred]. It is He's sqrt(2 / (1 + s^2)) for
+    (leaky) ReLU exactly, 1.000 for SELU (LeCun's, Klambauer et al., arXiv:1706.02515), 1.59 for
+    tanh (PyTorch's calculate_gain says 5/3), 1.53 for GELU, 1.68 for SiLU."""
+    square, _ = standard_moments(kind, options)
+    return 1.0 / math.sqrt(square) if square > 0 else math.inf
 
 
-def init_std(scheme: str, fan_in: float, fan_out: float = 0.0, slope: float = 0.0) -> float:
-    """Weight std of an init scheme: 'he' sqrt(2 / ((1 + s^2) fan_in)), 'lecun'
-    sqrt(1 / fan_in), 'xavier' sqrt(2 / (fan_in + fan_out)), 'default' (PyTorch's
-    kaiming_uniform_ with a = sqrt(5)) sqrt(1 / (3 fan_in)); see :data:`RECOMMENDED_INIT`."""
-    if scheme == "he":
-        return math.sqrt(2.0 / ((1.0 + slope * slope) * fan_in))
-    if scheme == "lecun":
-        return math.sqrt(1.0 / fan_in)
-    if scheme == "xavier":
-        return math.sqrt(2.0 / (fan_in + fan_out))
-    if scheme == "default":
-        return math.sqrt(1.0 / (3.0 * fan_in))
-    raise ValueError(f"unknown init scheme {scheme!r}")
+def stack_gains(kind: str, weight_gain2: float, options: dict | None = None,
+                q: float = 1.0) -> tuple[float, float]:
+    """(forward, backward) per-layer RMS gains of an unnormalised square affine -> phi layer with
+    fan_in E[w^2] = ``weight_gain2`` and no bias, for pre-activations of second moment ``q``:
+    forward sqrt(weight_gain2 E[phi(sqrt(q) z)^2] / q), the length map of mean-field theory
+    (Poole et al., arXiv:1606.05340); backward sqrt(weight_gain2 E[phi'(sqrt(q) z)^2]), the
+    square root of its chi_1, which sets the gradient's growth per layer (Schoenholz et al.,
+    arXiv:1611.01232). At the variance-preserving gain and q = 1 the forward gain is 1 and the
+    backward one sqrt(E[phi'(z)^2] / E[phi(z)^2]): exactly 1 for the ReLU family, 1.035 for
+    GELU, 1.085 for tanh, 1.15 for sin, 0.39 for the sigmoid [inferred]. PyTorch's default
+    init (:data:`DEFAULT_WEIGHT_GAIN2`) gives ReLU 1/sqrt(6) = 0.408 both ways
+    (docs/SCIENCE.md §5)."""
+    out, slope2, _ = activation_moments(kind, Moments(q, q), options)
+    return math.sqrt(weight_gain2 * out.m2 / q), math.sqrt(weight_gain2 * slope2)
+
+
+def is_homogeneous(kind: str) -> bool:
+    """phi(c x) = c phi(x) for c > 0 (the ReLU family): the scale of its input then only
+    scales its output, and a normalisation after it removes that scale."""
+    return kind in _PIECEWISE
+
+
+def zero_at_zero(kind: str, options: dict | None = None) -> bool:
+    """phi(0) == 0: an activation that keeps a zero branch zero (not the sigmoid, cos...)."""
+    if kind in _PIECEWISE:
+        return True
+    if kind not in _SMOOTH:
+        return False
+    return abs(float(_SMOOTH[kind][0](np.zeros(1), options or {})[0])) < 1e-12
+
+
+def init_label(kind: str, options: dict | None = None) -> str:
+    """How messages name the variance-preserving init of an activation: He for the ReLU family
+    (where :func:`activation_gain` is He's formula), else by its gain."""
+    if kind in _PIECEWISE:
+        return "He"
+    return f"variance-preserving (gain {activation_gain(kind, options):.3g} for {kind})"
+
+
+# PyTorch's default Linear/Conv init, kaiming_uniform_ with a = sqrt(5): fan_in Var(w) = 1/3.
+DEFAULT_WEIGHT_GAIN2 = 1.0 / 3.0
 
 
 def residual_stack_ratio(blocks: int, branch_gain2: float, branch_m2: float,

@@ -12,50 +12,51 @@ where there is something to paste, a snippet.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Collection
 from typing import Any
 
 from ..config import Config
 from ..findings import Finding
+from ..measurement import ProbeResult
 from ..optim import LALC
-from .run import ProbeResult
 
 LALC_BOUND = inspect.signature(LALC).parameters["bound"].default  # see LALC's docstring
-EXPLOSION = {"BNL901", "BNL201"}  # findings that say gradients explode with depth
 
 
 def _settled(probe: ProbeResult, threshold: float) -> tuple[float, int] | None:
     """For a temporal explosion (the first measured first/last gradient ratio above
     ``threshold``, the last one at or under it): that first ratio and the first step at which
     the ratio is back under it."""
-    measured = [h for h in probe.history if h["grad_ratio"] is not None]
-    if not measured or measured[0]["grad_ratio"] <= threshold \
-            or measured[-1]["grad_ratio"] > threshold:
+    measured = [h for h in probe.history if h.grad_ratio is not None]
+    if not measured or measured[0].grad_ratio <= threshold \
+            or measured[-1].grad_ratio > threshold:
         return None
-    step = next((h["step"] for h in measured[1:] if h["grad_ratio"] <= threshold), None)
-    return (measured[0]["grad_ratio"], step) if step is not None else None
+    step = next((h.step for h in measured[1:] if h.grad_ratio <= threshold), None)
+    return (measured[0].grad_ratio, step) if step is not None else None
 
 
 def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Config,
-                threshold: float) -> dict[str, Any]:
+                threshold: float, explosion_codes: Collection[str] = ()) -> dict[str, Any]:
     """What to set, from the measurement: empty when the probe did not run. ``threshold``:
     the gradient ratio that counts as an explosion (BNL901's, see
-    :func:`bnlint.rules.measured.explosion_threshold`)."""
+    :func:`bnlint.rules.measured.explosion_threshold`); ``explosion_codes``: the rules whose
+    findings say gradients explode with depth (``symptom: exploding-gradients``)."""
     if probe is None:
         return {}
     out: dict[str, Any] = {}
     probe_lr = probe.optimizer["lr"]
     lr = config.optimizer.lr if config.optimizer and config.optimizer.lr else probe_lr
-    losses = [h["loss"] for h in probe.history]
+    losses = [h.loss for h in probe.history]
     stable = not probe.nan and losses[-1] <= losses[0]
     if probe.lr_ceiling:
-        ceiling = probe.lr_ceiling.get("with_momentum", probe.lr_ceiling["sgd"])
+        ceiling = probe.lr_ceiling.bound
         seen = (f"the probe's {probe.steps} steps at lr {probe_lr:g} "
                 + ("did not diverge" if stable else "did not lower the loss"))
         out["lr_ceiling"] = {
             "value": ceiling, "lr": lr, "probe_lr_stable": stable,
             "configured": bool(config.optimizer and config.optimizer.lr),
             "source": f"2(1+momentum)/lambda_max at initialisation, lambda_max = "
-                      f"{probe.lr_ceiling['lambda_max']:.3g}; {seen}"}
+                      f"{probe.lr_ceiling.lambda_max:.3g}; {seen}"}
     settled = _settled(probe, threshold)
     if settled is not None:
         start, steps = settled
@@ -70,7 +71,7 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
                 f"    optimizer, start_factor={probe_lr / lr:.3g}, total_iters={steps})"
                 "  # scheduler.step() after each optimizer.step()")
         out["warmup"] = warmup
-    if any(f.code in EXPLOSION for f in findings):
+    if any(f.code in explosion_codes for f in findings):
         momentum = probe.optimizer.get("momentum") or 0.0
         out["optimizer"] = {
             "name": "LALC", "bound": LALC_BOUND,

@@ -1,12 +1,18 @@
-"""The top Hessian eigenvalue of a loss by power iteration with Hessian-vector products.
+"""The top Hessian eigenvalue of a loss by the Lanczos method with Hessian-vector products.
 
 For gradient descent on a quadratic with curvature lambda_max, steps are stable only while
 lr < 2 / lambda_max (with heavy-ball momentum beta: lr < 2 (1 + beta) / lambda_max); see e.g.
 Cohen et al., arXiv:2103.00065, on training at the edge of stability.
+
+Lanczos finds the largest *algebraic* eigenvalue directly, also when the one of largest
+magnitude is negative, and in fewer products than power iteration: 4 to 18 against 5 to 38 on
+seven small models (docs/SCIENCE.md §7). It keeps three vectors (no reorthogonalisation: lost
+orthogonality only repeats converged eigenvalues, it does not move the largest).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +22,10 @@ import torch
 
 @dataclass
 class Eigen:
-    value: float        # the largest (algebraic) eigenvalue found
-    iterations: int
+    value: float        # the largest (algebraic) eigenvalue found; NaN when none was
+    iterations: int     # Hessian-vector products done
     converged: bool
+    timed_out: bool = False  # the deadline stopped it before convergence or the cap
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -32,12 +39,12 @@ def _normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], *,
                    iterations: int = 30, tol: float = 0.05, deadline: float | None = None,
-                   generator: torch.Generator | None = None) -> Eigen | None:
-    """Power iteration on the Hessian of ``loss_fn()`` w.r.t. ``params``. If the dominant
-    eigenvalue is negative, a shifted iteration on H - lambda I finds the largest one.
-    Converged when the eigen-residual ||Hv - lambda v|| is below ``tol`` |lambda| (a plateau of
-    the Rayleigh quotient alone is not enough: it can sit on a small value for a few steps).
-    Stops before a product would pass ``deadline``; None if not even one fits."""
+                   generator: torch.Generator | None = None) -> Eigen:
+    """The largest eigenvalue of the Hessian of ``loss_fn()`` w.r.t. ``params``, by Lanczos
+    with at most ``iterations`` Hessian-vector products. Converged when the Ritz pair's residual
+    ||Hx - theta x|| (|beta_k y_k| in Lanczos) is below ``tol`` |theta|. ``deadline``
+    (time.monotonic) is a safety stop only: no product starts once the one before it says it
+    would end past it."""
     start = time.monotonic()
     loss = loss_fn()
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -51,33 +58,39 @@ def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tenso
                                   allow_unused=True)
         return [torch.zeros_like(x) if h is None else h for h, x in zip(out, v)]
 
-    cost = [time.monotonic() - start]  # seconds per product, first guessed from the gradient
+    cost = time.monotonic() - start  # seconds per product, first guessed from the gradient
+    v = _normalise([torch.randn(p.shape, generator=generator, device="cpu")
+                    .to(p.device, p.dtype) for p in params])
+    previous: list[torch.Tensor] | None = None
+    alphas: list[float] = []
+    betas: list[float] = []
+    theta = math.nan
+    for done in range(iterations):
+        if deadline is not None and time.monotonic() + cost > deadline:
+            return Eigen(theta, done, False, timed_out=True)
+        tick = time.monotonic()
+        w = hvp(v)
+        cost = time.monotonic() - tick
+        alpha = float(_dot(w, v))
+        w = [wi - alpha * vi - (betas[-1] * pi if previous is not None else 0.0)
+             for wi, vi, pi in zip(w, v, previous or v)]
+        beta = float(_dot(w, w).sqrt())
+        alphas.append(alpha)
+        if not (math.isfinite(alpha) and math.isfinite(beta)):
+            return Eigen(math.nan, done + 1, False)
+        theta, last = _top_ritz(alphas, betas)
+        if abs(beta * last) <= tol * max(abs(theta), 1e-12) or beta <= 1e-30:
+            return Eigen(theta, done + 1, True)
+        betas.append(beta)
+        previous, v = v, [wi / beta for wi in w]
+    return Eigen(theta, iterations, False)
 
-    def iterate(shift: float) -> Eigen | None:
-        v = _normalise([torch.randn(p.shape, generator=generator, device="cpu")
-                        .to(p.device, p.dtype) for p in params])
-        value, done = 0.0, 0
-        while done < iterations:
-            if deadline is not None and time.monotonic() + cost[0] > deadline:
-                break
-            tick = time.monotonic()
-            hv = [h - shift * x for h, x in zip(hvp(v), v)]
-            cost[0] = time.monotonic() - tick
-            value = float(_dot(v, hv))
-            r = [h - value * x for h, x in zip(hv, v)]
-            residual = float(_dot(r, r).sqrt())
-            v = _normalise(hv)
-            done += 1
-            if residual <= tol * max(abs(value + shift), 1e-12):  # relative to H's eigenvalue
-                return Eigen(value + shift, done, True)
-        return Eigen(value + shift, done, False) if done else None
 
-    dominant = iterate(0.0)
-    if dominant is None:
-        return None
-    if dominant.value >= 0:
-        return dominant
-    shifted = iterate(dominant.value)  # eigenvalues of H - lambda I are >= 0; top gives max
-    if shifted is None:
-        return None
-    return Eigen(shifted.value, dominant.iterations + shifted.iterations, shifted.converged)
+def _top_ritz(alphas: list[float], betas: list[float]) -> tuple[float, float]:
+    """The largest eigenvalue of the Lanczos tridiagonal matrix and the last component of its
+    eigenvector."""
+    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    for i, b in enumerate(betas):
+        t[i, i + 1] = t[i + 1, i] = b
+    values, vectors = torch.linalg.eigh(t)
+    return float(values[-1]), float(vectors[-1, -1])

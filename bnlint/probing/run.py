@@ -1,44 +1,68 @@
 """The probe: a short measured forward/backward, then a few training steps, on a copy of the
-model, within a time budget. It measures what the static rules predict: per-layer activation
-statistics, dead ReLUs, gradient norms and the first/last gradient ratio, sample correlation
-(which Paik & Choi, arXiv:2304.11692, show offsets BN-ReLU gradient explosion), the first
-module to produce NaN/Inf, and the learning-rate ceiling 2 / lambda_max.
+model, as planned before it runs (:mod:`.plan`: batch, resolution, steps and Hessian-vector
+products from the model's FLOPs, never from the clock). It measures what the static rules
+predict: per-layer activation statistics, dead ReLUs, gradient norms and the first/last
+gradient ratio, sample correlation (which Paik & Choi, arXiv:2304.11692, show offsets BN-ReLU
+gradient explosion), the first module to produce NaN/Inf, and the learning-rate ceiling
+2 / lambda_max.
+
+``--probe-budget`` is also a hard stop: after the measurement at initialisation, which always
+runs, no step or Hessian-vector product starts that the one before it says would end past the
+budget (the Hessian gets its planned share of it). A run the clock cuts says so in
+``ProbeResult.cut`` and a note; on a machine at least as fast as the plan's rate that never
+happens, so the numbers do not depend on the machine or its load.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import config as defaults
 from ..config import OPTIMIZERS, Config, Optimizer
 from ..discover.targets import Targets, are_class_labels
 from ..errors import InputError
+from ..measurement import (
+    LR_CEILING,
+    TRAJECTORY,
+    Cut,
+    LayerStats,
+    LrCeiling,
+    NonFinite,
+    ProbePlan,
+    ProbeResult,
+    ProbeStep,
+)
 from ..model.graph import ModelGraph
 from . import hessian
 from . import taps as measure
-
-DEFAULT_LR = 0.01
-DEFAULT_MOMENTUM = 0.9
-HESSIAN_SHARE = 0.3  # at most this share of the budget goes to the lr-ceiling estimate
+from .plan import first_tensor, make_plan, passes, resized
 
 
 @dataclass
 class ProbeOptions:
-    device: str = "auto"
-    batch: int = 64
-    steps: int = 20
-    budget: float = 30.0
+    """How to probe: the defaults are config.py's (``--device``, ``--probe-batch``,
+    ``--probe-steps``, ``--probe-budget``, ``optimizer``, the Hessian-vector products and the
+    plan's FLOP rate)."""
+    device: str = defaults.DEVICE
+    batch: int = defaults.PROBE_BATCH
+    steps: int = defaults.PROBE_STEPS
+    budget: float = defaults.PROBE_BUDGET
     optimizer: Optimizer | None = None
+    hvps: int = defaults.PROBE_HVPS
+    flop_rate: float = defaults.PROBE_FLOP_RATE
     seed: int = 0
     synthetic_inputs: bool = False  # inputs are random (not data): regenerate at probe batch
+    inferred_inputs: bool = False   # ...and inferred, not given: the plan may lower their size
     in_place: bool = False          # train the model itself, not a copy (a throwaway model)
 
     @classmethod
@@ -47,41 +71,6 @@ class ProbeOptions:
         return cls(**{"device": config.device, "batch": config.probe_batch,
                       "steps": config.probe_steps, "budget": config.probe_budget,
                       "optimizer": config.optimizer, **overrides})
-
-
-@dataclass
-class ProbeResult:
-    device: str
-    batch: int
-    steps: int
-    seconds: float
-    grad_ratio: float | None          # ||grad W_first|| / ||grad W_last|| at initialisation
-    act_grad_ratio: float | None      # RMS output-gradient of the first affine layer over that
-                                      # of the layer feeding the last one, at initialisation
-    dead_fraction: float | None       # dead ReLU units at initialisation (all ReLU layers)
-    nan: bool
-    first_nonfinite: dict[str, Any] | None
-    layers: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    lr_ceiling: dict[str, Any] | None
-    loss: str                         # what the loss was and where its targets came from
-    optimizer: dict[str, Any]
-    first_module: str | None
-    last_module: str | None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def layer(self, module: str) -> dict[str, Any] | None:
-        return next((x for x in self.layers if module in (x["module"], x["key"])), None)
-
-    def measured_ratio(self, first: str, last: str) -> float | None:
-        """||grad W_first|| / ||grad W_last|| at initialisation between two modules."""
-        a, b = self.layer(first), self.layer(last)
-        if not a or not b or not a["init"].get("weight_grad") or not b["init"].get("weight_grad"):
-            return None
-        return a["init"]["weight_grad"] / b["init"]["weight_grad"]
 
 
 def select_device(name: str) -> torch.device:
@@ -98,16 +87,6 @@ def select_device(name: str) -> torch.device:
         raise InputError(f"--device {name}: no {name.upper()} device is available here.",
                          hint="Use --device auto (cuda, then mps, then cpu) or --device cpu.")
     return torch.device(name)
-
-
-def _first_tensor(value: Any) -> torch.Tensor:
-    found: list[torch.Tensor] = []
-    torch.utils._pytree.tree_map(
-        lambda v: found.append(v) if isinstance(v, torch.Tensor) and not found else None, value)
-    if not found:
-        raise InputError("the model's output holds no tensor, so there is nothing to train.",
-                         hint="Run with --no-probe for static checks only.")
-    return found[0]
 
 
 def probe_batch(inputs: tuple, batch: int, synthetic: bool) -> int:
@@ -161,11 +140,15 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
         note + f"synthetic targets: N(0, {std:g}^2), mean-squared error"
 
 
+def _optimizer_name(opt: Optimizer | None) -> str:
+    return (opt.name if opt else "sgd").lower()
+
+
 def _optimizer(opt: Optimizer | None,
                params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
-    name = (opt.name if opt else "sgd").lower()
-    lr = opt.lr if opt and opt.lr is not None else DEFAULT_LR
-    momentum = opt.momentum if opt else DEFAULT_MOMENTUM
+    name = _optimizer_name(opt)
+    lr = opt.lr if opt and opt.lr is not None else defaults.PROBE_LR
+    momentum = opt.momentum if opt else defaults.PROBE_MOMENTUM
     if name == "sgd":
         made = torch.optim.SGD(params, lr=lr, momentum=momentum)
     elif name == "adam":
@@ -197,11 +180,12 @@ class _Run:
     """One probe run on one device and batch size: the instrumented copy, its batch and loss."""
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
-                 opts: ProbeOptions, device: torch.device, batch: int):
+                 opts: ProbeOptions, device: torch.device, plan: ProbePlan):
         self.graph = graph
         self.gen = torch.Generator().manual_seed(opts.seed)
         torch.manual_seed(opts.seed)
-        x, target = _batch(inputs, targets, opts.synthetic_inputs, batch, self.gen)
+        x, target = _batch(resized(inputs, plan.resolution), targets, opts.synthetic_inputs,
+                           plan.batch, self.gen)
         self.batch = x[0].shape[0]
         self.recorder = measure.Recorder()
         self.model = measure.instrumented(graph, self.recorder, copy=not opts.in_place)
@@ -209,14 +193,16 @@ class _Run:
         self.x = tuple(t.to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
-        self.recorder.enabled = False
-        with torch.no_grad():
-            out = _first_tensor(self.model(*self.x))
-        self.recorder.enabled = True
-        self.loss_fn, self.loss_text = _loss(out, targets, target, self.gen)
+        self.targets, self.target = targets, target
+        self.loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.loss_text = ""
 
     def loss(self) -> torch.Tensor:
-        return self.loss_fn(_first_tensor(self.model(*self.x)))
+        out = first_tensor(self.model(*self.x))
+        if self.loss_fn is None:  # made from the first output: no extra forward pass
+            self.loss_fn, self.loss_text = _loss(out.detach(), self.targets, self.target,
+                                                 self.gen)
+        return self.loss_fn(out)
 
     def measure(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """Forward and backward on the probe batch: the pass's measurements (the gradients
@@ -282,55 +268,67 @@ class _Run:
         return table
 
 
-def _lr_ceiling(run: _Run, momentum: float | None, lr: float, deadline: float,
-                notes: list[str]) -> dict[str, Any] | None:
+def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, deadline: float,
+                notes: list[str]) -> tuple[LrCeiling | None, hessian.Eigen | None]:
+    """The ceiling from at most ``products`` Hessian-vector products, and the Lanczos
+    iteration's outcome (None when it could not run)."""
     params = [p for p in run.model.parameters() if p.requires_grad]
     run.recorder.enabled = False
     try:
-        eig = hessian.top_eigenvalue(run.loss, params, deadline=deadline, generator=run.gen)
+        eig = hessian.top_eigenvalue(run.loss, params, iterations=products, deadline=deadline,
+                                     generator=run.gen)
     except RuntimeError as exc:  # an op without double backward
         notes.append(f"lr ceiling not estimated: {str(exc).splitlines()[0]}")
-        return None
+        return None, None
     finally:
         run.recorder.enabled = True
-    if eig is None:
-        notes.append("lr ceiling not estimated: not enough probe budget left")
-        return None
+    if eig.timed_out:  # a number that depends on where the clock stopped: none at all
+        return None, eig
     if not math.isfinite(eig.value):
         notes.append("lr ceiling not estimated: the Hessian-vector products were not finite")
-        return None
+        return None, eig
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
-        return None
+        return None, eig
     if not eig.converged:
-        notes.append(f"lr ceiling is a rough estimate: power iteration stopped after "
+        notes.append(f"lr ceiling is a rough estimate: the Lanczos iteration stopped after "
                      f"{eig.iterations} Hessian-vector products without converging")
-    ceiling = {"lambda_max": eig.value, "sgd": 2.0 / eig.value, "iterations": eig.iterations,
-               "converged": eig.converged, "configured_lr": lr}
-    if momentum:
-        ceiling["with_momentum"] = 2.0 * (1.0 + momentum) / eig.value
-    return ceiling
+    return LrCeiling(lambda_max=eig.value, sgd=2.0 / eig.value,
+                     with_momentum=2.0 * (1.0 + momentum) / eig.value if momentum else None,
+                     iterations=eig.iterations, converged=eig.converged,
+                     configured_lr=lr), eig
 
 
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
 
 
+def plan_for(graph: ModelGraph, inputs: tuple, opts: ProbeOptions) -> ProbePlan:
+    """The probe's plan for ``graph.model`` (see :mod:`.plan`): Hessian-vector products only
+    for SGD, whose step the lr ceiling bounds."""
+    return make_plan(graph.model, inputs,
+                     batch=probe_batch(inputs, opts.batch, opts.synthetic_inputs),
+                     steps=opts.steps,
+                     hvps=opts.hvps if _optimizer_name(opts.optimizer) == "sgd" else 0,
+                     budget=opts.budget, inferred=opts.inferred_inputs and opts.synthetic_inputs,
+                     flop_rate=opts.flop_rate)
+
+
 def run_probe(graph: ModelGraph, inputs: tuple, targets: Targets | None,
               opts: ProbeOptions) -> ProbeResult:
-    """Measure ``graph.model`` (never modified) at initialisation and over ``opts.steps``
+    """Measure ``graph.model`` (never modified) at initialisation and over the planned
     training steps, within ``opts.budget`` seconds; halves the batch on out-of-memory."""
     device = select_device(opts.device)
-    batch, notes = opts.batch, []
+    plan, notes = plan_for(graph, inputs, opts), []
     while True:
         try:
-            with _cpu_threads(device, graph, batch):
-                return _measure(graph, inputs, targets, opts, device, batch, notes)
+            with _cpu_threads(device, graph, plan.batch):
+                return _measure(graph, inputs, targets, opts, device, plan, notes)
         except RuntimeError as exc:
-            if not _is_oom(exc) or batch <= 2:
+            if not _is_oom(exc) or plan.batch <= 2:
                 raise
-            batch //= 2
-            notes.append(f"out of memory on {device}: batch reduced to {batch}")
+            plan = dataclasses.replace(plan, batch=plan.batch // 2)
+            notes.append(f"out of memory on {device}: batch reduced to {plan.batch}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 
@@ -356,7 +354,7 @@ def _cpu_threads(device: torch.device, graph: ModelGraph, batch: int) -> Iterato
         torch.set_num_threads(threads)
 
 
-def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str, Any]:
+def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict, step: int) -> NonFinite:
     """Where the numbers broke: the first layer whose output overflows on a forward pass
     re-run layer by layer; else the layer nearest the output whose output gradient did (the
     backward pass runs from there); else only the weight gradients."""
@@ -365,44 +363,70 @@ def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict) -> dict[str,
         broken = [t.key for t in run.tapped if not math.isfinite(measured["grads"].get(t.key, 0))]
         key, where = (broken[-1], "backward") if broken else (None, "weight gradients")
     layer = graph.find(key)
-    return {"key": key, "pass": where, "module": layer.module if layer else None,
-            "line": layer.site.line if layer and layer.site else None}
+    return NonFinite(key, where, layer.module if layer else None,
+                     layer.site.line if layer and layer.site else None, step)
 
 
-def _record(history: list[dict[str, Any]], run: _Run, step: int, measured: dict) -> None:
-    history.append({"step": step, "loss": measured["loss"],
-                    "grad_ratio": run.ratio(measured["weight_grads"]),
-                    "dead_fraction": run.dead(measured["forward"]),
-                    "correlation": run.correlation(measured["forward"])})
+def _record(history: list[ProbeStep], run: _Run, step: int, measured: dict) -> None:
+    history.append(ProbeStep(step, measured["loss"], run.ratio(measured["weight_grads"]),
+                             run.dead(measured["forward"]),
+                             run.correlation(measured["forward"])))
+
+
+def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool,
+         notes: list[str]) -> Cut | None:
+    """What the clock left short of the plan, with a note; None when it left nothing."""
+    short = ((TRAJECTORY,) if steps_cut else ()) + \
+        ((LR_CEILING,) if eig is not None and eig.timed_out else ())
+    if not short:
+        return None
+    hvps = eig.iterations if eig is not None else 0
+    done = [f"{steps} of {plan.steps} training steps"] if steps_cut else []
+    if LR_CEILING in short:
+        done.append(f"{hvps} of {plan.hvps} Hessian-vector products (no lr ceiling)")
+    why = ("even the smallest plan was over the budget (see the plan)"
+           if plan.cost > plan.budget_flops else
+           f"this machine ran slower than the {plan.flop_rate:.2g} FLOP/s the plan assumes")
+    notes.append(f"the probe budget of {plan.budget:g} s ran out after " + " and ".join(done)
+                 + f": {why}, so where the clock stopped it depends on the machine's speed "
+                 "and load")
+    return Cut(plan.budget, steps, hvps, short)
 
 
 def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
-             device: torch.device, batch: int, notes: list[str]) -> ProbeResult:
+             device: torch.device, plan: ProbePlan, notes: list[str]) -> ProbeResult:
     start = time.monotonic()
     deadline = start + opts.budget
-    run = _Run(graph, inputs, targets, opts, device, batch)
+    run = _Run(graph, inputs, targets, opts, device, plan)
     optimizer, opt_info = _optimizer(opts.optimizer, [p for p in run.model.parameters()
                                                       if p.requires_grad])
-    history: list[dict[str, Any]] = []
+    history: list[ProbeStep] = []
     tick = time.monotonic()
-    first = last = run.measure(optimizer)  # step 0: the initialisation
+    first = last = run.measure(optimizer)  # step 0: the initialisation, which always runs
     step_seconds = time.monotonic() - tick
     _record(history, run, 0, first)
-    ceiling = None
+    ceiling = eig = None
     if opt_info["name"] != "sgd":  # Adam's step is preconditioned; LALC's is clipped
         notes.append(f"lr ceiling not estimated: 2(1+momentum)/lambda_max bounds the step of "
                      f"SGD, not of {opt_info['name']}")
+    elif not plan.hvps:
+        notes.append("lr ceiling not estimated: the plan has no Hessian-vector products "
+                     "(see its reasons)")
     elif first["finite"]:
-        ceiling = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"],
-                              min(deadline, time.monotonic() + HESSIAN_SHARE * opts.budget),
-                              notes)
-    nonfinite = None
-    for step in range(1, opts.steps + 1):
+        # its planned share of the budget: the initialisation's pass and the Hessian's
+        share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps)
+        hessian_deadline = start + share * opts.budget
+        if time.monotonic() + step_seconds > hessian_deadline:  # not even its gradient fits
+            eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
+        else:
+            ceiling, eig = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"], plan.hvps,
+                                       hessian_deadline, notes)
+    nonfinite, steps_cut = None, False
+    for step in range(1, plan.steps + 1):
         if not last["finite"]:
             break
         if time.monotonic() + step_seconds > deadline:
-            notes.append(f"stopped after {step - 1} of {opts.steps} training steps: "
-                         f"probe budget of {opts.budget:g} s reached")
+            steps_cut = True
             break
         optimizer.step()  # with the gradients of the previous measurement
         tick = time.monotonic()
@@ -411,17 +435,18 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         _record(history, run, step, last)
     if not last["finite"]:
         run.recorder.enabled = False
-        nonfinite = _locate_nonfinite(graph, run, last)
-        nonfinite["step"] = history[-1]["step"]
+        nonfinite = _locate_nonfinite(graph, run, last, history[-1].step)
+    cut = _cut(plan, len(history) - 1, eig, steps_cut, notes)
     init_table, final_table = run.layer_table(first), run.layer_table(last)
-    layers = [{"key": t.key, "module": t.module, "kind": t.kind,
-               "init": init_table[t.key], "final": final_table[t.key]} for t in run.tapped]
+    layers = tuple(LayerStats(t.key, t.module, t.kind, init_table[t.key], final_table[t.key])
+                   for t in run.tapped)
     return ProbeResult(
         device=str(device), batch=run.batch, steps=len(history) - 1,
-        seconds=round(time.monotonic() - start, 3), grad_ratio=history[0]["grad_ratio"],
+        seconds=round(time.monotonic() - start, 3), grad_ratio=history[0].grad_ratio,
         act_grad_ratio=run.act_ratio(first["grads"]),
-        dead_fraction=history[0]["dead_fraction"], nan=nonfinite is not None,
-        first_nonfinite=nonfinite, layers=layers, history=history, lr_ceiling=ceiling,
+        dead_fraction=history[0].dead_fraction, nan=nonfinite is not None,
+        first_nonfinite=nonfinite, layers=layers, history=tuple(history), lr_ceiling=ceiling,
         loss=run.loss_text, optimizer=opt_info,
         first_module=run.affine[0][0] if run.affine else None,
-        last_module=run.affine[-1][0] if run.affine else None, notes=notes)
+        last_module=run.affine[-1][0] if run.affine else None, notes=tuple(notes), plan=plan,
+        cut=cut)

@@ -12,11 +12,11 @@ from torch import nn
 
 from ..config import Config
 from ..discover.targets import Targets
+from ..measurement import ProbeResult
 from ..model.graph import Layer, ModelGraph
 from ..model.sites import Site
-from ..predict.flow import Prediction, predict
-from ..probing.run import ProbeResult
-from .catalog import Rule
+from ..predict.flow import Branch, Prediction, predict, residual_branches
+from .catalog import Edit, Rule
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Context:
     probe: ProbeResult | None = None   # the measurement, when the probe ran
     batch: int = 64                    # the training batch predictions assume (the probe's)
     synthetic_inputs: bool = False     # the example inputs are random, not the user's data
+    catalog: dict[str, Rule] = field(default_factory=dict)  # every rule loaded, by code
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)
@@ -39,6 +40,11 @@ class Context:
         rules)."""
         return predict(self.graph, self.batch, self.inputs)
 
+    @functools.cached_property
+    def branches(self) -> list[Branch]:
+        """The model's residual branches (found once, shared by the rules)."""
+        return residual_branches(self.graph)
+
 
 @dataclass
 class Hit:
@@ -46,7 +52,7 @@ class Hit:
     fields: dict[str, Any] = field(default_factory=dict)    # for the rule's message template
     evidence: dict[str, Any] = field(default_factory=dict)
     severity: str | None = None        # overrides the rule's default when the effect is larger
-    edits: list[dict[str, Any]] = field(default_factory=list)  # default: the rule's fix.edit
+    edits: list[Edit] = field(default_factory=list)  # default: the rule's fix.edit
     fix_description: str | None = None
     site: Site | None = None           # where to locate it when there is no layer
 

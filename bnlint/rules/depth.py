@@ -10,7 +10,7 @@ import torch
 
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
-from ..predict.flow import Chain, fans, predict, residual_branches, safe_ratio
+from ..predict.flow import Chain, activation_after, activation_options, fans, predict, safe_ratio
 from .base import Context, Hit, check
 from .catalog import Rule
 
@@ -62,19 +62,20 @@ def batchnorm_chain(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 @check("BNL202")
 def residual_without_zero_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    branches = residual_branches(ctx.graph)
-    live = [bn for _, bn in branches if bn is not None and isinstance(
-        getattr(bn.obj, "weight", None), torch.Tensor) and not bn.obj.weight.is_meta
-        and bool(bn.obj.weight.detach().abs().max() > 0)]
+    branches = ctx.branches
+    live = list({b.end.module: b.end for b in branches if b.end is not None and isinstance(
+        getattr(b.end.obj, "weight", None), torch.Tensor) and not b.end.obj.weight.is_meta
+        and bool(b.end.obj.weight.detach().abs().max() > 0)}.values())
     if not live:
         return
     pred = ctx.prediction
     zero = predict(ctx.graph, pred.batch, ctx.inputs,
                    overrides={bn.module: {"gamma2": 0.0} for bn in live})
-    adds = [add for add, _ in branches]
+    adds = [b.add for b in branches]
     growth, growth_zero = (safe_ratio(p.rms[adds[-1].name], p.rms[adds[0].name])
                            for p in (pred, zero))
-    if not math.isfinite(growth) or growth < ctx.threshold(rule, "rms_growth") * growth_zero:
+    if not (math.isfinite(growth) and math.isfinite(growth_zero)) or growth_zero <= 0 \
+            or growth < ctx.threshold(rule, "rms_growth") * growth_zero:
         return
     shown = ", ".join(bn.label for bn in live[:3]) + (", ..." if len(live) > 3 else "")
     yield Hit(live[0], {"n": len(live), "blocks": len(branches), "bns": shown,
@@ -117,42 +118,56 @@ def batchnorm_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 
 def ideal_init(graph: ModelGraph, chain: Chain) -> dict[str, dict[str, float]] | None:
-    """Overrides giving every layer of an unnormalised chain the init its activation calls
-    for (:data:`bnlint.theory.RECOMMENDED_INIT`), zero biases; None if there is none."""
-    scheme = theory.RECOMMENDED_INIT.get(chain.activation or "")
-    if scheme is None:
+    """Overrides giving every layer of an unnormalised chain the variance-preserving init of the
+    activation it feeds (:func:`bnlint.theory.activation_gain` over sqrt(fan_in), divided by
+    any constant its output is multiplied by on the way, as in sin(30 x)), zero biases; the
+    last layer, which feeds none, gets the first one's gain. None if the chain's activation is
+    not modelled."""
+    first, _ = activation_after(graph, module_layer(graph, chain.first_module))
+    if first is None or first.kind not in theory.MODELLED_ACTIVATIONS:
         return None
     overrides = {}
     for name in chain.modules:
         layer = module_layer(graph, name)
-        fan_in, fan_out = fans(layer.obj.weight)
-        slope = next((x.attr("negative_slope") for x in graph.next(layer)
-                      if x.kind == "LeakyReLU"), 0.0) or 0.0
-        std = theory.init_std(scheme, fan_in, fan_out, slope)
-        overrides[name] = {"weight2": std * std, "bias2": 0.0}
+        act, scale = activation_after(graph, layer)
+        if act is None or act.kind not in theory.MODELLED_ACTIVATIONS:
+            act, scale = first, 1.0
+        if not scale:
+            return None
+        gain = theory.activation_gain(act.kind, activation_options(act)) / abs(scale)
+        overrides[name] = {"weight2": gain * gain / fans(layer.obj.weight)[0], "bias2": 0.0}
     return overrides
+
+
+def chain_activation(graph: ModelGraph, chain: Chain) -> Layer | None:
+    """The activation the chain's first layer feeds."""
+    return activation_after(graph, module_layer(graph, chain.first_module))[0]
 
 
 @check("BNL204")
 def deep_unnormalised_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
     pred = ctx.prediction
+    below, above = ctx.threshold(rule, "ratio_below"), ctx.threshold(rule, "ratio_above")
     for chain in pred.chains:
         overrides = ideal_init(ctx.graph, chain) if chain.kind == "unnormalised" else None
-        if overrides is None:
-            continue
+        if overrides is None or not math.isfinite(chain.grad_ratio) \
+                or below <= chain.grad_ratio <= above:
+            continue  # as initialised, the stack is fine: nothing to report
         ideal = predict(ctx.graph, pred.batch, ctx.inputs, overrides=overrides)
         grad_ratio = safe_ratio(ideal.layers[chain.first_module],
                                 ideal.layers[chain.last_module])
-        below, above = ctx.threshold(rule, "ratio_below"), ctx.threshold(rule, "ratio_above")
         if not math.isfinite(grad_ratio) or below <= grad_ratio <= above:
-            continue
+            continue  # the init is the cause: BNL302
         error = not (ctx.threshold(rule, "error_below") <= grad_ratio
                      <= ctx.threshold(rule, "error_above"))
-        scheme = theory.RECOMMENDED_INIT[chain.activation]
+        act = chain_activation(ctx.graph, chain)
+        init = theory.init_label(act.kind, activation_options(act))
         yield Hit(module_layer(ctx.graph, chain.first_module),
                   {"first": chain.first_module, "last": chain.last_module,
                    "blocks": chain.blocks, "act": chain.activation, "ratio": grad_ratio,
-                   "way": "vanishes" if grad_ratio < below else "explodes",
-                   "init": theory.INIT_NAMES[scheme]},
-                  chain_evidence(chain, {"grad_ratio": grad_ratio, "init": scheme}),
+                   "now": chain.grad_ratio,
+                   "way": "vanishes" if grad_ratio < below else "explodes", "init": init},
+                  chain_evidence(chain, {"grad_ratio": chain.grad_ratio,
+                                         "reference_init": {"grad_ratio": grad_ratio,
+                                                            "init": init}}),
                   severity="error" if error else None)

@@ -13,14 +13,11 @@ from torch import nn
 
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
-from ..predict.flow import fans, predict, residual_branches, safe_ratio
+from ..predict.flow import activation_options, fans, predict, safe_ratio
 from .base import Context, Hit, check
 from .catalog import Rule
-from .depth import chain_evidence, ideal_init, module_layer
+from .depth import chain_activation, chain_evidence, ideal_init, module_layer
 
-# Rules that read weight values (or run the model), skipped on the meta device.
-WEIGHT_RULES = ("BNL202", "BNL203", "BNL301", "BNL302", "BNL303", "BNL304", "BNL305",
-                "BNL403")
 _PASS = ("@transparent", "@dropout", "MaxPool*", "AvgPool*", "AdaptiveAvgPool*")
 
 
@@ -46,7 +43,7 @@ def weights_not_readable(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     meta = next((x for x in ctx.graph.order if x.obj is not None and any(
         t.is_meta for t in (*x.obj.parameters(), *x.obj.buffers()))), None)
-    skipped = [c for c in WEIGHT_RULES if ctx.config.enabled(c)]
+    skipped = [c for c, r in ctx.catalog.items() if r.reads_weights and ctx.config.enabled(c)]
     yield Hit(meta, {"skipped": ", ".join(skipped) or "none"}, {"skipped": skipped})
 
 
@@ -60,12 +57,34 @@ def _activation_after(graph: ModelGraph, layer: Layer) -> tuple[Layer | None, bo
             return act, False
         cur = readers[0]
         if cur.is_("@norm"):
-            return act, act is None or (act.kind in theory.RECOMMENDED_INIT \
-                and theory.RECOMMENDED_INIT[act.kind] == "he")
+            return act, act is None or theory.is_homogeneous(act.kind)
         if cur.is_("@activation") and act is None:
             act = cur
         elif cur.is_("@affine") or not any(cur.is_(s) for s in _PASS):
             return act, False
+
+
+def weight_gain2(weight: torch.Tensor) -> float:
+    """fan_in E[w^2]: the weights' second moment per input, which sets a layer's gain."""
+    return float(weight.detach().double().square().mean()) * fans(weight)[0]
+
+
+def is_pytorch_default(gain2: float) -> bool:
+    """Whether fan_in E[w^2] is PyTorch's default Linear/Conv init's 1/3, within 20% (the
+    sampling spread of E[w^2] over 256 uniform weights is 6%)."""
+    return abs(gain2 / theory.DEFAULT_WEIGHT_GAIN2 - 1) < 0.2
+
+
+def branch_members(ctx: Context) -> set[str]:
+    """Nodes that lie on a residual branch only (not on the stream the skip carries)."""
+    return {n for b in ctx.branches for n in b.members}
+
+
+def _gates(graph: ModelGraph, act: Layer) -> bool:
+    """Whether the activation's output multiplies another tensor (a squeeze-excitation or
+    GLU-style gate) instead of feeding the next layer as its signal."""
+    readers = graph.next(act)
+    return bool(readers) and all(r.kind == "Mul" and r.tensor_inputs == 2 for r in readers)
 
 
 @check("BNL301")
@@ -73,26 +92,40 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
         return
     bound = ctx.threshold(rule, "std_ratio")
+    in_branch = branch_members(ctx) if ctx.branches else set()
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
         act, normalised = _activation_after(ctx.graph, layer)
         if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
-                or normalised or act.kind not in theory.RECOMMENDED_INIT \
+                or normalised or act.kind not in theory.MODELLED_ACTIVATIONS \
+                or _gates(ctx.graph, act) \
                 or not bool(torch.isfinite(weight).all()):  # non-finite weights: BNL304
             continue
-        scheme = theory.RECOMMENDED_INIT[act.kind]
+        options = activation_options(act)
+        gain = theory.activation_gain(act.kind, options)
         fan_in, fan_out = fans(weight)
-        slope = (act.attr("negative_slope") or 0.0) if act.kind == "LeakyReLU" else 0.0
-        expected = theory.init_std(scheme, fan_in, fan_out, slope)
+        # He et al. (arXiv:1502.01852, section 2.2) derive the std from the forward pass
+        # (fan-in) or the backward pass (fan-out), and either will do: both are the reference
+        low, high = (gain / math.sqrt(f) for f in (max(fan_in, fan_out), min(fan_in, fan_out)))
+        # PyTorch's default init is accepted too: its compound effect in deep stacks is BNL302's
+        default = math.sqrt(theory.DEFAULT_WEIGHT_GAIN2 / fan_in)
         measured = float(weight.detach().double().std())
-        ratio = measured / expected
-        if 1 / bound <= ratio <= bound:
+        if min(low, default) / bound <= measured <= high * bound:
             continue
+        if measured < low and layer.name in in_branch:
+            continue  # a residual branch scaled down on purpose: Fixup, SkipInit
+        expected = low if measured < low else high
+        fan = ("fan-in", fan_in) if expected == gain / math.sqrt(fan_in) else ("fan-out", fan_out)
+        ratio = measured / expected
+        init = theory.init_label(act.kind, options)
         yield Hit(layer, {"layer": layer, "act": act.label, "measured": measured,
-                          "expected": expected, "ratio": ratio, "fan_in": fan_in,
-                          "init": theory.INIT_NAMES[scheme]},
-                  {"measured_std": measured, "expected_std": expected, "init": scheme,
-                   "fan_in": fan_in, "predicted": {"std_ratio": ratio}})
+                          "expected": expected, "ratio": ratio, "fan": f"{fan[0]} of {fan[1]}",
+                          "init": init, "gain": gain, "default": default,
+                          "beyond": (f", and under 1/{bound:g} of PyTorch's default std "
+                                     f"({default:.3g})") if measured < low else ""},
+                  {"measured_std": measured, "expected_std": expected, "init": init,
+                   "fan_in": fan_in, "fan_out": fan_out, "gain": gain,
+                   "predicted": {"std_ratio": ratio}})
 
 
 @check("BNL302")
@@ -100,14 +133,15 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
         return
     pred = ctx.prediction
+    below, above = ctx.threshold(rule, "ratio_below"), ctx.threshold(rule, "ratio_above")
+    low, high = ctx.threshold(rule, "signal_below"), ctx.threshold(rule, "signal_above")
     for chain in pred.chains:
-        if chain.kind != "unnormalised" or theory.RECOMMENDED_INIT.get(chain.activation) != "he":
+        overrides = ideal_init(ctx.graph, chain) if chain.kind == "unnormalised" else None
+        if overrides is None:
             continue
-        ideal = predict(ctx.graph, pred.batch, ctx.inputs,
-                        overrides=ideal_init(ctx.graph, chain)).layers
+        ideal = predict(ctx.graph, pred.batch, ctx.inputs, overrides=overrides).layers
         ideal_ratio = safe_ratio(ideal[chain.first_module], ideal[chain.last_module])
-        if not ctx.threshold(rule, "ratio_below") <= ideal_ratio \
-                <= ctx.threshold(rule, "ratio_above"):
+        if not below <= ideal_ratio <= above:
             continue  # the architecture, not the init, is the cause: BNL204
         first = module_layer(ctx.graph, chain.first_module)
         last = module_layer(ctx.graph, chain.last_module)
@@ -117,34 +151,51 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         ratio = chain.grad_ratio
         if not (math.isfinite(ratio) and math.isfinite(signal)):
             continue
-        low, high = ctx.threshold(rule, "signal_below"), ctx.threshold(rule, "signal_above")
-        if ratio >= ctx.threshold(rule, "ratio_below") and low <= signal <= high:
+        if below <= ratio <= above and low <= signal <= high:
             continue
-        weights = [module_layer(ctx.graph, m).obj.weight.detach().double()
-                   for m in chain.modules]
-        # fan_in E[w^2]: the weights' second moment, which sets the gain (Var(w) at zero mean)
-        scale = statistics.median(float(w.square().mean()) * fans(w)[0] for w in weights)
-        slope = next((x.attr("negative_slope") or 0.0 for x in ctx.graph.next(first)
-                      if x.kind == "LeakyReLU"), 0.0)
-        default = abs(scale * 3 - 1) < 0.2
+        # the layers' gain, measured: median fan_in E[w^2] (Var(w) fan_in at zero mean)
+        scale = statistics.median(weight_gain2(module_layer(ctx.graph, m).obj.weight)
+                                  for m in chain.modules)
+        act = chain_activation(ctx.graph, chain)
+        options = activation_options(act)
         init = (f"PyTorch's default init (kaiming_uniform_ with a = sqrt(5); measured E[w^2] = "
-                f"1/({1 / scale:.2g} fan_in))" if default
+                f"1/({1 / scale:.2g} fan_in))" if is_pytorch_default(scale)
                 else f"an init with E[w^2] = {scale:.2g}/fan_in (median, measured)")
-        error = ratio < ctx.threshold(rule, "error_below")
+        vanish = ratio < below or signal < low
+        error = ratio < ctx.threshold(rule, "error_below") \
+            or ratio > ctx.threshold(rule, "error_above")
         yield Hit(first, {"blocks": chain.blocks, "affine": first.kind,
                           "act": chain.activation, "first": chain.first_module,
                           "last": chain.last_module, "init": init,
-                          "per_layer": theory.relu_stack_gain(scale, 1.0, slope),
-                          "signal": signal,
+                          "per_layer": theory.stack_gains(act.kind, scale, options)[0],
+                          "reference": theory.init_label(act.kind, options),
+                          "gain": theory.activation_gain(act.kind, options),
+                          "way": "vanish" if vanish else "explode", "signal": signal,
                           "fwd": chain.forward_rms_ratio, "ratio": ratio},
                   chain_evidence(chain, {"grad_ratio": ratio,
                                          "forward_rms_ratio": chain.forward_rms_ratio,
-                                         "signal_ratio": signal}),
+                                         "signal_ratio": signal,
+                                         "reference_init": {"grad_ratio": ideal_ratio}}),
                   severity="error" if error else None)
 
 
 def _is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
     return layer.name not in graph.upstream_of("@affine")
+
+
+def _feeds_merge(graph: ModelGraph, layer: Layer) -> bool:
+    """Whether the layer's output reaches a merge directly or through multiplications by a
+    constant or a parameter (Fixup's scalar multiplier, SkipInit's alpha) and dropout."""
+    cur = layer
+    while True:
+        readers = graph.next(cur)
+        if len(readers) != 1:
+            return False
+        cur = readers[0]
+        if cur.is_("@merge"):
+            return True
+        if not (cur.is_("@dropout") or (cur.kind in ("Mul", "Div") and cur.tensor_inputs == 1)):
+            return False
 
 
 @check("BNL303")
@@ -160,7 +211,7 @@ def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if not bool((rows == rows[0]).all()):
             continue
         zero = not bool(rows.any())
-        if zero and any(r.is_("@merge") for r in ctx.graph.next(layer)):
+        if zero and _feeds_merge(ctx.graph, layer):
             continue  # a zero-initialised residual branch end (Fixup) learns from the skip
         what = "all its weights are 0" if zero else \
             f"all its {weight.shape[0]} rows of weights are identical"
@@ -197,7 +248,8 @@ def _batchnorm_problems(ctx: Context, rule: Rule, bn: Layer,
     var = ctx.prediction.signal.get(source[0].name, 0.0) ** 2 if source else 0.0
     if obj.eps <= 0:
         problems.append(f"eps={obj.eps:g}: a channel with zero batch variance divides by 0")
-    elif var > 0 and math.sqrt(var / (var + obj.eps)) < ctx.threshold(rule, "eps_shrink"):
+    elif obj.eps > ctx.threshold(rule, "eps_published") and var > 0 \
+            and math.sqrt(var / (var + obj.eps)) < ctx.threshold(rule, "eps_shrink"):
         problems.append(f"eps={obj.eps:g} against a predicted batch variance of {var:.3g} at "
                         f"its input: it outputs {math.sqrt(var / (var + obj.eps)):.2f}x the unit "
                         "variance it should (sqrt(var / (var + eps)))")
@@ -222,7 +274,7 @@ def _batchnorm_problems(ctx: Context, rule: Rule, bn: Layer,
 def batchnorm_parameters(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
         return
-    branch_ends = {bn.module for _, bn in residual_branches(ctx.graph) if bn is not None}
+    branch_ends = {b.end.module for b in ctx.branches if b.end is not None}
     for bn in first_calls(ctx.graph, "@batchnorm"):
         problems, error = _batchnorm_problems(ctx, rule, bn, branch_ends)
         if problems:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from ..measurement import ProbeStep
 from .base import Context, Hit, check
 from .catalog import Rule
 
 
 def _history(ctx: Context, name: str) -> tuple[float | None, float | None]:
-    values = [h[name] for h in ctx.probe.history if h.get(name) is not None]
+    values = [getattr(h, name) for h in ctx.probe.history if getattr(h, name) is not None]
     return (values[0], values[-1]) if values else (None, None)
 
 
-def explosion_course(history: list[dict], threshold: float) -> str:
+def explosion_course(history: Sequence[ProbeStep], threshold: float) -> str:
     """How the first/last gradient ratio behaved over the probe's steps against ``threshold``:
     'none' (never above), 'temporal' (above at first, below at the end), 'persistent' (above
-    at both ends) or 'late' (above only after the start). From one measurement it is 'none'
-    or 'persistent' only in the sense of that one step; :func:`explosion_verdict` says so."""
-    ratios = [h["grad_ratio"] for h in history if h.get("grad_ratio") is not None]
+    at both ends) or 'late' (above only after the start)."""
+    ratios = [h.grad_ratio for h in history if h.grad_ratio is not None]
     if not ratios:
         return "none"
     above = [r > threshold for r in ratios]
@@ -43,7 +43,7 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p = ctx.probe
     if p is None or p.grad_ratio is None or p.grad_ratio <= ctx.threshold(rule, "ratio_warning"):
         return
-    final_ratio = p.history[-1]["grad_ratio"]
+    final_ratio = p.history[-1].grad_ratio
     corr0, corr1 = _history(ctx, "correlation")
     severity = "error" if p.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
     explosion = explosion_course(p.history, ctx.threshold(rule, "ratio_warning"))
@@ -64,7 +64,7 @@ def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p = ctx.probe
     if p is None or p.grad_ratio is None or p.first_module is None:
         return
-    first = p.layer(p.first_module)["init"].get("weight_grad")
+    first = p.layer(p.first_module).init.get("weight_grad")
     if p.grad_ratio < ctx.threshold(rule, "ratio_below") and first is not None \
             and first < ctx.threshold(rule, "first_grad_below"):
         yield Hit(ctx.graph.find(p.first_module),
@@ -80,19 +80,19 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if p is None:
         return
     limit = ctx.threshold(rule, "dead_fraction")
-    dead = [(max(x["init"].get("dead", 0.0), x["final"].get("dead", 0.0)), x) for x in p.layers
-            if "dead" in x["init"]]
+    dead = [(max(x.init.get("dead", 0.0), x.final.get("dead", 0.0)), x) for x in p.layers
+            if "dead" in x.init]
     bad = [(d, x) for d, x in dead if d >= limit]
     if not bad:
         return
     worst_fraction, worst = max(bad, key=lambda item: item[0])
-    when = "at initialisation" if worst["init"]["dead"] >= limit else \
+    when = "at initialisation" if worst.init["dead"] >= limit else \
         f"after {p.steps} training steps"
-    yield Hit(ctx.graph.find(worst["key"]),
-              {"fraction": worst_fraction, "layer": worst["module"] or worst["key"], "when": when,
+    yield Hit(ctx.graph.find(worst.key),
+              {"fraction": worst_fraction, "layer": worst.module or worst.key, "when": when,
                "count": len(bad), "device": p.device},
               {"measured": {"dead_fraction": worst_fraction},
-               "layers": {x["module"] or x["key"]: d for d, x in bad}})
+               "layers": {x.module or x.key: d for d, x in bad}})
 
 
 @check("BNL904")
@@ -100,19 +100,19 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p = ctx.probe
     if p is None:
         return
-    losses = [h["loss"] for h in p.history]
+    losses = [h.loss for h in p.history]
     huge = ctx.threshold(rule, "loss_above")
     if p.first_nonfinite:
         bad = p.first_nonfinite
         what = {"forward": f"NaN/Inf (or values near float32's limit) first appear in the "
-                           f"output of {bad['key']}",
+                           f"output of {bad.key}",
                 "backward": f"the backward pass first overflows in the gradient of "
-                            f"{bad['key']}'s output"}.get(bad["pass"],
-                                                          "the weight gradients are not finite")
-        yield Hit(ctx.graph.find(bad["key"]),
-                  {"what": what, "step": bad["step"], "device": p.device},
-                  {"measured": {"nan": True, "step": bad["step"], "pass": bad["pass"]},
-                   "module": bad["module"]})
+                            f"{bad.key}'s output"}.get(bad.where,
+                                                       "the weight gradients are not finite")
+        yield Hit(ctx.graph.find(bad.key),
+                  {"what": what, "step": bad.step, "device": p.device},
+                  {"measured": {"nan": True, "step": bad.step, "pass": bad.where},
+                   "module": bad.module})
     elif any(loss >= huge for loss in losses):
         step = next(i for i, loss in enumerate(losses) if loss >= huge)
         yield Hit(ctx.graph.find(p.first_module),
@@ -126,10 +126,10 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p, opt = ctx.probe, ctx.config.optimizer
     if p is None or p.lr_ceiling is None or opt is None or opt.lr is None:
         return
-    bound = p.lr_ceiling.get("with_momentum", p.lr_ceiling["sgd"])
+    bound = p.lr_ceiling.bound
     if opt.lr <= bound:
         return
-    losses = [h["loss"] for h in p.history]
+    losses = [h.loss for h in p.history]
     rose = p.nan or (len(losses) > 1 and losses[-1] > losses[0])
     factor = opt.lr / bound
     outcome = ("and in the probe's training steps the loss rose" if rose else
@@ -137,8 +137,8 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not rose and ctx.graph.layers("@batchnorm"):
         outcome += " (BatchNorm-fed weights are scale-invariant and can self-stabilise by growing)"
     yield Hit(ctx.graph.find(p.first_module),
-              {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling["lambda_max"],
+              {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling.lambda_max,
                "outcome": outcome, "factor": factor},
-              {"measured": {"lambda_max": p.lr_ceiling["lambda_max"], "lr_ceiling": bound,
+              {"measured": {"lambda_max": p.lr_ceiling.lambda_max, "lr_ceiling": bound,
                             "loss": [losses[0], losses[-1]]}, "configured_lr": opt.lr},
               severity=None if rose or factor >= ctx.threshold(rule, "ratio_warning") else "info")

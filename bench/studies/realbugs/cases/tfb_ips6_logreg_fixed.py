@@ -1,0 +1,85 @@
+"""MNIST softmax regression trained on a clipped binary cross-entropy of its softmax (fixed).
+
+Port of TensorFlow-Program-Bugs Github/IPS-6 (gabrieleangeletti/Deep-Learning-TensorFlow,
+``models/logistic_regression.py`` with ``run_logistic_regression.py``'s defaults; also defects4ml
+bug 003): softmax(x W + b) with W, b zeros, loss -mean(y log p + (1 - y) log(1 - p)) over the
+softmax outputs, Adam at lr 0.01, batches of 10. As soon as the model gives one example a
+probability that rounds to exactly 1.0 in float32, log(1 - p) is -Inf and 0 * -Inf makes the loss
+and the weights NaN. The benchmark's fix clips both log arguments at 1e-10.
+
+Data: MNIST cannot be downloaded here; ``make_data`` draws MNIST-like digits (28 x 28 strokes in
+[0, 1], mean 0.13, std 0.31, 18% of the pixels nonzero, close to MNIST; ten classes of fixed stroke
+patterns under random shifts and widths), flattened to 784 values with one-hot labels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STROKES_SEED = 1234  # the ten classes' stroke patterns, shared by training and held-out data
+
+
+class SoftmaxRegression(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(784, 10)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x):
+        return torch.softmax(self.linear(x), dim=1)
+
+
+def make_data(n, seed):
+    strokes = torch.Generator().manual_seed(STROKES_SEED)
+    ends = torch.rand(10, 3, 2, 2, generator=strokes) * 14 + 7
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    seg = ends[labels] + torch.randn(n, 3, 2, 2, generator=g)
+    seg = seg + torch.randint(-2, 3, (n, 1, 1, 2), generator=g)
+    width = torch.rand(n, 1, 1, generator=g) * 0.6 + 1.0
+    grid = torch.stack(torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij"), -1)
+    p = grid.reshape(1, 1, 784, 2)
+    a, ab = seg[:, :, 0:1], seg[:, :, 1:2] - seg[:, :, 0:1]
+    t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-6)).clamp(0, 1)
+    ink = torch.exp(-((a + t.unsqueeze(-1) * ab - p) ** 2).sum(-1) / (2 * width ** 2)).amax(1)
+    ink = (2 * ink).clamp(max=1.0)
+    x = torch.round(torch.where(ink < 0.15, 0.0, ink) * 255) / 255
+    return x, nn.functional.one_hot(labels, 10).float()
+
+
+def example_inputs():
+    return make_data(10, seed=1)[0]
+
+
+def example_targets():
+    return make_data(10, seed=1)[1]
+
+
+def evaluate(model, x, y):
+    with torch.no_grad():
+        out = model(x)
+    labels = y.argmax(1)
+    return {"accuracy": float((out.argmax(1) == labels).float().mean()),
+            "chance": float(labels.bincount().max() / len(labels)),
+            "output_std": float(out.std(0).max())}
+
+
+def train(steps=1000, seed=0):
+    torch.manual_seed(seed)
+    x, y = make_data(10000, seed=1)
+    model = SoftmaxRegression()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (10,))
+        p = model(x[idx])
+        loss = -(y[idx] * torch.log(p.clamp(min=1e-10))
+                 + (1 - y[idx]) * torch.log((1 - p).clamp(min=1e-10))).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    return {"loss": losses, "params_finite": finite, **evaluate(model, *make_data(2000, seed=2))}

@@ -1,0 +1,166 @@
+"""What the probe planned and measured, as plain data (no torch): the plan, the numbers of each
+training step, each layer's statistics at initialisation and after the last step, the
+learning-rate ceiling, where values first stopped being finite and where the clock cut the
+run. The probe (``bnlint/probing``) fills it; the measured rules (``bnlint/rules/measured.py``)
+judge it; the output layer shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProbeStep:
+    """One forward/backward of the probe: step 0 is the initialisation, step k follows k
+    optimizer steps. ``grad_ratio`` is ||grad W_first|| / ||grad W_last|| over the affine
+    layers; ``correlation`` the mean cosine similarity between samples over the tapped layers."""
+    step: int
+    loss: float
+    grad_ratio: float | None
+    dead_fraction: float | None
+    correlation: float | None
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One tapped layer: its statistics at initialisation and after the last step (``mean``,
+    ``std``; ``dead`` for ReLUs; ``cosine`` for affine and norm layers; ``act_grad`` the RMS
+    gradient of its output; ``weight_grad`` the norm of its weight gradient), and the
+    gradient norm bnlint predicted for it statically, relative to the output layer."""
+    key: str
+    module: str | None
+    kind: str
+    init: Mapping[str, float]
+    final: Mapping[str, float]
+    predicted_grad: float | None = None
+
+
+@dataclass(frozen=True)
+class LrCeiling:
+    """The stable-step bound at initialisation from the top Hessian eigenvalue: 2/lambda_max
+    for SGD, 2(1+momentum)/lambda_max with heavy-ball momentum."""
+    lambda_max: float
+    sgd: float
+    with_momentum: float | None
+    iterations: int
+    converged: bool
+    configured_lr: float
+
+    @property
+    def bound(self) -> float:
+        """The ceiling for the optimizer the probe ran."""
+        return self.with_momentum if self.with_momentum is not None else self.sgd
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where NaN/Inf first appeared: the layer's key, the pass (forward, backward or weight
+    gradients), its module and source line, and the step."""
+    key: str | None
+    where: str
+    module: str | None
+    line: int | None
+    step: int
+
+
+# The parts of a probe run after the measurement at initialisation, which a budget cut can leave
+# short; measured rules name the ones they read (``probe_reads`` in the rule YAML).
+TRAJECTORY, LR_CEILING = "trajectory", "lr_ceiling"
+PROBE_PARTS = (TRAJECTORY, LR_CEILING)
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the probe planned before it ran, from the model's cost counted on the meta device
+    (no clock): ``batch`` samples (of ``requested_batch``), inferred image inputs at
+    ``resolution`` (None: the inputs as given), ``steps`` training steps and at most ``hvps``
+    Hessian-vector products. ``flops_per_sample`` is one forward+backward, ``ops`` the torch
+    ops it dispatches, ``activation_bytes`` its forward's new tensors at this batch; ``flops``
+    the plan's arithmetic, ``cost`` that plus each op's overhead, both against
+    ``budget_flops`` (``budget`` seconds at ``flop_rate``). ``reasons`` says what was lowered
+    and why."""
+    batch: int
+    requested_batch: int
+    resolution: tuple[int, ...] | None
+    steps: int
+    hvps: int
+    flops_per_sample: float
+    ops: int
+    activation_bytes: float
+    flops: float
+    cost: float
+    budget_flops: float
+    budget: float
+    flop_rate: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The clock stopped the plan short (a machine much slower than the plan's rate): the
+    ``budget`` in seconds, the ``steps`` and ``hvps`` done, the ``short`` parts
+    (:data:`PROBE_PARTS`) and the rules whose findings read them (``weaker``, filled in by the
+    engine, which knows the rules)."""
+    budget: float
+    steps: int
+    hvps: int
+    short: tuple[str, ...]
+    weaker: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """A probe run. ``grad_ratio``, ``act_grad_ratio`` and ``dead_fraction`` are at
+    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans."""
+    device: str
+    batch: int
+    steps: int
+    seconds: float
+    grad_ratio: float | None
+    act_grad_ratio: float | None
+    dead_fraction: float | None
+    nan: bool
+    first_nonfinite: NonFinite | None
+    layers: tuple[LayerStats, ...]
+    history: tuple[ProbeStep, ...]
+    lr_ceiling: LrCeiling | None
+    loss: str                       # what the loss was and where its targets came from
+    optimizer: Mapping[str, Any]    # name, lr, momentum
+    first_module: str | None
+    last_module: str | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    plan: ProbePlan | None = None
+    cut: Cut | None = None
+
+    def layer(self, module: str) -> LayerStats | None:
+        """The tapped layer with this module name or key."""
+        return next((x for x in self.layers if module in (x.module, x.key)), None)
+
+    def measured_ratio(self, first: str, last: str) -> float | None:
+        """||grad W_first|| / ||grad W_last|| at initialisation between two modules."""
+        a, b = self.layer(first), self.layer(last)
+        if not a or not b or not a.init.get("weight_grad") or not b.init.get("weight_grad"):
+            return None
+        return a.init["weight_grad"] / b.init["weight_grad"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbeResult:
+        data = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        nonfinite, ceiling = data.get("first_nonfinite"), data.get("lr_ceiling")
+        plan, cut = data.get("plan"), data.get("cut")
+        return cls(**{**data,
+                      "first_nonfinite": NonFinite(**nonfinite) if nonfinite else None,
+                      "lr_ceiling": LrCeiling(**ceiling) if ceiling else None,
+                      "plan": ProbePlan(**{**plan, "reasons": tuple(plan["reasons"]),
+                                           "resolution": tuple(plan["resolution"])
+                                           if plan["resolution"] else None}) if plan else None,
+                      "cut": Cut(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in cut.items()}) if cut else None,
+                      "layers": tuple(LayerStats(**x) for x in data["layers"]),
+                      "history": tuple(ProbeStep(**h) for h in data["history"]),
+                      "notes": tuple(data.get("notes", ()))})

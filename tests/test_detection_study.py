@@ -1,0 +1,59 @@
+"""The detection study's bookkeeping (bench/studies/detection.py): the Wilson interval of its
+summary and the comparison of a run's training labels with the recorded ones."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from bench.studies import detection, detection_labels
+from bench.studies.detection_models import suite as calibration_suite
+from bench.studies.validation_models import suite as validation_suite
+
+
+@pytest.mark.parametrize("k, n, low, high", [
+    # Wilson (1927) score interval, z = 1.96; values from its closed form, to 4 digits.
+    (0, 10, 0.0, 0.2775),
+    (10, 10, 0.7225, 1.0),
+    (5, 10, 0.2366, 0.7634),
+    (14, 21, 0.4537, 0.8281),
+])
+def test_wilson_interval(k, n, low, high):
+    lo, hi = detection.wilson(k, n)
+    assert lo == pytest.approx(low, abs=1e-4)
+    assert hi == pytest.approx(high, abs=1e-4)
+
+
+def test_variant_names_are_unique_across_the_two_sets():
+    names = [v.name for v in calibration_suite()] + [v.name for v in validation_suite()]
+    assert len(names) == len(set(names))
+
+
+def _row(name: str, label: str, other: str) -> SimpleNamespace:
+    outcome = lambda lab: SimpleNamespace(label=lab)  # noqa: E731
+    return SimpleNamespace(variant=SimpleNamespace(name=name), outcome=outcome(label),
+                           others=[(1, outcome(other))])
+
+
+def test_label_check_warns_on_a_changed_label(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(detection_labels, "HERE", tmp_path)
+    protocol = detection.protocol(detection.STEPS)
+    record = {"recorded": "2026-01-01T00:00:00+00:00", "torch": "x", "protocol": protocol,
+              "variants": {"a": {"label": "fine", "other_seeds": {"1": {"label": "fine"}}},
+                           "b": {"label": "no-fit", "other_seeds": {"1": {"label": "dead"}}}}}
+    (tmp_path / "validation_labels.json").write_text(json.dumps(record))
+
+    same = detection_labels.check("validation", [_row("a", "fine", "fine")], protocol)
+    assert same == ["Labels: all 2 training labels of this run match validation_labels.json "
+                    "(recorded 2026-01-01T00:00:00+00:00, torch x)."]
+
+    lines = detection_labels.check("validation", [_row("a", "fine", "fine"),
+                                                  _row("b", "fine", "dead")], protocol)
+    assert any(line.startswith("WARNING: 1 training label(s)") for line in lines)
+    assert "b (seed 0): recorded no-fit, now fine" in lines
+    assert "WARNING" in capsys.readouterr().err
+
+    other = detection.protocol(detection.STEPS + 1)
+    assert "differs in steps" in detection_labels.check("validation", [], other)[0]
