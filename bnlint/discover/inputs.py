@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import config as defaults
-from ..errors import InputError
+from ..errors import NOT_LINTED, InputError, UserCodeError
 from ..model.sandbox import first_line, run_forward
 from . import hf
 from .load import from_file
@@ -70,8 +70,8 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def infer_inputs(model: nn.Module, name: str, batch: int,
-                 path: Path) -> tuple[tuple[torch.Tensor, ...], str]:
+def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
+                 line: int | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
     """Inputs a transformers model's config describes, else inferred from the first
     Conv/Linear/Embedding (the first shape that runs), and how they were chosen."""
     described = hf.example_inputs(model, batch, model_device(model))
@@ -81,12 +81,14 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
     how = ("Give them: --input-shape 8,3,32,32, an example_inputs() function or EXAMPLE_INPUTS "
            "value in the model file, or input-shape in [tool.bnlint].")
     if layer is None:
-        raise InputError(f"cannot infer example inputs for {name}: it has no Conv, Linear or "
-                         "Embedding layer to read the input size from.", path=str(path), hint=how)
+        raise UserCodeError(NOT_LINTED, f"not linted: cannot infer example inputs for {name}: "
+                            "it has no Conv, Linear or Embedding layer to read the input size "
+                            "from.", path=str(path), line=line, hint=how)
     if isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params():
-        raise InputError(f"cannot infer example inputs for {name}: its first layer "
-                         f"({type(layer).__name__}) is lazy, so its input size is not known "
-                         "until it runs.", path=str(path), hint=how)
+        raise UserCodeError(NOT_LINTED, f"not linted: cannot infer example inputs for {name}: "
+                            f"its first layer ({type(layer).__name__}) is lazy, so its input "
+                            "size is not known until it runs.", path=str(path), line=line,
+                            hint=how)
     device = model_device(model)
     shapes = _candidate_shapes(layer, batch)
     for shape in shapes:
@@ -100,8 +102,7 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in shapes)
-    raise InputError(last.message, path=last.path, line=last.line,
-                     hint=f"bnlint inferred inputs of shape {tried} for {name} from its first "
+    raise last.with_hint(f"bnlint inferred inputs of shape {tried} for {name} from its first "
                           f"layer ({type(layer).__name__}); if the model expects others, "
                           + how[0].lower() + how[1:])
 
@@ -141,5 +142,5 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
     if config_shapes:
         return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
                       "from input-shape in the config (random values)")
-    tensors, how = infer_inputs(found.model, found.name, batch, path)
+    tensors, how = infer_inputs(found.model, found.name, batch, path, found.line)
     return Inputs(tensors, "inferred", how + " (random values)")

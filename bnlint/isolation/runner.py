@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
 from ..findings import ModelReport, Report
+from ..rules import problems
 from ..rules.catalog import Rule
 
 
@@ -26,8 +27,11 @@ class Worker:
     :meth:`send` gives it the work."""
 
     def __init__(self, verbose: bool):
+        # -P: the current folder is not put on sys.path, so a bisect.py or numpy.py there
+        # cannot shadow the standard library or an installed package (the worker puts each
+        # file's package root on the path itself)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bnlint.isolation.worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-P", "-m", "bnlint.isolation.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.verbose = verbose
@@ -82,10 +86,18 @@ class Worker:
         return (" Its last output: " + " | ".join(lines)) if lines else ""
 
 
-def _timed_out(path: str, what: str, timeout: float) -> InputError:
-    return InputError(f"timed out after {timeout:g} s while {what}.", path=path,
-                      hint="If the model is just slow, raise --timeout; if it hangs, the code "
-                           "run while " + what + " is where to look.")
+def _stopped_code(what: str) -> str:
+    """The rule of a run the model code stopped, by what the worker was doing."""
+    if what.startswith(("importing", "starting")):
+        return IMPORT_FAILED
+    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
+
+
+def _timed_out(path: str, what: str, timeout: float) -> UserCodeError:
+    return UserCodeError(_stopped_code(what), f"timed out after {timeout:g} s while {what}.",
+                         path=path,
+                         hint="If the model is just slow, raise --timeout; if it hangs, the "
+                              "code run while " + what + " is where to look.")
 
 
 def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: bool,
@@ -133,8 +145,10 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 break
         else:  # the channel closed before "done": the process died
             failed = current or remaining[0]
-            yield failed, InputError(
-                f"the linting process {worker.exit_status()} while {what}.", path=failed,
+            yield failed, UserCodeError(
+                _stopped_code(what),
+                f"the linting process {worker.exit_status()} while {what}.",
+                path=failed,
                 hint="The model code may call os._exit or crash the interpreter." + worker.tail())
             finished.add(failed)
         worker.kill()
@@ -149,15 +163,27 @@ def _request(config: Config, rules: dict[str, Rule],
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
-        started: Worker | None = None) -> Report:
-    """Lint ``files`` in child processes (the first may be ``started`` already)."""
+        started: Worker | None = None, may_be_empty: list[str] = ()) -> Report:
+    """Lint ``files`` in child processes (the first may be ``started`` already); those in
+    ``may_be_empty`` (found in a folder) are skipped when they define no model."""
     report = Report(files=len(files))
-    request = _request(config, rules, cli_input_shape)
+    request = {**_request(config, rules, cli_input_shape), "may_be_empty": list(may_be_empty)}
+
+    def add(problem: UserCodeError) -> None:
+        """Report it; a file or model that could not be linted is reported whatever the
+        selection (as ruff reports a syntax error), a "not linted" note only if selected."""
+        if rules[problem.code].severity == "error" or config.enabled(problem.code):
+            report.file_findings.append(problems.finding(problem, rules[problem.code]))
+
     for _, outcome in _drive(files, request, config.timeout, verbose, started):
-        if isinstance(outcome, InputError):
+        if isinstance(outcome, UserCodeError):
+            add(outcome)
+        elif isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:
             report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])
+            for problem in outcome["problems"]:
+                add(InputError.from_dict(problem))
     return report
 
 
@@ -167,6 +193,11 @@ def verify(sources: dict[str, str], config: Config, rules: dict[str, Rule],
     """Import each patched source as if it were the file at its path, build its models and
     run their forward passes: the names of the models built, or the error."""
     request = {**_request(config, rules, cli_input_shape), "mode": "verify", "sources": sources}
-    return {path: outcome if isinstance(outcome, InputError)
+    verified: dict[str, InputError | list[str]] = {}
+    for path, outcome in _drive(list(sources), request, config.timeout, verbose):
+        failed = [InputError.from_dict(p) for p in ([] if isinstance(outcome, InputError)
+                                                    else outcome["problems"])
+                  if rules[p["code"]].severity == "error"]
+        verified[path] = outcome if isinstance(outcome, InputError) else failed[0] if failed \
             else [m["name"] for m in outcome["models"]]
-            for path, outcome in _drive(list(sources), request, config.timeout, verbose)}
+    return verified

@@ -82,8 +82,10 @@ def sarif(report: Report, rules: dict[str, Rule]) -> str:
                                 "rules": [_sarif_rule(r) for r in rules.values()]}},
             "columnKind": "unicodeCodePoints",  # as Python counts a str (fix replacements)
             "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
-            "results": [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
-                        for f in m.findings if f.code in rules],
+            "results": [_sarif_result(f, codes.index(f.code), f.message)
+                        for f in report.file_findings if f.code in rules]
+            + [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
+               for f in m.findings if f.code in rules],
             "invocations": [{"executionSuccessful": not report.errors,
                              "toolExecutionNotifications": [
                                  {"level": "error", "message": {"text": e.render()}}
