@@ -75,6 +75,9 @@ def test_constructor_needs_args(write_model):
             def __init__(self, width):
                 super().__init__()
                 self.fc = nn.Linear(4, width)
+
+            def forward(self, x):
+                return self.fc(x)
     """)
     line = line_of(path, "class Net")
     for args in ((), ("--model", "Net")):
