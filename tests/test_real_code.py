@@ -177,9 +177,14 @@ def test_a_class_without_arguments_is_a_not_linted_note_until_given_some(tmp_pat
                                             "[tool.bnlint].")]
     assert report["findings"][0]["line"] == line_of(path, "class VGG")
     assert report["findings"][0]["severity"] == "info"
-    for args, cwd in ((["--model", 'VGG("VGG16")'], None), ([], tmp_path)):
+    # a call gives the arguments (and lints the file's other models too); one of a model
+    # the file does not define is for another file
+    for args, cwd in ((["--model", 'VGG("VGG16")', "--model", "Other(1)"], None),
+                      ([], tmp_path)):
         code, report = _lint(path, *args, cwd=cwd)
-        assert code == 0 and [m["name"] for m in report["models"]] == ["VGG"], report
+        assert code == 0 and sorted(m["name"] for m in report["models"]) == ["VGG", "resnet"]
+    code, report = _lint(path, "--model", "VGG", "--model", 'VGG("VGG16")')
+    assert code == 0 and [m["name"] for m in report["models"]] == ["VGG"]
     assert list(tmp_path.glob("*.ran")) == []
 
 

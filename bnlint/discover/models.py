@@ -256,16 +256,23 @@ def _build(name: str, maker: Any, call: Call, path: Path) -> Any:
                          f"--model '{name}(...)'.") from None
 
 
-def _selected(source: Source, selected: list[str], path: Path) -> dict[str, list[Call]]:
-    """``--model`` entries: a name, or a call with literal arguments (or the file's names)."""
-    wanted: dict[str, list[Call]] = {}
+def _selected(source: Source, selected: list[str],
+              path: Path) -> tuple[set[str], dict[str, list[Call]]]:
+    """``--model`` (and config ``model``) entries: the names to lint only, and arguments to
+    build models with, from calls with literal arguments (or the file's names). A call of a
+    model this file does not define is for another file: left out."""
+    only: set[str] = set()
+    given: dict[str, list[Call]] = {}
     for entry in selected:
         try:
             node = ast.parse(entry.strip(), mode="eval").body
         except SyntaxError:
             node = None
         if isinstance(node, ast.Name):
-            wanted.setdefault(node.id, [])
+            only.add(node.id)
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id not in source.defs and node.func.id not in source.assigned:
             continue
         call = source.call(node, f"--model {entry!r}") \
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
@@ -274,12 +281,13 @@ def _selected(source: Source, selected: list[str], path: Path) -> dict[str, list
                              "literal arguments.", path=str(path),
                              hint="Give a name, as --model Net, or a call whose arguments are "
                                   "literals or names in the file, as --model 'VGG(\"VGG16\")'.")
-        wanted.setdefault(node.func.id, []).append(call)
-    return wanted
+        given.setdefault(node.func.id, []).append(call)
+    return only, given
 
 
 def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Discovery:
-    """Build the file's models (only those ``selected``, by name or call, when given)."""
+    """Build the file's models (only those ``selected`` by name, when some are; a call in
+    ``selected`` gives the arguments to build that model with)."""
     namespace = vars(module)
     source = Source(path, namespace)
     here = module.__name__
@@ -289,14 +297,14 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
               if inspect.isfunction(namespace.get(name))}
     instances = {name: obj for name, obj in namespace.items()
                  if isinstance(obj, nn.Module) and not name.startswith("_")}
-    wanted = _selected(source, selected, path) if selected else {}
-    unknown = [n for n in wanted if n not in classes | makers | set(instances)]
+    only, given = _selected(source, selected, path)
+    wanted = only | set(given) if only else set()  # empty: every model
+    unknown = [n for n in [*sorted(only), *given] if n not in classes | makers | set(instances)]
     if unknown:
         known = sorted(classes | set(instances) | {m for m in makers if not m.startswith("_")})
         raise InputError(f"no model named {unknown[0]} in the file.", path=str(path),
                          hint="Models here: " + (", ".join(known) or "none") + ".")
-    if not wanted:
-        makers = {m for m in makers if not m.startswith("_")}
+    makers = {m for m in makers if not m.startswith("_") or m in only or m in given}
     site_calls = source.call_sites(classes | makers)
     found, result = [], Discovery()
     for name, obj in instances.items():
@@ -309,7 +317,7 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
             continue
         maker = namespace[name]
         required = required_params(maker)
-        calls = wanted.get(name) or ([Call()] if not required else site_calls.get(name, []))
+        calls = given.get(name) or ([Call()] if not required else site_calls.get(name, []))
         if not calls:
             unbuilt[name] = required
             continue
@@ -320,7 +328,7 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
             continue
         if isinstance(model, nn.Module):
             found.append(FoundModel(name, model, source.line(name)))
-    result.models = _drop_parts([_shallow(f, path) for f in found], bool(wanted))
+    result.models = _drop_parts([_shallow(f, path) for f in found], only | set(given))
     linted = {type(m) for f in result.models for m in f.model.modules()}
     blocks = _blocks(source, classes, makers)
     for name, required in unbuilt.items():
@@ -390,18 +398,18 @@ def _has_parameters(model: nn.Module) -> bool:
     return any(True for _ in model.parameters())
 
 
-def _drop_parts(found: list[FoundModel], selected: bool) -> list[FoundModel]:
-    """Drop repeats of one model (``model = make_model()`` beside ``make_model``) and, unless
-    the user selected them, building blocks: a model built inside another found model (a
+def _drop_parts(found: list[FoundModel], named: set[str]) -> list[FoundModel]:
+    """Drop repeats of one model (``model = make_model()`` beside ``make_model``) and building
+    blocks, unless the user ``named`` them: a model built inside another found model (a
     ResNet's block), or one without parameters beside models with some."""
     kept, seen = [], set()
     for f in found:
         shape = _structure(f.model)
-        if shape in seen or (not selected and any(_is_part(f.model, g.model)
-                                                  for g in found if g is not f)):
+        if shape in seen or (f.name not in named and any(_is_part(f.model, g.model)
+                                                         for g in found if g is not f)):
             continue
         seen.add(shape)
         kept.append(f)
-    if not selected and any(_has_parameters(f.model) for f in kept):
-        kept = [f for f in kept if _has_parameters(f.model)]
+    if any(_has_parameters(f.model) for f in kept):
+        kept = [f for f in kept if f.name in named or _has_parameters(f.model)]
     return kept
