@@ -285,3 +285,38 @@ def test_explain_covers_the_problem_rules():
     for code in ("BNL002", "BNL003", "BNL004", "BNL005"):
         proc = run_cli("--explain", code)
         assert proc.returncode == 0 and proc.stdout.startswith(code)
+
+
+def test_a_kwargs_factory_needs_what_its_model_needs(tmp_path):
+    _write(tmp_path, {"preresnet.py": """
+        from torch import nn
+
+
+        def conv3x3(cin, cout):
+            return nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+
+
+        class PreResNet(nn.Module):
+            def __init__(self, depth, num_classes=10):
+                super().__init__()
+                self.convs = nn.Sequential(*[conv3x3(3 if i == 0 else 8, 8)
+                                             for i in range(depth)])
+                self.fc = nn.Linear(8, num_classes)
+
+            def forward(self, x):
+                return self.fc(self.convs(x).mean((2, 3)))
+
+
+        def preresnet(**kwargs):
+            return PreResNet(**kwargs)
+    """})
+    path = tmp_path / "preresnet.py"
+    code, report = _lint(path)
+    assert code == 0 and report["models"] == []
+    # one note, for the factory: PreResNet and the conv3x3 helper are what it builds
+    assert [(f["code"], f["line"]) for f in report["findings"]] == [
+        ("BNL005", line_of(path, "def preresnet"))]
+    assert report["findings"][0]["message"].startswith(
+        "not linted: preresnet needs depth; give it with --model 'preresnet(...)'")
+    code, report = _lint(path, "--model", "preresnet(depth=2)")
+    assert code == 0 and [m["name"] for m in report["models"]] == ["preresnet"]

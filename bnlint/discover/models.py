@@ -231,18 +231,38 @@ def factories(source: Source) -> set[str]:
     return found
 
 
-def _blocks(source: Source, classes: set[str], makers: set[str]) -> set[str]:
-    """Classes the file uses inside another model: named in another nn.Module class's body,
-    or passed to a construction in a factory (``ResNet(BasicBlock, [2, 2])``)."""
+def _covered(source: Source, classes: set[str], makers: set[str]) -> set[str]:
+    """Classes and factories another model or factory of the file builds: named in another
+    nn.Module class's body (a block, a ``conv3x3`` helper), or in a factory (``ResNet(
+    BasicBlock, [2, 2])``), whose own finding or note speaks for them."""
     used: set[str] = set()
     for name in classes | makers:
-        node = source.defs[name]
-        callees = set()
-        if name in makers:
-            callees = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
-        used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
-                 and n.id != name and id(n) not in callees}
-    return used & classes
+        used |= {n.id for n in ast.walk(source.defs[name]) if isinstance(n, ast.Name)
+                 and n.id != name}
+    return used & (classes | makers)
+
+
+def _passed_through(source: Source, name: str) -> list[str]:
+    """What a factory's ``**kwargs`` must hold: the required parameters of the models it
+    constructs with them that the call does not give (``def resnet(**kwargs): return
+    ResNet(**kwargs)`` needs ResNet's ``depth``)."""
+    fn = source.defs[name]
+    if not isinstance(fn, ast.FunctionDef) or fn.args.kwarg is None:
+        return []
+    needed: list[str] = []
+    for node in _body_nodes(fn):
+        if not (isinstance(node, ast.Call) and any(
+                k.arg is None and isinstance(k.value, ast.Name)
+                and k.value.id == fn.args.kwarg.arg for k in node.keywords)):
+            continue
+        target = source.resolve(node.func)
+        if not callable(target):
+            continue
+        given = {k.arg for k in node.keywords if k.arg}
+        params = required_params(target)
+        if not any(isinstance(a, ast.Starred) for a in node.args):
+            needed += [p for p in params[len(node.args):] if p not in given]
+    return list(dict.fromkeys(needed))
 
 
 def _build(name: str, maker: Any, call: Call, path: Path) -> Any:
@@ -316,7 +336,8 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
         if (wanted and name not in wanted) or (not wanted and namespace[name] in instance_types):
             continue
         maker = namespace[name]
-        required = required_params(maker)
+        required = required_params(maker) + (_passed_through(source, name)
+                                              if name in makers else [])
         calls = given.get(name) or ([Call()] if not required else site_calls.get(name, []))
         if not calls:
             unbuilt[name] = required
@@ -330,9 +351,9 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
             found.append(FoundModel(name, model, source.line(name)))
     result.models = _drop_parts([_shallow(f, path) for f in found], only | set(given))
     linted = {type(m) for f in result.models for m in f.model.modules()}
-    blocks = _blocks(source, classes, makers)
+    covered = _covered(source, classes, makers)
     for name, required in unbuilt.items():
-        if name in blocks or namespace[name] in linted:
+        if name in covered or namespace[name] in linted:
             continue
         result.problems.append(UserCodeError(
             NOT_LINTED, f"not linted: {name} needs {', '.join(required)}; give "
