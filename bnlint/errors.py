@@ -38,10 +38,6 @@ class InputError(Exception):
             text += f" {self.hint}"
         return text
 
-    def with_hint(self, hint: str | None) -> InputError:
-        """The same error (same class and rule) with another hint."""
-        return InputError.from_dict({**self.to_dict(), "hint": hint})
-
     def to_dict(self) -> dict:
         return {"path": self.path, "line": self.line, "message": self.message, "hint": self.hint}
 

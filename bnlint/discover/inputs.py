@@ -102,9 +102,12 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in shapes)
-    raise last.with_hint(f"bnlint inferred inputs of shape {tried} for {name} from its first "
-                          f"layer ({type(layer).__name__}); if the model expects others, "
-                          + how[0].lower() + how[1:])
+    # the inputs were bnlint's guess, so a forward that fails on each is not shown to be wrong
+    raise UserCodeError(
+        NOT_LINTED, f"not linted: {last.message[:1].lower()}{last.message[1:]}", last.path,
+        last.line, f"bnlint inferred inputs of shape {tried} for {name} from its first layer "
+                   f"({type(layer).__name__}); if the model expects others, "
+                   + how[0].lower() + how[1:])
 
 
 def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:

@@ -149,11 +149,15 @@ class Source:
             return None
         return Call(tuple(args), kwargs, origin)
 
-    def call_sites(self, names: set[str]) -> dict[str, list[Call]]:
-        """Calls of ``names`` anywhere in the file whose arguments are all values, first
-        seen first."""
+    def call_sites(self, names: set[str], builders: set[str]) -> dict[str, list[Call]]:
+        """Calls of ``names`` whose arguments are all values, first seen first: at module
+        level, in a ``__main__`` block or a function (a test), not inside ``builders`` (the
+        file's models and factories, where a call builds a part: ``conv3x3(3, 16)``)."""
         sites_of: dict[str, list[Call]] = {}
+        skipped = {id(n) for name in builders for n in ast.walk(self.defs[name])}
         for node in ast.walk(self.tree):
+            if id(node) in skipped:
+                continue
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                     and node.func.id in names and (node.args or node.keywords):
                 call = self.call(node, f"the call at line {node.lineno}")
@@ -313,19 +317,22 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
     here = module.__name__
     classes = {name for name, obj in namespace.items()
                if _is_module_class(obj) and obj.__module__ == here and name in source.defs}
-    makers = {name for name in factories(source)
-              if inspect.isfunction(namespace.get(name))}
+    # a factory's name may hold a functools.partial of another by now (generated variants)
+    every_maker = {name for name in factories(source) if callable(namespace.get(name))
+                   and not isinstance(namespace.get(name), type | nn.Module)}
     instances = {name: obj for name, obj in namespace.items()
                  if isinstance(obj, nn.Module) and not name.startswith("_")}
     only, given = _selected(source, selected, path)
     wanted = only | set(given) if only else set()  # empty: every model
-    unknown = [n for n in [*sorted(only), *given] if n not in classes | makers | set(instances)]
+    unknown = [n for n in [*sorted(only), *given]
+               if n not in classes | every_maker | set(instances)]
     if unknown:
-        known = sorted(classes | set(instances) | {m for m in makers if not m.startswith("_")})
+        known = sorted(classes | set(instances) | {m for m in every_maker
+                                                   if not m.startswith("_")})
         raise InputError(f"no model named {unknown[0]} in the file.", path=str(path),
                          hint="Models here: " + (", ".join(known) or "none") + ".")
-    makers = {m for m in makers if not m.startswith("_") or m in only or m in given}
-    site_calls = source.call_sites(classes | makers)
+    makers = {m for m in every_maker if not m.startswith("_") or m in only or m in given}
+    site_calls = source.call_sites(classes | makers, classes | every_maker)
     found, result = [], Discovery()
     for name, obj in instances.items():
         if not wanted or name in wanted:
@@ -351,7 +358,7 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
             found.append(FoundModel(name, model, source.line(name)))
     result.models = _drop_parts([_shallow(f, path) for f in found], only | set(given))
     linted = {type(m) for f in result.models for m in f.model.modules()}
-    covered = _covered(source, classes, makers)
+    covered = _covered(source, classes, every_maker)
     for name, required in unbuilt.items():
         if name in covered or namespace[name] in linted:
             continue

@@ -104,7 +104,7 @@ def main() -> None:
     from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe
     from ..discover import inputs, load, models, targets  # noqa: F401
     from ..discover.models import NoModelError
-    from ..errors import InputError
+    from ..errors import NOT_LINTED, InputError, UserCodeError
     from ..rules import catalog
     request = json.loads(sys.stdin.read())
     emit("ready")
@@ -119,11 +119,12 @@ def main() -> None:
                 models = lint_file(Path(path), request, rules, emit, problems)
             emit("result", path=path, models=models,
                  problems=[p.to_dict() for p in problems])
-        except NoModelError as exc:
-            if request["config"]["allow_no_models"] or path in request.get("may_be_empty", ()):
-                emit("result", path=path, models=[], problems=[])
-            else:
-                emit("error", path=path, error=exc.to_dict())
+        except NoModelError as exc:  # a folder's file, or one allow-no-models skips: quiet
+            quiet = request["config"]["allow_no_models"] or path in request.get("may_be_empty",
+                                                                                  ())
+            note = UserCodeError(NOT_LINTED, f"not linted: {exc.message}", exc.path, exc.line,
+                                 exc.hint)
+            emit("result", path=path, models=[], problems=[] if quiet else [note.to_dict()])
         except InputError as exc:  # a UserCodeError here stops the file (its import)
             emit("error", path=path, error=exc.to_dict())
         except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input
