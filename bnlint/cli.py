@@ -146,6 +146,9 @@ class _Seconds(click.ParamType):
               help=f"Seconds the probe may take per model: it plans batch, steps and "
                    f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
                    f"FLOP/s (the same plan on any machine), and stops a slower run there.")
+@click.option("--nproc", type=click.IntRange(min=1),
+              help="Probe across N processes on this host (torch.distributed, FSDP2): each "
+                   "holds 1/N of the model, for models larger than one device.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
 @click.option("--timeout", type=_Seconds(),
@@ -177,15 +180,19 @@ class _Seconds(click.ParamType):
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
 def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
-         probe, device, probe_batch, probe_steps, probe_budget, plot, timeout, config_file,
-         rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file, write_baseline,
-         add_noqa, want_statistics, allow_no_models, explain, list_rules, verbose) -> None:
+         probe, device, probe_batch, probe_steps, probe_budget, nproc, plot, timeout,
+         config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
+         write_baseline, add_noqa, want_statistics, allow_no_models, explain, list_rules,
+         verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on (a file or model whose code
     raises is an error finding), 2 a usage error (an option, the config, a path)."""
-    started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
+    in_ranks = bool(ctx.obj and ctx.obj.get("in_ranks"))  # python -m bnlint.distributed
+    ranked = in_ranks or nproc is not None
+    started = runner.Worker(verbose) if paths and not (list_rules or explain or ranked) \
+        else None
 
     def given(name: str, value):
         """An option's value when the command line gave it (a config file's value wins over
@@ -220,6 +227,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             config_mod.check_codes(rules, codes, option)
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
+        _check_ranked(in_ranks, nproc, cfg.probe, show_diff or apply_fixes)
         _check_exclusive(show_diff=show_diff, fix=apply_fixes, add_noqa=add_noqa,
                          write_baseline=write_baseline)
         render.check(cfg.format, want_statistics)
@@ -245,7 +253,14 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         started = None
     # a folder's files that define no model are skipped (a utils.py), a file given is not
     in_folders = [f for f in linted if f not in {str(Path(p)) for p in paths}]
-    report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, in_folders)
+    if in_ranks:
+        from .isolation import ranks  # torch: only on a rank that torchrun started
+        report, rank = ranks.lint_here(linted, cfg, rules, cli_shapes)
+        if rank != 0:  # every rank has the report; rank 0 writes it
+            sys.exit(report.exit_code(cfg.fail_on))
+    else:
+        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, nproc,
+                            in_folders)
     if add_noqa:  # the findings a baseline records stay as they are
         if recorded is not None:
             report = baseline.apply(report, baseline_file, recorded, linted)[0]
@@ -269,6 +284,25 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         except InputError as exc:
             _fail(exc)
     sys.exit(report.exit_code(cfg.fail_on))
+
+
+def _check_ranked(in_ranks: bool, nproc: int | None, probe: bool, fixing: bool) -> None:
+    """The probe across ranks (--nproc, or python -m bnlint.distributed under torchrun) needs
+    the probe, and cannot verify fixes (which builds the model in one process)."""
+    if not (in_ranks or nproc):
+        return
+    how = "python -m bnlint.distributed" if in_ranks else "--nproc"
+    if in_ranks and nproc:
+        raise InputError("--nproc starts ranks on this host, but torchrun started this one.",
+                         hint="Drop --nproc: the probe uses the ranks torchrun gives it.")
+    if not probe:
+        raise InputError(f"{how} runs the probe across ranks, but the probe is off "
+                         "(--no-probe, or probe = false in the config).",
+                         hint=f"Drop {how}, or let the probe run.")
+    if fixing:
+        raise InputError(f"--fix and --diff check the patched file by building its models in "
+                         f"one process, which {how} is there to avoid.",
+                         hint=f"Run the fixes without {how}.")
 
 
 def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:

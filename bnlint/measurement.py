@@ -113,7 +113,8 @@ class Cut:
 @dataclass(frozen=True)
 class ProbeResult:
     """A probe run. ``grad_ratio``, ``act_grad_ratio`` and ``dead_fraction`` are at
-    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans."""
+    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans;
+    ``ranks`` the processes that shared it (the probe across ranks, ``--nproc``)."""
     device: str
     batch: int
     steps: int
@@ -133,6 +134,7 @@ class ProbeResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     plan: ProbePlan | None = None
     cut: Cut | None = None
+    ranks: int = 1
 
     def layer(self, module: str) -> LayerStats | None:
         """The tapped layer with this module name or key."""

@@ -91,17 +91,22 @@ def test_inferred_images_get_a_smaller_size_before_a_smaller_batch():
     model, x = Pooled(), torch.randn(4, 3, 128, 128)
     ample = make_plan(model, (x,), batch=64, steps=5, hvps=0, budget=1e6, inferred=True)
     assert (ample.batch, ample.resolution, ample.reasons) == (64, (128, 128), ())
-    budget = ample.cost / ample.flop_rate / 2  # the full size no longer fits; half of it does
-    plan = make_plan(model, (x,), batch=64, steps=5, hvps=0, budget=budget, inferred=True)
+    # Half the full size's FLOPs, planned at a 1000x slower assumed rate: the same plan, but the
+    # budget's hard stop in seconds is 1000x further away, so machine load cannot cut the run.
+    rate = ample.flop_rate / 1000
+    budget = ample.cost / rate / 2  # the full size no longer fits; half of it does
+    plan = make_plan(model, (x,), batch=64, steps=5, hvps=0, budget=budget, inferred=True,
+                     flop_rate=rate)
     assert (plan.batch, plan.resolution, plan.steps) == (64, (64, 64), 5)
     assert plan.cost <= plan.budget_flops
     assert plan.reasons[0].startswith("inferred inputs 128x128 -> 64x64: ")
-    given = make_plan(model, (x,), batch=64, steps=5, hvps=0, budget=budget, inferred=False)
+    given = make_plan(model, (x,), batch=64, steps=5, hvps=0, budget=budget, inferred=False,
+                      flop_rate=rate)
     assert given.resolution is None and given.batch < 64  # the user's inputs keep their size
 
     seen = []
     model.body[0].register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
-    result = bnlint.probe(model, x, steps=5, budget=budget, synthetic_inputs=True,
+    result = bnlint.probe(model, x, steps=5, budget=budget, flop_rate=rate, synthetic_inputs=True,
                           inferred_inputs=True, optimizer=Optimizer("adam", 1e-3))
     assert result.plan == plan and result.batch == 64 and result.steps == 5
     assert set(seen[-6:]) == {(64, 3, 64, 64)}  # the measurement and each step ran at 64 px

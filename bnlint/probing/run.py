@@ -113,30 +113,36 @@ def _batch(inputs: tuple, targets: Targets | None, synthetic: bool, batch: int,
     return tuple(x[index] for x in inputs), target
 
 
+Loss = Callable[[torch.Tensor, slice], torch.Tensor]
+
+
 def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | None,
-          gen: torch.Generator) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """The training loss: on the given targets when they fit the output, else synthetic."""
+          gen: torch.Generator) -> tuple[Loss, str]:
+    """The training loss of the output for ``rows`` of the batch, on the given targets when
+    they fit the output, else synthetic; ``out`` has the shape of the whole batch's output."""
     n = out.shape[0]
     classes = out.dim() == 2 and out.shape[1] > 1
     if target is not None:
         target = target.to(out.device)
         if are_class_labels(target, out):
             labels = target.long()
-            return (lambda o: F.cross_entropy(o, labels)), "cross-entropy on the given targets"
+            return (lambda o, rows: F.cross_entropy(o, labels[rows])), \
+                "cross-entropy on the given targets"
         if target.numel() == out.numel():
             t = target.reshape(out.shape).to(out.dtype)
-            return (lambda o: F.mse_loss(o, t)), "mean-squared error on the given targets"
+            return (lambda o, rows: F.mse_loss(o, t[rows])), \
+                "mean-squared error on the given targets"
         note = (f"the targets' shape {tuple(target.shape)} does not fit the output "
                 f"{tuple(out.shape)}; ")
     else:
         note = ""
     if classes:
         labels = torch.randint(0, out.shape[1], (n,), generator=gen).to(out.device)
-        return (lambda o: F.cross_entropy(o, labels)), \
+        return (lambda o, rows: F.cross_entropy(o, labels[rows])), \
             note + "synthetic targets: random class labels, cross-entropy"
     std = targets.std if targets is not None and targets.tensor is None else 1.0
     t = (torch.randn(out.shape, generator=gen) * std).to(out.device, out.dtype)
-    return (lambda o: F.mse_loss(o, t)), \
+    return (lambda o, rows: F.mse_loss(o, t[rows])), \
         note + f"synthetic targets: N(0, {std:g}^2), mean-squared error"
 
 
@@ -177,7 +183,15 @@ def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torc
 
 
 class _Run:
-    """One probe run on one device and batch size: the instrumented copy, its batch and loss."""
+    """One probe run on one device and batch size: the instrumented copy, its batch and loss.
+    The probe across ranks (:class:`.ranks.ShardedRun`) is a subclass: its model is sharded, it
+    runs its rows of the batch, and :meth:`summed`, :meth:`local` and :meth:`agreed` reduce
+    what it measures across the ranks; here, with the whole model and batch, they return
+    their argument."""
+
+    world = 1  # processes that share the run
+    rows = slice(None)  # the samples of the batch this process runs
+    reduce: measure.Reduce | None = None  # how the taps' sums are reduced across processes
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
                  opts: ProbeOptions, device: torch.device, plan: ProbePlan):
@@ -187,22 +201,48 @@ class _Run:
         x, target = _batch(resized(inputs, plan.resolution), targets, opts.synthetic_inputs,
                            plan.batch, self.gen)
         self.batch = x[0].shape[0]
-        self.recorder = measure.Recorder()
-        self.model = measure.instrumented(graph, self.recorder, copy=not opts.in_place)
-        self.model = self.model.to(device).train()
-        self.x = tuple(t.to(device) for t in x)
+        self.recorder = measure.Recorder(self.reduce)
+        self.model = self.placed(opts, device)
+        self.x = tuple(t[self.rows].to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
         self.targets, self.target = targets, target
-        self.loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.loss_fn: Loss | None = None
         self.loss_text = ""
 
+    def placed(self, opts: ProbeOptions, device: torch.device) -> nn.Module:
+        """The instrumented model, on ``device``: a copy unless ``opts.in_place``."""
+        return measure.instrumented(self.graph, self.recorder,
+                                    copy=not opts.in_place).to(device).train()
+
+    def summed(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over the processes of the run."""
+        return t
+
+    def local(self, t: torch.Tensor) -> torch.Tensor:
+        """This process's part of a parameter (or of its gradient)."""
+        return t
+
+    def agreed(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any process of the run (so that all take one branch)."""
+        return flag
+
+    def forward(self) -> Any:
+        return self.model(*self.x)
+
     def loss(self) -> torch.Tensor:
-        out = first_tensor(self.model(*self.x))
+        """The loss of this process's rows, weighted by their share of the batch (so that
+        the losses and gradients of all processes sum to the whole batch's)."""
+        out = first_tensor(self.forward())
         if self.loss_fn is None:  # made from the first output: no extra forward pass
-            self.loss_fn, self.loss_text = _loss(out.detach(), self.targets, self.target,
-                                                 self.gen)
-        return self.loss_fn(out)
+            whole = out.detach().new_empty((self.batch, *out.shape[1:]))
+            self.loss_fn, self.loss_text = _loss(whole, self.targets, self.target, self.gen)
+        share = len(range(self.batch)[self.rows]) / self.batch
+        return self.loss_fn(out, self.rows) * share
+
+    def late(self, deadline: float, seconds: float) -> bool:
+        """Whether work taking ``seconds`` would end past ``deadline``."""
+        return self.agreed(time.monotonic() + seconds > deadline)
 
     def measure(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """Forward and backward on the probe batch: the pass's measurements (the gradients
@@ -210,21 +250,35 @@ class _Run:
         self.recorder.reset()
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss()
-        finite = bool(torch.isfinite(loss))
+        total = float(self.summed(loss.detach()))
+        finite = math.isfinite(total)
         if finite:
             loss.backward()
         forward, grads = self.recorder.collect()
         weight_grads = {}
         if self.affine and finite:
-            norms = torch.stack([w.grad.detach().float().norm() if w.grad is not None
-                                 else w.new_zeros((), dtype=torch.float32)
-                                 for _, w in self.affine]).tolist()
+            squares = torch.stack([self.local(w.grad.detach()).float().square().sum()
+                                   if w.grad is not None else
+                                   torch.zeros((), device=self.x[0].device)
+                                   for _, w in self.affine])
+            norms = self.summed(squares).sqrt().tolist()
             weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
         numbers = [*weight_grads.values(), *grads.values(),
                    *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
         finite = finite and all(math.isfinite(v) for v in numbers)
-        return {"loss": float(loss.detach()), "finite": finite, "forward": forward,
+        return {"loss": total, "finite": finite, "forward": forward,
                 "grads": grads, "weight_grads": weight_grads}
+
+    def curvature(self, products: int, deadline: float) -> hessian.Eigen:
+        """The top Hessian eigenvalue of the loss at the current weights, from at most
+        ``products`` Hessian-vector products."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return hessian.top_eigenvalue(self.loss, params, iterations=products,
+                                      deadline=deadline, generator=self.gen)
+
+    def first_nonfinite(self) -> str | None:
+        """The key of the first layer whose output overflows on a forward pass."""
+        return measure.first_nonfinite(self.graph, self.model, self.x)
 
     def ratio(self, weight_grads: dict[str, float]) -> float | None:
         if len(self.affine) < 2 or not weight_grads:
@@ -272,11 +326,9 @@ def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, dea
                 notes: list[str]) -> tuple[LrCeiling | None, hessian.Eigen | None]:
     """The ceiling from at most ``products`` Hessian-vector products, and the Lanczos
     iteration's outcome (None when it could not run)."""
-    params = [p for p in run.model.parameters() if p.requires_grad]
     run.recorder.enabled = False
     try:
-        eig = hessian.top_eigenvalue(run.loss, params, iterations=products, deadline=deadline,
-                                     generator=run.gen)
+        eig = run.curvature(products, deadline)
     except RuntimeError as exc:  # an op without double backward
         notes.append(f"lr ceiling not estimated: {str(exc).splitlines()[0]}")
         return None, None
@@ -358,7 +410,7 @@ def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict, step: int) -
     """Where the numbers broke: the first layer whose output overflows on a forward pass
     re-run layer by layer; else the layer nearest the output whose output gradient did (the
     backward pass runs from there); else only the weight gradients."""
-    key, where = measure.first_nonfinite(graph, run.model, run.x), "forward"
+    key, where = run.first_nonfinite(), "forward"
     if key is None:
         broken = [t.key for t in run.tapped if not math.isfinite(measured["grads"].get(t.key, 0))]
         key, where = (broken[-1], "backward") if broken else (None, "weight gradients")
@@ -394,10 +446,11 @@ def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool
 
 
 def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
-             device: torch.device, plan: ProbePlan, notes: list[str]) -> ProbeResult:
+             device: torch.device, plan: ProbePlan, notes: list[str], *,
+             make_run: Callable[..., _Run] = _Run) -> ProbeResult:
     start = time.monotonic()
     deadline = start + opts.budget
-    run = _Run(graph, inputs, targets, opts, device, plan)
+    run = make_run(graph, inputs, targets, opts, device, plan)
     optimizer, opt_info = _optimizer(opts.optimizer, [p for p in run.model.parameters()
                                                       if p.requires_grad])
     history: list[ProbeStep] = []
@@ -416,7 +469,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         # its planned share of the budget: the initialisation's pass and the Hessian's
         share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps)
         hessian_deadline = start + share * opts.budget
-        if time.monotonic() + step_seconds > hessian_deadline:  # not even its gradient fits
+        if run.late(hessian_deadline, step_seconds):  # not even its gradient fits
             eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
         else:
             ceiling, eig = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"], plan.hvps,
@@ -425,7 +478,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     for step in range(1, plan.steps + 1):
         if not last["finite"]:
             break
-        if time.monotonic() + step_seconds > deadline:
+        if run.late(deadline, step_seconds):
             steps_cut = True
             break
         optimizer.step()  # with the gradients of the previous measurement
@@ -449,4 +502,4 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         loss=run.loss_text, optimizer=opt_info,
         first_module=run.affine[0][0] if run.affine else None,
         last_module=run.affine[-1][0] if run.affine else None, notes=tuple(notes), plan=plan,
-        cut=cut)
+        cut=cut, ranks=run.world)
