@@ -293,7 +293,7 @@ def test_a_kwargs_factory_needs_what_its_model_needs(tmp_path):
 
 
         def conv3x3(cin, cout):
-            return nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.ReLU())
 
 
         class PreResNet(nn.Module):
