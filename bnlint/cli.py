@@ -427,7 +427,8 @@ def _write_baseline(report: Report, path: str) -> None:
 def _emit(report: Report, cfg, rules: dict, output_file: str | None,
           want_statistics: bool = False, outcome: baseline.Outcome | None = None) -> None:
     _print_errors(report, problems=False)
-    colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
+    colour = output_file is None and cfg.format == "text" and sys.stdout.isatty() \
+        and not os.environ.get("NO_COLOR")  # https://no-color.org
     rendered = render.render(report, cfg.format, rules, colour, want_statistics, outcome)
     if outcome is not None and not render.carries_baseline(cfg.format, want_statistics):
         for line in outcome.lines():

@@ -40,18 +40,26 @@ class LayerStats:
 @dataclass(frozen=True)
 class LrCeiling:
     """The stable-step bound at initialisation from the top Hessian eigenvalue: 2/lambda_max
-    for SGD, 2(1+momentum)/lambda_max with heavy-ball momentum."""
+    for SGD, 2(1+momentum)/lambda_max with heavy-ball momentum. ``lambda_max`` is Lanczos's
+    top Ritz value and ``residual`` its ||Hx - lambda x||: the top Ritz value never exceeds the
+    top eigenvalue, so :attr:`bound` is the ceiling's upper end; unconverged, the eigenvalue it
+    approaches lies within ``residual`` of it (:meth:`span`)."""
     lambda_max: float
     sgd: float
     with_momentum: float | None
     iterations: int
     converged: bool
     configured_lr: float
+    residual: float = 0.0
 
     @property
     def bound(self) -> float:
         """The ceiling for the optimizer the probe ran."""
         return self.with_momentum if self.with_momentum is not None else self.sgd
+
+    def span(self) -> tuple[float, float]:
+        """The ceiling as a range: from lambda_max + residual up to :attr:`bound`."""
+        return self.bound * self.lambda_max / (self.lambda_max + self.residual), self.bound
 
 
 @dataclass(frozen=True)

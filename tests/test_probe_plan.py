@@ -186,7 +186,7 @@ def test_cli_shows_the_plan_and_the_cut(write_model):
     assert model["probe"]["plan"]["steps"] == PROBE_STEPS
     assert model["probe"]["cut"]["steps"] == 0 and "BNL901" in model["probe"]["cut"]["weaker"]
     text = run_cli(path, "--probe-budget", "0.5").stdout
-    assert f"of 0.5; planned {PROBE_STEPS} steps" in text
+    assert f", 0 of {PROBE_STEPS} steps, " in text and "within a budget of 0.5 s" in text
     assert "probe budget of 0.5 s ran out" in text
 
 

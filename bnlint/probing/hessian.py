@@ -34,6 +34,8 @@ class Eigen:
     iterations: int     # Hessian-vector products done
     converged: bool
     timed_out: bool = False  # the deadline stopped it before convergence or the cap
+    residual: float = 0.0    # ||Hx - value x|| of the last Ritz pair (an eigenvalue lies within
+    #                          value +- residual; the largest is at least value)
 
 
 def _dot(a: Vector, b: Vector) -> torch.Tensor:
@@ -90,10 +92,10 @@ def lanczos(hvp: Callable[[Vector], Vector], first: Vector, *, late: Callable[[f
     previous: Vector | None = None
     alphas: list[float] = []
     betas: list[float] = []
-    theta = math.nan
+    theta, residual = math.nan, math.inf
     for done in range(iterations):
         if late(cost):
-            return Eigen(theta, done, False, timed_out=True)
+            return Eigen(theta, done, False, timed_out=True, residual=residual)
         tick = time.monotonic()
         w = hvp(v)
         cost = time.monotonic() - tick
@@ -108,13 +110,14 @@ def lanczos(hvp: Callable[[Vector], Vector], first: Vector, *, late: Callable[[f
         if not (math.isfinite(alpha) and math.isfinite(beta)):
             return Eigen(math.nan, done + 1, False)
         theta, last = _top_ritz(alphas, betas)
-        if abs(beta * last) <= tol * max(abs(theta), 1e-12) or beta <= 1e-30:
-            return Eigen(theta, done + 1, True)
+        residual = abs(beta * last)
+        if residual <= tol * max(abs(theta), 1e-12) or beta <= 1e-30:
+            return Eigen(theta, done + 1, True, residual=residual)
         betas.append(beta)
         for wi in w:
             wi.div_(beta)
         previous, v = v, w
-    return Eigen(theta, iterations, False)
+    return Eigen(theta, iterations, False, residual=residual)
 
 
 def _top_ritz(alphas: list[float], betas: list[float]) -> tuple[float, float]:

@@ -342,13 +342,10 @@ def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, dea
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
         return None, eig
-    if not eig.converged:
-        notes.append(f"lr ceiling is a rough estimate: the Lanczos iteration stopped after "
-                     f"{eig.iterations} Hessian-vector products without converging")
     return LrCeiling(lambda_max=eig.value, sgd=2.0 / eig.value,
                      with_momentum=2.0 * (1.0 + momentum) / eig.value if momentum else None,
                      iterations=eig.iterations, converged=eig.converged,
-                     configured_lr=lr), eig
+                     configured_lr=lr, residual=eig.residual), eig
 
 
 def _is_oom(exc: BaseException) -> bool:
