@@ -39,19 +39,31 @@ class LayerStats:
 
 @dataclass(frozen=True)
 class LrCeiling:
-    """The stable-step bound at initialisation from the top Hessian eigenvalue: 2/lambda_max
-    for SGD, 2(1+momentum)/lambda_max with heavy-ball momentum."""
+    """The stable-step bound ``factor / lambda_max`` of the optimizer the probe ran
+    (``formula`` says which; bnlint/probing/stability.py derives each): for SGD-like steps from
+    the top Hessian eigenvalue at initialisation (``step`` 0), for adaptive ones from the top
+    eigenvalue of the preconditioned Hessian P^-1 H after ``step`` steps (``preconditioned``)."""
     lambda_max: float
-    sgd: float
-    with_momentum: float | None
+    factor: float
+    formula: str
+    preconditioned: bool
+    step: int
     iterations: int
     converged: bool
     configured_lr: float
 
     @property
     def bound(self) -> float:
-        """The ceiling for the optimizer the probe ran."""
-        return self.with_momentum if self.with_momentum is not None else self.sgd
+        """The largest stable lr."""
+        return self.factor / self.lambda_max
+
+    @property
+    def eigenvalue(self) -> str:
+        """What ``lambda_max`` is of, and when."""
+        if self.preconditioned:
+            return f"lambda_P (the top eigenvalue of P^-1 H) after {self.step} steps"
+        return "lambda_max at initialisation" if self.step == 0 else \
+            f"lambda_max after {self.step} steps"
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,7 @@ class ProbeResult:
     history: tuple[ProbeStep, ...]
     lr_ceiling: LrCeiling | None
     loss: str                       # what the loss was and where its targets came from
-    optimizer: Mapping[str, Any]    # name, lr, momentum
+    optimizer: Mapping[str, Any]    # name, lr, momentum, args
     first_module: str | None
     last_module: str | None
     notes: tuple[str, ...] = field(default_factory=tuple)

@@ -136,9 +136,13 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
                f"though the probe's {p.steps} training steps at this lr did not raise the loss")
     if not rose and ctx.graph.layers("@batchnorm"):
         outcome += " (BatchNorm-fed weights are scale-invariant and can self-stabilise by growing)"
+    c = p.lr_ceiling
     yield Hit(ctx.graph.find(p.first_module),
-              {"lr": opt.lr, "bound": bound, "lam": p.lr_ceiling.lambda_max,
-               "outcome": outcome, "factor": factor},
-              {"measured": {"lambda_max": p.lr_ceiling.lambda_max, "lr_ceiling": bound,
-                            "loss": [losses[0], losses[-1]]}, "configured_lr": opt.lr},
+              {"lr": opt.lr, "bound": bound, "lam": c.lambda_max, "outcome": outcome,
+               "factor": factor, "optimizer": p.optimizer["name"], "formula": c.formula,
+               "eigenvalue": c.eigenvalue},
+              {"measured": {"lambda_max": c.lambda_max, "lr_ceiling": bound,
+                            "preconditioned": c.preconditioned, "step": c.step,
+                            "loss": [losses[0], losses[-1]]},
+               "formula": c.formula, "configured_lr": opt.lr},
               severity=None if rose or factor >= ctx.threshold(rule, "ratio_warning") else "info")
