@@ -8,7 +8,7 @@ A finder takes the :class:`~.base.Context` and its rule and yields :class:`~.bas
 from __future__ import annotations
 
 # Importing these modules registers their finders.
-from . import depth, init, measured, ordering, patterns, targets, trace  # noqa: F401
+from . import depth, init, measured, ordering, patterns, schedule, targets, trace  # noqa: F401
 from .base import REGISTRY, Context, Finder, Hit
 from .catalog import Rule
 
