@@ -15,12 +15,16 @@ from typing import Any
 class ProbeStep:
     """One forward/backward of the probe: step 0 is the initialisation, step k follows k
     optimizer steps. ``grad_ratio`` is ||grad W_first|| / ||grad W_last|| over the affine
-    layers; ``correlation`` the mean cosine similarity between samples over the tapped layers."""
+    layers; ``correlation`` the mean cosine similarity between samples over the tapped layers;
+    ``grad_norm`` the norm of the gradient over every trainable parameter (None: none has
+    one); ``first_grad`` ||grad W_first||."""
     step: int
     loss: float
     grad_ratio: float | None
     dead_fraction: float | None
     correlation: float | None
+    grad_norm: float | None = None
+    first_grad: float | None = None
 
 
 @dataclass(frozen=True)

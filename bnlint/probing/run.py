@@ -201,6 +201,7 @@ class _Run:
         self.x = tuple(t.to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.targets, self.target = targets, target
         self.loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.loss_text = ""
@@ -222,17 +223,24 @@ class _Run:
         if finite:
             loss.backward()
         forward, grads = self.recorder.collect()
-        weight_grads = {}
-        if self.affine and finite:
-            norms = torch.stack([w.grad.detach().float().norm() if w.grad is not None
-                                 else w.new_zeros((), dtype=torch.float32)
-                                 for _, w in self.affine]).tolist()
-            weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+        weight_grads, grad_norm = {}, None
+        if finite:  # one host sync for every norm: the affine weights' and the total
+            norms = [w.grad.detach().float().norm() if w.grad is not None
+                     else w.new_zeros((), dtype=torch.float32) for _, w in self.affine]
+            present = [p.grad.detach().float().norm() for p in self.params
+                       if p.grad is not None]
+            if present:
+                norms.append(torch.stack([n.to(present[0].device) for n in present]).norm())
+            if norms:
+                device = norms[0].device
+                values = torch.stack([n.to(device) for n in norms]).tolist()
+                weight_grads = {name: v for (name, _), v in zip(self.affine, values)}
+                grad_norm = values[-1] if present else None
         numbers = [*weight_grads.values(), *grads.values(),
                    *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
         finite = finite and all(math.isfinite(v) for v in numbers)
         return {"loss": float(loss.detach()), "finite": finite, "forward": forward,
-                "grads": grads, "weight_grads": weight_grads}
+                "grads": grads, "weight_grads": weight_grads, "grad_norm": grad_norm}
 
     def ratio(self, weight_grads: dict[str, float]) -> float | None:
         if len(self.affine) < 2 or not weight_grads:
@@ -380,7 +388,9 @@ def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict, step: int) -
 def _record(history: list[ProbeStep], run: _Run, step: int, measured: dict) -> None:
     history.append(ProbeStep(step, measured["loss"], run.ratio(measured["weight_grads"]),
                              run.dead(measured["forward"]),
-                             run.correlation(measured["forward"])))
+                             run.correlation(measured["forward"]), measured["grad_norm"],
+                             measured["weight_grads"].get(run.affine[0][0])
+                             if run.affine else None))
 
 
 def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool,
