@@ -15,6 +15,7 @@ from . import config as config_mod
 from . import files
 from .errors import InputError
 from .findings import VERSION, Report
+from .fixes import checkpoint
 from .fixes import plan as fixes
 from .isolation import runner
 from .output import baseline, plots, render
@@ -231,16 +232,16 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         linted = expand_paths(paths, cfg.allow_no_models)
         recorded = baseline.load(baseline_file) if baseline_file else None
         if output_file:
-            _check_writable(output_file, "the report")
+            files.writable(output_file, "the report", linted)
         if write_baseline:
-            _check_writable(write_baseline, "the baseline")
+            files.writable(write_baseline, "the baseline", linted)
         if plot:
             plots.check_available(plot)
             if not cfg.probe:
                 raise InputError("--plot draws the probe's measurements, but the probe is off "
                                  "(--no-probe, or probe = false in the config).",
                                  hint="Drop --plot, or let the probe run.")
-            _check_writable(plot, "the plot")
+            files.writable(plot, "the plot", linted)
     except InputError as exc:
         if started:
             started.kill()
@@ -291,17 +292,6 @@ def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
     return shapes
 
 
-def _check_writable(path: str, what: str) -> None:
-    """Fail before linting when ``path``'s folder is missing or not writable."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write {what}: the folder {folder} does not exist.", path=path,
-                         hint="Create the folder or choose another path.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {what}: the folder {folder} is not writable.",
-                         path=path, hint="Choose another path.")
-
-
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
                       unsafe: bool) -> list[fixes.FilePatch]:
     """The patches, without the fixes their files do not build with; those are reported."""
@@ -318,14 +308,24 @@ def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: boo
 def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli_shapes,
            verbose: bool) -> Report:
     """Write the patches, then re-lint the patched files so the report shows what remains."""
+    written, refused = [], []
     for patch in patches:
         try:
-            files.write_atomic(patch.path, patch.new, patch.encoding)
+            files.write_atomic(patch.path, patch.new, patch.encoding, what="the fixed file",
+                         unchanged=patch.old)
+            written.append(patch)
+        except InputError as exc:
+            refused.append(exc)
         except OSError as exc:
-            _fail(InputError(f"cannot write the fixed file: {exc.strerror}.", path=patch.path))
+            refused.append(InputError(f"cannot write the fixed file: {exc.strerror}.",
+                                      path=patch.path))
+    patches = written
+    report = Report(models=report.models, errors=report.errors + refused, files=report.files)
     fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
     click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
                f"file{'s' if len(patches) != 1 else ''}.", err=True)
+    for message in checkpoint.advice(patches, report):
+        click.echo(f"bnlint: {message}", err=True, nl=False)
     if not patches:
         return report
     paths = {p.path for p in patches}
@@ -379,6 +379,8 @@ def _write_baseline(report: Report, path: str) -> None:
     _print_errors(report)
     try:
         recorded = baseline.write(report, path)
+    except InputError as exc:
+        _fail(exc)
     except OSError as exc:
         _fail(InputError(f"cannot write the baseline: {exc.strerror}.", path=path))
     click.echo(f"Recorded {recorded} finding{'s' if recorded != 1 else ''} in {path}."
@@ -397,7 +399,9 @@ def _emit(report: Report, cfg, rules: dict, output_file: str | None,
             click.echo(f"bnlint: {line}" if not line.startswith(" ") else line, err=True)
     if output_file:
         try:
-            files.write_atomic(output_file, rendered)
+            files.write_atomic(output_file, rendered, what="the report")
+        except InputError as exc:
+            _fail(exc)
         except OSError as exc:
             _fail(InputError(f"cannot write the report: {exc.strerror}.", path=output_file))
     else:

@@ -77,10 +77,12 @@ def _unpatchable(edits: list[Edit], site: Site | None, graph: ModelGraph, unflag
     return None
 
 
-def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_here: bool,
-         model_site: Site | None, model: str) -> Fix | None:
+def _fix(rule: Rule, hits: list[Hit], site: Site | None, graph: ModelGraph,
+         unflagged_here: bool, model_site: Site | None, model: str) -> Fix | None:
     """The finding's fix: a source patch's replacements (its file parsed once per run, for
-    all its findings) where the rule's edit can be made, else what to do, display-only."""
+    all its findings) where the rule's edit can be made, with how it changes the state_dict
+    keys of the modules the finding's ``hits`` name; else what to do, display-only."""
+    hit = hits[0]
     if rule.fix is None:
         return None
     description = fill(hit.fix_description or rule.fix.description or rule.use_instead, hit,
@@ -90,13 +92,20 @@ def _fix(rule: Rule, hit: Hit, site: Site | None, graph: ModelGraph, unflagged_h
         return Fix(rule.fix.applicability, description)
     problem = _unpatchable(edits, site, graph, unflagged_here, model_site)
     if problem is None:
-        from .fixes import source  # libcst loads only when there is a patch to make
-        placed = [_positioned(e, hit, site) if e.action in catalog.CALL_ACTIONS
-                  else source.Placed(e, model_site.path, model=model) for e in edits]
+        from .fixes import source, written  # libcst loads only when there is a patch to make
+        from .fixes.keys import key_change
         try:
+            placed = [_positioned(e, hit, site) if e.action in catalog.CALL_ACTIONS
+                      else source.Placed(e, model_site.path, model=model,
+                                         code=written.repair_code(rule.fix.repair, graph,
+                                                                  model_site.path, rule.code))
+                      for e in edits]
             replacements, diff = source.patch(placed)
-            return Fix(rule.fix.applicability, description, replacements, diff or None)
-        except InputError as exc:  # the call cannot be edited safely (e.g. it takes **kwargs)
+            keys = key_change(edits, [h.layer for h in hits if h.layer is not None], graph)
+            if keys is not None:
+                description = f"{description} {keys.sentence()}"
+            return Fix(rule.fix.applicability, description, replacements, diff or None, keys)
+        except InputError as exc:  # cannot be written safely (e.g. the call takes **kwargs)
             problem = exc.message.rstrip(".")
     return Fix("display-only", f"{description} (Not patched: {problem}.)")
 
@@ -179,7 +188,7 @@ def run_rules(ctx: Context, rules: dict[str, Rule], model_site: Site | None,
             path=where.path if where else None, line=where.line if where else None,
             column=where.col if where else None, module=hit.layer.key if hit.layer else None,
             evidence=evidence,
-            fix=_fix(rule, hit, site, ctx.graph, unflagged_here, model_site, model),
+            fix=_fix(rule, group, site, ctx.graph, unflagged_here, model_site, model),
             end_line=where.end_line if where else None,
             end_column=where.end_col if where else None))
     return sorted(findings, key=Finding.sort_key)

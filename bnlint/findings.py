@@ -35,32 +35,66 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 @dataclass(frozen=True)
 class Replacement:
     """New text for a span of a file: 1-based lines and columns counted in characters, the end
-    exclusive (SARIF's deletedRegion); an empty span is an insertion."""
+    exclusive (SARIF's deletedRegion); an empty span is an insertion. ``old`` is what it was
+    made against: the span's text, or for an insertion the whole line it goes into (with its
+    newline); it is applied only where the file still holds that there."""
     path: str
     line: int
     col: int
     end_line: int
     end_col: int
     text: str
+    old: str = ""
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """How a source fix changes the model's ``state_dict``, derived from the built model: the
+    keys it ``removed`` and ``added``, and ``folded``: (bias key, running-mean key) for a bias
+    dropped before a BatchNorm, which an old checkpoint folds into the running mean
+    (``state[mean] -= state.pop(bias)``) so the model computes what it did in eval mode."""
+    removed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    folded: tuple[tuple[str, str], ...] = ()
+
+    def sentence(self) -> str:
+        """What the fix's description says of it."""
+        def keys(names: tuple[str, ...]) -> str:
+            return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4
+                                           else "")
+        parts = [f"removes {keys(self.removed)}" if self.removed else "",
+                 f"adds {keys(self.added)}" if self.added else ""]
+        return ("It changes the state_dict keys: " + " and ".join(p for p in parts if p)
+                + " (--fix says how to load an old checkpoint).")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyChange:
+        return cls(tuple(data["removed"]), tuple(data["added"]),
+                   tuple(tuple(pair) for pair in data["folded"]))
 
 
 @dataclass(frozen=True)
 class Fix:
     """A repair for one finding. A source patch holds its ``replacements`` in the user's file
-    and ``diff``, the unified diff rendered from them (JSON's ``fix.diff``)."""
+    and ``diff``, the unified diff rendered from them (JSON's ``fix.diff``); ``state_dict``
+    how it changes the model's state_dict keys, when it does."""
     applicability: str  # safe | unsafe | display-only
     description: str
     replacements: tuple[Replacement, ...] = ()
     diff: str | None = None
+    state_dict: KeyChange | None = None
 
     def public(self) -> dict[str, Any]:
         return {"applicability": self.applicability, "description": self.description,
-                "diff": self.diff}
+                "diff": self.diff,
+                "state_dict": asdict(self.state_dict) if self.state_dict else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fix:
+        keys = data.get("state_dict")
         return cls(**{**data, "replacements": tuple(Replacement(**r)
-                                                    for r in data.get("replacements", ()))})
+                                                    for r in data.get("replacements", ())),
+                      "state_dict": KeyChange.from_dict(keys) if keys else None})
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Repairs for your own model code, in place: ``bnlint.repair.he_init(model)`` and the others
 below each run one of :mod:`bnlint.fixes.repairs`' graph repairs on ``model`` itself (which
-torch.fx must be able to trace) and return it. Source patches from ``--fix --unsafe-fixes``
-call them at the end of a model's ``__init__``."""
+torch.fx must be able to trace) and return it. (``--fix --unsafe-fixes`` writes the same
+repairs into the model's file as plain PyTorch instead: :mod:`bnlint.fixes.written`.)"""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _in_place(name: str) -> Callable[[nn.Module], nn.Module]:
         return model
     apply.__name__ = name
     apply.__doc__ = (f"{repair.__doc__.splitlines()[0]}\n\nIn place on ``model`` (which torch.fx "
-                     "must be able to trace); returns it. Source patches call this.")
+                     "must be able to trace); returns it.")
     return apply
 
 

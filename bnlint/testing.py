@@ -6,7 +6,7 @@ targets: <expression>?, config: {...}?}``; ``torch``, ``nn`` and ``F`` are in sc
 case must not trigger the rule, an invalid one must. An invalid case may pin the finding
 further: ``module`` (the qualified module name a finding names), ``message`` (a fragment of
 that finding's message) and, for a rule with a source fix, ``fixed``: the case's code once the
-rule's fixes are applied.
+rule's fixes are applied, on which the rule no longer fires.
 
 A case is linted from a file, as the CLI lints a user's: :data:`IMPORTS`, then the case's code
 (``model = <expression>`` for an expression), so its findings have source sites and fixes.
@@ -85,10 +85,11 @@ def _model(source: str, filename: str) -> tuple[nn.Module, dict[str, Any]]:
     return (scope["Model"]() if "Model" in scope else scope["model"]), scope
 
 
-def build_case(case: dict[str, Any], path: Path) -> tuple[nn.Module, torch.Tensor,
-                                                           Targets | None]:
-    """Write the case's file to ``path`` and build its model, inputs and targets."""
-    source = case_source(case)
+def build_case(case: dict[str, Any], path: Path, source: str | None = None
+               ) -> tuple[nn.Module, torch.Tensor, Targets | None]:
+    """Write the case's file (or ``source``, the file to use instead) to ``path`` and build
+    its model, inputs and targets."""
+    source = source or case_source(case)
     path.write_text(source, encoding="utf-8")
     torch.manual_seed(0)
     with sites.recording():
@@ -101,12 +102,13 @@ def build_case(case: dict[str, Any], path: Path) -> tuple[nn.Module, torch.Tenso
     return model, inputs, targets
 
 
-def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]
-             ) -> tuple[ModelReport, str]:
-    """Lint a case's model with only ``rule`` selected: the report and the file's text."""
+def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule],
+             source: str | None = None) -> tuple[ModelReport, str]:
+    """Lint a case's model (from ``source`` if given) with only ``rule`` selected: the report
+    and the file's text."""
     with tempfile.TemporaryDirectory(prefix="bnlint-case-") as folder:
         path = Path(folder) / f"{rule.code.lower()}_case.py"
-        model, inputs, targets = build_case(case, path)
+        model, inputs, targets = build_case(case, path, source)
         config = from_mapping({"probe": False, **case.get("config", {}),
                                "select": [rule.code]}, f"{rule.path} case")
         source = path.read_text(encoding="utf-8")
@@ -155,4 +157,7 @@ def check_case(rule: Rule, kind: str, case: dict[str, Any], rules: dict[str, Rul
         fixed = patched.split("\n", 1)[1]  # less IMPORTS
         if fixed != case["fixed"]:
             raise AssertionError(f"the fix gives\n{fixed}\nnot\n{case['fixed']}")
-        _model(patched, "<fixed case>")  # the patched file runs and builds the model
+        again = [f for f in run_case(rule, case, rules, patched)[0].findings
+                 if f.code == rule.code]
+        if again:  # so a second --fix changes nothing
+            raise AssertionError(f"still fires once fixed: {again[0].message}")

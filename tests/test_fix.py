@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import CLI_ENV, EXAMPLES, line_of, run_cli
+from conftest import CLI_ENV, EXAMPLES, ROOT, line_of, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from models import PreActResidual, bn_mlp
@@ -22,12 +23,13 @@ from models import PreActResidual, bn_mlp
 from bnlint import files, repair
 from bnlint.api import probe
 from bnlint.errors import InputError
-from bnlint.findings import Finding, Fix, ModelReport, Replacement, Report
+from bnlint.findings import Finding, Fix, ModelReport, Report
 from bnlint.fixes import plan as apply_fixes
 from bnlint.fixes import text as fix_text
 from bnlint.fixes.plan import FilePatch, SourceFix
 from bnlint.fixes.repairs import drop_bias
 from bnlint.fixes.source import Parsed, Placed
+from bnlint.fixes.written import Code, Form
 from bnlint.model.traced import trace
 from bnlint.nn import DepthLeakyReLU, ShapedActivation
 from bnlint.rules.catalog import Edit
@@ -148,7 +150,8 @@ def test_failing_fixes_are_found_by_bisection_in_few_checks(tmp_path):
     paths, patches = [tmp_path / "a.py", tmp_path / "b.py"], []
     for path, n in zip(paths, (8, 1)):
         path.write_text("".join(f"c{i} = nn.Conv2d(1, 1, 1)\n" for i in range(n)))
-        fixes = [SourceFix((Replacement(str(path), i + 1, 23, i + 1, 23, ", bias=False"),),
+        text = fix_text.Text(path.read_text())
+        fixes = [SourceFix((text.made(str(path), i + 1, 23, i + 1, 23, ", bias=False"),),
                            [_finding(path, i + 1)]) for i in range(n)]
         patches.append(FilePatch(str(path), path.read_text(), "utf-8", [], {"m"}).keeping(fixes))
     calls = []
@@ -370,8 +373,9 @@ def test_two_keywords_appended_to_one_call_merge_into_one_replacement(call, afte
 def test_overlapping_replacements_are_refused_and_a_plan_leaves_one_out(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("bn = nn.BatchNorm1d(8, affine=False)\n")
-    remove = Replacement(str(path), 1, 6, 1, 37, "nn.Identity()")
-    affine = Replacement(str(path), 1, 31, 1, 36, "True")
+    text = fix_text.Text(path.read_text())
+    remove = text.made(str(path), 1, 6, 1, 37, "nn.Identity()")
+    affine = text.made(str(path), 1, 31, 1, 36, "True")
     with pytest.raises(fix_text.OverlapError):
         fix_text.merge([remove, affine])
     findings = [dataclasses.replace(_finding(path, 1), code=code, fix=Fix("unsafe", "", (r,)))
@@ -383,46 +387,82 @@ def test_overlapping_replacements_are_refused_and_a_plan_leaves_one_out(tmp_path
         "BNL107 fix not applied, the BNL103 fix changes the same code."]
 
 
-def test_the_same_import_is_added_once_and_two_wraps_keep_their_parentheses(tmp_path):
-    text = "import torch.nn as nn\nmodel = nn.Linear(2, 2)\n"
-    parsed = Parsed("m.py", text)
-    wraps = [parsed.replacements(Placed(Edit("call_after_build", function=f"bnlint.repair.{f}"),
-                                        "m.py", model="model"))
-             for f in ("he_init", "orthogonal_init")]
-    assert fix_text.Text(text).apply(fix_text.merge([*wraps[0], *wraps[1]])) == (
-        "import torch.nn as nn\nimport bnlint.repair\n"
-        "model = bnlint.repair.he_init(bnlint.repair.orthogonal_init(nn.Linear(2, 2)))\n")
+# A repair's code, as bnlint.fixes.written makes it: a loop over the model's nn.Linear layers,
+# or, where the file cannot name that class, a line for the one layer.
+ZERO_LINEAR = Code("# bnlint BNL999: zeroed.", ((
+    Form(("for {m} in {root}.modules():", "    if isinstance({m}, {T0}):",
+          "        {nn}.init.zeros_({m}.weight)"), (("torch.nn.Linear",),), ("m",)),
+    Form(("{nn}.init.zeros_({root}.fc.weight)",))),))
+OTHER_CLASS = Code("# bnlint BNL999: zeroed.", ((
+    Form(("for {m} in {root}.modules():", "    if isinstance({m}, {T0}):",
+          "        {nn}.init.zeros_({m}.weight)"), (("lib.Thing", ":Thing"),), ("m",)),
+    Form(("{nn}.init.zeros_({root}.fc.weight)",))),))
 
 
-@pytest.mark.parametrize("before,after", [
-    # a class: the call ends __init__, before its trailing comment, in the file's newlines
-    ('"""Doc."""\r\nfrom __future__ import annotations\r\nimport torch.nn as nn\r\n\r\n'
-     "class Net(nn.Module):\r\n    def __init__(self):\r\n        super().__init__()\r\n"
-     "        if True:\r\n            self.fc = nn.Linear(2, 2)  # keep\r\n"
-     "        # a trailing comment\r\n\r\n    def forward(self, x):\r\n"
-     "        return self.fc(x)\r\n",
-     '"""Doc."""\r\nfrom __future__ import annotations\r\nimport torch.nn as nn\r\n'
-     "import bnlint.repair\r\n\r\n"
-     "class Net(nn.Module):\r\n    def __init__(self):\r\n        super().__init__()\r\n"
-     "        if True:\r\n            self.fc = nn.Linear(2, 2)  # keep\r\n"
-     "        bnlint.repair.he_init(self)\r\n"
-     "        # a trailing comment\r\n\r\n    def forward(self, x):\r\n"
-     "        return self.fc(x)\r\n"),
-    # a factory: every return of its own, not a nested function's; no final newline
-    ("import torch.nn as nn\ndef Net(deep=False):\n    def inner():\n        return 1\n"
-     "    if deep:\n        return (nn.Sequential(nn.Linear(2, 2)))\n"
-     "    return nn.Linear(2, 2)",
-     "import torch.nn as nn\nimport bnlint.repair\ndef Net(deep=False):\n    def inner():\n"
-     "        return 1\n    if deep:\n"
-     "        return (bnlint.repair.he_init(nn.Sequential(nn.Linear(2, 2))))\n"
-     "    return bnlint.repair.he_init(nn.Linear(2, 2))"),
-    # already done: nothing to change
-    ("import bnlint.repair\nNet = bnlint.repair.he_init(Linear(2, 2))\n", None),
+@pytest.mark.parametrize("code,before,after", [
+    # a class: the code ends __init__, before its trailing comment, in the file's newlines
+    (ZERO_LINEAR,
+     '"""Doc."""\r\nimport torch.nn as nn\r\n\r\nclass Net(nn.Module):\r\n'
+     "    def __init__(self):\r\n        super().__init__()\r\n        if True:\r\n"
+     "            self.fc = nn.Linear(2, 2)  # keep\r\n        # a trailing comment\r\n\r\n"
+     "    def forward(self, x):\r\n        return self.fc(x)\r\n",
+     '"""Doc."""\r\nimport torch.nn as nn\r\n\r\nclass Net(nn.Module):\r\n'
+     "    def __init__(self):\r\n        super().__init__()\r\n        if True:\r\n"
+     "            self.fc = nn.Linear(2, 2)  # keep\r\n        # bnlint BNL999: zeroed.\r\n"
+     "        for m in self.modules():\r\n            if isinstance(m, nn.Linear):\r\n"
+     "                nn.init.zeros_(m.weight)\r\n        # a trailing comment\r\n\r\n"
+     "    def forward(self, x):\r\n        return self.fc(x)\r\n"),
+    # a factory: its one return (not a nested function's) returns a variable set first; the
+    # file indents by two spaces and has no final newline
+    (ZERO_LINEAR,
+     "import torch\ndef Net(model=1):\n  def inner():\n    return 1\n"
+     "  return torch.nn.Sequential(\n    torch.nn.Linear(2, 2))",
+     "import torch\ndef Net(model=1):\n  def inner():\n    return 1\n"
+     "  model_ = torch.nn.Sequential(\n    torch.nn.Linear(2, 2))\n  # bnlint BNL999: zeroed.\n"
+     "  for m in model_.modules():\n    if isinstance(m, torch.nn.Linear):\n"
+     "      torch.nn.init.zeros_(m.weight)\n  return model_"),
+    # a factory returning a variable: the code goes before the return
+    (ZERO_LINEAR,
+     "from torch import nn\ndef Net():\n    net = nn.Linear(2, 2)\n    return net\n",
+     "from torch import nn\ndef Net():\n    net = nn.Linear(2, 2)\n    # bnlint BNL999: zeroed.\n"
+     "    for m in net.modules():\n        if isinstance(m, nn.Linear):\n"
+     "            nn.init.zeros_(m.weight)\n    return net\n"),
+    # an instance, in a file that uses m and names the class Linear: a fresh loop variable,
+    # and torch.nn imported as nn
+    (ZERO_LINEAR,
+     "from torch.nn import Linear\nm = 2\nNet = Linear(m, m)\n",
+     "from torch.nn import Linear\nfrom torch import nn\nm = 2\nNet = Linear(m, m)\n"
+     "# bnlint BNL999: zeroed.\nfor m_ in Net.modules():\n    if isinstance(m_, Linear):\n"
+     "        nn.init.zeros_(m_.weight)\n"),
+    # a class the file cannot name: the next form, by attribute path; a top-level class of
+    # the file is named as it is defined
+    (OTHER_CLASS, "import torch.nn as nn\nNet = nn.Linear(2, 2)\n",
+     "import torch.nn as nn\nNet = nn.Linear(2, 2)\n# bnlint BNL999: zeroed.\n"
+     "nn.init.zeros_(Net.fc.weight)\n"),
+    (OTHER_CLASS, "import torch.nn as nn\nclass Thing: pass\nNet = nn.Linear(2, 2)\n",
+     "import torch.nn as nn\nclass Thing: pass\nNet = nn.Linear(2, 2)\n"
+     "# bnlint BNL999: zeroed.\nfor m in Net.modules():\n    if isinstance(m, Thing):\n"
+     "        nn.init.zeros_(m.weight)\n"),
+    # written already: nothing to change
+    (ZERO_LINEAR, "import torch.nn as nn\nNet = nn.Linear(2, 2)\n# bnlint BNL999: zeroed.\n",
+     None),
 ])
-def test_call_after_build_keeps_the_file_as_it_is_around_it(before, after):
-    placed = Placed(Edit("call_after_build", function="bnlint.repair.he_init"), "m.py",
-                    model="Net")
+def test_a_repair_is_written_where_the_model_is_built(code, before, after):
+    placed = Placed(Edit("write_repair"), "m.py", model="Net", code=code)
     assert _edit(before, placed) == (after or before)
+
+
+@pytest.mark.parametrize("before,complaint", [
+    ("def Net(deep):\n    if deep:\n        return A()\n    return B()\n",
+     "Net() does not end in one return of the model"),
+    ("def Net():\n    if True: return A()\n", "the return of Net() shares its line"),
+    ("class Net(Base):\n    pass\n", "class Net has no __init__ of its own"),
+    ("nn = 1\nNet = A()\n", "the file binds nn to something other than torch.nn"),
+])
+def test_a_repair_is_not_written_where_its_place_is_unclear(before, complaint):
+    placed = Placed(Edit("write_repair"), "m.py", model="Net", code=ZERO_LINEAR)
+    with pytest.raises(InputError, match=re.escape(complaint)):
+        Parsed("m.py", before).replacements(placed)
 
 
 @pytest.mark.parametrize("call,after", [
@@ -438,12 +478,24 @@ def test_remove_op_leaves_the_identity(call, after):
     assert _edit(text, placed) == f"y = {after} * 2\n"
 
 
-def test_a_call_is_found_by_the_byte_columns_python_reports():
-    text = "s = 'é'; y = nn.Linear(2, 2)\n"  # 'é' is 2 bytes: the call is at byte 15, char 14
-    start = text.encode().index(b"nn.Linear") + 1
-    placed = _kwarg("bias", "False", (1, start, 1, start + len("nn.Linear(2, 2)")))
-    assert _edit(text, placed) == "s = 'é'; y = nn.Linear(2, 2, bias=False)\n"
-    assert Parsed("m.py", text).replacements(placed)[0].col == text.index(")") + 1  # chars
+def test_a_call_is_found_by_the_character_columns_of_its_site(tmp_path):
+    """Python reports columns in UTF-8 bytes ('é' is 2); a site counts characters, which is
+    what the fix's edit looks the call up by and what its replacement counts."""
+    from bnlint.model import sites
+
+    path = tmp_path / "m.py"
+    text = "import torch.nn as nn\ns = 'é'; y = nn.Linear(2, 2)\n"
+    path.write_text(text, encoding="utf-8")
+    scope: dict = {}
+    with sites.recording():
+        exec(compile(text, str(path), "exec"), scope)
+    site = sites.site_of(scope["y"])
+    line = text.splitlines()[1]
+    assert (site.line, site.col, site.end_col) == (2, line.index("nn.") + 1, len(line) + 1)
+    placed = Placed(Edit("set_kwarg", name="bias", value="False"), str(path),
+                    (site.line, site.col, site.end_line, site.end_col))
+    assert fix_text.Text(text).apply(Parsed(str(path), text).replacements(placed)) == \
+        text.replace("(2, 2)", "(2, 2, bias=False)")
 
 
 @given(st.data())
@@ -463,11 +515,11 @@ def test_the_diff_of_replacements_is_difflibs(data):
         kind = data.draw(st.sampled_from(["arg", "insert line", "delete line"]))
         if kind == "arg":  # "f(i)" -> "f(i, new k)"
             col = len(f"line {i} = f({i}") + 1
-            replacements.append(Replacement("m.py", i + 1, col, i + 1, col, f", new{k}"))
+            replacements.append(text.made("m.py", i + 1, col, i + 1, col, f", new{k}"))
         elif kind == "insert line":
-            replacements.append(Replacement("m.py", i + 1, 1, i + 1, 1, f"added {k}{newline}"))
+            replacements.append(text.made("m.py", i + 1, 1, i + 1, 1, f"added {k}{newline}"))
         elif i + 1 < len(text.starts):  # a whole line with its newline
-            replacements.append(Replacement("m.py", i + 1, 1, i + 2, 1, ""))
+            replacements.append(text.made("m.py", i + 1, 1, i + 2, 1, ""))
     new = text.apply(replacements)
     expected = "".join(
         line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
@@ -621,3 +673,309 @@ def test_fix_api_standardises_regression_targets_and_drops_the_final_relu():
     z = report.standardizer(y)
     assert float(z.mean().abs()) < 1e-5 and float(z.std()) == pytest.approx(1.0, rel=1e-4)
     torch.testing.assert_close(report.standardizer.inverse(z), y)
+
+
+# ------------------------------------------------- repairs written into the user's file
+
+
+def _built(source: str, path, name: str) -> nn.Module:
+    """The model ``name`` (a class or an instance) that the file ``source`` builds."""
+    path.write_text(source)
+    scope: dict = {"__name__": "case"}
+    torch.manual_seed(0)
+    exec(compile(source, str(path), "exec"), scope)
+    return scope[name]() if isinstance(scope[name], type) else scope[name]
+
+
+STACK = ("import torch.nn as nn\nmodel = nn.Sequential(*[m for _ in range(30) for m in ("
+         "nn.Linear(16, 16, bias=False), nn.BatchNorm1d(16))], nn.Linear(16, 4))\n")
+
+# the variance-preserving gain written out: GELU's, and ReLU's behind a factor 0.5 (He init
+# would be too small by 2x there)
+GELU_STACK = ("import torch.nn as nn\nmodel = nn.Sequential(*[m for _ in range(20) for m in ("
+              "nn.Linear(64, 64), nn.GELU())], nn.Linear(64, 2))\n")
+SCALED_RELU = """import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(20))
+        self.head = nn.Linear(64, 2)
+
+    def forward(self, x):
+        for fc in self.fcs:
+            x = (fc(x) * 0.5).relu()
+        return self.head(x)
+"""
+
+
+@pytest.mark.parametrize("source,name,name_of_repair,shows", [
+    ((EXAMPLES / "resnet56.py").read_text(), "ResNet56", "zero_init_residual",
+     "if isinstance(m, BasicBlock):"),
+    ((EXAMPLES / "plain_cnn30.py").read_text(), "PlainCNN30", "shape_activations",
+     "self.body[i] = nn.LeakyReLU(1 - n ** -0.4)"),
+    ((EXAMPLES / "deep_mlp.py").read_text(), "model", "he_init", "for m in model[:-1]:"),
+    (STACK, "model", "orthogonal_init", "for m in model[:-1]:"),
+    (GELU_STACK, "model", "he_init", "std=1.53353 / m.weight[0].numel() ** 0.5)"),
+    (SCALED_RELU, "Model", "he_init", "std=2.82843 / m.weight[0].numel() ** 0.5)"),
+])
+def test_a_written_repair_changes_what_the_graph_repair_changes(tmp_path, source, name,
+                                                                name_of_repair, shows):
+    """The code written into the file, run, changes the same parameters and modules as
+    bnlint.repair's graph repair, in the same way: zeros and slopes exactly, random inits by
+    their scale; the file imports nothing from bnlint."""
+    from bnlint.fixes import written
+
+    path = tmp_path / "model.py"
+    before = _built(source, path, name)
+    repaired = _built(source, path, name)
+    getattr(repair, name_of_repair)(repaired)
+    code = written.repair_code(name_of_repair, trace(_built(source, path, name)), str(path),
+                               "BNL999")
+    placed = Placed(Edit("write_repair"), str(path), model=name, code=code)
+    patched = fix_text.Text(source).apply(Parsed(str(path), source).replacements(placed))
+    assert shows in patched and "import bnlint" not in patched
+    assert patched.count("bnlint") == source.count("bnlint") + 1  # the comment saying why
+    fixed = _built(patched, path, name)
+    old, want, got = ({k: v.detach() for k, v in m.named_parameters()}
+                      for m in (before, repaired, fixed))
+    assert want.keys() == got.keys()
+    changed = {k for k in old if not torch.equal(old[k], want[k])}
+    assert changed == {k for k in old if not torch.equal(old[k], got[k])}
+    for k in changed:
+        if float(want[k].abs().max()) == 0:
+            assert float(got[k].abs().max()) == 0, k
+        else:
+            assert float(got[k].std()) == pytest.approx(float(want[k].std()), rel=0.2), k
+    slopes = [[(n, float(getattr(m, "negative_slope", -1))) for n, m in x.named_modules()
+               if isinstance(m, (nn.ReLU, nn.LeakyReLU))] for x in (repaired, fixed)]
+    assert slopes[0] == slopes[1]
+    if name_of_repair != "shape_activations":
+        assert changed
+
+
+def test_a_repair_without_a_plain_pytorch_form_is_not_patched(write_model):
+    """Depth-shaped tanh needs bnlint.nn.ShapedActivation: the fix is display-only, with the
+    reason, rather than a dependency on bnlint in the user's file."""
+    path = write_model("""
+        import torch.nn as nn
+        model = nn.Sequential(*[m for _ in range(70) for m in (nn.Linear(16, 16, bias=False),
+                                                             nn.BatchNorm1d(16), nn.Tanh())],
+                              nn.Linear(16, 4))
+    """)
+    report = json.loads(run_cli(path, "--no-probe", "--select", "BNL201", "--format", "json",
+                                "--input-shape", "64,16").stdout)
+    fix = report["models"][0]["findings"][0]["fix"]
+    assert fix["applicability"] == "display-only" and fix["diff"] is None
+    assert fix["description"].endswith("(Not patched: tanh and sin have no depth-shaped form in "
+                                       "plain PyTorch (bnlint.repair.shape_activations applies "
+                                       "bnlint.nn.ShapedActivation).)")
+
+
+def test_unsafe_fixes_of_the_examples_write_plain_pytorch_once(tmp_path):
+    """--fix --unsafe-fixes on ResNet-56, the plain CNN and the deep MLP: each file gets plain
+    PyTorch (no import of bnlint), its finding is gone, and a second run changes nothing."""
+    names = ["resnet56.py", "plain_cnn30.py", "deep_mlp.py"]
+    (tmp_path / "examples").mkdir()
+    for name in names:
+        shutil.copy(EXAMPLES / name, tmp_path / "examples" / name)
+    first = run_cli("examples/", "--fix", "--unsafe-fixes", "--no-probe", "--format", "json",
+                    cwd=tmp_path)
+    assert "Fixed 3 findings in 3 files." in first.stderr, first.stderr
+    codes = [f["code"] for m in json.loads(first.stdout)["models"] for f in m["findings"]]
+    assert not {"BNL201", "BNL202", "BNL302"} & set(codes), codes
+    fixed = {n: (tmp_path / "examples" / n).read_text() for n in names}
+    assert all("import bnlint" not in text and "bnlint." not in text for text in fixed.values())
+    second = run_cli("examples/", "--fix", "--unsafe-fixes", "--no-probe", cwd=tmp_path)
+    assert "Fixed 0 findings in 0 files." in second.stderr, second.stderr
+    assert all((tmp_path / "examples" / n).read_text() == fixed[n] for n in names)
+
+
+# ----------------------------------------------------------- state_dict keys and checkpoints
+
+KEYED = """
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.bn = nn.BatchNorm2d(8)
+            self.conv2 = nn.Conv2d(8, 8, 3, bias=False)
+            self.bn2 = nn.BatchNorm2d(8, affine=False)
+
+        def forward(self, x):
+            return self.bn2(self.conv2(torch.relu(self.bn(self.conv(x))))).relu()
+"""
+
+
+def checkpoint_snippets(stderr: str) -> dict[str, str]:
+    """The code --fix prints to load an old checkpoint, by model name."""
+    found, name = {}, None
+    for line in stderr.splitlines():
+        if line.startswith("bnlint: the fixes change the state_dict keys of "):
+            name = line.split(" of ", 1)[1].split(" ", 1)[0]
+            found[name] = ""
+        elif name and line.startswith("    "):
+            found[name] += line[4:] + "\n"
+        else:
+            name = None
+    return found
+
+
+def test_a_fix_that_changes_the_state_dict_keys_says_which(write_model):
+    path = write_model(KEYED)
+    report = json.loads(run_cli(path, "--no-probe", "--format", "json", "--input-shape",
+                                "4,3,8,8").stdout)
+    fixes = {f["code"]: f["fix"] for f in report["models"][0]["findings"]}
+    assert fixes["BNL102"]["state_dict"] == {"removed": ["conv.bias"], "added": [],
+                                             "folded": [["conv.bias", "bn.running_mean"]]}
+    assert fixes["BNL102"]["description"].endswith(
+        "It changes the state_dict keys: removes conv.bias (--fix says how to load an old "
+        "checkpoint).")
+    assert fixes["BNL107"]["state_dict"] == {"removed": [], "added": ["bn2.bias", "bn2.weight"],
+                                             "folded": []}
+
+
+def test_fix_prints_code_that_loads_an_old_checkpoint_into_the_fixed_model(write_model,
+                                                                          tmp_path):
+    """A checkpoint of the model before --fix, with trained-looking biases and running
+    statistics, loads into the fixed model through the printed code, which then computes
+    the same outputs in eval mode (the bias is folded into the running mean; the added affine
+    parameters start at 1 and 0)."""
+    path = write_model(KEYED)
+    source = path.read_text()
+    old = _built(source, tmp_path / "old.py", "Net")
+    with torch.no_grad():
+        old.conv.bias.normal_()
+        for _ in range(3):  # running statistics away from their initial values
+            old(torch.randn(16, 3, 8, 8) + 1)
+    torch.save(old.state_dict(), tmp_path / "old.pt")
+    proc = run_cli(path, "--fix", "--unsafe-fixes", "--no-probe", "--input-shape", "4,3,8,8")
+    assert "Fixed 2 findings in 1 file." in proc.stderr, proc.stderr
+    code = checkpoint_snippets(proc.stderr)["Net"]
+    assert 'state["bn.running_mean"] -= state.pop("conv.bias")' in code
+    new = _built(path.read_text(), tmp_path / "new.py", "Net")
+    exec(code.replace("checkpoint.pt", str(tmp_path / "old.pt")), {"torch": torch,
+                                                                     "model": new})
+    x = torch.randn(8, 3, 8, 8)
+    old.eval()
+    new.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x), atol=1e-5, rtol=1e-5)
+
+
+def readme_block(after: str, language: str) -> str:
+    """The first ``language`` code block of the README after the text ``after``."""
+    readme = (ROOT / "README.md").read_text()
+    rest = readme[readme.index(after):]
+    start = rest.index(f"```{language}\n") + len(language) + 4
+    return rest[start:rest.index("```", start)]
+
+
+def test_readme_shows_the_unsafe_fix_of_resnet56_as_bnlint_writes_it():
+    proc = run_cli("examples/resnet56.py", "--diff", "--unsafe-fixes", "--no-probe")
+    assert proc.returncode == 1, proc.stderr
+    assert readme_block("`bnlint examples/resnet56.py --diff --unsafe-fixes` gives", "diff") \
+        == proc.stdout
+
+
+def test_readme_checkpoint_code_is_what_fix_prints_and_loads_the_old_weights(tmp_path,
+                                                                             monkeypatch):
+    source = readme_block("**Checkpoints saved before a fix.**", "python")
+    code = readme_block("`bnlint model.py --fix` prints", "python")
+    path = tmp_path / "model.py"
+    old = _built(source, path, "model")
+    with torch.no_grad():
+        old[0].bias.normal_()
+        old(torch.randn(16, 3, 8, 8) + 1)  # running statistics away from their start
+    torch.save(old.state_dict(), tmp_path / "checkpoint.pt")
+    proc = run_cli("model.py", "--fix", "--no-probe", cwd=tmp_path)
+    assert checkpoint_snippets(proc.stderr) == {"model": code}, proc.stderr
+    new = _built(path.read_text(), tmp_path / "new.py", "model")
+    monkeypatch.chdir(tmp_path)
+    exec(code, {"torch": torch, "model": new})
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(new.eval()(x), old.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+class _Attributes(nn.Module):
+    """Three Linear -> BatchNorm -> ReLU blocks held as attributes, and a head; ``shared``
+    uses one ReLU module for all, ``functional`` torch.relu."""
+
+    def __init__(self, shared: bool = False, functional: bool = False):
+        super().__init__()
+        for i in range(3):
+            setattr(self, f"fc{i}", nn.Linear(8, 8))
+            setattr(self, f"bn{i}", nn.BatchNorm1d(8))
+            setattr(self, f"act{i}", nn.ReLU())
+        self.head = nn.Linear(8, 2)
+        self.shared, self.functional = shared, functional
+
+    def forward(self, x):
+        for i in range(3):
+            x = getattr(self, f"bn{i}")(getattr(self, f"fc{i}")(x))
+            x = torch.relu(x) if self.functional else getattr(self, "act0" if self.shared
+                                                                   else f"act{i}")(x)
+        return self.head(x)
+
+
+class _OneBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.block = nn.Linear(8, 8), PreActResidual(depth=1, width=8).blocks[0]
+
+    def forward(self, x):
+        x = self.stem(x)
+        return x + self.block(x)
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = PreActResidual(depth=1, width=8).blocks[0]
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+@pytest.mark.parametrize("model,name_of_repair,lines", [
+    # the blocks of a ModuleList: a loop over it, rather than an isinstance of nn.Sequential
+    (PreActResidual(depth=4, width=8), "zero_init_residual",
+     ["for m in model.blocks:", "    nn.init.zeros_(m[6].weight)"]),
+    # blocks of a class the file does not import, between a stem and a head: their slice
+    (nn.Sequential(nn.Linear(8, 8), *[_Residual() for _ in range(3)], nn.Linear(8, 2)),
+     "zero_init_residual", ["for m in model[1:-1]:", "    nn.init.zeros_(m.body[6].weight)"]),
+    # one module, by attributes: written directly
+    (_OneBlock(), "zero_init_residual", ["nn.init.zeros_(model.block[6].weight)"]),
+    # ReLUs held as attributes: one assignment each, with its depth
+    (_Attributes(), "shape_activations",
+     [f"model.act{i} = nn.LeakyReLU(1 - {i + 1} ** -0.4)" for i in range(3)]),
+    (nn.Sequential(*bn_mlp(3, 8), nn.Linear(8, 2)), "shape_activations",
+     ["relus = [i for i, m in enumerate(model) if isinstance(m, nn.ReLU)]",
+      "for n, i in enumerate(relus, start=1):", "    model[i] = nn.LeakyReLU(1 - n ** -0.4)"]),
+])
+def test_a_repair_is_written_the_shortest_way_that_names_exactly_its_modules(
+        model, name_of_repair, lines):
+    from bnlint.fixes import written
+
+    code = written.repair_code(name_of_repair, trace(model), "elsewhere.py", "BNL999")
+    text = "import torch.nn as nn\nmodel = build()\n"
+    placed = Placed(Edit("write_repair"), "m.py", model="model", code=code)
+    added = fix_text.Text(text).apply(Parsed("m.py", text).replacements(placed))[len(text):]
+    assert added.splitlines() == [code.comment, *lines]
+
+
+@pytest.mark.parametrize("model,complaint", [
+    (_Attributes(shared=True), "ReLU module act0 is used at several depths"),
+    (_Attributes(functional=True), "its ReLUs are functional calls"),
+    (bn_mlp(3, 8, nn.Tanh), "tanh and sin have no depth-shaped form in plain PyTorch"),
+])
+def test_a_shaping_that_plain_modules_cannot_hold_is_not_written(model, complaint):
+    from bnlint.fixes import written
+
+    with pytest.raises(InputError, match=re.escape(complaint)):
+        written.repair_code("shape_activations", trace(model), "m.py", "BNL999")

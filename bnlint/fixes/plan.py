@@ -104,7 +104,12 @@ def plan(report: Report, rules: dict[str, Rule], unsafe: bool
             errors.append(exc)
             continue
         models = {m.name for m in report.models if m.path == path}
-        patch = FilePatch(path, old, encoding, [], models).keeping(fixes)
+        try:
+            patch = FilePatch(path, old, encoding, [], models).keeping(fixes)
+        except text.StaleError:
+            errors.append(InputError("the file changed since bnlint linted it, so its fixes "
+                                     "were not applied.", path=path, hint="Run bnlint again."))
+            continue
         if patch.new != patch.old:
             patches.append(patch)
     return sorted(patches, key=lambda p: p.path), errors

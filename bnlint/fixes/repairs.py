@@ -3,8 +3,9 @@
 Each repair takes a :class:`~bnlint.graph.ModelGraph` and the module to change (the model
 itself, or a traced copy of it) and returns a :class:`Rewrite` saying what it changed and
 whether the model still computes the same function. They back both ``bnlint.fix(model,
-inputs)`` (on a copy) and the in-place public wrappers of :mod:`bnlint.repair`, which source
-patches call (``bnlint.repair.shape_activations(self)`` at the end of a model's ``__init__``).
+inputs)`` (on a copy) and the in-place public wrappers of :mod:`bnlint.repair`. What each
+changes is chosen by a function of its own (``he_init_targets``...), which
+:mod:`.written` shares to write the same repair as plain PyTorch into the user's file.
 
 A module layer is replaced under its qualified name; a functional op (``F.relu(x)``) can only
 be replaced in a traced copy (an ``fx.GraphModule``), and is skipped on a plain module.
@@ -76,11 +77,11 @@ def _activation_after(graph: ModelGraph, affine: Layer) -> Layer | None:
             return None
 
 
-def _shape_activations(graph: ModelGraph, target: nn.Module,
-                       alpha: float = SHAPING_ALPHA) -> Rewrite:
-    """Depth-shape the activations of every plain BatchNorm chain: layer l's ReLU becomes a
-    leaky ReLU of slope 1 - l^-alpha, its tanh/sin gets the input gain l^-alpha."""
-    changed, skipped = [], []
+def shaped_activations(graph: ModelGraph) -> tuple[list[tuple[Layer, int, str]], list[str]]:
+    """What :func:`_shape_activations` changes: (activation, its 1-based depth in its plain
+    BatchNorm chain, its family: relu, tanh or sin) for each activation it shapes, and the
+    layers it cannot shape, and why."""
+    found, skipped = [], []
     for kind, _, _, members in flow.find_chains(graph):
         if kind != "batchnorm":
             continue
@@ -91,13 +92,23 @@ def _shape_activations(graph: ModelGraph, target: nn.Module,
                 if act is not None:
                     skipped.append(f"{act.label}: no shaped form of {act.kind}")
                 continue
-            if family == "shaped":
-                continue  # already shaped
-            new = (DepthLeakyReLU(index, alpha) if family == "relu"
-                   else ShapedActivation(family, index, alpha))
-            done = _replace(graph, target, act, new, skipped)
-            if done:
-                changed.append(done)
+            if family != "shaped":  # else already shaped
+                found.append((act, index, family))
+    return found, skipped
+
+
+def _shape_activations(graph: ModelGraph, target: nn.Module,
+                       alpha: float = SHAPING_ALPHA) -> Rewrite:
+    """Depth-shape the activations of every plain BatchNorm chain: layer l's ReLU becomes a
+    leaky ReLU of slope 1 - l^-alpha, its tanh/sin gets the input gain l^-alpha."""
+    changed = []
+    found, skipped = shaped_activations(graph)
+    for act, index, family in found:
+        new = (DepthLeakyReLU(index, alpha) if family == "relu"
+               else ShapedActivation(family, index, alpha))
+        done = _replace(graph, target, act, new, skipped)
+        if done:
+            changed.append(done)
     return Rewrite("shape_activations", changed, False,
                    f"activations of plain BatchNorm chains shaped by depth (alpha={alpha}): "
                    "ReLU -> leaky slope 1 - l^-alpha; tanh/sin -> input gain l^-alpha "
@@ -105,9 +116,11 @@ def _shape_activations(graph: ModelGraph, target: nn.Module,
 
 
 def residual_branch_ends(graph: ModelGraph) -> list[Layer]:
-    """The last BatchNorm of each residual branch (:func:`bnlint.predict.flow.residual_branches`:
-    the one every path of the branch passes through, nearest the add)."""
-    return [b.end for b in flow.residual_branches(graph) if b.end is not None and b.end.module]
+    """The BatchNorms whose gamma :func:`_zero_init_residual` zeroes: the last of each residual
+    branch (:func:`bnlint.predict.flow.residual_branches`: the one every path of the branch
+    passes through, nearest the add, as BNL202 finds it), when it has a gamma."""
+    return [b.end for b in flow.residual_branches(graph) if b.end is not None and b.end.module
+            and getattr(b.end.obj, "weight", None) is not None]
 
 
 def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
@@ -115,17 +128,41 @@ def _zero_init_residual(graph: ModelGraph, target: nn.Module) -> Rewrite:
     identity (Goyal et al., arXiv:1706.02677)."""
     names = []
     for bn in residual_branch_ends(graph):
-        module = target.get_submodule(bn.module)
-        if getattr(module, "weight", None) is not None:
-            with torch.no_grad():
-                module.weight.zero_()
-            names.append(bn.module)
+        with torch.no_grad():
+            target.get_submodule(bn.module).weight.zero_()
+        names.append(bn.module)
     return Rewrite("zero_init_residual", names, False,
                    "last BatchNorm gamma of each residual branch set to 0 (arXiv:1706.02677)")
 
 
-def _chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
+def chain_members(graph: ModelGraph, kind: str) -> list[Layer]:
+    """The affine layers of the plain chains of ``kind`` (:func:`.flow.find_chains`)."""
     return [m for k, _, _, members in flow.find_chains(graph) if k == kind for m in members]
+
+
+@dataclass(frozen=True)
+class InitTarget:
+    """A layer :func:`_he_init` initialises: the activation it feeds, the constant its output
+    is multiplied by on the way (``scale``), and ``gain``: its weights get std
+    gain / sqrt(fan_in)."""
+    layer: Layer
+    activation: Layer
+    scale: float
+    gain: float
+
+
+def he_init_targets(graph: ModelGraph) -> list[InitTarget]:
+    """The layers of unnormalised chains that :func:`_he_init` initialises: those feeding a
+    modelled activation through a nonzero constant, with gain = activation_gain / |constant|
+    (:func:`bnlint.predict.theory.activation_gain`)."""
+    found = []
+    for layer in chain_members(graph, "unnormalised"):
+        act, scale = flow.activation_after(graph, layer)
+        if act is None or act.kind not in MODELLED_ACTIVATIONS or not scale:
+            continue
+        gain = activation_gain(act.kind, flow.activation_options(act)) / abs(scale)
+        found.append(InitTarget(layer, act, scale, gain))
+    return found
 
 
 def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
@@ -134,16 +171,12 @@ def _he_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
     (divided by any constant on the way), which keeps the forward second moment constant; He
     init (He et al., arXiv:1502.01852) for the ReLU family, where PyTorch's default shrinks it."""
     names = []
-    for layer in _chain_members(graph, "unnormalised"):
-        act, scale = flow.activation_after(graph, layer)
-        if act is None or act.kind not in MODELLED_ACTIVATIONS or not scale:
-            continue
-        module = target.get_submodule(layer.module)
-        gain = activation_gain(act.kind, flow.activation_options(act)) / abs(scale)
-        nn.init.normal_(module.weight, std=gain / flow.fans(module.weight)[0] ** 0.5)
+    for init in he_init_targets(graph):
+        module = target.get_submodule(init.layer.module)
+        nn.init.normal_(module.weight, std=init.gain / flow.fans(module.weight)[0] ** 0.5)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
-        names.append(layer.module)
+        names.append(init.layer.module)
     return Rewrite("he_init", names, False,
                    "variance-preserving init (std gain/sqrt(fan_in); He init for ReLU) for "
                    "unnormalised layers (arXiv:1502.01852)")
@@ -153,7 +186,7 @@ def _orthogonal_init(graph: ModelGraph, target: nn.Module) -> Rewrite:
     """Orthogonal weights for BatchNorm-linear chains, whose gradients then stay bounded at
     any depth (Meterez et al., arXiv:2310.02012)."""
     names = []
-    for layer in _chain_members(graph, "batchnorm-linear"):
+    for layer in chain_members(graph, "batchnorm-linear"):
         nn.init.orthogonal_(target.get_submodule(layer.module).weight)
         names.append(layer.module)
     return Rewrite("orthogonal_init", names, False,

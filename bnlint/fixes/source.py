@@ -14,9 +14,10 @@ module:
 Model edits name a top-level model definition (``Placed.model``: a class, a factory function
 or an assigned instance):
 
-- ``call_after_build`` {function}: run ``function(model)`` once the model is built: appended
-  to the class's ``__init__`` as ``function(self)``, or wrapped around what the factory
-  returns / the instance's value. The function's module is imported when it is not.
+- ``write_repair``: write the rule's graph repair as plain PyTorch (``Placed.code``, from
+  :mod:`.written`) once the model is built: at the end of the class's ``__init__``, after the
+  instance's assignment, or before the factory's return; ``from torch import nn`` is added
+  when the file has no name for torch.nn.
 """
 
 from __future__ import annotations
@@ -32,18 +33,21 @@ from ..errors import InputError
 from ..findings import Replacement
 from ..rules.catalog import Edit
 from . import text as texts
+from .written import Code
 
 
 @dataclass(frozen=True)
 class Placed:
-    """An edit at its place: a call edit at ``span``, the call's (line, col, end_line,
-    end_col) as Python reports them (1-based, the end exclusive, columns in UTF-8 bytes); a
-    model edit at the top-level definition named ``model``."""
+    """An edit at its place: a call edit at ``span``, the (line, col, end_line, end_col)
+    of the expression that built the module (:class:`~bnlint.model.sites.Site`:
+    1-based, the end exclusive, columns in characters); a model edit at the top-level
+    definition named ``model``."""
     edit: Edit
     path: str
     span: tuple[int, int, int, int] | None = None
     position: int | None = None  # set_kwarg: the argument's position in the constructor
     model: str | None = None
+    code: Code | None = None  # write_repair: the repair as plain PyTorch
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -56,16 +60,28 @@ def _callee(call: cst.Call) -> str:
     return func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
 
 
-def _is_call_of(node: cst.CSTNode | None, function: str) -> bool:
-    return isinstance(node, cst.Call) and _code(node.func) == function
+def _bound(statement: cst.BaseSmallStatement) -> dict[str, str]:
+    """What an absolute import binds: ``import torch.nn as nn`` {nn: torch.nn}, ``import
+    torch.nn`` {torch: torch}, ``from torch import nn`` {nn: torch.nn}."""
+    if isinstance(statement, cst.Import):
+        return {(a.asname.name.value if a.asname else _code(a.name).split(".")[0]):
+                (_code(a.name) if a.asname else _code(a.name).split(".")[0])
+                for a in statement.names}
+    if (isinstance(statement, cst.ImportFrom) and statement.module is not None
+            and not statement.relative and not isinstance(statement.names, cst.ImportStar)):
+        return {(a.asname.name.value if a.asname else _code(a.name)):
+                f"{_code(statement.module)}.{_code(a.name)}" for a in statement.names}
+    return {}
 
 
 class _Returns(cst.CSTVisitor):
-    """The return statements of a function, not of the functions or classes inside it."""
+    """The return statements of a function, not of the functions or classes inside it, and
+    those that are alone on their line."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: list[cst.Return] = []
+        self.alone: list[cst.Return] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
@@ -75,6 +91,10 @@ class _Returns(cst.CSTVisitor):
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         return False
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        if len(node.body) == 1 and isinstance(node.body[0], cst.Return):
+            self.alone.append(node.body[0])
 
     def visit_Return(self, node: cst.Return) -> None:
         self.found.append(node)
@@ -98,9 +118,12 @@ class Parsed:
         self.calls = {(r.start.line, r.start.column + 1, r.end.line, r.end.column + 1): node
                       for node, r in self.ranges.items() if isinstance(node, cst.Call)}
         self.definitions: dict[str, list[cst.CSTNode]] = {}
+        self.imported: dict[str, str] = {}  # top-level import: the name it binds -> dotted
         for stmt in self.module.body:
             for name, node in self._defined(stmt):
                 self.definitions.setdefault(name, []).append(node)
+            for part in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+                self.imported.update(_bound(part))
 
     @staticmethod
     def _defined(stmt: cst.CSTNode) -> list[tuple[str, cst.CSTNode]]:
@@ -118,32 +141,19 @@ class Parsed:
 
     # ------------------------------------------------------------ positions and replacements
 
-    def _line(self, line: int) -> str:
-        starts = self.text.starts
-        return self.text.text[starts[line - 1]:starts[line] if line < len(starts) else None]
-
-    def _char_col(self, line: int, byte_col: int) -> int:
-        """A 1-based column in characters from Python's, in UTF-8 bytes."""
-        text = self._line(line)
-        if text.isascii():
-            return byte_col
-        return len(text.encode("utf-8")[:byte_col - 1].decode("utf-8", "ignore")) + 1
-
     def call_at(self, span: tuple[int, int, int, int]) -> cst.Call:
-        line, col, end_line, end_col = span
-        key = (line, self._char_col(line, col), end_line, self._char_col(end_line, end_col))
-        if key not in self.calls:
+        if span not in self.calls:
             raise InputError("the file changed since it was linted: a fix no longer finds the "
                              "code it edits.", path=self.path, hint="Run bnlint again.")
-        return self.calls[key]
+        return self.calls[span]
 
     def replacing(self, node: cst.CSTNode, new: str) -> Replacement:
         r = self.ranges[node]
-        return Replacement(self.path, r.start.line, r.start.column + 1, r.end.line,
-                           r.end.column + 1, new)
+        return self.text.made(self.path, r.start.line, r.start.column + 1, r.end.line,
+                              r.end.column + 1, new)
 
     def inserting(self, line: int, col: int, new: str) -> Replacement:
-        return Replacement(self.path, line, col, line, col, new)
+        return self.text.made(self.path, line, col, line, col, new)
 
     def start(self, node: cst.CSTNode) -> tuple[int, int]:
         return self.ranges[node].start.line, self.ranges[node].start.column + 1
@@ -156,12 +166,12 @@ class Parsed:
         line = self.ranges[node].end.line
         if line < len(self.text.starts):  # the line ends with a newline
             return self.inserting(line + 1, 1, statement + self.newline)
-        end = len(self._line(line)) + 1  # the last line, without a newline: keep it so
+        end = len(self.text.line(line)) + 1  # the last line, without a newline: keep it so
         return self.inserting(line, end, self.newline + statement)
 
     def indentation(self, node: cst.CSTNode) -> str:
         line, col = self.start(node)
-        return self._line(line)[:col - 1]
+        return self.text.line(line)[:col - 1]
 
     # ---------------------------------------------------------------------------- the edits
 
@@ -173,8 +183,8 @@ class Parsed:
             return self._set_kwarg(self.call_at(placed.span), edit, placed.position)
         if edit.action == "remove_op":
             return [self._remove_op(self.call_at(placed.span))]
-        if edit.action == "call_after_build":
-            return self._call_after_build(placed.model, edit.function)
+        if edit.action == "write_repair":
+            return self._write_repair(placed.model, placed.code)
         raise ValueError(f"unknown edit action {edit.action}")
 
     def _set_kwarg(self, call: cst.Call, edit: Edit, position: int | None) -> list[Replacement]:
@@ -210,8 +220,8 @@ class Parsed:
         else:
             (line, col), (next_line, next_col) = self.end(call.func), self.start(args[-1])
         if line == next_line:
-            return self._line(line)[col - 1:next_col - 1] if len(args) >= 2 else ", "
-        indent = self._line(next_line)[:next_col - 1]
+            return self.text.line(line)[col - 1:next_col - 1] if len(args) >= 2 else ", "
+        indent = self.text.line(next_line)[:next_col - 1]
         return "," + self.newline + (indent if not indent.strip() else "")
 
     def _remove_op(self, call: cst.Call) -> Replacement:
@@ -232,61 +242,114 @@ class Parsed:
         atom = isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or value.lpar
         return self.replacing(call, _code(value) if atom else f"({_code(value)})")
 
-    def _call_after_build(self, model: str | None, function: str) -> list[Replacement]:
-        """``function(model)`` once the model is built, and ``import`` of its module."""
+    def _write_repair(self, model: str | None, code: Code) -> list[Replacement]:
+        """``code`` written where the model is built: at the end of the class's
+        ``__init__`` (on ``self``), after the instance's assignment, or before the factory's
+        return (of the value it names, or of a variable the value is first assigned to)."""
         nodes = self.definitions.get(model or "")
         if not nodes:
-            raise InputError(f"the file has no top-level definition of {model} to add "
-                             f"{function}() to.")
-        out: list[Replacement] = []
-        for node in nodes:
-            if isinstance(node, cst.ClassDef):
-                out += self._call_in_init(node, function)
-            elif isinstance(node, cst.FunctionDef):
-                returns = _Returns()
-                node.body.visit(returns)
-                out += [r for ret in returns.found if ret.value is not None
-                        for r in self._wrap(ret.value, function)]
-            else:
-                out += self._wrap(node.value, function)
-        module = function.rsplit(".", 1)[0]
-        if out and "." in function and not self._imports(module):
-            out.append(self._import(module))
+            raise InputError(f"the file has no top-level definition of {model} to add the "
+                             "repair to.")
+        if code.comment in self.text.text:  # written already
+            return []
+        node, out = nodes[-1], []  # the last definition is the one that counts
+        if isinstance(node, cst.ClassDef):
+            init = next((s for s in getattr(node.body, "body", ())
+                         if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+            if init is None or not isinstance(init.body, cst.IndentedBlock):
+                raise InputError(f"class {node.name.value} has no __init__ of its own, in a "
+                                 "block, to add the repair to.")
+            body = init.body.body
+            lines = self._render(code, "self", _names(init), out)
+            out.append(self.line_after(body[-1], self._block(lines, self.indentation(body[0]))))
+        elif isinstance(node, cst.FunctionDef):
+            out += self._before_return(node, code)
+        else:
+            lines = self._render(code, model, _names(self.module), out)
+            out.append(self.line_after(node, self._block(lines, "")))
         return out
 
-    def _call_in_init(self, cls: cst.ClassDef, function: str) -> list[Replacement]:
-        """``function(self)`` as the last statement of the class's ``__init__``."""
-        init = next((s for s in getattr(cls.body, "body", ())
-                     if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
-        if init is None:
-            raise InputError(f"class {cls.name.value} has no __init__ of its own to call "
-                             f"{function}(self) from.")
-        if not isinstance(init.body, cst.IndentedBlock):
-            raise InputError(f"{cls.name.value}.__init__ is written on one line.")
-        call = f"{function}(self)"
-        body = init.body.body
-        if any(isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1
-               and isinstance(s.body[0], cst.Expr) and _code(s.body[0].value) == call
-               for s in body):
-            return []
-        return [self.line_after(body[-1], self.indentation(body[0]) + call)]
+    def _before_return(self, function: cst.FunctionDef, code: Code) -> list[Replacement]:
+        returns = _Returns()
+        function.body.visit(returns)
+        if len(returns.found) != 1 or returns.found[0].value is None:
+            raise InputError(f"{function.name.value}() does not end in one return of the "
+                             "model, to add the repair before.")
+        ret = returns.found[0]
+        if ret not in returns.alone:
+            raise InputError(f"the return of {function.name.value}() shares its line.")
+        out: list[Replacement] = []
+        taken = _names(function)
+        indent = self.indentation(ret)
+        if isinstance(ret.value, cst.Name):
+            lines = self._render(code, ret.value.value, taken, out)
+            return [*out, self.inserting(self.start(ret)[0], 1, self._block(lines, indent)
+                                         + self.newline)]
+        root = _fresh("model", taken)
+        lines = self._render(code, root, taken | {root}, out)
+        value = self.text.slice(self.replacing(ret.value, ""))
+        return [*out, self.replacing(ret, f"{root} = {value}{self.newline}"
+                                     + self._block(lines, indent) + self.newline
+                                     + f"{indent}return {root}")]
 
-    def _wrap(self, value: cst.BaseExpression, function: str) -> list[Replacement]:
-        """``function(value)``, unless the value is that call already."""
-        if _is_call_of(value, function):
-            return []
-        return [self.inserting(*self.start(value), f"{function}("),
-                self.inserting(*self.end(value), ")")]
+    def _block(self, lines: list[str], indent: str) -> str:
+        """``lines`` (indented by four spaces a level) at ``indent``, in the file's indent and
+        newlines, without a final newline."""
+        def indented(line: str) -> str:
+            body = line.lstrip(" ")
+            return indent + self.module.default_indent * ((len(line) - len(body)) // 4) + body
+        return self.newline.join(indented(line) for line in lines)
 
-    def _imports(self, name: str) -> bool:
-        """Whether ``import name`` (or ``import name as ...``) is at the top level."""
-        return any(isinstance(part, cst.Import) and any(
-            _code(a.name) == name and a.asname is None for a in part.names)
-            for stmt in self.module.body if isinstance(stmt, cst.SimpleStatementLine)
-            for part in stmt.body)
+    def _render(self, code: Code, root: str, taken: set[str], out: list[Replacement]
+                ) -> list[str]:
+        """The code's lines for this file: its comment, then each group's first form whose
+        classes the file can name, with fresh variables; an import the code needs is added to
+        ``out``."""
+        values = {"root": root, "nn": self._torch_nn(out)}
+        lines = [code.comment]
+        for forms in code.groups:
+            for form in forms:
+                classes = [self._name_of(names) for names in form.classes]
+                if None not in classes:
+                    break
+            else:
+                raise InputError("the file does not name the classes the repair's code needs.")
+            used = set(taken)
+            for variable in form.variables:
+                values[variable] = _fresh(variable, used)
+                used.add(values[variable])
+            values.update({f"T{i}": name for i, name in enumerate(classes)})
+            lines += [line.format(**values) for line in form.lines]
+        return lines
 
-    def _import(self, name: str) -> Replacement:
-        """``import name`` after the last top-level import (or the docstring), else first."""
+    def _name_of(self, names: tuple[str, ...]) -> str | None:
+        """How this file names a class or module given by its dotted names (``:Block`` for a
+        top-level definition of the file), through its top-level imports; the shortest."""
+        found = []
+        for dotted in names:
+            if dotted.startswith(":"):
+                if any(isinstance(n, cst.ClassDef) for n in self.definitions.get(dotted[1:], ())):
+                    found.append(dotted[1:])
+                continue
+            for local, target in self.imported.items():
+                if dotted == target or dotted.startswith(target + "."):
+                    found.append(local + dotted[len(target):])
+        return min(found, key=len) if found else None
+
+    def _torch_nn(self, out: list[Replacement]) -> str:
+        """What this file calls torch.nn; ``from torch import nn`` is added to ``out`` when it
+        has no name for it."""
+        name = self._name_of(("torch.nn",))
+        if name is not None:
+            return name
+        if "nn" in self.imported or "nn" in self.definitions:
+            raise InputError("the file binds nn to something other than torch.nn.")
+        out.append(self._import("from torch import nn"))
+        return "nn"
+
+    def _import(self, statement: str) -> Replacement:
+        """``statement`` (an import) after the last top-level import (or the docstring), else
+        first."""
         body = self.module.body
         after = None
         for i, stmt in enumerate(body):
@@ -296,9 +359,32 @@ class Parsed:
                         stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))):
                 after = stmt
         if after is not None:
-            return self.line_after(after, f"import {name}")
+            return self.line_after(after, statement)
         line, _ = self.start(body[0])
-        return self.inserting(line, 1, f"import {name}{self.newline}")
+        return self.inserting(line, 1, f"{statement}{self.newline}")
+
+
+_COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    """Every name ``node`` uses or binds outside comprehensions (whose variables are their
+    own): a variable the repair's code adds must be none of them."""
+    found: set[str] = set()
+
+    class Names(cst.CSTVisitor):
+        def on_visit(self, child: cst.CSTNode) -> bool:
+            if isinstance(child, cst.Name):
+                found.add(child.value)
+            return not isinstance(child, _COMPREHENSIONS)
+    node.visit(Names())
+    return found
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    return name
 
 
 @functools.lru_cache(maxsize=4)

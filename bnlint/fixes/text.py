@@ -8,6 +8,7 @@ them (ended by "\\r\\n", "\\r" or "\\n"), 1-based columns in characters, the end
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import io
 import os
 import re
@@ -24,6 +25,10 @@ CONTEXT = 3  # lines of context around a change, as diff -u and git show
 
 class OverlapError(ValueError):
     """Two replacements change the same text differently."""
+
+
+class StaleError(ValueError):
+    """A replacement's span no longer holds the text it was made for: the file changed."""
 
 
 def read(path: str) -> tuple[str, str]:
@@ -67,14 +72,32 @@ def merge(replacements: Iterable[Replacement]) -> tuple[Replacement, ...]:
             out.append(r)
         elif (last.line, last.col) == (last.end_line, last.end_col) == (r.line, r.col):
             out[-1] = Replacement(r.path, r.line, r.col, r.end_line, r.end_col,
-                                  last.text + r.text)
+                                  last.text + r.text, r.old)
         else:
             raise OverlapError(f"line {r.line} is changed by two fixes")
     return tuple(out)
 
 
+def repository_root(path: str) -> str | None:
+    """The root of the git repository the file at ``path`` (its real path) lies in: the
+    nearest folder above it holding ``.git`` (a folder, or a file in a worktree or
+    submodule); None outside a repository."""
+    folder = os.path.dirname(os.path.realpath(path))
+    while not os.path.exists(os.path.join(folder, ".git")):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+    return folder
+
+
 def display_path(path: str) -> str:
-    """The path as diffs show it: relative to the working directory when under it."""
+    """The path as diffs show it: relative to its git repository's root, so that ``git
+    apply`` takes the diff there from wherever bnlint ran; outside a repository, relative
+    to the working directory when under it."""
+    root = repository_root(path)
+    if root is not None:
+        return Path(os.path.relpath(os.path.realpath(path), root)).as_posix()
     rel = os.path.relpath(path)
     return path if rel.startswith("..") else rel
 
@@ -109,10 +132,42 @@ class Text:
         """The text that ``r`` replaces."""
         return self.text[self.offset(r.line, r.col):self.offset(r.end_line, r.end_col)]
 
+    def line(self, line: int) -> str:
+        """Python's line ``line`` (1-based), with its newline; "" past the end."""
+        if line > len(self.starts):
+            return ""
+        return self.text[self.starts[line - 1]:self.starts[line] if line < len(self.starts)
+                         else None]
+
+    def anchor(self, r: Replacement) -> str:
+        """What ``r`` is made against (:attr:`Replacement.old`): the text of its span, or for
+        an insertion the line it goes into."""
+        if (r.line, r.col) == (r.end_line, r.end_col):
+            return self.line(r.line)
+        return self.slice(r)
+
+    def made(self, path: str, line: int, col: int, end_line: int, end_col: int,
+             new: str) -> Replacement:
+        """A replacement of this text, recording what it is made against."""
+        r = Replacement(path, line, col, end_line, end_col, new)
+        return dataclasses.replace(r, old=self.anchor(r))
+
+    def _holds(self, r: Replacement) -> bool:
+        """Whether ``r``'s position lies in the text and holds what it was made against."""
+        for line, col in ((r.line, r.col), (r.end_line, r.end_col)):
+            if not 1 <= line <= len(self.starts) or not 1 <= col <= len(self.line(line)) + 1:
+                return False
+        return self.anchor(r) == r.old
+
     def spans(self, replacements: Iterable[Replacement]) -> list[tuple[int, int, str]]:
-        """(start, end, new text) offsets of the merged replacements, in order."""
-        return [(self.offset(r.line, r.col), self.offset(r.end_line, r.end_col), r.text)
-                for r in merge(replacements)]
+        """(start, end, new text) offsets of the merged replacements, in order. Raises
+        :class:`StaleError` when a span does not hold the text the replacement was made for."""
+        out = []
+        for r in merge(replacements):
+            if not self._holds(r):
+                raise StaleError(f"line {r.line} no longer holds {r.old!r}")
+            out.append((self.offset(r.line, r.col), self.offset(r.end_line, r.end_col), r.text))
+        return out
 
     def apply(self, replacements: Iterable[Replacement]) -> str:
         """The text with the replacements made."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import linecache
 import os
 import sys
 import sysconfig
@@ -36,7 +37,8 @@ _LIBRARY_DIRS = tuple(
 
 @dataclass(frozen=True)
 class Site:
-    """A span of source: 1-based lines, 1-based columns (as editors and SARIF count)."""
+    """A span of source: 1-based lines, 1-based columns counted in characters (as editors
+    count, and SARIF's ``unicodeCodePoints``), the end exclusive."""
     path: str
     line: int
     col: int
@@ -69,7 +71,17 @@ def frame_site(frame: types.FrameType, lasti: int | None = None,
             line = pos[0] or line
             end_line, col, end_col = pos[1] or line, pos[2], pos[3]
             break
-    return Site(code.co_filename, line, (col or 0) + 1, end_line, (end_col or 0) + 1)
+    path = code.co_filename
+    return Site(path, line, _char_col(path, line, (col or 0) + 1), end_line,
+                _char_col(path, end_line, (end_col or 0) + 1))
+
+
+def _char_col(path: str, line: int, byte_col: int) -> int:
+    """A 1-based column in characters, from Python's (which counts the line's UTF-8 bytes)."""
+    text = linecache.getline(path, line)
+    if text.isascii():  # the same count (or the source is unknown: left as it is)
+        return byte_col
+    return len(text.encode("utf-8")[:byte_col - 1].decode("utf-8", "ignore")) + 1
 
 
 def user_frame(frame: types.FrameType | None) -> types.FrameType | None:

@@ -49,7 +49,7 @@ def write(report: Report, path: str) -> int:
     counts = _counts(report, Path(os.path.abspath(path)).parent)
     entries = [{**dict(zip(_FIELDS, key)), "count": n} for key, n in sorted(counts.items())]
     write_atomic(path, json.dumps({"bnlint-baseline": FORMAT_VERSION, "findings": entries},
-                                  indent=2) + "\n")
+                                  indent=2) + "\n", what="the baseline")
     return sum(counts.values())
 
 

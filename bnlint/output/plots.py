@@ -63,7 +63,7 @@ def draw(report: Report, path: str) -> None:
         dead_ax.legend()
     fig.tight_layout()
     try:
-        replace_atomic(path, fig.savefig)
+        replace_atomic(path, fig.savefig, what="the plot")
     except OSError as exc:
         raise InputError(f"cannot write the plot: {exc.strerror}.", path=path) from None
     finally:

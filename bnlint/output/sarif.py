@@ -1,25 +1,39 @@
-"""SARIF 2.1.0 for GitHub code scanning: the rules, one result per finding, fixes included."""
+"""SARIF 2.1.0 for GitHub code scanning: the rules, one result per finding, fixes included,
+within the limits code scanning accepts (the most severe results kept, and the run says what
+was left out)."""
 
 from __future__ import annotations
 
+import gzip
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from ..findings import VERSION, Finding, Report
+from ..findings import SEVERITY_RANK, VERSION, Finding, Report
 from ..rules.catalog import Rule
 from .json_report import dumps
 from .paths import relative
 
 INFORMATION_URI = "https://github.com/bnlint/bnlint"
 _SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+# GitHub code scanning rejects a run with more results, or an upload larger than this once
+# gzipped (docs.github.com, code-security: "SARIF results exceed limit", "SARIF results file is
+# too large"); a result may have 1,000 locations (bnlint gives one). The upload action gzips
+# at zlib's default level, 6.
+MAX_RESULTS = 25_000
+MAX_GZIP_BYTES = 10 * 1000 * 1000
+GZIP_LEVEL = 6
 
 
 def _uri(path: str) -> dict[str, str]:
+    """An artifact location: relative to %SRCROOT% (the working directory) when under it,
+    else a file:// URI; percent-encoded (RFC 3986: spaces, #, %, non-ASCII as UTF-8)."""
     rel = relative(path)
     if rel == path and os.path.isabs(path):
         return {"uri": Path(path).as_uri()}
-    return {"uri": Path(rel).as_posix(), "uriBaseId": "%SRCROOT%"}
+    return {"uri": quote(Path(rel).as_posix()), "uriBaseId": "%SRCROOT%"}
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:
@@ -73,21 +87,59 @@ def _sarif_result(f: Finding, index: int, model: str) -> dict[str, Any]:
 
 def sarif(report: Report, rules: dict[str, Rule]) -> str:
     codes = list(rules)
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "bnlint", "version": VERSION,
-                                "informationUri": INFORMATION_URI,
-                                "rules": [_sarif_rule(r) for r in rules.values()]}},
-            "columnKind": "unicodeCodePoints",  # as Python counts a str (fix replacements)
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
-            "results": [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
-                        for f in m.findings if f.code in rules],
-            "invocations": [{"executionSuccessful": not report.errors,
-                             "toolExecutionNotifications": [
-                                 {"level": "error", "message": {"text": e.render()}}
-                                 for e in report.errors]}],
-        }],
-    }
-    return dumps(doc)
+    findings = [f for m in report.models for f in m.findings if f.code in rules]
+    results = [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
+               for f in m.findings if f.code in rules]
+    notes = [{"level": "error", "message": {"text": e.render()}} for e in report.errors]
+    # The most severe first, in report order within a severity: the ones a cut keeps.
+    ranked = sorted(range(len(findings)), key=lambda i: -SEVERITY_RANK[findings[i].severity])
+
+    def cut(count: int) -> str:
+        """The document with the ``count`` most severe results."""
+        kept = sorted(ranked[:count])
+        return dumps({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {"name": "bnlint", "version": VERSION,
+                                    "informationUri": INFORMATION_URI,
+                                    "rules": [_sarif_rule(r) for r in rules.values()]}},
+                "columnKind": "unicodeCodePoints",  # findings and fixes count characters
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
+                "results": [results[i] for i in kept],
+                "invocations": [{"executionSuccessful": not report.errors,
+                                 "toolExecutionNotifications": notes + _left_out(
+                                     [findings[i] for i in ranked[count:]], count)}],
+            }],
+        })
+
+    count = min(len(findings), MAX_RESULTS)
+    text = cut(count)
+    if _gzipped_size(text) > MAX_GZIP_BYTES:  # the most results that fit, by bisection
+        low, high = 0, count - 1
+        while low < high:
+            mid = (low + high + 1) // 2
+            if _gzipped_size(cut(mid)) <= MAX_GZIP_BYTES:
+                low = mid
+            else:
+                high = mid - 1
+        text = cut(low)
+    return text
+
+
+def _gzipped_size(text: str) -> int:
+    return len(gzip.compress(text.encode("utf-8"), compresslevel=GZIP_LEVEL))
+
+
+def _left_out(findings: list[Finding], kept: int) -> list[dict[str, Any]]:
+    """The notification saying which results were left out to fit code scanning's limits."""
+    if not findings:
+        return []
+    levels = Counter(_SARIF_LEVELS[f.severity] for f in findings)
+    codes = Counter(f.code for f in findings)
+    return [{"level": "warning", "message": {"text": (
+        f"{len(findings)} results left out to stay within GitHub code scanning's limits "
+        f"({MAX_RESULTS} results per run, {MAX_GZIP_BYTES // 1000 // 1000} MB gzipped); the "
+        f"{kept} most severe are kept. Left out by level: "
+        + ", ".join(f"{level} {n}" for level, n in sorted(levels.items())) + "; by rule: "
+        + ", ".join(f"{code} {n}" for code, n in sorted(codes.items())) + ".")}}]

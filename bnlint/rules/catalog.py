@@ -31,12 +31,8 @@ CATEGORIES = {0: "trace", 1: "ordering", 2: "depth", 3: "init", 4: "targets",
 APPLICABILITY = ("safe", "unsafe", "display-only")
 FIX_KINDS = ("source", "graph", "suggestion")
 CALL_ACTIONS = ("set_kwarg", "remove_op")  # edits of the call that built a module
-MODEL_ACTIONS = ("call_after_build",)      # edits of the model's definition
+MODEL_ACTIONS = ("write_repair",)          # edits of the model's definition
 EDIT_ACTIONS = CALL_ACTIONS + MODEL_ACTIONS
-# The only functions a call_after_build edit may call: bnlint.repair's (tests/test_bad_input.py
-# keeps this list equal to bnlint.repair.__all__).
-FIX_FUNCTIONS = tuple(f"bnlint.repair.{name}" for name in (
-    "drop_output_relu", "he_init", "orthogonal_init", "shape_activations", "zero_init_residual"))
 # A template (message, fix description) names a field, or a matched layer's label or what:
 # ``{ratio:.3g}``, ``{m0.label}``; no other attribute, no index, no conversion, no nested field,
 # so a rule file cannot reach past what its finder hands it.
@@ -45,6 +41,8 @@ TEMPLATE_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.(label|what))?$")
 # applies them (bnlint/fixes/model.py): structure, then initialisation, then activation shaping.
 REPAIRS = ("drop_bias", "drop_output_relu", "he_init", "orthogonal_init", "zero_init_residual",
            "shape_activations")
+# The repairs a write_repair edit writes into the user's file (bnlint/fixes/written.py).
+WRITTEN_REPAIRS = ("he_init", "orthogonal_init", "zero_init_residual", "shape_activations")
 MEASURED_KEYS = ("grad_ratio", "dead_fraction", "forward_rms_ratio")
 CODE_RE = re.compile(r"^BNL\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -78,12 +76,12 @@ class Confirmation:
 class Edit:
     """A source edit, as a rule's ``fix.edit`` names it (bnlint/fixes/source.py makes it):
     ``set_kwarg`` sets argument ``name`` to ``value`` (a Python literal) in the call that built
-    the module; ``remove_op`` makes that op the identity; ``call_after_build`` calls
-    ``function`` (one of :data:`FIX_FUNCTIONS`) on the model once it is built."""
+    the module; ``remove_op`` makes that op the identity; ``write_repair`` writes the rule's
+    ``fix.repair`` (one of :data:`WRITTEN_REPAIRS`) as plain PyTorch where the model is
+    built."""
     action: str
     name: str | None = None
     value: str | None = None
-    function: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +205,7 @@ def _pattern_step(step: Any, path: Path) -> dict[str, Any]:
 
 
 # What each edit action takes besides ``action``: its required keys.
-_EDIT_KEYS = {"set_kwarg": ("name", "value"), "remove_op": (),
-              "call_after_build": ("function",)}
+_EDIT_KEYS = {"set_kwarg": ("name", "value"), "remove_op": (), "write_repair": ()}
 
 
 def _is_literal(text: str) -> bool:
@@ -247,9 +244,9 @@ def _rule_fix(fix: Any, path: Path, text: str | None) -> RuleFix | None:
         _check(edit["action"] != "set_kwarg" or _is_literal(edit["value"]), path,
                f"fix.edit value {edit.get('value')!r} must be a Python literal such as "
                "\"False\" or \"0.1\" (it is written into the model's source)", line)
-        _check(edit["action"] != "call_after_build" or edit["function"] in FIX_FUNCTIONS,
-               path, f"fix.edit function {edit.get('function')!r} is not one of "
-                     f"bnlint.repair's: {', '.join(FIX_FUNCTIONS)}", line)
+        _check(edit["action"] != "write_repair" or fix.get("repair") in WRITTEN_REPAIRS,
+               path, f"fix.edit write_repair needs a fix.repair in {', '.join(WRITTEN_REPAIRS)}",
+               line)
         edit = Edit(**edit)
     return RuleFix(kind=fix["kind"], applicability=fix["applicability"],
                    description=fix.get("description"), edit=edit, repair=fix.get("repair"))

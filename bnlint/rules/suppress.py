@@ -126,5 +126,5 @@ def add_directives(path: str, spans: list[tuple[int, int, str]]) -> int:
     if not same:  # a bnlint bug: refuse rather than break the file
         raise InputError("adding the directives would change the code, so the file was left "
                          "as it was; please report it.", path=path)
-    write_atomic(path, new_text, encoding)
+    write_atomic(path, new_text, encoding, what="the directives", unchanged=text)
     return added
