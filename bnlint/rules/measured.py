@@ -215,4 +215,7 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
                             "preconditioned": c.preconditioned, "step": c.step,
                             "loss": [losses[0], losses[-1]]},
                "formula": c.formula, "configured_lr": opt.lr},
-              severity=None if rose or factor >= ctx.threshold(rule, "ratio_warning") else "info")
+              # adaptive optimizers settle at their bound from above (arXiv:2207.14484): how
+              # far over it they start says nothing by itself
+              severity=None if rose or (factor >= ctx.threshold(rule, "ratio_warning")
+                                        and not c.preconditioned) else "info")
