@@ -150,6 +150,9 @@ class _Seconds(click.ParamType):
                    "sgd,lr=0.1,momentum=0.9,nesterov=true or adam,lr=3e-4,betas=(0.9,0.98).")
 @click.option("--warmup-steps", type=click.IntRange(min=0),
               help="Steps of lr warm-up you train with (0: none).")
+@click.option("--nproc", type=click.IntRange(min=1),
+              help="Probe across N processes on this host (torch.distributed, FSDP2): each "
+                   "holds 1/N of the model, for models larger than one device.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw the probe's per-layer measurements to FILE.png or FILE.svg.")
 @click.option("--timeout", type=_Seconds(),
@@ -181,15 +184,18 @@ class _Seconds(click.ParamType):
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
 def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
-         probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, plot,
-         timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
+         probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, nproc,
+         plot, timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
          write_baseline, add_noqa, want_statistics, allow_no_models, explain, list_rules,
          verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
-    started = runner.Worker(verbose) if paths and not (list_rules or explain) else None
+    in_ranks = bool(ctx.obj and ctx.obj.get("in_ranks"))  # python -m bnlint.distributed
+    ranked = in_ranks or nproc is not None
+    started = runner.Worker(verbose) if paths and not (list_rules or explain or ranked) \
+        else None
 
     def given(name: str, value):
         """An option's value when the command line gave it (a config file's value wins over
@@ -226,6 +232,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             config_mod.check_codes(rules, codes, option)
         if not paths:
             raise InputError("no paths given.", hint="Usage: bnlint PATH... (see bnlint --help).")
+        _check_ranked(in_ranks, nproc, cfg.probe, show_diff or apply_fixes)
         _check_exclusive(show_diff=show_diff, fix=apply_fixes, add_noqa=add_noqa,
                          write_baseline=write_baseline)
         render.check(cfg.format, want_statistics)
@@ -249,7 +256,13 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     if not linted and started:  # allow-no-models skipped every file given
         started.kill()
         started = None
-    report = runner.run(linted, cfg, rules, cli_shapes, verbose, started)
+    if in_ranks:
+        from .isolation import ranks  # torch: only on a rank that torchrun started
+        report, rank = ranks.lint_here(linted, cfg, rules, cli_shapes)
+        if rank != 0:  # every rank has the report; rank 0 writes it
+            sys.exit(report.exit_code(cfg.fail_on))
+    else:
+        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, nproc)
     if add_noqa:  # the findings a baseline records stay as they are
         if recorded is not None:
             report = baseline.apply(report, baseline_file, recorded, linted)[0]
@@ -273,6 +286,25 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         except InputError as exc:
             _fail(exc)
     sys.exit(report.exit_code(cfg.fail_on))
+
+
+def _check_ranked(in_ranks: bool, nproc: int | None, probe: bool, fixing: bool) -> None:
+    """The probe across ranks (--nproc, or python -m bnlint.distributed under torchrun) needs
+    the probe, and cannot verify fixes (which builds the model in one process)."""
+    if not (in_ranks or nproc):
+        return
+    how = "python -m bnlint.distributed" if in_ranks else "--nproc"
+    if in_ranks and nproc:
+        raise InputError("--nproc starts ranks on this host, but torchrun started this one.",
+                         hint="Drop --nproc: the probe uses the ranks torchrun gives it.")
+    if not probe:
+        raise InputError(f"{how} runs the probe across ranks, but the probe is off "
+                         "(--no-probe, or probe = false in the config).",
+                         hint=f"Drop {how}, or let the probe run.")
+    if fixing:
+        raise InputError(f"--fix and --diff check the patched file by building its models in "
+                         f"one process, which {how} is there to avoid.",
+                         hint=f"Run the fixes without {how}.")
 
 
 def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
@@ -392,7 +424,8 @@ def _write_baseline(report: Report, path: str) -> None:
 def _emit(report: Report, cfg, rules: dict, output_file: str | None,
           want_statistics: bool = False, outcome: baseline.Outcome | None = None) -> None:
     _print_errors(report)
-    colour = output_file is None and cfg.format == "text" and sys.stdout.isatty()
+    colour = output_file is None and cfg.format == "text" and sys.stdout.isatty() \
+        and not os.environ.get("NO_COLOR")  # https://no-color.org
     rendered = render.render(report, cfg.format, rules, colour, want_statistics, outcome)
     if outcome is not None and not render.carries_baseline(cfg.format, want_statistics):
         for line in outcome.lines():

@@ -103,6 +103,8 @@ OPTIMIZER_ARGS: dict[str, tuple[str, dict[str, str]]] = {
     "lars": ("LARS", {"momentum": "unit", "weight_decay": "number", "eta": "number"}),
 }
 OPTIMIZERS = tuple(OPTIMIZER_ARGS)
+# The losses the config's ``loss`` names (bnlint/discover/loss.py says what each expects)
+LOSSES = ("mse", "mae", "huber", "bce", "bce_with_logits", "ce", "nll", "kl")
 SHAPE = "a shape such as 8,3,32,32 (positive integers)"
 # The most elements an example input may have: PROBE_MEMORY in float32. A larger one is a typo
 # (a video batch of 8x3x64x224x224 has 7.7e7), and past 2^63 torch cannot even express it.
@@ -137,6 +139,7 @@ class Config:
     rules_dir: str | None = None
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     optimizer: Optimizer | None = None
+    loss: str | None = None  # what the model trains with (else inferred from its file)
     probe_batch: int = PROBE_BATCH
     probe_steps: int = PROBE_STEPS
     probe_budget: float = PROBE_BUDGET
@@ -352,7 +355,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
         return value
     if name == "input_shape":
         return _sized(source, key, _shapes(source, key, value))
-    choices = {"fail_on": FAIL_ON, "format": FORMATS, "device": DEVICES}
+    choices = {"fail_on": FAIL_ON, "format": FORMATS, "device": DEVICES, "loss": LOSSES}
     if name in choices:
         if value not in choices[name]:
             raise _fail(source, key, "one of " + ", ".join(choices[name]), value)

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import math
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -263,17 +264,23 @@ def with_measurements(findings: list[Finding], probe: ProbeResult, rules: dict[s
     return out
 
 
+Prober = Callable[[ModelGraph, tuple, Targets | None, ProbeOptions], ProbeResult]
+"""What measures a model: :func:`~bnlint.probing.run.run_probe` on its weights, or the probe
+across ranks (``bnlint.isolation.ranks``) on a model built on the meta device."""
+
+
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
            synthetic_inputs: bool, inferred_inputs: bool, in_place: bool,
-           notes: list[str]) -> ProbeResult | None:
+           notes: list[str], prober: Prober | None) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
-    if any(t.is_meta for t in (*graph.model.parameters(), *graph.model.buffers())):
+    if prober is None and any(t.is_meta for t in (*graph.model.parameters(),
+                                                  *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
                                        inferred_inputs=inferred_inputs, in_place=in_place)
     try:
-        return run_probe(graph, inputs, targets, options)
+        return (prober or run_probe)(graph, inputs, targets, options)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. an output that does not depend on any parameter
@@ -285,14 +292,16 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
          synthetic_inputs: bool = False, inferred_inputs: bool = False,
-         consumable: bool = False, inputs_how: str = "given to bnlint.lint") -> ModelReport:
+         consumable: bool = False, inputs_how: str = "given to bnlint.lint",
+         prober: Prober | None = None) -> ModelReport:
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
     measurements to the findings. ``synthetic_inputs``: the inputs are random, not data;
     ``inferred_inputs``: and their shape was inferred (the probe's plan may lower an image
     size). ``consumable``: the caller will not use the model again, so the probe may train it
     instead of a copy (the CLI's worker: no second copy in memory). ``inputs_how``: how the
-    inputs were chosen, for the report."""
+    inputs were chosen, for the report. ``prober``: what measures the model, when not the
+    single-process probe of its own weights."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -302,7 +311,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     name = name or type(model).__name__
     ctx = Context(graph, model, inputs, targets, config, None,
                   probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs,
-                  rules)
+                  rules, notes=notes, source=model_site.path if model_site else None)
     static = {c: r for c, r in rules.items() if r.category != "measured"}
     findings = run_rules(ctx, static, model_site, name, notes)
     explosion = measured_rules.explosion_threshold(rules, config)
@@ -313,7 +322,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
         probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
-                       consumable, notes)
+                       consumable, notes, prober)
     if probe is not None:
         probe = _with_weaker(probe, rules, config, notes)
         ctx.probe = probe

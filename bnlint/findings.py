@@ -110,15 +110,28 @@ class Verdict:
     confirmed: bool
     lowered_from: str | None = None
 
-    def sentence(self) -> str:
-        """How reports say it, after the finding's message ("" for an unconfirmed info)."""
-        said = f"The probe measured {self.key} = {self.value:.3g} on {self.device}, "
+    def sentence(self, span: str | None = None, predicted: float | None = None) -> str:
+        """How reports say it, after the finding's message ("" for an unconfirmed info): the
+        quantity named for what it ``span``s (``body.0..body.87``), at initialisation, where
+        the probe measures it, beside its ``predicted`` value."""
+        if not self.confirmed and not self.lowered_from:
+            return ""
+        unit = "x" if self.key.endswith("ratio") else ""
+        said = (f"{_QUANTITIES.get(self.key, self.key)}{f' over {span}' if span else ''} at "
+                f"initialisation: "
+                + (f"{predicted:.3g}{unit} predicted, " if predicted is not None else "")
+                + f"{self.value:.3g}{unit} measured on {self.device}, ")
+        said = said[0].upper() + said[1:]
         if self.confirmed:
             return said + f"{self.side} the threshold {self.threshold:g}: confirmed."
-        if self.lowered_from:
-            return (said + f"not {self.side} the threshold {self.threshold:g}: lowered from "
-                    f"{self.lowered_from} to info.")
-        return ""
+        return (said + f"not {self.side} the threshold {self.threshold:g}: lowered from "
+                f"{self.lowered_from} to info.")
+
+
+# What a verdict's key measures, as its sentence names it.
+_QUANTITIES = {"grad_ratio": "first/last weight-gradient ratio",
+               "forward_rms_ratio": "last/first output RMS ratio",
+               "dead_fraction": "dead fraction"}
 
 
 _EVIDENCE_FIELDS = ("predicted", "measured", "modules")
@@ -187,7 +200,13 @@ class Finding:
     def text(self) -> str:
         """The message as reports show it: the rule's message, then what the measurement
         said of it."""
-        verdict = self.evidence.verdict.sentence() if self.evidence.verdict else ""
+        v = self.evidence.verdict
+        if v is None:
+            return self.message
+        first, last = (self.evidence.facts.get(k) for k in ("first_module", "last_module"))
+        predicted = self.evidence.predicted.get(v.key)
+        verdict = v.sentence(f"{first}..{last}" if first and last else None,
+                             predicted if isinstance(predicted, (int, float)) else None)
         return f"{self.message} {verdict}" if verdict else self.message
 
     def public(self) -> dict[str, Any]:
@@ -221,7 +240,8 @@ class InputsUsed:
 @dataclass
 class ModelReport:
     """One model's report. ``explosion`` is BNL901's reading of the probe's gradient-ratio
-    trajectory (none, temporal, persistent, late), when the probe ran."""
+    trajectory (none, temporal, persistent, late, or unknown after no training step), when the
+    probe ran."""
     name: str
     path: str | None
     line: int | None

@@ -46,7 +46,10 @@ class LrCeiling:
     """The stable-step bound ``factor / lambda_max`` of the optimizer the probe ran
     (``formula`` says which; bnlint/probing/stability.py derives each): for SGD-like steps from
     the top Hessian eigenvalue at initialisation (``step`` 0), for adaptive ones from the top
-    eigenvalue of the preconditioned Hessian P^-1 H after ``step`` steps (``preconditioned``)."""
+    eigenvalue of the preconditioned Hessian P^-1 H after ``step`` steps (``preconditioned``).
+    ``lambda_max`` is Lanczos's top Ritz value and ``residual`` its ||Hx - lambda x||: the top
+    Ritz value never exceeds the top eigenvalue, so :attr:`bound` is the ceiling's upper end;
+    unconverged, the eigenvalue it approaches lies within ``residual`` of it (:meth:`span`)."""
     lambda_max: float
     factor: float
     formula: str
@@ -55,6 +58,7 @@ class LrCeiling:
     iterations: int
     converged: bool
     configured_lr: float
+    residual: float = 0.0
 
     @property
     def bound(self) -> float:
@@ -68,6 +72,10 @@ class LrCeiling:
             return f"lambda_P (the top eigenvalue of P^-1 H) after {self.step} steps"
         return "lambda_max at initialisation" if self.step == 0 else \
             f"lambda_max after {self.step} steps"
+
+    def span(self) -> tuple[float, float]:
+        """The ceiling as a range: from lambda_max + residual up to :attr:`bound`."""
+        return self.bound * self.lambda_max / (self.lambda_max + self.residual), self.bound
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,8 @@ class Cut:
 @dataclass(frozen=True)
 class ProbeResult:
     """A probe run. ``grad_ratio``, ``act_grad_ratio`` and ``dead_fraction`` are at
-    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans."""
+    initialisation; ``first_module``/``last_module`` the affine layers the ratio spans;
+    ``ranks`` the processes that shared it (the probe across ranks, ``--nproc``)."""
     device: str
     batch: int
     steps: int
@@ -149,6 +158,7 @@ class ProbeResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     plan: ProbePlan | None = None
     cut: Cut | None = None
+    ranks: int = 1
 
     def layer(self, module: str) -> LayerStats | None:
         """The tapped layer with this module name or key."""

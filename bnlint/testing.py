@@ -95,6 +95,8 @@ def build_case(case: dict[str, Any], path: Path, source: str | None = None
     with sites.recording():
         model, scope = _model(source, str(path))
     inputs = torch.randn(case["input_shape"])
+    if "inputs" in case:  # an expression of x, the random batch: real data's statistics
+        inputs = eval(case["inputs"], {**scope, "x": inputs}).float()
     targets = None
     if "targets" in case:
         t = eval(case["targets"], {**scope, "x": inputs}).float()

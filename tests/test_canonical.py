@@ -131,10 +131,24 @@ def test_he_init_in_fan_out_mode_is_he_init():
 
 
 def test_weights_far_off_both_fan_references_are_still_found():
-    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
-    nn.init.normal_(model[0].weight, std=1.0)  # 5.7x He
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                          nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+    for i in (0, 2, 4):
+        nn.init.normal_(model[i].weight, std=1.0)  # 5.7x He, 185x over the three layers
     f = _codes(model, torch.randn(16, 64))["BNL301"]
     assert f.evidence.predicted["std_ratio"] > 3 and "He init" in f.message
+    assert f.evidence.predicted["stack_gain"] > 100
+
+
+def test_a_shallow_stack_off_scale_per_layer_is_judged_by_its_compound_gain():
+    """Issue 17: a 2-layer net at 0.2x He per layer (0.04x over the stack) trains; one layer at
+    5.7x He alone is under the stack_gain bound too. Neither is reported."""
+    for std, layers in ((0.2 * (2 / 64) ** 0.5, 2), (1.0, 1)):
+        mods = [m for _ in range(layers) for m in (nn.Linear(64, 64), nn.ReLU())]
+        model = nn.Sequential(*mods, nn.Linear(64, 2))
+        for m in mods[::2]:
+            nn.init.normal_(m.weight, std=std)
+        assert "BNL301" not in _codes(model, torch.randn(16, 64)), (std, layers)
 
 
 class FixupBlock(nn.Module):

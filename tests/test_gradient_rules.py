@@ -101,7 +101,7 @@ def test_dead_relu_measurement_leaves_the_model_as_it_was():
     nn.init.constant_(model[1].bias, -5.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.eval()
-    found = _codes(bnlint.lint(model, torch.randn(16, 16)))
+    found = _codes(bnlint.lint(model, torch.randn(32, 16)))
     assert found["BNL403"].evidence.facts["example_batch"]["dead_fraction"] > 0.9
     assert found["BNL403"].evidence.predicted["dead_fraction"] > 0.9
     assert not model.training

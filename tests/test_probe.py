@@ -43,7 +43,10 @@ def test_plain_bn_relu_mlp_gets_a_measured_finding():
     static = next(f for f in report.findings if f.code == "BNL201")
     measured = static.evidence.measured["grad_ratio"]
     assert static.evidence.verdict.confirmed and measured > 70
-    assert f"measured grad_ratio = {measured:.3g} on cpu" in static.text()
+    facts = static.evidence.facts
+    assert f"ratio over {facts['first_module']}..{facts['last_module']} at initialisation: " \
+           f"{static.evidence.predicted['grad_ratio']:.3g}x predicted, {measured:.3g}x " \
+           "measured on cpu" in static.text()
 
 
 def test_zero_init_residual_passes_gradients_unchanged():
@@ -170,13 +173,16 @@ def test_cli_reports_the_probe(write_model):
     assert probe_json["device"] == "cpu" and probe_json["steps"] == 2
     assert probe_json["plan"]["steps"] == 2 and probe_json["plan"]["batch"] == 64
     assert probe_json["plan"]["flops"] > 0 and probe_json["cut"] is None
-    assert [f["code"] for f in report["models"][0]["findings"]] == ["BNL901"]
+    assert probe_json["plan"]["hvps"] == PROBE_HVPS
+    # BNL905 at the probe's default lr, which the user may not train with: info at most.
+    assert [(f["code"], f["severity"]) for f in report["models"][0]["findings"]] == [
+        ("BNL901", "warning"), ("BNL905", "info")]
     text = run_cli(path, "--probe-steps", "2", "--select", "BNL9").stdout
-    assert "probe deep (cpu, batch 64, " in text and "grad ratio first/last" in text
-    assert f"planned 2 steps, {PROBE_HVPS} Hessian-vector products" in text
-    assert "after 2 steps" in text
+    assert "::deep  probe (batch 64, 2 steps, " in text
+    assert "gradient ratio first/last layer (0/87) " in text
     at_init = run_cli(path, "--probe-steps", "0", "--select", "BNL9").stdout
-    assert "at init only (no training step)" in at_init and "after 0 steps" not in at_init
+    assert "::deep  probe (batch 64, no training step, " in at_init
+    assert "after 0" not in at_init and " -> " not in at_init.split("::deep")[1]
     assert run_cli(path, "--no-probe", "--format", "json").stdout.count('"probe": null') == 1
 
 

@@ -130,9 +130,29 @@ def test_dead_relus_after_pooling_random_inputs_are_not_counted():
                             SqueezeExcite(64)) for _ in range(4)]
     model = nn.Sequential(nn.Conv2d(3, 64, 3, bias=False), *blocks, nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(64, 10))
-    x = torch.randn(16, 3, 16, 16)
+    x = torch.randn(32, 3, 16, 16)
     config = Config(probe=False, select=["BNL403"])
     as_data = bnlint.lint(model, x, config=config)
     assert [f.code for f in as_data.findings] == ["BNL403"]  # the same batch given as data
     synthetic = bnlint.lint(model, x, config=config, synthetic_inputs=True)
     assert synthetic.findings == []
+
+
+def test_dead_relus_are_not_judged_from_too_few_distinct_examples():
+    """Real examples are correlated, so a unit that fires for 1 input in 10 looks dead on 8 of
+    them with probability 0.9^8 = 43%: BNL403 judges the user's examples from 32 distinct ones
+    (copies of one example count once) and says in the notes how many it needs."""
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(32, 32), nn.ReLU())],
+                          nn.Linear(32, 2))
+    config = Config(probe=False, select=["BNL403"])
+    assert [f.code for f in bnlint.lint(model, torch.randn(32, 32), config=config).findings] \
+        == ["BNL403"]
+    few = bnlint.lint(model, torch.randn(8, 32), config=config)
+    copies = bnlint.lint(model, torch.randn(2, 32).repeat(16, 1), config=config)
+    for report, distinct in ((few, 8), (copies, 2)):
+        assert report.findings == []
+        assert any(f"has {distinct} distinct example(s), and dead units need at least 32" in n
+                   for n in report.notes), report.notes
+    random = bnlint.lint(model, torch.randn(8, 32), config=config, synthetic_inputs=True)
+    assert [f.code for f in random.findings] == ["BNL403"]  # random inputs: 2^-8 by chance

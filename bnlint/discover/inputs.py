@@ -70,11 +70,12 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def infer_inputs(model: nn.Module, name: str, batch: int,
-                 path: Path) -> tuple[tuple[torch.Tensor, ...], str]:
+def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
+                 device: torch.device | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
     """Inputs a transformers model's config describes, else inferred from the first
-    Conv/Linear/Embedding (the first shape that runs), and how they were chosen."""
-    described = hf.example_inputs(model, batch, model_device(model))
+    Conv/Linear/Embedding (the first shape that runs, tried on the model's device); on
+    ``device`` (default: the model's), and how they were chosen."""
+    described = hf.example_inputs(model, batch, device or model_device(model))
     if described is not None:
         return described
     layer = _first_layer(model)
@@ -87,16 +88,16 @@ def infer_inputs(model: nn.Module, name: str, batch: int,
         raise InputError(f"cannot infer example inputs for {name}: its first layer "
                          f"({type(layer).__name__}) is lazy, so its input size is not known "
                          "until it runs.", path=str(path), hint=how)
-    device = model_device(model)
+    trial = model_device(model)
     shapes = _candidate_shapes(layer, batch)
     for shape in shapes:
-        x = _random_input(layer, (2, *shape[1:]), device)  # a small trial batch: cheap
+        x = _random_input(layer, (2, *shape[1:]), trial)  # a small trial batch: cheap
         try:
             run_forward(lambda x=x: model(x), model, (x,))
             how = f"inferred from the first layer ({type(layer).__name__})"
             if len(shapes) > 1:
                 how += ": the first of " + ", ".join(str(s[1:]) for s in shapes) + " that ran"
-            return (_random_input(layer, shape, device),), how
+            return (_random_input(layer, shape, device or trial),), how
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in shapes)
@@ -128,9 +129,10 @@ class Inputs:
 
 def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
                    cli_shapes: list[list[int]] | None, config_shapes: list[list[int]] | None,
-                   batch: int) -> Inputs:
-    """Inputs from, in order: --input-shape, the file, the config, inference."""
-    device = model_device(found.model)
+                   batch: int, device: torch.device | None = None) -> Inputs:
+    """Inputs from, in order: --input-shape, the file, the config, inference; on ``device``
+    (default: the model's)."""
+    device = device or model_device(found.model)
     if cli_shapes:
         return Inputs(_random(cli_shapes, device, "--input-shape"), "--input-shape",
                       "given with --input-shape (random values)")
@@ -141,5 +143,5 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
     if config_shapes:
         return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
                       "from input-shape in the config (random values)")
-    tensors, how = infer_inputs(found.model, found.name, batch, path)
+    tensors, how = infer_inputs(found.model, found.name, batch, path, device)
     return Inputs(tensors, "inferred", how + " (random values)")

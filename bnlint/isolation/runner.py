@@ -23,11 +23,17 @@ from ..rules.catalog import Rule
 
 class Worker:
     """One child process and the JSON-lines channel to it. It starts importing torch at once;
-    :meth:`send` gives it the work."""
+    :meth:`send` gives it the work. With ``nproc``, the child is the launcher of that many
+    ranks (:mod:`.launch`), which reports a stuck rank itself after ``--timeout``: it gets
+    ``grace`` seconds more before it is killed."""
 
-    def __init__(self, verbose: bool):
+    LAUNCH_GRACE = 15.0
+
+    def __init__(self, verbose: bool, nproc: int | None = None):
+        module = "bnlint.isolation.launch" if nproc else "bnlint.isolation.worker"
+        self.grace = self.LAUNCH_GRACE if nproc else 0.0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bnlint.isolation.worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", module], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.verbose = verbose
@@ -88,23 +94,28 @@ def _timed_out(path: str, what: str, timeout: float) -> InputError:
                            "run while " + what + " is where to look.")
 
 
+def _first_left(files: list[str], finished: set[str]) -> str:
+    return next((f for f in files if f not in finished), files[0])
+
+
 def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: bool,
-           started: Worker | None = None) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
-    """Run the worker over ``files`` (in ``started`` first, if given), yielding (path, result
-    event or error) per file. A file that hangs or kills its process becomes an error and the
-    rest go on in a fresh process."""
+           started: Worker | None = None,
+           nproc: int | None = None) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
+    """Run the worker (with ``nproc``, the launcher of that many ranks) over ``files`` (in
+    ``started`` first, if given), yielding (path, result event or error) per file. A file that
+    hangs or kills its process becomes an error and the rest go on in a fresh process."""
     remaining = list(files)
     while remaining:
-        worker, started = started or Worker(verbose), None
-        worker.send({**request, "files": remaining})
+        worker, started = started or Worker(verbose, nproc), None
+        worker.send({**request, "files": remaining, "nproc": nproc})
         current, what = None, "starting the linting process (importing torch)"
-        deadline = time.monotonic() + max(timeout, 60.0)
+        deadline = time.monotonic() + max(timeout, 60.0) + worker.grace
         finished: set[str] = set()
         for event in worker.events(timeout=1.0):
             if event is None:
                 if time.monotonic() > deadline:
                     worker.kill()
-                    failed = current or remaining[0]
+                    failed = current or _first_left(remaining, finished)
                     yield failed, _timed_out(failed, what, timeout)
                     finished.add(failed)
                     break
@@ -113,9 +124,12 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
             if kind in ("file", "phase"):
                 current = event["path"]
                 what = event.get("what", "importing the file")
-                deadline = time.monotonic() + timeout
+                deadline = time.monotonic() + timeout + worker.grace
             elif kind in ("result", "error", "crash"):
                 finished.add(event["path"])
+                if nproc and kind != "result":  # the launcher starts new ranks for the rest
+                    current, what = None, "starting the ranks again (importing torch)"
+                    deadline = time.monotonic() + max(timeout, 60.0) + worker.grace
                 if kind == "error":
                     error = InputError.from_dict(event["error"])
                     error.path = error.path or event["path"]  # e.g. raised inside torch
@@ -132,7 +146,7 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 finished.update(remaining)
                 break
         else:  # the channel closed before "done": the process died
-            failed = current or remaining[0]
+            failed = current or _first_left(remaining, finished)
             yield failed, InputError(
                 f"the linting process {worker.exit_status()} while {what}.", path=failed,
                 hint="The model code may call os._exit or crash the interpreter." + worker.tail())
@@ -149,11 +163,12 @@ def _request(config: Config, rules: dict[str, Rule],
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
-        started: Worker | None = None) -> Report:
-    """Lint ``files`` in child processes (the first may be ``started`` already)."""
+        started: Worker | None = None, nproc: int | None = None) -> Report:
+    """Lint ``files`` in child processes (the first may be ``started`` already); with
+    ``nproc``, each model's probe runs across that many ranks on this host."""
     report = Report(files=len(files))
     request = _request(config, rules, cli_input_shape)
-    for _, outcome in _drive(files, request, config.timeout, verbose, started):
+    for _, outcome in _drive(files, request, config.timeout, verbose, started, nproc):
         if isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:

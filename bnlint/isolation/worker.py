@@ -18,7 +18,7 @@ from typing import Any
 Emit = Callable[..., None]
 
 
-def _channel() -> Emit:
+def channel() -> Emit:
     """Keep the real stdout for the protocol and point fd 1 at stderr for everything else."""
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
@@ -81,7 +81,7 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit) -> list[di
 
 
 def main() -> None:
-    emit = _channel()
+    emit = channel()
     # Import the heavy parts before reading the request: the parent starts this process
     # first thing, so torch loads while it parses options and config.
     from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe

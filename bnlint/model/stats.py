@@ -10,25 +10,33 @@ import torch
 from . import ops
 
 
+def channel_max(x: torch.Tensor) -> torch.Tensor:
+    """The largest value of each unit (channel, dim 1) over samples and positions; one value
+    for an input of fewer than 2 dimensions. Maxima over parts of a batch reduce by max."""
+    if x.dim() < 2:
+        return x.amax().reshape(1)
+    return x.amax(dim=[0, *range(2, x.dim())])
+
+
 def dead_fraction(x: torch.Tensor) -> torch.Tensor:
     """Fraction of units (channels, dim 1) that are zero for every sample and position."""
-    if x.dim() < 2:
-        return (x.amax() <= 0).float()
-    dims = [0, *range(2, x.dim())]
-    return (x.amax(dim=dims) <= 0).float().mean()
+    return (channel_max(x) <= 0).float().mean()
 
 
-def mean_cosine(x: torch.Tensor) -> torch.Tensor:
-    """Mean cosine similarity over all pairs of samples, in O(N*D) time and O(N+D) memory:
-    with unit rows u_i = x_i / ||x_i||, sum_{i != j} <u_i, u_j> = ||sum_i u_i||^2 - N, and
-    sum_i u_i = X^T (1 / ||x_i||)."""
-    n = x.shape[0]
-    if n < 2:
-        return x.new_tensor(float("nan"))
-    rows = x.reshape(n, -1)
+def unit_sum(x: torch.Tensor) -> torch.Tensor:
+    """sum_i x_i / ||x_i|| over the samples (dim 0) of ``x`` flattened per sample, in O(N*D)
+    time and O(N+D) memory: X^T (1 / ||x_i||). Sums over parts of a batch add up."""
+    rows = x.reshape(x.shape[0], -1)
     inverse = 1.0 / torch.linalg.vector_norm(rows, dim=1).clamp_min(1e-12)
-    total = torch.mv(rows.t(), inverse.to(rows.dtype))
-    return (total.dot(total) - n) / (n * (n - 1))
+    return torch.mv(rows.t(), inverse.to(rows.dtype))
+
+
+def cosine_from_unit_sum(total: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity over all pairs of ``n`` samples (a 0-dim tensor) whose unit
+    vectors sum to ``total``: sum_{i != j} <u_i, u_j> = ||sum_i u_i||^2 - n. NaN for fewer
+    than 2 samples."""
+    pairs = (total.dot(total) - n) / (n * (n - 1)).clamp_min(1)
+    return torch.where(n >= 2, pairs, torch.full_like(pairs, float("nan")))
 
 
 def dead_or_none(kind: str, out: Any) -> float | None:

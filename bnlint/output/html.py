@@ -139,7 +139,7 @@ def _model(model: ModelReport) -> str:
     else:
         parts.append('<p class="clean">No findings.</p>')
     parts.append(_probe(model))
-    extra = text.suggestion_lines(model) + [f"note: {n}" for n in model.notes]
+    extra = text.note_lines(model) + text.suggestion_lines(model)
     if extra:
         parts.append('<pre class="notes">' + escape("\n".join(s.strip() for s in extra))
                      + "</pre>")

@@ -51,7 +51,8 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
     if probe.lr_ceiling:
         ceiling = probe.lr_ceiling.bound
         seen = (f"the probe's {probe.steps} steps at lr {probe_lr:g} "
-                + ("did not diverge" if stable else "did not lower the loss"))
+                + ("did not diverge" if stable else "did not lower the loss")) \
+            if probe.steps else "the probe ran no training step"
         out["lr_ceiling"] = {
             "value": ceiling, "lr": lr, "probe_lr_stable": stable,
             "configured": bool(config.optimizer and config.optimizer.lr),

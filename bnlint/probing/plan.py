@@ -216,15 +216,12 @@ def make_plan(model: nn.Module, inputs: tuple, *, batch: int, steps: int, hvps: 
         b, size, _ = next((x for x in every if shared(x[0], x[2]) == (s, h)
                            and passes(s, h) * unit(x[0], x[2]) <= budget_flops), every[-1])
     c = cost_at(size)
-    reasons = _lowered(batch, b, sizes[0], size, full, cost_at(sizes[0]), budget_flops,
-                       budget, flop_rate)
+    reasons = _lowered(batch, b, sizes[0], size, full, cost_at(sizes[0]), budget_flops)
     if (s, h) != (steps, hvps):
         reasons.append(
-            f"at batch {b} the {full:.3g} forward+backward passes of {_count_of(steps, 'step')} "
-            f"and {_count_of(hvps, 'Hessian-vector product')} still cost "
-            f"{full * unit(b, c):.2g} FLOPs, over the budget's {budget_flops:.2g}: "
-            f"{_count_of(s, 'step')} and "
-            f"{_count_of(h, 'product')} planned"
+            f"at batch {b}, {_count_of(steps, 'step')} and "
+            f"{_count_of(hvps, 'Hessian-vector product')} still cost {full * unit(b, c):.2g} "
+            f"FLOPs: {_count_of(s, 'step')} and {_count_of(h, 'product')} planned"
             + ("" if passes(s, h) * unit(b, c) <= budget_flops else
                " (still over the budget, so the clock may stop it)"))
     n = passes(s, h)
@@ -235,8 +232,7 @@ def make_plan(model: nn.Module, inputs: tuple, *, batch: int, steps: int, hvps: 
 
 
 def _lowered(batch: int, b: int, size0: tuple[int, ...] | None, size: tuple[int, ...] | None,
-             full: float, cost0: Cost, budget_flops: float, budget: float,
-             rate: float) -> list[str]:
+             full: float, cost0: Cost, budget_flops: float) -> list[str]:
     """Why the plan lowered the batch or the resolution, if it did."""
     if b == batch and size == size0:
         return []
@@ -244,12 +240,11 @@ def _lowered(batch: int, b: int, size0: tuple[int, ...] | None, size: tuple[int,
     if b != batch:
         changes.append(f"batch {batch} -> {b}")
     need = full * (batch * cost0.flops + cost0.ops * defaults.PROBE_OP_FLOPS)
-    why = (f"the full plan ({full:.3g} forward+backward passes of {cost0.flops:.3g} FLOPs per "
-           f"sample and {cost0.ops} ops) costs {need:.2g} FLOPs at batch {batch}, against a "
-           f"budget of {budget_flops:.2g} ({budget:g} s at {rate:.2g} FLOP/s)")
+    why = (f"the full plan ({full:.3g} forward+backward passes) costs {need:.2g} FLOPs at "
+           f"batch {batch}, over the budget's {budget_flops:.2g}")
     if batch * cost0.bytes > defaults.PROBE_MEMORY:
-        why += (f", and needs {batch * cost0.bytes / 2**30:.3g} GiB of activations, over the "
-                f"{defaults.PROBE_MEMORY / 2**30:g} GiB allowed")
+        why += (f", and needs {batch * cost0.bytes / 2**30:.3g} GiB of activations, over "
+                f"{defaults.PROBE_MEMORY / 2**30:g} GiB")
     return [", ".join(changes) + ": " + why]
 
 

@@ -115,30 +115,36 @@ def _batch(inputs: tuple, targets: Targets | None, synthetic: bool, batch: int,
     return tuple(x[index] for x in inputs), target
 
 
+Loss = Callable[[torch.Tensor, slice], torch.Tensor]
+
+
 def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | None,
-          gen: torch.Generator) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """The training loss: on the given targets when they fit the output, else synthetic."""
+          gen: torch.Generator) -> tuple[Loss, str]:
+    """The training loss of the output for ``rows`` of the batch, on the given targets when
+    they fit the output, else synthetic; ``out`` has the shape of the whole batch's output."""
     n = out.shape[0]
     classes = out.dim() == 2 and out.shape[1] > 1
     if target is not None:
         target = target.to(out.device)
         if are_class_labels(target, out):
             labels = target.long()
-            return (lambda o: F.cross_entropy(o, labels)), "cross-entropy on the given targets"
+            return (lambda o, rows: F.cross_entropy(o, labels[rows])), \
+                "cross-entropy on the given targets"
         if target.numel() == out.numel():
             t = target.reshape(out.shape).to(out.dtype)
-            return (lambda o: F.mse_loss(o, t)), "mean-squared error on the given targets"
+            return (lambda o, rows: F.mse_loss(o, t[rows])), \
+                "mean-squared error on the given targets"
         note = (f"the targets' shape {tuple(target.shape)} does not fit the output "
                 f"{tuple(out.shape)}; ")
     else:
         note = ""
     if classes:
         labels = torch.randint(0, out.shape[1], (n,), generator=gen).to(out.device)
-        return (lambda o: F.cross_entropy(o, labels)), \
+        return (lambda o, rows: F.cross_entropy(o, labels[rows])), \
             note + "synthetic targets: random class labels, cross-entropy"
     std = targets.std if targets is not None and targets.tensor is None else 1.0
     t = (torch.randn(out.shape, generator=gen) * std).to(out.device, out.dtype)
-    return (lambda o: F.mse_loss(o, t)), \
+    return (lambda o, rows: F.mse_loss(o, t[rows])), \
         note + f"synthetic targets: N(0, {std:g}^2), mean-squared error"
 
 
@@ -185,7 +191,15 @@ def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torc
 
 
 class _Run:
-    """One probe run on one device and batch size: the instrumented copy, its batch and loss."""
+    """One probe run on one device and batch size: the instrumented copy, its batch and loss.
+    The probe across ranks (:class:`.ranks.ShardedRun`) is a subclass: its model is sharded, it
+    runs its rows of the batch, and :meth:`summed`, :meth:`local` and :meth:`agreed` reduce
+    what it measures across the ranks; here, with the whole model and batch, they return
+    their argument."""
+
+    world = 1  # processes that share the run
+    rows = slice(None)  # the samples of the batch this process runs
+    reduce: measure.Reduce | None = None  # how the taps' sums are reduced across processes
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
                  opts: ProbeOptions, device: torch.device, plan: ProbePlan):
@@ -195,23 +209,49 @@ class _Run:
         x, target = _batch(resized(inputs, plan.resolution), targets, opts.synthetic_inputs,
                            plan.batch, self.gen)
         self.batch = x[0].shape[0]
-        self.recorder = measure.Recorder()
-        self.model = measure.instrumented(graph, self.recorder, copy=not opts.in_place)
-        self.model = self.model.to(device).train()
-        self.x = tuple(t.to(device) for t in x)
+        self.recorder = measure.Recorder(self.reduce)
+        self.model = self.placed(opts, device)
+        self.x = tuple(t[self.rows].to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.targets, self.target = targets, target
-        self.loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.loss_fn: Loss | None = None
         self.loss_text = ""
 
+    def placed(self, opts: ProbeOptions, device: torch.device) -> nn.Module:
+        """The instrumented model, on ``device``: a copy unless ``opts.in_place``."""
+        return measure.instrumented(self.graph, self.recorder,
+                                    copy=not opts.in_place).to(device).train()
+
+    def summed(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over the processes of the run."""
+        return t
+
+    def local(self, t: torch.Tensor) -> torch.Tensor:
+        """This process's part of a parameter (or of its gradient)."""
+        return t
+
+    def agreed(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any process of the run (so that all take one branch)."""
+        return flag
+
+    def forward(self) -> Any:
+        return self.model(*self.x)
+
     def loss(self) -> torch.Tensor:
-        out = first_tensor(self.model(*self.x))
+        """The loss of this process's rows, weighted by their share of the batch (so that
+        the losses and gradients of all processes sum to the whole batch's)."""
+        out = first_tensor(self.forward())
         if self.loss_fn is None:  # made from the first output: no extra forward pass
-            self.loss_fn, self.loss_text = _loss(out.detach(), self.targets, self.target,
-                                                 self.gen)
-        return self.loss_fn(out)
+            whole = out.detach().new_empty((self.batch, *out.shape[1:]))
+            self.loss_fn, self.loss_text = _loss(whole, self.targets, self.target, self.gen)
+        share = len(range(self.batch)[self.rows]) / self.batch
+        return self.loss_fn(out, self.rows) * share
+
+    def late(self, deadline: float, seconds: float) -> bool:
+        """Whether work taking ``seconds`` would end past ``deadline``."""
+        return self.agreed(time.monotonic() + seconds > deadline)
 
     def measure(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """Forward and backward on the probe batch: the pass's measurements (the gradients
@@ -219,28 +259,41 @@ class _Run:
         self.recorder.reset()
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss()
-        finite = bool(torch.isfinite(loss))
+        total = float(self.summed(loss.detach()))
+        finite = math.isfinite(total)
         if finite:
             loss.backward()
         forward, grads = self.recorder.collect()
         weight_grads, grad_norm = {}, None
-        if finite:  # one host sync for every norm: the affine weights' and the total
-            norms = [w.grad.detach().float().norm() if w.grad is not None
-                     else w.new_zeros((), dtype=torch.float32) for _, w in self.affine]
-            present = [p.grad.detach().float().norm() for p in self.params
-                       if p.grad is not None]
+        if finite:  # one sum across processes for every norm: the affine weights' and the total
+            zero = torch.zeros((), device=self.x[0].device)
+            squares = [self.local(w.grad.detach()).float().square().sum().to(zero.device)
+                       if w.grad is not None else zero for _, w in self.affine]
+            present = [self.local(p.grad.detach()).float().square().sum().to(zero.device)
+                       for p in self.params if p.grad is not None]
             if present:
-                norms.append(torch.stack([n.to(present[0].device) for n in present]).norm())
-            if norms:
-                device = norms[0].device
-                values = torch.stack([n.to(device) for n in norms]).tolist()
-                weight_grads = {name: v for (name, _), v in zip(self.affine, values)}
-                grad_norm = values[-1] if present else None
+                squares.append(torch.stack(present).sum())
+            if squares:
+                norms = self.summed(torch.stack(squares)).sqrt().tolist()
+                weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+                grad_norm = norms[-1] if present else None
         numbers = [*weight_grads.values(), *grads.values(),
                    *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
         finite = finite and all(math.isfinite(v) for v in numbers)
-        return {"loss": float(loss.detach()), "finite": finite, "forward": forward,
+        return {"loss": total, "finite": finite, "forward": forward,
                 "grads": grads, "weight_grads": weight_grads, "grad_norm": grad_norm}
+
+    def curvature(self, products: int, deadline: float,
+                  scale: list[torch.Tensor] | None = None) -> hessian.Eigen:
+        """The top eigenvalue of the loss's Hessian H (with ``scale`` s = P^-1/2: of
+        P^-1 H) at the current weights, from at most ``products`` Hessian-vector products."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return hessian.top_eigenvalue(self.loss, params, iterations=products,
+                                      deadline=deadline, generator=self.gen, scale=scale)
+
+    def first_nonfinite(self) -> str | None:
+        """The key of the first layer whose output overflows on a forward pass."""
+        return measure.first_nonfinite(self.graph, self.model, self.x)
 
     def ratio(self, weight_grads: dict[str, float]) -> float | None:
         if len(self.affine) < 2 or not weight_grads:
@@ -289,11 +342,9 @@ def _lr_ceiling(run: _Run, bound: stability.Bound, lr: float, step: int, product
     """The ceiling ``bound.factor / lambda`` from at most ``products`` Hessian-vector products
     (of P^-1 H with the bound's scales), and the Lanczos iteration's outcome (None when it could
     not run)."""
-    params = [p for p in run.model.parameters() if p.requires_grad]
     run.recorder.enabled = False
     try:
-        eig = hessian.top_eigenvalue(run.loss, params, iterations=products, deadline=deadline,
-                                     generator=run.gen, scale=bound.scales)
+        eig = run.curvature(products, deadline, scale=bound.scales)
     except RuntimeError as exc:  # an op without double backward
         notes.append(f"lr ceiling not estimated: {str(exc).splitlines()[0]}")
         return None, None
@@ -307,13 +358,10 @@ def _lr_ceiling(run: _Run, bound: stability.Bound, lr: float, step: int, product
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
         return None, eig
-    if not eig.converged:
-        notes.append(f"lr ceiling is a rough estimate: the Lanczos iteration stopped after "
-                     f"{eig.iterations} Hessian-vector products without converging")
     return LrCeiling(lambda_max=eig.value, factor=bound.factor, formula=bound.formula,
                      preconditioned=bound.scales is not None, step=step,
                      iterations=eig.iterations, converged=eig.converged,
-                     configured_lr=lr), eig
+                     configured_lr=lr, residual=eig.residual), eig
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -376,7 +424,7 @@ def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict, step: int) -
     """Where the numbers broke: the first layer whose output overflows on a forward pass
     re-run layer by layer; else the layer nearest the output whose output gradient did (the
     backward pass runs from there); else only the weight gradients."""
-    key, where = measure.first_nonfinite(graph, run.model, run.x), "forward"
+    key, where = run.first_nonfinite(), "forward"
     if key is None:
         broken = [t.key for t in run.tapped if not math.isfinite(measured["grads"].get(t.key, 0))]
         key, where = (broken[-1], "backward") if broken else (None, "weight gradients")
@@ -414,10 +462,11 @@ def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool
 
 
 def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
-             device: torch.device, plan: ProbePlan, notes: list[str]) -> ProbeResult:
+             device: torch.device, plan: ProbePlan, notes: list[str], *,
+             make_run: Callable[..., _Run] = _Run) -> ProbeResult:
     start = time.monotonic()
     deadline = start + opts.budget
-    run = _Run(graph, inputs, targets, opts, device, plan)
+    run = make_run(graph, inputs, targets, opts, device, plan)
     optimizer, opt_info = _optimizer(opts.optimizer, [p for p in run.model.parameters()
                                                       if p.requires_grad])
     history: list[ProbeStep] = []
@@ -439,7 +488,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
                      "(see its reasons)")
     elif name in stability.PLAIN and first["finite"]:
         hessian_deadline = start + share * opts.budget
-        if time.monotonic() + step_seconds > hessian_deadline:  # not even its gradient fits
+        if run.late(hessian_deadline, step_seconds):  # not even its gradient fits
             eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
         else:
             bound = stability.plain(name, opt_info["momentum"] or 0.0, opt_info["args"])
@@ -449,7 +498,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     for step in range(1, plan.steps + 1):
         if not last["finite"]:
             break
-        if time.monotonic() + step_seconds > steps_deadline:
+        if run.late(steps_deadline, step_seconds):
             steps_cut = True
             break
         optimizer.step()  # with the gradients of the previous measurement
@@ -462,7 +511,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         if bound is None:
             notes.append(f"lr ceiling not estimated: {name}'s step is preconditioned by its "
                          "state, which the probe's steps build, and it took none")
-        elif time.monotonic() + step_seconds > deadline:
+        elif run.late(deadline, step_seconds):
             eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
         else:
             ceiling, eig = _lr_ceiling(run, bound, opt_info["lr"], len(history) - 1,
@@ -483,4 +532,4 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         loss=run.loss_text, optimizer=opt_info,
         first_module=run.affine[0][0] if run.affine else None,
         last_module=run.affine[-1][0] if run.affine else None, notes=tuple(notes), plan=plan,
-        cut=cut)
+        cut=cut, ranks=run.world)

@@ -1,14 +1,17 @@
 """Per-layer measurements during a forward/backward: taps that keep running statistics only.
 
-A tap sees one layer's output, reduces it at once to a few numbers (mean, std, dead-unit
-fraction, mean pairwise cosine similarity between samples) and registers a gradient hook that
-keeps the output gradient's norm. Nothing keeps whole activations, so memory stays near one
+A tap sees one layer's output, reduces it at once to sums over its samples (from which come
+the mean, std, dead-unit fraction and mean pairwise cosine similarity between samples) and
+registers a gradient hook that keeps the output gradient's sum of squares. Sums over parts of
+a batch add up, so processes that each hold part of the batch reduce them into the numbers of
+the whole batch (:mod:`.ranks`). Nothing keeps whole activations, so memory stays near one
 training step. On an fx graph the taps are nodes inserted after each layer; on an untraceable
 model they are forward hooks on the leaf modules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,7 @@ from torch import nn
 
 from ..model import ops
 from ..model.graph import ModelGraph
-from ..model.stats import dead_fraction, mean_cosine
+from ..model.stats import channel_max, cosine_from_unit_sum, unit_sum
 
 TAPPED = ("@affine", "@norm", "@activation", "@merge")
 DYING = frozenset({"ReLU", "ReLU6"})  # units that output exactly 0 below threshold
@@ -35,13 +38,27 @@ class Tapped:
     units: int
 
 
-class Recorder:
-    """Collects one pass's statistics as 0-dim tensors; :meth:`collect` syncs them once."""
+Reduce = Callable[[torch.Tensor, torch.Tensor], None]
+"""Across processes, in place: sums ``sums`` (float64) and takes the largest of ``maxima``."""
 
-    def __init__(self):
+
+def _wide(device: torch.device) -> torch.dtype:
+    """The dtype sums are kept in: float64, except on MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+class Recorder:
+    """Collects one pass's statistics as sums over the samples it saw: per tapped output its
+    size, sum and sum of squares (from its exact mean and std), each unit's maximum (ReLUs)
+    and the sum of the samples' unit vectors (affine and norm layers); per output gradient
+    its sum of squares and size. :meth:`collect` reduces them with ``reduce`` (across
+    processes, when given) and derives the statistics with one device sync."""
+
+    def __init__(self, reduce: Reduce | None = None):
         self.forward: dict[str, dict[str, torch.Tensor]] = {}
         self.grads: dict[str, torch.Tensor] = {}
         self.enabled = True
+        self.reduce = reduce
 
     def reset(self) -> None:
         self.forward, self.grads = {}, {}
@@ -52,30 +69,63 @@ class Recorder:
             return x
         with torch.no_grad():
             flat = x.detach().float()
-            stats = {"mean": flat.mean(),
-                     "std": flat.std() if flat.numel() > 1 else flat.new_zeros(())}
+            wide, n = _wide(flat.device), flat.numel()
+            mean = flat.mean().to(wide)
+            spread = (n - 1) * flat.std().to(wide) ** 2 if n > 1 else mean.new_zeros(())
+            sums = {"moments": torch.stack([mean.new_tensor(n), n * mean,
+                                            spread + n * mean * mean])}
             if kind in DYING:
-                stats["dead"] = dead_fraction(flat)
+                sums["max"] = channel_max(flat)
             if ops.in_group(kind, "affine") or ops.in_group(kind, "norm"):
-                stats["cosine"] = mean_cosine(flat)
-            self.forward[key] = stats
+                sums["units"] = torch.cat([unit_sum(flat).to(wide), mean.new_tensor([len(x)])])
+            self.forward[key] = sums
         if x.requires_grad:
             x.register_hook(lambda g, key=key: self._grad(key, g))
         return x
 
     def _grad(self, key: str, g: torch.Tensor) -> None:
-        """Keeps the RMS of the gradient w.r.t. the layer's output."""
-        self.grads[key] = g.detach().float().norm() / max(g.numel(), 1) ** 0.5
+        flat = g.detach().float().reshape(-1)
+        square = flat.dot(flat).to(_wide(flat.device))
+        self.grads[key] = torch.stack([square, square.new_tensor(flat.numel())])
 
     def collect(self) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-        """The pass's numbers as floats (one device sync)."""
-        names = [(k, s) for k, stats in self.forward.items() for s in stats]
-        values = [self.forward[k][s] for k, s in names] + list(self.grads.values())
-        flat = torch.stack(values).tolist() if values else []
-        forward: dict[str, dict[str, float]] = {}
-        for (k, s), v in zip(names, flat):
-            forward.setdefault(k, {})[s] = v
-        grads = dict(zip(self.grads, flat[len(names):]))
+        """The pass's statistics as floats, after the reduction (one device sync): per tapped
+        output ``mean``, ``std``, ``dead`` (ReLUs) and ``cosine`` (affine and norm layers);
+        per output gradient its RMS."""
+        sums = [t for stats in self.forward.values() for name, t in stats.items()
+                if name != "max"] + list(self.grads.values())
+        maxima = [stats["max"] for stats in self.forward.values() if "max" in stats]
+        if not sums:
+            return {}, {}
+        flat_sums, flat_max = torch.cat(sums), torch.cat(maxima) if maxima else None
+        if self.reduce is not None:
+            self.reduce(flat_sums, flat_max)
+        sums = iter(flat_sums.split([len(t) for t in sums]))
+        maxima = iter(flat_max.split([len(t) for t in maxima])) if maxima else iter(())
+        names, values = [], []
+        for key, stats in self.forward.items():
+            n, first, second = next(sums)
+            names += [(key, "mean"), (key, "std")]
+            values += [first / n, ((second - first * first / n).clamp_min(0) / (n - 1)).sqrt()
+                       if n > 1 else n.new_zeros(())]
+            if "max" in stats:
+                names.append((key, "dead"))
+                values.append((next(maxima) <= 0).to(n.dtype).mean())
+            if "units" in stats:
+                units = next(sums)
+                names.append((key, "cosine"))
+                values.append(cosine_from_unit_sum(units[:-1], units[-1]))
+        for key in self.grads:
+            square, size = next(sums)
+            names.append((key, None))
+            values.append((square / size.clamp_min(1)).sqrt())
+        forward: dict[str, dict[str, float]] = {k: {} for k in self.forward}
+        grads: dict[str, float] = {}
+        for (key, stat), v in zip(names, torch.stack(values).tolist()):
+            if stat is None:
+                grads[key] = v
+            else:
+                forward[key][stat] = v
         return forward, grads
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from ..config import Config
+from ..discover.loss import Loss, loss_for
 from ..discover.targets import Targets
 from ..measurement import ProbeResult
 from ..model.graph import Layer, ModelGraph
@@ -30,6 +31,8 @@ class Context:
     batch: int = 64                    # the training batch predictions assume (the probe's)
     synthetic_inputs: bool = False     # the example inputs are random, not the user's data
     catalog: dict[str, Rule] = field(default_factory=dict)  # every rule loaded, by code
+    notes: list[str] = field(default_factory=list)  # what a rule could not judge, for the report
+    source: str | None = None          # the model's file, when known (the loss is read there)
 
     def threshold(self, rule: Rule, name: str) -> float:
         return rule.threshold(name, self.config.thresholds)
@@ -39,6 +42,11 @@ class Context:
         """The predicted gradient flow at the training batch (computed once, shared by the
         rules)."""
         return predict(self.graph, self.batch, self.inputs)
+
+    @functools.cached_property
+    def loss(self) -> Loss | None:
+        """The training loss: the config's ``loss``, else inferred from the model's file."""
+        return loss_for(self.config.loss, self.source)
 
     @functools.cached_property
     def branches(self) -> list[Branch]:

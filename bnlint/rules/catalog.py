@@ -52,7 +52,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when availabl
 
 # A rule case (bnlint/testing.py): the model and its inputs; an INVALID case may pin the
 # finding's module, a fragment of its message and the source once its fix is applied.
-CASE_KEYS = ("model", "input_shape", "targets", "config")
+CASE_KEYS = ("model", "input_shape", "inputs", "targets", "config")
 PINS = ("module", "message", "fixed")
 
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",

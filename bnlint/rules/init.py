@@ -47,7 +47,7 @@ def weights_not_readable(ctx: Context, rule: Rule) -> Iterator[Hit]:
     yield Hit(meta, {"skipped": ", ".join(skipped) or "none"}, {"skipped": skipped})
 
 
-def _activation_after(graph: ModelGraph, layer: Layer) -> tuple[Layer | None, bool]:
+def activation_and_norm(graph: ModelGraph, layer: Layer) -> tuple[Layer | None, bool]:
     """The activation an affine layer feeds (through pass-through ops) and whether a norm makes
     its weight scale irrelevant: a norm before it, or after a scale-free ReLU-family one."""
     cur, act = layer, None
@@ -87,15 +87,49 @@ def _gates(graph: ModelGraph, act: Layer) -> bool:
     return bool(readers) and all(r.kind == "Mul" and r.tensor_inputs == 2 for r in readers)
 
 
+def _stack_end(graph: ModelGraph, act: Layer) -> Layer:
+    """The last activation of the unnormalised stack ``act`` is in: forward along the one data
+    path until a norm resets the scale, or the path forks, merges or ends."""
+    cur = last = act
+    while True:
+        readers = graph.next(cur)
+        if len(readers) != 1 or readers[0].is_("@norm") or readers[0].is_("@merge") \
+                or readers[0].op == "output":
+            return last
+        cur = readers[0]
+        if cur.is_("@activation"):
+            last = cur
+
+
+def _compound_gains(ctx: Context, off: dict[str, tuple[Layer, Layer, float]]) -> dict[str, float]:
+    """Per off-scale layer (module -> (layer, its activation, the reference std)), the signal
+    gain its stack compounds from all the off-scale layers in it: the predicted signal at the
+    stack's last activation with the weights as they are, over the same with every off-scale
+    layer at its reference std (:func:`bnlint.predict.flow.predict`); nan when it cannot be
+    predicted."""
+    overrides = {m: {"weight2": std * std, "bias2": 0.0} for m, (_, _, std) in off.items()}
+    try:
+        fixed = predict(ctx.graph, ctx.batch, ctx.inputs, overrides=overrides).signal
+        actual = ctx.prediction.signal
+    except Exception:  # noqa: BLE001 - no prediction: judge the layer alone, as before
+        return {}
+    gains = {}
+    for module, (_, act, _) in off.items():
+        end = _stack_end(ctx.graph, act).name
+        gains[module] = safe_ratio(actual.get(end, math.nan), fixed.get(end, math.nan))
+    return gains
+
+
 @check("BNL301")
 def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
         return
     bound = ctx.threshold(rule, "std_ratio")
     in_branch = branch_members(ctx) if ctx.branches else set()
+    found = []
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
-        act, normalised = _activation_after(ctx.graph, layer)
+        act, normalised = activation_and_norm(ctx.graph, layer)
         if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
                 or normalised or act.kind not in theory.MODELLED_ACTIVATIONS \
                 or _gates(ctx.graph, act) \
@@ -115,17 +149,33 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if measured < low and layer.name in in_branch:
             continue  # a residual branch scaled down on purpose: Fixup, SkipInit
         expected = low if measured < low else high
+        found.append((layer, act, options, gain, fan_in, fan_out, default, measured, expected,
+                      measured < low))
+    if not found:
+        return
+    stack = ctx.threshold(rule, "stack_gain")
+    compound = _compound_gains(ctx, {x[0].module: (x[0], x[1], x[8]) for x in found})
+    for layer, act, options, gain, fan_in, fan_out, default, measured, expected, small in found:
+        total = compound.get(layer.module, math.nan)
+        if math.isfinite(total) and 1 / stack <= total <= stack:
+            continue  # a shallow stack: the layers' scales compound to a tolerable gain
         fan = ("fan-in", fan_in) if expected == gain / math.sqrt(fan_in) else ("fan-out", fan_out)
         ratio = measured / expected
         init = theory.init_label(act.kind, options)
+        end = _stack_end(ctx.graph, act)
         yield Hit(layer, {"layer": layer, "act": act.label, "measured": measured,
                           "expected": expected, "ratio": ratio, "fan": f"{fan[0]} of {fan[1]}",
                           "init": init, "gain": gain, "default": default,
                           "beyond": (f", and under 1/{bound:g} of PyTorch's default std "
-                                     f"({default:.3g})") if measured < low else ""},
+                                     f"({default:.3g})") if small else "",
+                          "stack": (f"; with the other off-scale layers of its stack, the "
+                                    f"signal reaching {end.label} is predicted at {total:.2g}x "
+                                    "what their reference inits give")
+                          if math.isfinite(total) else ""},
                   {"measured_std": measured, "expected_std": expected, "init": init,
                    "fan_in": fan_in, "fan_out": fan_out, "gain": gain,
-                   "predicted": {"std_ratio": ratio}})
+                   "predicted": {"std_ratio": ratio,
+                                 **({"stack_gain": total} if math.isfinite(total) else {})}})
 
 
 @check("BNL302")

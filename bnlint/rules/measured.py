@@ -19,11 +19,14 @@ def _history(ctx: Context, name: str) -> tuple[float | None, float | None]:
 def explosion_course(history: Sequence[ProbeStep], threshold: float) -> str:
     """How the first/last gradient ratio behaved over the probe's steps against ``threshold``:
     'none' (never above), 'temporal' (above at first, below at the end), 'persistent' (above
-    at both ends) or 'late' (above only after the start)."""
+    at both ends), 'late' (above only after the start) or 'unknown' (above at initialisation,
+    with no measurement after a training step to tell whether it lasts)."""
     ratios = [h.grad_ratio for h in history if h.grad_ratio is not None]
     if not ratios:
         return "none"
     above = [r > threshold for r in ratios]
+    if above[0] and len(ratios) == 1:
+        return "unknown"
     if above[0]:
         return "persistent" if above[-1] else "temporal"
     return "late" if any(above) else "none"
@@ -65,15 +68,22 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     corr0, corr1 = _history(ctx, "correlation")
     severity = "error" if worst.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
     explosion = explosion_course(p.history, warning)
-    course = {"temporal": "it had fallen to", "persistent": "it was still"}.get(explosion,
-                                                                              "it was")
+    final_ratio = end.grad_ratio if end.step > 0 else None
+    if p.steps and final_ratio is not None:
+        verb = {"temporal": "it had fallen to", "persistent": "it was still"}.get(explosion,
+                                                                                "it was")
+        course = (f"after {p.steps} training step{'s' if p.steps != 1 else ''} {verb} "
+                  f"{final_ratio:.3g}x while the mean sample correlation went "
+                  f"{_shown(corr0, '.2f')} -> {_shown(corr1, '.2f')}")
+    elif p.steps:
+        course = f"after {p.steps} training steps the ratio could not be measured"
+    else:
+        course = "the probe ran no training step, so whether it lasts was not measured"
     yield Hit(ctx.graph.find(p.first_module),
               {"ratio": worst.grad_ratio, "first": p.first_module, "last": p.last_module,
-               "device": p.device, "steps": p.steps, "final": _shown(end.grad_ratio, ".3g", "x"),
-               "course": course, "corr0": _shown(corr0, ".2f"), "corr1": _shown(corr1, ".2f"),
-               "when": when},
+               "device": p.device, "course": course, "when": when},
               {"measured": {"grad_ratio": p.grad_ratio, "peak_grad_ratio": worst.grad_ratio,
-                            "peak_step": worst.step, "final_grad_ratio": end.grad_ratio,
+                            "peak_step": worst.step, "final_grad_ratio": final_ratio,
                             "correlation": [corr0, corr1]},
                "first_module": p.first_module, "last_module": p.last_module,
                "explosion": explosion}, severity=severity)
@@ -193,29 +203,45 @@ def nothing_learns(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 @check("BNL905")
 def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """The configured lr, or the probe's default one (it ran SGD at it), above the ceiling:
+    info at most for the default, which the user may not train with."""
     p, opt = ctx.probe, ctx.config.optimizer
-    if p is None or p.lr_ceiling is None or opt is None or opt.lr is None:
+    if p is None or p.lr_ceiling is None:
         return
-    bound = p.lr_ceiling.bound
-    if opt.lr <= bound:
+    configured = opt is not None and opt.lr is not None
+    lr = opt.lr if configured else p.optimizer["lr"]
+    ceiling = p.lr_ceiling
+    if lr <= ceiling.bound:
         return
     losses = [h.loss for h in p.history]
     rose = p.nan or (len(losses) > 1 and losses[-1] > losses[0])
-    factor = opt.lr / bound
-    outcome = ("and in the probe's training steps the loss rose" if rose else
-               f"though the probe's {p.steps} training steps at this lr did not raise the loss")
+    factor = lr / ceiling.bound
+    if not p.steps:
+        outcome = "and the probe ran no training step to show what it does"
+    elif rose:
+        outcome = "and in the probe's training steps the loss rose"
+    else:
+        outcome = (f"though the probe's {p.steps} training steps at lr {p.optimizer['lr']:g} "
+                   "did not raise the loss")
     if not rose and ctx.graph.layers("@batchnorm"):
         outcome += " (BatchNorm-fed weights are scale-invariant and can self-stabilise by growing)"
-    c = p.lr_ceiling
+    which = f"The configured lr {lr:g}" if configured else \
+        f"The probe's default lr {lr:g} (no optimizer in the config)"
+    estimate = "" if ceiling.converged else (
+        f"; Lanczos had not converged after {ceiling.iterations} Hessian-vector products, and "
+        f"its value bounds the eigenvalue from below, so the true bound is at most this")
+    # adaptive optimizers settle at their bound from above (arXiv:2207.14484): how far over it
+    # they start says nothing by itself
+    warn = configured and (rose or (factor >= ctx.threshold(rule, "ratio_warning")
+                                    and not ceiling.preconditioned))
     yield Hit(ctx.graph.find(p.first_module),
-              {"lr": opt.lr, "bound": bound, "lam": c.lambda_max, "outcome": outcome,
-               "factor": factor, "optimizer": p.optimizer["name"], "formula": c.formula,
-               "eigenvalue": c.eigenvalue},
-              {"measured": {"lambda_max": c.lambda_max, "lr_ceiling": bound,
-                            "preconditioned": c.preconditioned, "step": c.step,
+              {"which": which, "lr": lr, "bound": ceiling.bound, "lam": ceiling.lambda_max,
+               "outcome": outcome, "factor": factor, "estimate": estimate,
+               "optimizer": p.optimizer["name"], "formula": ceiling.formula,
+               "eigenvalue": ceiling.eigenvalue},
+              {"measured": {"lambda_max": ceiling.lambda_max, "lr_ceiling": ceiling.bound,
+                            "preconditioned": ceiling.preconditioned, "step": ceiling.step,
                             "loss": [losses[0], losses[-1]]},
-               "formula": c.formula, "configured_lr": opt.lr},
-              # adaptive optimizers settle at their bound from above (arXiv:2207.14484): how
-              # far over it they start says nothing by itself
-              severity=None if rose or (factor >= ctx.threshold(rule, "ratio_warning")
-                                        and not c.preconditioned) else "info")
+               "formula": ceiling.formula, "lr": lr, "configured": configured,
+               "converged": ceiling.converged},
+              severity=None if warn else "info")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import torch
+
 from ..discover.targets import Targets
 from ..model.graph import Layer, ModelGraph
 from .base import Context, Hit, check, heads_after_affine
@@ -56,11 +58,12 @@ def _output_layer(graph: ModelGraph) -> Layer | None:
 def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     t = targets(ctx)
     layer = _output_layer(ctx.graph)
-    if not regression_targets(t) or layer is None or not ctx.graph.layers("@relu"):
-        return
+    if not regression_targets(t) or layer is None or not ctx.graph.layers("@activation"):
+        return  # a linear model: the scale only conditions its loss (the lr rules judge that)
+    relu = bool(ctx.graph.layers("@relu"))
     low, high = ctx.threshold(rule, "std_min"), ctx.threshold(rule, "std_max")
     problems, effect = [], ""
-    if not low <= t.std <= high:
+    if t.std > high or (relu and t.std < low):
         problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
                         f"{high:g}]")
         effect = (" Small target variance makes ReLUs die more easily (Arnekvist et al., "
@@ -85,10 +88,21 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                 "about 0 at std 0.7 (bnlint's measurements, docs/SCIENCE.md §3 and "
                 "bench/calibration/papers.py)."
                 if momentum else "")
+    snippet = ("mean, std = y.mean(0), y.std(0)  # per output, over the training set's "
+               "targets; train on (y - mean) / std, predict with model(x) * std + mean")
     yield Hit(layer, {"layer": layer, "problems": "; ".join(problems), "effect": effect,
-                      "momentum": stronger},
+                      "momentum": stronger, "snippet": snippet,
+                      "network": "a ReLU network" if relu else "the model"},
               {"targets_std": t.std, "source": t.source, "momentum": momentum,
                "problems": problems})
+
+
+def distinct_examples(inputs: tuple) -> int:
+    """How many different examples the first input holds (copies of one image are one)."""
+    x = inputs[0] if inputs else None
+    if not isinstance(x, torch.Tensor) or not x.dim() or not x.shape[0]:
+        return 0
+    return int(torch.unique(x.detach().reshape(x.shape[0], -1).float(), dim=0).shape[0])
 
 
 POOLING = ("AdaptiveAvgPool*", "AdaptiveMaxPool*", "Mean")
@@ -110,8 +124,17 @@ def _after_pooling(graph: ModelGraph) -> set[str]:
 
 @check("BNL403")
 def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    batch = ctx.inputs[0].shape[0] if ctx.inputs and ctx.inputs[0].dim() else 0
-    if batch < ctx.threshold(rule, "min_batch") or not readable(ctx.model):
+    if not readable(ctx.model):
+        return
+    batch = distinct_examples(ctx.inputs)
+    needed = ctx.threshold(rule, "min_batch" if ctx.synthetic_inputs else "min_batch_data")
+    if batch < needed:
+        if ctx.graph.layers("@relu"):
+            ctx.notes.append(
+                f"BNL403 not judged: the example batch has {batch} distinct example(s), and "
+                f"dead units need at least {needed:g} (a unit that fires on 1 input in 10 "
+                f"looks dead on {batch} with probability {0.9 ** batch:.0%}); give "
+                "example_inputs() a larger batch")
         return
     measured = {x.name: x.dead for x in ctx.graph.layers("@relu") if x.dead is not None}
     pooled = _after_pooling(ctx.graph) if ctx.synthetic_inputs else set()

@@ -1,0 +1,358 @@
+"""The probe across ranks (torch.distributed, FSDP2: ``bnlint --nproc N``): it measures what the
+single-process probe measures, within the rounding of floating-point sums taken in another
+order; a rank that raises, dies or hangs ends the run with a located message and leaves no
+process behind. The pieces that need no second process (FSDP units, the meta build, the
+central differences of the lr ceiling) are checked in this process.
+
+Tolerances (float32, eps = 1.2e-7): a sum of n terms taken in another order differs by about
+log2(n) eps of the sum of the terms' sizes (pairwise summation), so the probe's sums of up to
+1e6 terms agree to a few 1e-6; we allow 1e-5 relative for sums of squares and what comes from
+them (std, gradient norms and RMS, loss, ratios). A mean (near 0 after a BatchNorm) is a sum
+of terms of the size of the std, so its error is relative to |mean| + std; a cosine (in
+[-1, 1]) is a difference of such sums, so its error is absolute. Dead fractions come from
+maxima, which do not depend on the order: they agree exactly. The lr ceiling uses central
+differences across ranks and double backward in one process, each in Lanczos: 1e-3 relative
+(3e-7 with 2 ranks, 8e-6 with 4 measured on NET below), when neither Lanczos iteration was
+cut by the budget; along far sharper directions (lambda 4.2e6, the 30-block chain) float32
+weights barely resolve the steps and the two differ by 1.3% (docs/SCIENCE.md section 7).
+Numbers after training steps agree this well while training is stable; above the lr ceiling
+rounding differences grow with every step, as between any two float32 runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import CLI_ENV, ROOT, line_of, run_cli
+from models import PreActResidual, bn_mlp
+from torch import nn
+
+from bnlint.model.build import build
+from bnlint.model.meta import parameters_on_meta, rows, take_buffers
+from bnlint.probing import hessian
+from bnlint.probing.sharding import units
+
+RTOL = 1e-5
+LAMBDA_RTOL = 1e-3
+
+# Residual blocks (functional ReLU and add, a scale read with get_attr) and max-pooling:
+# trained at an lr well below its ceiling, so the run is stable and every number comparable.
+NET = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.scale = nn.Parameter(torch.full((c, 1, 1), 0.5))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) * self.scale + x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.blocks = nn.Sequential(*[Block(8) for _ in range(3)])
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.stem(x))), 2)
+        return self.fc(self.blocks(x).mean((2, 3)))
+
+
+def example_inputs():
+    return torch.randn(16, 3, 16, 16)
+'''
+
+# A plain 30-block BatchNorm-ReLU chain: explosion predicted (BNL201) and measured (BNL901).
+CHAIN = '''
+import torch
+from torch import nn
+
+
+def chain():
+    return nn.Sequential(*[m for _ in range(30)
+                           for m in (nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU())])
+
+
+def example_inputs():
+    return torch.randn(32, 16)
+'''
+
+FAULT = '''
+import os
+import time
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.bn = nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        if int(os.environ.get("RANK", "0")) == 1 and not x.is_meta:
+            FAULT  # rank 1, in the probe (the static pass runs on the meta device)
+        return self.bn(self.fc(x))
+'''
+
+PROBE = ("--format", "json", "--probe-steps", "3", "--probe-budget", "300")
+
+
+def _close(a: float, b: float, scale: float, tol: float = RTOL) -> bool:
+    return abs(a - b) <= tol * scale
+
+
+def _assert_same_probe(one: dict, ranked: dict, ranks: int) -> None:
+    """Every number of the probe within the tolerances of the module docstring."""
+    assert ranked["ranks"] == ranks and one["ranks"] == 1
+    assert ranked["plan"] == one["plan"] and ranked["cut"] is one["cut"] is None
+    assert (ranked["batch"], ranked["steps"]) == (one["batch"], one["steps"])
+    for a, b in zip(one["layers"], ranked["layers"], strict=True):
+        assert a["key"] == b["key"]
+        for phase in ("init", "final"):
+            x, y = a[phase], b[phase]
+            assert x.keys() == y.keys(), a["key"]
+            for stat in x:
+                if stat == "mean":
+                    ok = _close(x[stat], y[stat], abs(x[stat]) + x["std"])
+                elif stat == "cosine":
+                    ok = _close(x[stat], y[stat], 1.0)
+                elif stat == "dead":
+                    ok = x[stat] == y[stat]
+                else:
+                    ok = _close(x[stat], y[stat], abs(x[stat]))
+                assert ok, (a["key"], phase, stat, x[stat], y[stat])
+    for a, b in zip(one["history"], ranked["history"], strict=True):
+        for key in ("loss", "grad_ratio", "correlation"):
+            assert _close(a[key], b[key], abs(a[key])), (a["step"], key, a[key], b[key])
+        assert a["dead_fraction"] == b["dead_fraction"]
+    assert _close(one["grad_ratio"], ranked["grad_ratio"], abs(one["grad_ratio"]))
+    assert (one["act_grad_ratio"] is None) is (ranked["act_grad_ratio"] is None)
+    assert one["nan"] is ranked["nan"] is False
+    a, b = one["lr_ceiling"], ranked["lr_ceiling"]
+    assert a["converged"] and b["converged"]
+    assert _close(a["lambda_max"], b["lambda_max"], a["lambda_max"], LAMBDA_RTOL)
+
+
+def _findings(model: dict) -> list[tuple]:
+    """Code, severity, module and verdict of each finding the rank form can make: not BNL300
+    (weights on the meta device) nor the rules it says it skipped."""
+    skipped = {c for f in model["findings"] if f["code"] == "BNL300"
+               for c in f["evidence"]["skipped"]} | {"BNL300"}
+    return [(f["code"], f["severity"], f["module"],
+             (f["evidence"].get("verdict") or {}).get("confirmed"))
+            for f in model["findings"] if f["code"] not in skipped]
+
+
+def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises(write_model):
+    net, chain = write_model(NET, "net.py"), write_model(CHAIN, "chain.py")
+    raises = write_model(FAULT.replace("FAULT", 'raise ValueError("rank 1 cannot")'),
+                         "raises.py")
+    one = run_cli(net, chain, *PROBE)
+    ranked = run_cli(net, chain, raises, *PROBE, "--nproc", "2")
+    assert one.returncode == 1, one.stderr
+    assert ranked.returncode == 2, ranked.stderr
+    (a, a_chain), (b, b_chain) = (json.loads(p.stdout)["models"] for p in (one, ranked))
+    _assert_same_probe(a["probe"], b["probe"], ranks=2)
+    assert "probed on 2 ranks (gloo)" in b["probe"]["notes"][0]
+    assert b["probe"]["notes"][1].endswith(": blocks.0.scale, blocks.1.scale, blocks.2.scale")
+    # The chain amplifies its gradient 1.2x per block on the way back, and rounding
+    # differences with it: 1e-4 at its first layer; the findings are the same.
+    assert _findings(a_chain) == _findings(b_chain)
+    assert {"BNL201", "BNL901"} <= {f[0] for f in _findings(a_chain)}
+    assert _close(a_chain["probe"]["grad_ratio"], b_chain["probe"]["grad_ratio"],
+                  a_chain["probe"]["grad_ratio"], 1e-3)
+    [error] = json.loads(ranked.stdout)["errors"]
+    assert (error["path"], error["line"]) == (str(raises), line_of(raises, "raise ValueError"))
+    assert error["message"] == "on rank 1 of 2: the probe raised ValueError: rank 1 cannot."
+
+
+def _left_behind(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_dying_and_a_hanging_rank_end_the_run_located_and_leave_no_process(write_model):
+    dies = write_model(FAULT.replace("FAULT", "os._exit(3)"), "dies.py")
+    hangs = write_model(FAULT.replace("FAULT", "time.sleep(600)"), "hangs.py")
+    marker = f"BNLINT_TEST_RUN={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    proc = subprocess.run([sys.executable, "-m", "bnlint", str(dies), str(hangs), "--nproc",
+                           "2", "--timeout", "30", "--format", "json", "--probe-steps", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**CLI_ENV, name: value})
+    assert proc.returncode == 2, proc.stderr
+    died, hung = json.loads(proc.stdout)["errors"]
+    assert died["path"] == str(dies)
+    assert died["message"] == "rank 1 of 2 exited with code 3 while linting model Net."
+    assert (hung["path"], hung["line"]) == (str(hangs), line_of(hangs, "time.sleep"))
+    assert hung["message"] == ("timed out after 30 s while linting model Net: rank 1 of 2 was "
+                               "still running forward(); the other ranks waited for it.")
+    assert _left_behind(marker) == []
+
+
+# --- the pieces, in this process -------------------------------------------------------------
+
+class _Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(16, 8)
+        self.mid = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 16, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, idx):
+        return self.head(self.mid(self.embed(idx)))
+
+
+@pytest.mark.parametrize(("model", "x", "expected"), [
+    (bn_mlp(3, 8), torch.randn(4, 8), [["0", "1"], ["3", "4"], ["6", "7"]]),
+    (PreActResidual(2, 8), torch.randn(4, 8),
+     [["stem"], [f"blocks.0.{i}" for i in (0, 2, 3, 5, 6)],
+      [f"blocks.1.{i}" for i in (0, 2, 3, 5, 6)], ["head"]]),
+    (_Tied(), torch.randint(0, 16, (4, 3)), [["embed", "head"], ["mid"]]),
+], ids=["plain chain", "repeated blocks", "tied weights"])
+def test_fsdp_units_follow_the_blocks_and_keep_tied_weights_together(model, x, expected):
+    assert [[name for name, _ in unit] for unit in units(build(model, (x,)))] == expected
+
+
+def test_a_model_built_on_meta_keeps_its_buffers_and_each_ranks_rows_as_created():
+    with parameters_on_meta(rank=1, world=2) as created:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5))
+        model.scale = nn.Parameter(torch.arange(5.0))
+    assert all(p.is_meta for p in model.parameters())
+    assert torch.equal(created[id(model.scale)], torch.tensor([3.0, 4.0]))  # rows 3-4 of 5
+    assert rows(torch.arange(3.0), rank=3, world=4).shape == (0,)  # fewer rows than ranks
+    buffers = take_buffers(model)
+    assert torch.equal(buffers["1.running_var"], torch.ones(5))
+    assert all(b.is_meta for b in model.buffers())
+
+
+class _Kinked(nn.Module):
+    """ReLU6, max-pooling, functional ReLU and a residual add around BatchNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu6(self.bn(self.stem(x))), 2)
+        x = F.relu(self.bn2(self.conv(x)) + x)
+        return self.fc(x.mean((2, 3)))
+
+
+def _hvp_error(step: float, held: bool) -> float:
+    """||Hv (central differences) - Hv (double backward)|| / ||Hv|| on :class:`_Kinked`."""
+    torch.manual_seed(0)
+    model = _Kinked().train()
+    x, labels = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
+    params = list(model.parameters())
+
+    def loss():
+        return F.cross_entropy(model(x), labels)
+
+    grads = torch.autograd.grad(loss(), params, create_graph=True)
+    v = [torch.randn_like(p) for p in params]
+    norm = math.sqrt(sum(float((t * t).sum()) for t in v))
+    v = [t / norm for t in v]
+    exact = torch.autograd.grad(grads, params, grad_outputs=v)
+    kinks = hessian.Kinks()
+    with torch.no_grad(), kinks.recording():
+        loss()
+
+    def backward(sign):
+        if held:
+            with kinks.replaying():
+                value = loss()
+        else:
+            value = loss()
+        (value * sign).backward()
+
+    def taken():
+        grads = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        return grads
+
+    def dot(a, b):
+        return sum((x * y).sum() for x, y in zip(a, b))
+
+    theta = math.sqrt(sum(float((p.detach() ** 2).sum()) for p in params))
+    before = [p.detach().clone() for p in params]
+    hvp = hessian.central_difference(backward, taken, [p.detach() for p in params], dot,
+                                     step * (1 + theta))(v)
+    assert all(torch.equal(p, b) for p, b in zip(params, before))  # put back exactly
+    error = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(exact, hvp)))
+    return error / math.sqrt(sum(float((a ** 2).sum()) for a in exact))
+
+
+def test_central_differences_with_the_pieces_held_match_double_backward():
+    from bnlint.probing.ranks import FD_STEP
+    errors = {step: _hvp_error(step, held=True) for step in (1e-2, FD_STEP, 1e-4)}
+    print({f"{k:g}": f"{v:.2g}" for k, v in errors.items()}, _hvp_error(FD_STEP, held=False))
+    assert errors[FD_STEP] < 2e-4 and errors[FD_STEP] < min(errors[1e-2], errors[1e-4])
+    assert _hvp_error(FD_STEP, held=False) > 1.0  # ReLUs crossing sides: why they are held
+
+
+@pytest.mark.slow
+def test_four_ranks_measure_what_one_process_measures(write_model):
+    net, chain = write_model(NET, "net.py"), write_model(CHAIN, "chain.py")
+    one, ranked = run_cli(net, chain, *PROBE), run_cli(net, chain, *PROBE, "--nproc", "4")
+    assert one.returncode == ranked.returncode == 1, ranked.stderr
+    (a, a_chain), (b, b_chain) = (json.loads(p.stdout)["models"] for p in (one, ranked))
+    _assert_same_probe(a["probe"], b["probe"], ranks=4)
+    assert _findings(a) == _findings(b) and _findings(a_chain) == _findings(b_chain)
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run():
+    """README "Models larger than one device": every command of its first code block."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Models larger than one device"):]
+    block = section[section.index("```") + 3:]
+    block = block[block.index("\n") + 1:block.index("```")]
+    commands = [line.split("#")[0].split() for line in block.splitlines() if line.strip()]
+    assert [c[0] for c in commands] == ["bnlint", "torchrun"]
+    for command in commands:
+        exe = [sys.executable, "-m", "bnlint"] if command[0] == "bnlint" else \
+            [sys.executable, "-m", "torch.distributed.run"]
+        proc = subprocess.run([*exe, *command[1:]], cwd=ROOT, capture_output=True, text=True,
+                              timeout=900, env={**CLI_ENV, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 0, (command, proc.stderr[-3000:])
+        assert "probed on 2 ranks (gloo)" in proc.stdout, proc.stdout
+        probes = [line for line in proc.stdout.splitlines() if line.startswith("  probe ")]
+        assert len(probes) == 1, proc.stdout  # rank 0 alone writes the report
