@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError
-from .files import read_text
+from .files import DEFAULT_EXCLUDE, Exclusions, read_text
 
 # The defaults, each defined once here: Config, the Python API's ProbeOptions and the CLI's help
 # (click's show_default) read them.
@@ -145,6 +145,9 @@ class Config:
     probe_budget: float = PROBE_BUDGET
     warmup_steps: int | None = None  # the lr warm-up you train with (None: not said)
     allow_no_models: bool = False  # skip given files that define no model (pre-commit's lists)
+    exclude: list[str] | None = None  # globs a folder walk skips (None: DEFAULT_EXCLUDE)
+    extend_exclude: list[str] = field(default_factory=list)  # ...and these
+    respect_gitignore: bool = True  # ...and what git ignores
     source: str | None = None  # the config file these settings came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -360,7 +363,11 @@ def _validate(source: str, key: str, value: Any) -> Any:
         if value not in choices[name]:
             raise _fail(source, key, "one of " + ", ".join(choices[name]), value)
         return value
-    if name in ("probe", "allow_no_models"):
+    if name in ("exclude", "extend_exclude"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _fail(source, key, "a list of globs", value)
+        return value
+    if name in ("probe", "allow_no_models", "respect_gitignore"):
         if not isinstance(value, bool):
             raise _fail(source, key, "true or false", value)
         return value
@@ -505,6 +512,15 @@ def check_rules(config: Config, rules: dict[str, Any]) -> None:
                     path=config.source,
                     hint=(f"{code}'s thresholds: {', '.join(known)}." if known
                           else f"{code} has no thresholds."))
+
+
+def exclusions(config: Config) -> Exclusions:
+    """What a folder walk skips under ``config``; globs with a slash are relative to the
+    config file's folder (else the current one)."""
+    patterns = DEFAULT_EXCLUDE if config.exclude is None else tuple(config.exclude)
+    return Exclusions((*patterns, *config.extend_exclude),
+                            Path(config.source).parent if config.source else Path.cwd(),
+                            config.respect_gitignore)
 
 
 def override(config: Config, **cli: Any) -> Config:

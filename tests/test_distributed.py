@@ -117,6 +117,23 @@ class Net(nn.Module):
         return self.bn(self.fc(x))
 '''
 
+# Initialised by its constructor, as torchvision's ResNets are: He fan_out normal on every conv
+# and the last BatchNorm's gamma of each block zero (before, ranks used the layers' defaults).
+INIT_NET = NET.replace("""        self.fc = nn.Linear(8, 10)
+""", """        self.fc = nn.Linear(8, 10)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        for block in self.blocks:
+            nn.init.zeros_(block.bn2.weight)
+""")
+
+# A write no rank can do alone: it reads the values it overwrites.
+SCALED = NET.replace("""        self.fc = nn.Linear(8, 10)
+""", """        self.fc = nn.Linear(8, 10)
+        self.fc.weight.data.copy_(self.fc.weight.data.flip(0))
+""")
+
 PROBE = ("--format", "json", "--probe-steps", "3", "--probe-budget", "300")
 
 
@@ -177,7 +194,7 @@ def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises
     (a, a_chain), (b, b_chain) = (json.loads(p.stdout)["models"] for p in (one, ranked))
     _assert_same_probe(a["probe"], b["probe"], ranks=2)
     assert "probed on 2 ranks (gloo)" in b["probe"]["notes"][0]
-    assert b["probe"]["notes"][1].endswith(": blocks.0.scale, blocks.1.scale, blocks.2.scale")
+    assert not any("could not be reproduced" in n for n in b["probe"]["notes"])
     # The chain amplifies its gradient 1.2x per block on the way back, and rounding
     # differences with it: 1e-4 at its first layer; the findings are the same.
     assert _findings(a_chain) == _findings(b_chain)
@@ -187,6 +204,22 @@ def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises
     [error] = json.loads(ranked.stdout)["errors"]
     assert (error["path"], error["line"]) == (str(raises), line_of(raises, "raise ValueError"))
     assert error["message"] == "on rank 1 of 2: the probe raised ValueError: rank 1 cannot."
+
+
+def test_two_ranks_probe_the_model_its_constructor_initialises(write_model):
+    init_net = write_model(INIT_NET, "init_net.py")
+    scaled = write_model(SCALED, "scaled.py")
+    one = run_cli(init_net, *PROBE)
+    ranked = run_cli(init_net, scaled, *PROBE, "--nproc", "2")
+    assert one.returncode in (0, 1), one.stderr
+    assert ranked.returncode in (0, 1), ranked.stderr
+    [a], (b, b_scaled) = (json.loads(p.stdout)["models"] for p in (one, ranked))
+    _assert_same_probe(a["probe"], b["probe"], ranks=2)
+    bn2 = next(layer for layer in b["probe"]["layers"] if layer["key"].startswith("blocks.0.bn2"))
+    assert bn2["init"]["std"] == 0.0  # its gamma is zero, as the constructor made it
+    assert not any("could not be reproduced" in n for n in b["probe"]["notes"])
+    assert any("could not be reproduced" in n and "fc.weight (Tensor.copy_)" in n
+               for n in b_scaled["probe"]["notes"])
 
 
 def _left_behind(marker: str) -> list[int]:
@@ -246,16 +279,53 @@ def test_fsdp_units_follow_the_blocks_and_keep_tied_weights_together(model, x, e
 
 
 def test_a_model_built_on_meta_keeps_its_buffers_and_each_ranks_rows_as_created():
-    with parameters_on_meta(rank=1, world=2) as created:
+    with parameters_on_meta(rank=1, world=2) as built:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5))
         model.scale = nn.Parameter(torch.arange(5.0))
     assert all(p.is_meta for p in model.parameters())
-    assert torch.equal(created[id(model.scale)], torch.tensor([3.0, 4.0]))  # rows 3-4 of 5
+    assert torch.equal(built.rows[id(model.scale)], torch.tensor([3.0, 4.0]))  # rows 3-4 of 5
     assert rows(torch.arange(3.0), rank=3, world=4).shape == (0,)  # fewer rows than ranks
     buffers = take_buffers(model)
     assert torch.equal(buffers["1.running_var"], torch.ones(5))
     assert all(b.is_meta for b in model.buffers())
+
+
+class _SelfInitialised(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.embed = nn.Embedding(10, 4, padding_idx=0)  # reset_parameters() zeroes a row
+        self.fc = nn.Linear(4, 6)
+        self.scale = nn.Parameter(torch.randn(5))
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out")
+        nn.init.zeros_(self.bn.weight)
+        nn.init.orthogonal_(self.fc.weight)
+        nn.init.trunc_normal_(self.fc.bias, std=0.02)
+        self.fc.weight.data[0].normal_()  # a tensor method on a view
+        self.scale.data.mul_(2)  # elementwise: each rank's rows are all it reads
+        self.bn.bias.data.copy_(self.bn.bias.data.flip(0) + 1)  # reads the other ranks' rows
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_the_meta_build_keeps_each_ranks_rows_of_what_the_constructor_gives(world):
+    zeros = nn.init.zeros_
+    torch.manual_seed(0)
+    expected = dict(_SelfInitialised().named_parameters())
+    parts = []
+    for rank in range(world):
+        torch.manual_seed(0)
+        with parameters_on_meta(rank, world) as built:
+            model = _SelfInitialised()
+        assert nn.init.zeros_ is zeros  # torch.nn.init as it was after the build
+        parts.append({n: built.rows[id(p)] for n, p in model.named_parameters()})
+        assert {n: built.unreproduced[id(p)] for n, p in model.named_parameters()
+                if id(p) in built.unreproduced} == {"bn.bias": "Tensor.copy_"}
+    for name, p in expected.items():
+        if name != "bn.bias":
+            assert torch.equal(torch.cat([part[name] for part in parts]), p.detach()), name
+    assert torch.equal(torch.cat([part["bn.bias"] for part in parts]), torch.zeros(8))
 
 
 class _Kinked(nn.Module):

@@ -28,14 +28,16 @@ def user_error(exc: BaseException, path: Path, doing: str, hint: str) -> InputEr
 
 def load_module(path: Path, source: str | bytes | None = None) -> types.ModuleType:
     """Import the user's file (or ``source`` as if it were that file). The file is compiled
-    as bytes, so Python itself reads its encoding (a BOM, a coding line, else UTF-8)."""
+    as bytes, so Python itself reads its encoding (a BOM, a coding line, else UTF-8), and
+    without inheriting bnlint's own ``from __future__`` imports: it runs as ``python`` runs it
+    (under bnlint's ``annotations``, a ``-> None`` would read as the string 'None')."""
     if source is None:
         try:
             source = path.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read the file: {exc.strerror}.", path=str(path)) from None
     try:
-        code = compile(source, str(path), "exec")
+        code = compile(source, str(path), "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise InputError(f"SyntaxError: {exc.msg}.", path=str(path), line=exc.lineno,
                          hint="Fix the syntax error, then run bnlint again.") from None

@@ -111,7 +111,7 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
     across the ranks."""
     torch.manual_seed(BUILD_SEED)
     board.phase(str(path), "importing the file")
-    with meta.parameters_on_meta(ranks.rank, ranks.world) as created:
+    with meta.parameters_on_meta(ranks.rank, ranks.world) as built:
         module = load.load_module(path)
         board.phase(str(path), "building the models")
         found_models = models.find_models(module, path, config.model)
@@ -119,7 +119,11 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
     for found in found_models:
         board.phase(str(path), f"linting model {found.name}")
         buffers = meta.take_buffers(found.model)
-        mine = {id(p): created.pop(id(p)) for p in found.model.parameters() if id(p) in created}
+        mine = meta.Build(
+            rows={id(p): built.rows.pop(id(p)) for p in found.model.parameters()
+                  if id(p) in built.rows},
+            unreproduced={id(p): built.unreproduced[id(p)] for p in found.model.parameters()
+                          if id(p) in built.unreproduced})
         torch.manual_seed(BUILD_SEED)
         inputs = example_inputs(module, found, path, cli_shapes, config.input_shape,
                                 config.batch_size, device=torch.device("cpu"))

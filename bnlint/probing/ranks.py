@@ -31,7 +31,7 @@ from ..discover.targets import Targets
 from ..errors import InputError
 from ..measurement import ProbePlan, ProbeResult
 from ..model.graph import ModelGraph
-from ..model.meta import rows
+from ..model.meta import Build, rows
 from . import hessian, sharding
 from . import taps as measure
 from .run import ProbeOptions, _cpu_threads, _measure, _Run, plan_for
@@ -126,10 +126,9 @@ class ShardedRun(_Run):
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
                  opts: ProbeOptions, device: torch.device, plan: ProbePlan, *, ranks: Ranks,
-                 created: dict[int, torch.Tensor], buffers: dict[str, torch.Tensor],
-                 seed: int, notes: list[str]):
+                 built: Build, buffers: dict[str, torch.Tensor], seed: int, notes: list[str]):
         self.ranks, self.world = ranks, ranks.world
-        self.created, self.buffers, self.seed, self.notes = created, buffers, seed, notes
+        self.built, self.buffers, self.seed, self.notes = built, buffers, seed, notes
         super().__init__(graph, inputs, targets, opts, device, plan)
 
     @property
@@ -146,20 +145,23 @@ class ShardedRun(_Run):
         originals = dict(self.graph.model.named_parameters(remove_duplicate=False))
         model = measure.instrumented(self.graph, self.recorder, copy=False)
         units = sharding.shard(self.graph, model, self.ranks.mesh)
-        kept = sharding.materialise(self.graph.model, model, originals, self.created,
-                                    self.buffers, device, self.ranks.rank, self.world,
-                                    self.seed)
-        self.created.clear()  # the rows as created are in the shards now
+        sharding.materialise(model, originals, self.built.rows, self.buffers, device)
+        self.built.rows.clear()  # they are in the shards now
         rows = self.batch // self.world
         self.notes.append(
             f"probed on {self.world} ranks ({dist.get_backend()}), each with about {rows} of "
             f"the {self.batch} samples and 1/{self.world} of the parameters, gradients and "
-            f"optimizer state (FSDP2, {units} units); built on the meta device and "
-            f"materialised with each layer's reset_parameters() from seed {self.seed}")
-        if kept:
-            shown = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
-            self.notes.append(f"{len(kept)} parameter(s) no reset_parameters() sets kept the "
-                              f"value they were created with: {shown}")
+            f"optimizer state (FSDP2, {units} units); built on the meta device with the values "
+            f"its constructor gives from seed {self.seed}")
+        odd = {name: self.built.unreproduced[id(p)] for name, p in originals.items()
+               if id(p) in self.built.unreproduced}
+        if odd:
+            shown = ", ".join(f"{name} ({how})" for name, how in list(odd.items())[:5])
+            self.notes.append(
+                f"the constructor's init of {len(odd)} parameter(s) could not be reproduced "
+                f"across ranks, by an in-place write that reads other ranks' rows: "
+                f"{shown}{', ...' if len(odd) > 5 else ''}; the probe measured them with "
+                f"the values before that write, not the model's")
         return model.train()
 
     def summed(self, t: torch.Tensor) -> torch.Tensor:
@@ -247,12 +249,12 @@ class ShardedRun(_Run):
 
 
 def probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: ProbeOptions,
-          ranks: Ranks, created: dict[int, torch.Tensor],
-          buffers: dict[str, torch.Tensor], seed: int) -> ProbeResult:
-    """The probe of ``graph.model`` (on the meta device; this rank's rows of its parameters as
-    created in ``created``, by parameter id, and its buffers by name in ``buffers``) across the
-    ranks of the default process group; ``seed`` is the one the model is initialised from.
-    Every rank returns the same result."""
+          ranks: Ranks, built: Build, buffers: dict[str, torch.Tensor],
+          seed: int) -> ProbeResult:
+    """The probe of ``graph.model`` (on the meta device; this rank's rows of its parameters
+    and what could not be reproduced of them in ``built``, its buffers by name in
+    ``buffers``) across the ranks of the default process group; ``seed`` is the one the model
+    was built from. Every rank returns the same result."""
     plan = plan_for(graph, inputs, opts)
     if plan.batch < ranks.world:
         raise InputError(f"the probe's batch of {plan.batch} samples cannot be split over "
@@ -260,7 +262,7 @@ def probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Probe
                          hint="Give a larger --probe-batch (or more example inputs), or fewer "
                               "ranks.")
     notes: list[str] = []
-    make_run = functools.partial(ShardedRun, ranks=ranks, created=created, buffers=buffers,
+    make_run = functools.partial(ShardedRun, ranks=ranks, built=built, buffers=buffers,
                                  seed=seed, notes=notes)
     with _cpu_threads(ranks.device, graph, plan.batch // ranks.world):
         return _measure(graph, inputs, targets, opts, ranks.device, plan, notes,

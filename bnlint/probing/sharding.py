@@ -11,20 +11,21 @@ Parameters read directly in the forward (fx ``get_attr``: a layer scale, a posit
 embedding) belong to the root unit, the run model itself. Modules that share a parameter
 share a unit.
 
-Values: each module that owns parameters runs its ``reset_parameters()`` on full-size tensors
-of its own parameters only, one module at a time in the order a constructor builds them
-(children before their parent), from one seed, so every rank computes the same values and
-keeps its rows; with the default init of torch's layers that is exactly what
-``torch.manual_seed(seed); Model()`` gives. A parameter no ``reset_parameters()`` sets keeps
-the rows it was created with (:func:`bnlint.model.meta.parameters_on_meta`); init code in a
-constructor that runs after a parameter is created does not run. Buffers are the
-constructor's.
+Values: those of ``torch.manual_seed(seed); Model()``, exactly: the meta build
+(:func:`bnlint.model.meta.parameters_on_meta`) runs the constructor from the seed the
+one-process probe builds from, and does each write to a parameter (its creation, each
+torch.nn.init call, the ``reset_parameters()`` of torch's layers, ``fill_``/``zero_``/``copy_``
+and random draws on the parameter or a view of it) for real on a full-size temporary tensor,
+so the random generator draws what it draws in one process, in the same order; each rank
+keeps its rows; in-place elementwise ops (``w.data.mul_(0.1)``) are done on those rows. A
+write that reads other elements (a copy from a tensor computed from parameters) cannot be
+done there: the parameter keeps its value before it, and the probe's notes name it.
+Buffers are the constructor's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -32,7 +33,6 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from ..model.graph import ModelGraph
-from ..model.meta import reset_of, rows
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -130,65 +130,18 @@ def shard(graph: ModelGraph, run_model: nn.Module, mesh: DeviceMesh) -> int:
     return len(groups) + 1
 
 
-def _children_first(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
-    for name, child in module.named_children():
-        yield from _children_first(child, f"{prefix}.{name}" if prefix else name)
-    yield prefix, module
-
-
-def materialise(model: nn.Module, run_model: nn.Module, originals: dict[str, nn.Parameter],
-                created: dict[int, torch.Tensor], buffers: dict[str, torch.Tensor],
-                device: torch.device, rank: int, world: int, seed: int) -> list[str]:
+def materialise(run_model: nn.Module, originals: dict[str, nn.Parameter],
+                built_rows: dict[int, torch.Tensor], buffers: dict[str, torch.Tensor],
+                device: torch.device) -> None:
     """Allocate this rank's shard of the sharded meta ``run_model`` on ``device`` and give it
-    its values (see the module docstring). ``model`` is the user's module tree (its layers are
-    ``run_model``'s), ``originals`` its meta parameters by qualified name from before sharding,
-    ``created`` this rank's rows of each as created, by the parameter's id. The names of the
-    parameters that kept the values they were created with."""
+    its values: ``originals`` are the meta parameters of the user's model by qualified name
+    from before sharding, ``built_rows`` this rank's rows of each by the parameter's id (see
+    the module docstring), ``buffers`` the buffers by name."""
     run_model.to_empty(device=device)
     sharded = dict(run_model.named_parameters(remove_duplicate=False))
-    done: set[int] = set()
-    kept = []
-    torch.manual_seed(seed)
-    for owner_name, module in _children_first(model):
-        direct = [name for name, p in module._parameters.items() if p is not None]
-        if not direct:
-            continue
-        prefix = f"{owner_name}." if owner_name else ""
-        values = _reset(module, direct, device)
-        for name in direct:
-            original = originals[prefix + name]
-            if id(original) in done or prefix + name not in sharded:  # unused by the forward
-                continue
-            done.add(id(original))
-            part = created[id(original)].to(device)
-            unset = torch.isnan(values[name]) if name in values else None
-            if unset is None or bool(unset.any()):
-                kept.append(prefix + name)
-            if unset is not None:  # where reset_parameters() sets nothing, the created value
-                part = torch.where(rows(unset, rank, world), part,
-                                   rows(values[name], rank, world))
-            local = sharded[prefix + name].to_local()
-            with torch.no_grad():
-                local.copy_(part)
     with torch.no_grad():
+        for name, original in originals.items():
+            if name in sharded:  # else unused by the forward
+                sharded[name].to_local().copy_(built_rows[id(original)].to(device))
         for name, buffer in run_model.named_buffers(remove_duplicate=False):
             buffer.copy_(buffers[name])
-    return kept
-
-
-def _reset(module: nn.Module, names: list[str], device: torch.device) -> dict[str, torch.Tensor]:
-    """The module's direct parameters as its ``reset_parameters()`` sets them, at full size,
-    NaN where it sets nothing; empty when it has none. Its own parameters are put back."""
-    reset = reset_of(module)
-    if reset is None:
-        return {}
-    installed = {name: module._parameters[name] for name in names}
-    for name, p in installed.items():
-        module._parameters[name] = nn.Parameter(
-            torch.full(p.shape, float("nan"), dtype=p.dtype, device=device), requires_grad=False)
-    try:
-        with torch.no_grad():
-            reset()
-        return {name: module._parameters[name].detach() for name in names}
-    finally:
-        module._parameters.update(installed)
