@@ -140,6 +140,12 @@ class _Seconds(click.ParamType):
               help=f"Seconds the probe may take per model: it plans batch, steps and "
                    f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
                    f"FLOP/s (the same plan on any machine), and stops a slower run there.")
+@click.option("--optimizer", metavar="NAME[,KEY=VALUE...]",
+              help="What you train with, for the probe and the lr rules: any of "
+                   + ", ".join(config_mod.OPTIMIZERS) + ", with its arguments, e.g. "
+                   "sgd,lr=0.1,momentum=0.9,nesterov=true or adam,lr=3e-4,betas=(0.9,0.98).")
+@click.option("--warmup-steps", type=click.IntRange(min=0),
+              help="Steps of lr warm-up you train with (0: none).")
 @click.option("--nproc", type=click.IntRange(min=1),
               help="Probe across N processes on this host (torch.distributed, FSDP2): each "
                    "holds 1/N of the model, for models larger than one device.")
@@ -181,10 +187,10 @@ class _Seconds(click.ParamType):
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
 def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
-         probe, device, probe_batch, probe_steps, probe_budget, nproc, plot, timeout,
-         config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
-         write_baseline, add_noqa, want_statistics, allow_no_models, exclude, extend_exclude,
-         respect_gitignore, explain, list_rules, verbose) -> None:
+         probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, nproc,
+         plot, timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes,
+         baseline_file, write_baseline, add_noqa, want_statistics, allow_no_models, exclude,
+         extend_exclude, respect_gitignore, explain, list_rules, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
@@ -212,6 +218,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             probe_batch=given("probe_batch", probe_batch),
             probe_steps=given("probe_steps", probe_steps),
             probe_budget=given("probe_budget", probe_budget),
+            optimizer=config_mod.parse_optimizer(optimizer) if optimizer else None,
+            warmup_steps=warmup_steps,
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
             allow_no_models=allow_no_models, exclude=_globs(exclude),
             extend_exclude=[*file_cfg.extend_exclude, *_globs(extend_exclude)]
