@@ -21,13 +21,13 @@ from .isolation import runner
 from .output import baseline, plots, render
 from .rules import catalog, suppress
 
-_SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
-              "dist", "site-packages", ".tox", ".mypy_cache", ".pytest_cache"}
 
-
-def expand_paths(paths: tuple[str, ...], only_models: bool = False) -> list[str]:
-    """Files as given, and under folders every file :func:`files.may_hold_models` accepts;
-    with ``only_models`` (allow-no-models), given files are filtered the same way."""
+def expand_paths(paths: tuple[str, ...], only_models: bool = False,
+                 excluded: files.Exclusions | None = None) -> list[str]:
+    """Files as given, and under folders every file :func:`files.may_hold_models` accepts that
+    ``excluded`` does not skip (files given by name are linted even when excluded, as ruff
+    does); with ``only_models`` (allow-no-models), given files are filtered the same way."""
+    excluded = excluded or files.Exclusions()
     found: list[str] = []
     for given in paths:
         p = Path(given)
@@ -35,11 +35,7 @@ def expand_paths(paths: tuple[str, ...], only_models: bool = False) -> list[str]
             if not only_models or files.may_hold_models(p):
                 found.append(str(p))
         elif p.is_dir():
-            under = []
-            for root, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-                under.extend(str(Path(root) / n) for n in sorted(names)
-                             if files.may_hold_models(Path(root) / n))
+            under = [str(f) for f in excluded.walk(p) if files.may_hold_models(f)]
             if not under and not only_models:
                 raise InputError("no Python files that use torch under this folder.",
                                  path=given, hint="Point bnlint at your model files.")
@@ -146,6 +142,12 @@ class _Seconds(click.ParamType):
               help=f"Seconds the probe may take per model: it plans batch, steps and "
                    f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
                    f"FLOP/s (the same plan on any machine), and stops a slower run there.")
+@click.option("--optimizer", metavar="NAME[,KEY=VALUE...]",
+              help="What you train with, for the probe and the lr rules: any of "
+                   + ", ".join(config_mod.OPTIMIZERS) + ", with its arguments, e.g. "
+                   "sgd,lr=0.1,momentum=0.9,nesterov=true or adam,lr=3e-4,betas=(0.9,0.98).")
+@click.option("--warmup-steps", type=click.IntRange(min=0),
+              help="Steps of lr warm-up you train with (0: none).")
 @click.option("--nproc", type=click.IntRange(min=1),
               help="Probe across N processes on this host (torch.distributed, FSDP2): each "
                    "holds 1/N of the model, for models larger than one device.")
@@ -174,16 +176,23 @@ class _Seconds(click.ParamType):
 @click.option("--allow-no-models", is_flag=True, default=None,
               help="Skip given files that define no model or never mention torch, instead of "
                    "failing (pre-commit passes every staged Python file).")
+@click.option("--exclude", metavar="GLOBS",
+              help="Skip files and folders matching these globs in folder runs "
+                   "(comma-separated), instead of the default list (.venv, build, ...).")
+@click.option("--extend-exclude", metavar="GLOBS",
+              help="Skip these too, beside the default list or --exclude (comma-separated).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
+              help="Skip what git ignores in folder runs (default: on).")
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
 def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
-         probe, device, probe_batch, probe_steps, probe_budget, nproc, plot, timeout,
-         config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
-         write_baseline, add_noqa, want_statistics, allow_no_models, explain, list_rules,
-         verbose) -> None:
+         probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, nproc,
+         plot, timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes,
+         baseline_file, write_baseline, add_noqa, want_statistics, allow_no_models, exclude,
+         extend_exclude, respect_gitignore, explain, list_rules, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
@@ -212,8 +221,12 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             probe_batch=given("probe_batch", probe_batch),
             probe_steps=given("probe_steps", probe_steps),
             probe_budget=given("probe_budget", probe_budget),
+            optimizer=config_mod.parse_optimizer(optimizer) if optimizer else None,
+            warmup_steps=warmup_steps,
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
-            allow_no_models=allow_no_models)
+            allow_no_models=allow_no_models, exclude=_globs(exclude),
+            extend_exclude=[*file_cfg.extend_exclude, *_globs(extend_exclude)]
+            if extend_exclude else None, respect_gitignore=respect_gitignore)
         report_format = cfg.format
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
@@ -231,7 +244,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         _check_exclusive(show_diff=show_diff, fix=apply_fixes, add_noqa=add_noqa,
                          write_baseline=write_baseline)
         render.check(cfg.format, want_statistics)
-        linted = expand_paths(paths, cfg.allow_no_models)
+        linted = expand_paths(paths, cfg.allow_no_models, config_mod.exclusions(cfg))
         recorded = baseline.load(baseline_file) if baseline_file else None
         if output_file:
             files.writable(output_file, "the report", linted)
@@ -284,6 +297,10 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         except InputError as exc:
             _fail(exc)
     sys.exit(report.exit_code(cfg.fail_on))
+
+
+def _globs(text: str | None) -> list[str] | None:
+    return [g.strip() for g in text.split(",") if g.strip()] if text is not None else None
 
 
 def _check_ranked(in_ranks: bool, nproc: int | None, probe: bool, fixing: bool) -> None:

@@ -24,6 +24,7 @@ from .model.build import build
 from .model.graph import ModelGraph
 from .model.sandbox import first_line
 from .model.sites import Site
+from .model.traced import forward_defaults
 from .probing.advice import suggestions
 from .probing.run import ProbeOptions, probe_batch, run_probe
 from .rules import catalog, suppress
@@ -264,6 +265,27 @@ def with_measurements(findings: list[Finding], probe: ProbeResult, rules: dict[s
     return out
 
 
+def _at_defaults(model: nn.Module, given: int) -> str:
+    """The forward's other arguments, which it ran (and fx traced) at their defaults."""
+    defaults = forward_defaults(model, given)
+    return "; forward's " + ", ".join(f"{k}={v!r}" for k, v in defaults.items()) + \
+        (" at its default" if len(defaults) == 1 else " at their defaults") if defaults else ""
+
+
+def at_inferred_size(findings: list[Finding], probe: ProbeResult,
+                     inputs: tuple) -> list[Finding]:
+    """The findings whose numbers the probe measured, saying so when it ran on image inputs
+    whose size bnlint inferred: gradients, dead units and the lr ceiling depend on it."""
+    x = inputs[0] if inputs else None
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() >= 3):
+        return findings
+    size = probe.plan.resolution if probe.plan and probe.plan.resolution else tuple(x.shape[2:])
+    note = (f" (Measured on {'x'.join(map(str, size))} inputs, a size bnlint inferred; give "
+            "--input-shape to measure at the size you train at.)")
+    return [dataclasses.replace(f, message=f.message + note)
+            if f.evidence.measured or f.category == "measured" else f for f in findings]
+
+
 Prober = Callable[[ModelGraph, tuple, Targets | None, ProbeOptions], ProbeResult]
 """What measures a model: :func:`~bnlint.probing.run.run_probe` on its weights, or the probe
 across ranks (``bnlint.isolation.ranks``) on a model built on the meta device."""
@@ -330,6 +352,8 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
         findings = sorted(findings + run_rules(ctx, measured, model_site, name, notes),
                           key=Finding.sort_key)
         findings = with_measurements(findings, probe, rules, config)
+        if inferred_inputs:
+            findings = at_inferred_size(findings, probe, inputs)
         probe = _with_predictions(probe, ctx.prediction.layers)
     advice = suggestions(probe, findings, config, explosion,
                          {c for c, r in rules.items() if r.symptom == "exploding-gradients"})
@@ -337,7 +361,8 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
                        model_site.line if model_site else None, graph.summary(), findings,
                        probe=probe, suggestions=advice, notes=notes,
                        inputs=InputsUsed(tuple(tuple(x.shape) for x in inputs
-                                               if isinstance(x, torch.Tensor)), inputs_how),
+                                               if isinstance(x, torch.Tensor)),
+                                         inputs_how + _at_defaults(model, len(inputs))),
                        explosion=measured_rules.explosion_course(probe.history, explosion)
                        if probe is not None else None)
 

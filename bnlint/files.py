@@ -1,5 +1,6 @@
-"""The user's files, read and written safely: UTF-8 text with a located decoding error, and
-one way to write a file (a report, a plot, a fixed model file): :func:`replace_atomic`.
+"""The user's files: which a folder walk lints (:class:`Exclusions`: globs, .gitignore), read
+and written safely: UTF-8 text with a located decoding error, and one way to write a file (a
+report, a plot, a fixed model file): :func:`replace_atomic`.
 
 A write goes to the real file behind a symlink; it refuses what is not a regular file (a
 device, a FIFO), a read-only file and, when asked, a file that changed since it was read. A
@@ -13,10 +14,13 @@ fails puts the old content back.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
@@ -50,6 +54,66 @@ def may_hold_models(path: Path) -> bool:
 _SPECIAL = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
             (stat.S_ISSOCK, "a socket"))
+
+
+# What a folder walk skips unless ``exclude`` replaces this list (ruff's defaults that apply to
+# Python code); hidden folders are skipped as well.
+DEFAULT_EXCLUDE = (".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", "build",
+                   "dist", "site-packages", ".tox", ".mypy_cache", ".pytest_cache")
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """What a folder walk skips, as ruff does: files and folders matching ``patterns`` (globs;
+    one without a slash matches a file or folder name anywhere, one with a slash the path
+    relative to ``root``), hidden folders, and with ``gitignore`` what git ignores."""
+    patterns: tuple[str, ...] = DEFAULT_EXCLUDE
+    root: Path = Path()
+    gitignore: bool = True
+
+    def matches(self, path: Path) -> bool:
+        """Whether a file or folder matches one of the patterns."""
+        try:
+            relative = path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            relative = None
+        for pattern in self.patterns:
+            pattern = pattern.rstrip("/")
+            if "/" not in pattern:
+                if fnmatch.fnmatchcase(path.name, pattern):
+                    return True
+            elif relative is not None and fnmatch.fnmatchcase(relative, pattern.lstrip("/")):
+                return True
+        return False
+
+    def walk(self, folder: Path) -> list[Path]:
+        """The .py files under ``folder`` that are not excluded, in order."""
+        found = []
+        for root, dirs, names in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                             and not self.matches(Path(root) / d))
+            found.extend(Path(root) / n for n in sorted(names)
+                         if n.endswith(".py") and not self.matches(Path(root) / n))
+        if self.gitignore and found:
+            ignored = git_ignored(found, folder)
+            found = [p for p in found if p not in ignored]
+        return found
+
+
+def git_ignored(paths: Iterable[Path], folder: Path) -> set[Path]:
+    """Those of ``paths`` (under ``folder``) that git ignores, as ``git check-ignore`` reads the
+    .gitignore files, .git/info/exclude and the global excludes file; none when ``folder`` is
+    not in a git work tree or git is not installed."""
+    given = {str(p.absolute()): p for p in paths}
+    try:
+        proc = subprocess.run(["git", "check-ignore", "--stdin", "-z"], cwd=folder,
+                              input="\0".join(given), capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if proc.returncode not in (0, 1):  # 128: not a git work tree
+        return set()
+    return {given[name] for name in proc.stdout.split("\0") if name in given}
 
 
 def writable(path: str, what: str, keep: Iterable[str] = ()) -> str:

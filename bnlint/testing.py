@@ -81,7 +81,7 @@ def case_source(case: dict[str, Any]) -> str:
 def _model(source: str, filename: str) -> tuple[nn.Module, dict[str, Any]]:
     """Run a case's file and build its model: (model, the file's namespace)."""
     scope: dict[str, Any] = {"__name__": "bnlint_case"}
-    exec(compile(source, filename, "exec"), scope)
+    exec(compile(source, filename, "exec", dont_inherit=True), scope)  # not our __future__
     return (scope["Model"]() if "Model" in scope else scope["model"]), scope
 
 

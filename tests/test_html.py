@@ -35,7 +35,7 @@ def test_page_shows_findings_with_their_source_lines(page):
     hit = re.search(r'<span class="hit">\s*(\d+)  ([^<]*)</span>', page)
     assert hit, "the finding's line is highlighted"
     assert f'<span class="hit">{line:>5}  ' in page  # the dropout line BNL101 points at
-    assert "inferred from the first layer (Conv2d)" in page  # how the inputs were chosen
+    assert "inferred: 3 channels, from the first layer" in page  # how the inputs were chosen
 
 
 def test_page_has_the_probe_charts(page):

@@ -1,10 +1,12 @@
 """Example inputs for a model, in this order: --input-shape, an ``example_inputs()`` function or
 ``EXAMPLE_INPUTS`` value in the file, ``input-shape`` in the config, or inference from the
-first Conv/Linear/Embedding layer."""
+first Conv/Linear/Embedding layer the forward calls (an image size from :mod:`.sizes`; token ids
+in the embedding's range). The report says which were used and how they were chosen."""
 
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,15 @@ from torch import nn
 from .. import config as defaults
 from ..errors import NOT_LINTED, InputError, UserCodeError
 from ..model.sandbox import first_line, run_forward
-from . import hf
+from ..model.traced import fx_trace
+from . import hf, sizes
 from .load import from_file
 from .models import FoundModel
 
-_SPATIAL_SIZES = (32, 64, 224)
+# Image sizes tried in order when the layers do not fix one: CIFAR's, then larger.
+_SPATIAL_SIZES = (32, 64, sizes.IMAGENET_SIZE)
+_KINDS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding, nn.EmbeddingBag)
+_TOKENS = (nn.Embedding, nn.EmbeddingBag)
 
 
 def _as_inputs(value: Any, where: str, path: Path) -> tuple[torch.Tensor, ...]:
@@ -41,25 +47,97 @@ def _as_inputs(value: Any, where: str, path: Path) -> tuple[torch.Tensor, ...]:
     return tuple(value)
 
 
+def _first_called(model: nn.Module) -> nn.Module | None:
+    """The first Conv/Linear/Embedding the forward calls, as fx traces it (no inputs needed)."""
+    try:
+        gm = fx_trace(model)
+    except Exception:  # noqa: BLE001 - fx cannot trace it: the first registered one stands
+        return None
+    layers = (gm.get_submodule(str(n.target)) for n in gm.graph.nodes if n.op == "call_module")
+    return next((m for m in layers if isinstance(m, _KINDS)), None)
+
+
 def _first_layer(model: nn.Module) -> nn.Module | None:
-    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding, nn.EmbeddingBag)
-    return next((m for m in model.modules() if isinstance(m, kinds)), None)
+    """The model's first Conv/Linear/Embedding: the first registered, unless the model also
+    holds an embedding and calls another layer first (or the embedding first)."""
+    layers = [m for m in model.modules() if isinstance(m, _KINDS)]
+    if not layers:
+        return None
+    if not isinstance(layers[0], _TOKENS) and any(isinstance(m, _TOKENS) for m in layers):
+        return _first_called(model) or layers[0]
+    return layers[0]
 
 
-def _candidate_shapes(layer: nn.Module, batch: int) -> list[tuple[int, ...]]:
+@dataclass(frozen=True)
+class _Candidates:
+    shapes: list[tuple[int, ...]]  # tried in order; the first that runs is used
+    why: str                       # how they were chosen
+    in_turn: bool = False          # the why names the shapes tried in turn, not the first
+
+
+def _shape_at(layer: nn.Module, batch: int) -> Callable[[int], tuple[int, ...]]:
+    """The input shape of a Conv first layer at spatial size ``size`` (3-D: 16 frames)."""
+    channels = layer.in_channels
     if isinstance(layer, nn.Conv1d):
-        return [(batch, layer.in_channels, s) for s in (64, 256, 1024)]
+        return lambda size: (batch, channels, size)
     if isinstance(layer, nn.Conv2d):
-        return [(batch, layer.in_channels, s, s) for s in _SPATIAL_SIZES]
-    if isinstance(layer, nn.Conv3d):
-        return [(batch, layer.in_channels, 16, s, s) for s in _SPATIAL_SIZES]
+        return lambda size: (batch, channels, size, size)
+    return lambda size: (batch, channels, 16, size, size)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _px(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape[2:]))
+
+
+def _name_of(model: nn.Module, layer: nn.Module) -> str:
+    return next((n for n, m in model.named_modules() if m is layer), type(layer).__name__)
+
+
+def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
+    """The input shapes to try for a model whose first layer is ``layer``, and why: a Conv's
+    size solved from the first Linear after a flatten, else 224 for an ImageNet-style model,
+    else the usual sizes in turn."""
+    first = f"the first layer, {_name_of(model, layer)} ({type(layer).__name__})"
     if isinstance(layer, nn.Linear):
-        return [(batch, layer.in_features)]
-    return [(batch, defaults.TOKENS)]  # token ids for an embedding
+        return _Candidates([(batch, layer.in_features)],
+                           f"{_count(layer.in_features, 'feature')}, from {first}")
+    if isinstance(layer, _TOKENS):
+        return _Candidates([(batch, defaults.TOKENS)],
+                           f"{defaults.TOKENS} token ids per sample in [0, "
+                           f"{layer.num_embeddings}), for {first}")
+    shape_at = _shape_at(layer, batch)
+    channels = f"{_count(layer.in_channels, 'channel')}, from {first}"
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+        solved = sizes.solve_flatten(model, shape_at)
+        if solved is not None:
+            shape = shape_at(solved.size)
+            linear = _name_of(model, solved.linear)
+            low, high = solved.sizes
+            alike = f" (as they do every size from {low} to {high})" if low != high else ""
+            return _Candidates([shape], f"{channels}; {_px(shape)}: the layers flatten it to "
+                               f"the {solved.linear.in_features} features of {linear} "
+                               f"(Linear){alike}")
+    if isinstance(layer, nn.Conv2d):
+        factor = sizes.downsampling(model, shape_at)
+        if factor is not None and factor >= sizes.IMAGENET_DOWNSAMPLING:
+            big = sizes.IMAGENET_SIZE
+            return _Candidates([shape_at(big), *(shape_at(s) for s in _SPATIAL_SIZES
+                                                 if s != big)],
+                               f"{channels}; {big}x{big}, ImageNet's size: the layers "
+                               f"downsample it {factor}x before the head, as models built for "
+                               "ImageNet do (a stride-2 stem or pooling, then strided stages)")
+    shapes = [shape_at(s) for s in (64, 256, 1024)] if isinstance(layer, nn.Conv1d) \
+        else [shape_at(s) for s in _SPATIAL_SIZES]
+    return _Candidates(shapes, f"{channels}; no layer fixes the size, so the first of "
+                       + ", ".join(_px(s) for s in shapes) + " that runs", in_turn=True)
 
 
 def _random_input(layer: nn.Module, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
+    if isinstance(layer, _TOKENS):
         return torch.randint(0, layer.num_embeddings, shape, device=device)
     return torch.randn(shape, device=device)
 
@@ -74,8 +152,8 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
                  device: torch.device | None = None,
                  line: int | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
     """Inputs a transformers model's config describes, else inferred from the first
-    Conv/Linear/Embedding (the first shape that runs, tried on the model's device); on
-    ``device`` (default: the model's), and how they were chosen."""
+    Conv/Linear/Embedding (the first candidate shape that runs, tried on the model's device);
+    on ``device`` (default: the model's), and how they were chosen."""
     described = hf.example_inputs(model, batch, device or model_device(model))
     if described is not None:
         return described
@@ -92,24 +170,25 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
                             "size is not known until it runs.", path=str(path), line=line,
                             hint=how)
     trial = model_device(model)
-    shapes = _candidate_shapes(layer, batch)
-    for shape in shapes:
+    chosen = _candidates(model, layer, batch)
+    for shape in chosen.shapes:
         x = _random_input(layer, (2, *shape[1:]), trial)  # a small trial batch: cheap
         try:
             run_forward(lambda x=x: model(x), model, (x,))
-            how = f"inferred from the first layer ({type(layer).__name__})"
-            if len(shapes) > 1:
-                how += ": the first of " + ", ".join(str(s[1:]) for s in shapes) + " that ran"
-            return (_random_input(layer, shape, device or trial),), how
+            why = chosen.why
+            if chosen.in_turn:
+                why += f": {_px(shape)}"
+            elif shape != chosen.shapes[0]:
+                why += f"; it did not run, {_px(shape)} did"
+            return (_random_input(layer, shape, device or trial),), "inferred: " + why
         except InputError as exc:
             last = exc
-    tried = " or ".join(str(s) for s in shapes)
+    tried = " or ".join(str(s) for s in chosen.shapes)
     # the inputs were bnlint's guess, so a forward that fails on each is not shown to be wrong
     raise UserCodeError(
         NOT_LINTED, f"not linted: {last.message[:1].lower()}{last.message[1:]}", last.path,
-        last.line, f"bnlint inferred inputs of shape {tried} for {name} from its first layer "
-                   f"({type(layer).__name__}); if the model expects others, "
-                   + how[0].lower() + how[1:])
+        last.line, f"bnlint inferred inputs of shape {tried} for {name} from {chosen.why}; "
+                   "if the model expects others, " + how[0].lower() + how[1:])
 
 
 def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:

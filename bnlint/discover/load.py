@@ -72,7 +72,9 @@ def load_module(path: Path, source: str | bytes | None = None) -> types.ModuleTy
     as ``pkg.sub.module`` with the package root first on ``sys.path`` (an installed library's
     file is the module already imported, when its package imports it), any other file under
     a name of its own with its folder first, as ``python file.py`` would. The file is compiled
-    as bytes, so Python itself reads its encoding (a BOM, a coding line, else UTF-8)."""
+    as bytes, so Python itself reads its encoding (a BOM, a coding line, else UTF-8), and
+    without inheriting bnlint's own ``from __future__`` imports: it runs as ``python`` runs it
+    (under bnlint's ``annotations``, a ``-> None`` would read as the string 'None')."""
     sites.claim(str(path))  # its lines are the user's, even in an installed package
     root, dotted = package_module(path.resolve())
     if str(root) not in sys.path:
@@ -88,7 +90,7 @@ def load_module(path: Path, source: str | bytes | None = None) -> types.ModuleTy
         except OSError as exc:
             raise InputError(f"cannot read the file: {exc.strerror}.", path=str(path)) from None
     try:
-        code = compile(source, str(path), "exec")
+        code = compile(source, str(path), "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise UserCodeError(IMPORT_FAILED, f"SyntaxError: {exc.msg}.", path=str(path),
                             line=exc.lineno,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import torch.fx as fx
 from torch import nn
 
 from . import sites
 from .graph import ModelGraph
 from .hooked import trace_hooks
 from .sandbox import first_line, run_forward
-from .traced import SiteTracer, from_fx
+from .traced import from_fx, fx_trace
 
 
 def build(model: nn.Module, inputs: tuple) -> ModelGraph:
@@ -18,10 +17,9 @@ def build(model: nn.Module, inputs: tuple) -> ModelGraph:
     if any(isinstance(p, nn.parameter.UninitializedTensorMixin)
            for p in (*model.parameters(), *model.buffers())):
         run_forward(lambda: model(*inputs), model, inputs)
-    tracer = SiteTracer()
     try:
-        graph = tracer.trace(model)
+        gm = fx_trace(model, len(inputs))
     except Exception as exc:  # noqa: BLE001 - fx cannot trace data-dependent control flow and more
         reason = f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")
         return trace_hooks(model, inputs, reason, sites.traceback_site(exc.__traceback__))
-    return from_fx(model, fx.GraphModule(tracer.root, graph), inputs)
+    return from_fx(model, gm, inputs)

@@ -89,6 +89,54 @@ def _fx_layers(gm: fx.GraphModule) -> DiGraph:
     return g
 
 
+# What fx adds to check a concrete argument's value; the graph bnlint reads leaves them out.
+_CHECKS = (torch._assert, fx._symbolic_trace._assert_is_none)
+
+
+def forward_defaults(model: nn.Module, given: int) -> dict[str, Any]:
+    """The forward's arguments after the ``given`` inputs that have defaults, at their
+    defaults (``mask=None``): the model runs with them so, and fx traces them as constants, so
+    that ``if mask is not None`` takes the branch the call takes."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    rest = positional[given:] + [p for p in params if p.kind == p.KEYWORD_ONLY]
+    return {p.name: p.default for p in rest if p.default is not p.empty}
+
+
+def _without_checks(graph: fx.Graph, given: int) -> fx.Graph:
+    """The traced graph without fx's checks of the concrete arguments and their placeholders:
+    the model's own computation, with the inputs it was given."""
+    for node in [n for n in graph.nodes if n.op == "call_function" and n.target in _CHECKS]:
+        inputs = node.all_input_nodes
+        graph.erase_node(node)
+        for arg in inputs:  # the comparison a check reads
+            if arg.op != "placeholder" and not arg.users:
+                graph.erase_node(arg)
+    for node in [n for n in graph.nodes if n.op == "placeholder"][given:]:
+        if not node.users:
+            graph.erase_node(node)
+    return graph
+
+
+def fx_trace(model: nn.Module, given: int = 1) -> fx.GraphModule:
+    """fx's graph of the forward called with ``given`` inputs, its other arguments at their
+    defaults (traced as constants when fx can, else as inputs)."""
+    defaults = forward_defaults(model, given)
+    if defaults:
+        tracer = SiteTracer()
+        try:
+            graph = _without_checks(tracer.trace(model, concrete_args=defaults), given)
+            return fx.GraphModule(tracer.root, graph)
+        except Exception:  # noqa: BLE001 - a default fx cannot specialise on: an input
+            pass
+    tracer = SiteTracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph)
+
+
 class _Propagate(fx.Interpreter):
     """Runs the traced graph once, noting each node's output shape and, for ReLUs, the
     fraction of dead units."""
@@ -132,6 +180,4 @@ def graph_of(model: nn.Module, gm: fx.GraphModule) -> ModelGraph:
 
 def trace(model: nn.Module) -> ModelGraph:
     """The fx graph without shapes (no example inputs needed); raises if fx cannot trace."""
-    tracer = SiteTracer()
-    graph = tracer.trace(model)
-    return graph_of(model, fx.GraphModule(tracer.root, graph))
+    return graph_of(model, fx_trace(model))

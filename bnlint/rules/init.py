@@ -5,12 +5,14 @@ says so once."""
 from __future__ import annotations
 
 import math
+import operator
 import statistics
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from ..model import sites
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
 from ..predict.flow import activation_options, fans, predict, safe_ratio
@@ -87,6 +89,36 @@ def _gates(graph: ModelGraph, act: Layer) -> bool:
     return bool(readers) and all(r.kind == "Mul" and r.tensor_inputs == 2 for r in readers)
 
 
+def _read_weight(graph: ModelGraph, layer: Layer) -> torch.Tensor | None:
+    """The weight a functional affine op reads from a parameter or buffer of the model
+    (``F.linear(x, self.w)``, ``x @ self.w``), laid out as a layer's (out, in, ...): a matmul's
+    second operand is (in, out)."""
+    if layer.op != "function":
+        return None
+    for position, name in enumerate(graph.g.predecessors(layer.name)):
+        source = graph.layer(name)
+        if source.op != "attr" or not source.module:
+            continue
+        value = operator.attrgetter(source.module)(graph.model)
+        if not isinstance(value, torch.Tensor) or value.dim() < 2:
+            continue  # a bias
+        if layer.kind == "MatMul":
+            return value.mT if position == 1 and value.dim() == 2 else None
+        return value
+    return None
+
+
+def affine_weights(graph: ModelGraph) -> Iterator[tuple[Layer, torch.Tensor | None]]:
+    """Each affine layer with its weight: a module's (the first call of each), and the
+    model's or a custom module's own parameters that functional ops read (each op)."""
+    for layer in first_calls(graph, "@affine"):
+        yield layer, getattr(layer.obj, "weight", None)
+    for layer in graph.layers("@affine"):
+        weight = _read_weight(graph, layer)
+        if weight is not None:
+            yield layer, weight
+
+
 def _stack_end(graph: ModelGraph, act: Layer) -> Layer:
     """The last activation of the unnormalised stack ``act`` is in: forward along the one data
     path until a norm resets the scale, or the path forks, merges or ends."""
@@ -127,8 +159,7 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     bound = ctx.threshold(rule, "std_ratio")
     in_branch = branch_members(ctx) if ctx.branches else set()
     found = []
-    for layer in first_calls(ctx.graph, "@affine"):
-        weight = getattr(layer.obj, "weight", None)
+    for layer, weight in affine_weights(ctx.graph):
         act, normalised = activation_and_norm(ctx.graph, layer)
         if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
                 or normalised or act.kind not in theory.MODELLED_ACTIVATIONS \
@@ -154,7 +185,9 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not found:
         return
     stack = ctx.threshold(rule, "stack_gain")
-    compound = _compound_gains(ctx, {x[0].module: (x[0], x[1], x[8]) for x in found})
+    # (a weight a functional op reads has no module to override: it is judged alone)
+    compound = _compound_gains(ctx, {x[0].module: (x[0], x[1], x[8]) for x in found
+                                     if x[0].module})
     for layer, act, options, gain, fan_in, fan_out, default, measured, expected, small in found:
         total = compound.get(layer.module, math.nan)
         if math.isfinite(total) and 1 / stack <= total <= stack:
@@ -269,18 +302,45 @@ def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
                   {"zero": zero, "units": weight.shape[0]})
 
 
+def _non_finite(module: nn.Module) -> dict[str, int]:
+    """The module's own floating parameters and buffers holding NaN/Inf: name -> how many."""
+    tensors = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+    return {n: int((~torch.isfinite(t)).sum()) for n, t in tensors
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())}
+
+
+def _owner_layer(name: str, module: nn.Module, tensors: list[str], graph: ModelGraph) -> Layer:
+    """The finding's layer for a module that is not a layer of the graph (the model itself, or
+    a custom module fx traced through): named by the module (the model's own tensor, for the
+    model), located at the forward line that reads one of its tensors, else where the module
+    was built (else, for the model, at its own line)."""
+    qualified = [f"{name}.{t}" if name else t for t in tensors]
+    read = next((graph.find(q) for q in qualified if graph.find(q) is not None), None)
+    key = name or qualified[0]
+    return Layer(key, "attr", type(module).__name__, module=key,
+                 site=read.site if read is not None else sites.site_of(module), key=key)
+
+
 @check("BNL304")
 def non_finite_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """Every parameter and buffer of the model: those of its layers, and those the model or a
+    custom module owns itself (a learned temperature, a scale, a positional embedding)."""
     if not readable(ctx.model):
         return
     for name, module in ctx.model.named_modules():
-        tensors = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
-        bad = {n: int((~torch.isfinite(t)).sum()) for n, t in tensors
-               if t.is_floating_point() and not bool(torch.isfinite(t).all())}
+        bad = _non_finite(module)
+        if not bad:
+            continue
         layer = ctx.graph.find(name)
-        if bad and layer is not None:
-            yield Hit(layer, {"layer": layer, "tensors": ", ".join(bad),
-                              "count": sum(bad.values())}, {"non_finite": bad})
+        if layer is not None and layer.obj is module:
+            owner, shown = layer.what, list(bad)
+        else:
+            shown = [f"{name}.{t}" if name else t for t in bad]
+            owner = f"{name or 'the model'} ({type(module).__name__})"
+            layer = _owner_layer(name, module, list(bad), ctx.graph)
+        yield Hit(layer, {"layer": layer, "owner": owner, "tensors": ", ".join(shown),
+                          "count": sum(bad.values())},
+                  {"non_finite": dict(zip(shown, bad.values()))})
 
 
 def _batchnorm_problems(ctx: Context, rule: Rule, bn: Layer,

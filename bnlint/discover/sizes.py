@@ -1,0 +1,163 @@
+"""The input size an image (or signal) model's layers imply, read from shapes on the meta device
+(no arithmetic): the size whose flattened features fit the first Linear after a flatten (28x28
+for an MNIST net, 32x32 for LeNet), or ImageNet's 224 for a model that downsamples its input
+as ImageNet models do before a global pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+IMAGENET_SIZE = 224
+# A model whose layers shrink a 224x224 input at least this much before its head is built for
+# ImageNet-sized inputs: ResNet, VGG, DenseNet, MobileNet and EfficientNet take 224 to 7 (a
+# stride-2 stem, pooling or strided stages); their CIFAR versions take 32 to 8 or 4 (He et al.,
+# arXiv:1512.03385, section 4.2: feature maps of 32, 16 and 8), so 224 to 28 or 56.
+IMAGENET_DOWNSAMPLING = 32
+MAX_SIZE = 2048  # the largest size solved for
+# Sizes of common datasets, preferred among sizes that fit equally: MNIST/Fashion-MNIST, CIFAR
+# and SVHN, STL-10, ImageNet crops, Inception's.
+USUAL_SIZES = (28, 32, 64, 96, 128, 224, 256, 299)
+_GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                 nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+
+
+class _Reached(Exception):  # noqa: N818 - a signal that stops the run, not an error
+    """Raised by the hook on the first Linear the forward calls: stops the run there."""
+
+    def __init__(self, layer: nn.Linear, shape: tuple[int, ...] | None):
+        super().__init__()
+        self.layer, self.shape = layer, shape
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a run up to the first Linear saw: that layer and the shape of its input (None when
+    the forward called no Linear), and the smallest spatial size a layer output (None if
+    none did)."""
+    linear: nn.Linear | None
+    linear_input: tuple[int, ...] | None
+    smallest: int | None
+
+    @property
+    def flat(self) -> int | None:
+        """The features the first Linear receives, when its input is flat (batch, features)."""
+        shape = self.linear_input
+        return shape[1] if shape is not None and len(shape) == 2 else None
+
+
+def seen_at(model: nn.Module, shape: tuple[int, ...]) -> Seen | None:
+    """Run ``model`` on the meta device on an input of ``shape`` up to its first Linear; None
+    when it cannot run there (e.g. a forward that makes tensors on the CPU, or reads values)
+    or has lazy layers (their first run would set their shapes)."""
+    if any(isinstance(t, nn.parameter.UninitializedTensorMixin)
+           for t in (*model.parameters(), *model.buffers())):
+        return None
+    state = {name: torch.empty_like(t, device="meta")
+             for name, t in (*model.named_parameters(), *model.named_buffers())}
+    sizes: list[int] = []
+
+    def record(module: nn.Module, args: tuple, out: object) -> None:
+        x = args[0] if args else None
+        if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor) \
+                and out.dim() == x.dim() == len(shape) and min(x.shape[2:]) > 1 \
+                and not isinstance(module, _GLOBAL_POOLS):
+            sizes.append(min(out.shape[2:]))
+
+    def reach(module: nn.Module, args: tuple) -> None:
+        x = args[0] if args else None
+        raise _Reached(module, tuple(x.shape) if isinstance(x, torch.Tensor) else None)
+
+    hooks = [m.register_forward_pre_hook(reach) if isinstance(m, nn.Linear)
+             else m.register_forward_hook(record) for m in model.modules()]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            functional_call(model, state, (torch.empty(shape, device="meta"),))
+        linear, reached = None, None
+    except _Reached as stop:
+        linear, reached = stop.layer, stop.shape
+    except Exception:  # noqa: BLE001 - the model does not run on the meta device
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return Seen(linear, reached, min(sizes) if sizes else None)
+
+
+@dataclass(frozen=True)
+class Solved:
+    size: int
+    linear: nn.Linear
+    sizes: tuple[int, int]  # the range of sizes that fit, of which ``size`` was picked
+
+
+def _pick(low: int, high: int) -> int:
+    """The size to use of those in [low, high] that fit: a dataset's usual size if one is among
+    them, and of those (or of all) the one divisible by the largest power of 2, the smallest
+    of ties. Pooling and strides floor, so several sizes fit: 28 and 29 for an MNIST net, 25 to
+    32 for a CIFAR net whose head sees 3x3 maps (32 is picked, not MNIST's 28)."""
+    return max(range(low, high + 1), key=lambda s: (s in USUAL_SIZES, s & -s, -s))
+
+
+def solve_flatten(model: nn.Module, shape_at: Callable[[int], tuple[int, ...]]) -> Solved | None:
+    """A size whose flattened features the first Linear after a flatten takes (its
+    ``in_features``), when they depend on the size (no global pool before it); None otherwise.
+    The features grow with the size, so bisections (near the size sizes 64 and 128 predict)
+    find the sizes that fit."""
+    a, b = seen_at(model, shape_at(64)), seen_at(model, shape_at(128))
+    if a is None or b is None or not a.flat or not b.flat or a.flat == b.flat \
+            or a.linear is not b.linear:
+        return None
+    target = a.linear.in_features
+    known = {64: a.flat, 128: b.flat}
+
+    def flat(size: int) -> int:
+        """The features at ``size``; 0 for a size too small to run (or another head)."""
+        if size not in known:
+            seen = seen_at(model, shape_at(size))
+            known[size] = seen.flat or 0 if seen is not None and seen.linear is a.linear else 0
+        return known[size]
+
+    def first(above: int, low: int, high: int) -> int:
+        """The smallest size in [low, high] with more than ``above`` features (high if none)."""
+        while low < high:
+            mid = (low + high) // 2
+            if flat(mid) > above:
+                high = mid
+            else:
+                low = mid + 1
+        return low
+
+    # the features are channels x (spatial size)^k, and a spatial size is about affine in the
+    # input's: so the k-th root of the features is too; its line through 64 and 128 predicts
+    k = len(shape_at(1)) - 2 if len(shape_at(1)) < 5 else 2  # 3-D inputs keep 16 frames
+    r64, r128 = a.flat ** (1 / k), b.flat ** (1 / k)
+    guess = 64 + (target ** (1 / k) - r64) * 64 / (r128 - r64)
+    margin = max(8, int(guess / 4))
+    low, high = max(1, int(guess) - margin), min(MAX_SIZE + 1, int(guess) + margin)
+    if flat(low) >= target or (high <= MAX_SIZE and flat(high) <= target):
+        low, high = 1, MAX_SIZE + 1  # not near the prediction: search every size
+    smallest = first(target - 1, low, high)
+    largest = first(target, smallest, high) - 1
+    # a size the layers reject (an odd size before a stride) may sit inside the range
+    fits = [s for s in range(smallest, min(largest, smallest + 3) + 1) if flat(s) == target]
+    if not fits:
+        return None
+    size = _pick(fits[0], largest)
+    return Solved(size if flat(size) == target else fits[0], a.linear, (fits[0], largest))
+
+
+def downsampling(model: nn.Module, shape_at: Callable[[int], tuple[int, ...]]) -> int | None:
+    """How many times the layers before the head shrink an ImageNet-sized input (224 over the
+    smallest spatial size a layer outputs, global pools aside); None when unknown."""
+    seen = seen_at(model, shape_at(IMAGENET_SIZE))
+    if seen is None or not seen.smallest:
+        return None
+    return IMAGENET_SIZE // seen.smallest

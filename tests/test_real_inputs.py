@@ -1,0 +1,256 @@
+"""Real model files: their code runs as Python runs it, every parameter is read, inputs are
+inferred for the sizes and kinds real models take, and folder runs skip what the user
+excludes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+from conftest import line_of, run_cli
+
+
+def _json(proc) -> dict:
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_user_code_does_not_inherit_bnlints_future_imports(write_model):
+    """bnlint's modules use `from __future__ import annotations`; the user's file must not:
+    there a `-> None` annotation is None, as under `python`, not the string 'None'."""
+    path = write_model("""
+        import torch
+        from torch import nn
+
+        def helper() -> None:
+            pass
+
+        assert helper.__annotations__["return"] is None, "annotations are strings"
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(8, 2)
+
+            def forward(self, x):
+                return self.fc(x)
+    """)
+    proc = run_cli(path, "--no-probe", "--format", "json")
+    assert [m["name"] for m in _json(proc)["models"]] == ["Net"]
+
+
+def test_nan_in_a_parameter_the_model_owns_is_reported(write_model):
+    """BNL304 reads every parameter and buffer: the model's own (a learned temperature at
+    log(0) = -inf), and a custom module's (a NaN scale), not only those of its layers."""
+    path = write_model("""
+        import torch
+        from torch import nn
+
+        class Scale(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.gain = nn.Parameter(torch.full((8,), float("nan")))
+
+            def forward(self, x):
+                return x * self.gain
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+                self.scale = Scale()
+                self.log_temp = nn.Parameter(torch.tensor(0.0).log())
+
+            def forward(self, x):
+                return self.scale(self.fc(x)) * self.log_temp.exp()
+    """)
+    report = _json(run_cli(path, "--no-probe", "--format", "json"))
+    found = {f["module"]: f for f in report["models"][0]["findings"] if f["code"] == "BNL304"}
+    assert set(found) == {"log_temp", "scale"}
+    assert "the model (Net) holds 1 NaN/Inf values in log_temp" in found["log_temp"]["message"]
+    assert "scale (Scale) holds 8 NaN/Inf values in scale.gain" in found["scale"]["message"]
+    # located at the forward line that reads each
+    assert found["log_temp"]["line"] == line_of(path, "self.log_temp.exp()")
+    assert found["scale"]["line"] == line_of(path, "x * self.gain")
+
+
+MNIST = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Net(nn.Module):  # the PyTorch examples' MNIST net
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 8, 3, 1)
+            self.conv2 = nn.Conv2d(8, 16, 3, 1)
+            self.fc1 = nn.Linear(16 * 12 * 12, 32)
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+            return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+"""
+
+
+def _inputs(path, *args) -> dict:
+    report = _json(run_cli(path, "--format", "json", *args))
+    assert not report["errors"], report["errors"]
+    return report["models"][0]["inputs"]
+
+
+def test_image_size_is_solved_from_the_first_linear_after_a_flatten(write_model):
+    """An MNIST net takes 28x28 (a size none of 32, 64, 224 is), solved from fc1's inputs:
+    the max pool floors, so 29x29 fits too, and MNIST's 28 is preferred."""
+    inputs = _inputs(write_model(MNIST), "--no-probe")
+    assert inputs["shapes"] == [[16, 1, 28, 28]]
+    assert "28x28: the layers flatten it to the 2304 features of fc1 (Linear) (as they do " \
+        "every size from 28 to 29)" in inputs["how"]
+
+
+def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):
+    """The probe's numbers depend on the input size; when bnlint inferred it, they say so."""
+    path = write_model(MNIST.replace(
+        "self.fc2 = nn.Linear(32, 10)",
+        "self.fc2 = nn.Linear(32, 10)\n"
+        "            with torch.no_grad():\n"
+        "                self.conv2.weight[0, 0, 0, 0] = float('nan')"))
+    report = _json(run_cli(path, "--format", "json", "--probe-steps", "2"))
+    measured = [f for f in report["models"][0]["findings"] if f["code"] == "BNL904"]
+    assert measured, report["models"][0]["findings"]
+    assert all("Measured on 28x28 inputs, a size bnlint inferred" in f["message"]
+               for f in measured)
+    static = [f for f in report["models"][0]["findings"] if f["code"] == "BNL304"]
+    assert static and "a size bnlint inferred" not in static[0]["message"]
+
+
+STEM = """
+    from torch import nn
+
+    def stage(channels, stride):
+        return nn.Sequential(nn.Conv2d(channels, channels, 3, stride, 1, bias=False),
+                             nn.BatchNorm2d(channels), nn.ReLU())
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(STEM)
+            self.stages = nn.Sequential(stage(8, 2), stage(8, 2), stage(8, 2))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
+"""
+
+
+def test_an_imagenet_style_stem_gets_224(write_model):
+    """A stride-2 stem and a max pool, then strided stages, before a global pool: ImageNet's
+    224x224 (at 32x32 its last stage would see 1x1 maps); a CIFAR-style stem keeps 32x32."""
+    imagenet = STEM.replace("STEM", "nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), "
+                                    "nn.MaxPool2d(3, 2, 1)")
+    inputs = _inputs(write_model(imagenet), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 224, 224]]
+    assert "224x224, ImageNet's size: the layers downsample it 32x" in inputs["how"]
+    cifar = STEM.replace("STEM", "nn.Conv2d(3, 8, 3, 1, 1), nn.ReLU()")
+    inputs = _inputs(write_model(cifar, "cifar.py"), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 32, 32]]
+    assert "no layer fixes the size" in inputs["how"]
+
+
+def test_token_inputs_for_a_model_that_calls_its_embedding_first(write_model):
+    """The embedding is registered after the head but called first: token ids in its range."""
+    from bnlint.discover.inputs import infer_inputs
+    scope: dict = {}
+    exec("""if True:
+        import torch
+        from torch import nn
+        class Tagger(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(32, 5)
+                self.embed = nn.Embedding(100, 32)
+            def forward(self, tokens):
+                return self.head(self.embed(tokens))
+    """, scope)
+    (tokens,), how = infer_inputs(scope["Tagger"](), "Tagger", 16, write_model("pass"))
+    assert tokens.dtype == torch.long and tokens.shape == (16, 16)
+    assert int(tokens.min()) >= 0 and int(tokens.max()) < 100
+    assert "token ids per sample in [0, 100), for the first layer, embed (Embedding)" in how
+
+
+def test_optional_forward_arguments_are_traced_at_their_defaults(write_model):
+    """`mask=None` with `if mask is not None`, and a flag: fx traces them as constants at
+    their defaults (not as inputs, which bakes in the wrong branch), and the report says so."""
+    path = write_model("""
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 4)
+
+            def forward(self, x, mask=None, return_features=False):
+                h = torch.relu(self.fc1(x))
+                if mask is not None:
+                    h = h * mask
+                if return_features:
+                    return h
+                return self.fc2(h)
+    """)
+    model = _json(run_cli(path, "--format", "json", "--no-probe"))["models"][0]
+    assert model["trace"]["method"] == "fx"
+    assert model["trace"]["nodes"] == 5  # input, fc1, relu, fc2, output: no checks
+    assert model["inputs"]["how"].endswith(
+        "forward's mask=None, return_features=False at their defaults")
+
+
+TINY = """
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+"""
+
+
+def _tree(root: Path, names: list[str]) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(TINY)
+
+
+def test_folder_runs_skip_excluded_globs_and_what_git_ignores(tmp_path):
+    """`extend-exclude` in [tool.bnlint], --exclude on the command line (replacing the default
+    list: .venv is walked again), and the .gitignore, as `git check-ignore` reads it."""
+    _tree(tmp_path, ["models/net.py", "models/generated/auto.py", "models/scratch.py",
+                     "vendor/lib.py", "experiments/old.py", "models/migrations/m1.py",
+                     "venv/site.py"])
+    (tmp_path / ".gitignore").write_text("generated/\nscratch.py\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bnlint]\nextend-exclude = ["vendor", "models/migrations/*.py"]\n')
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+
+    def linted(*args: str) -> set[str]:
+        report = _json(run_cli(".", "--no-probe", "--format", "json", *args, cwd=tmp_path))
+        return {Path(m["path"]).relative_to(tmp_path.resolve()).as_posix()
+                if Path(m["path"]).is_absolute() else m["path"] for m in report["models"]}
+
+    assert linted() == {"models/net.py", "experiments/old.py"}
+    assert linted("--extend-exclude", "exp*") == {"models/net.py"}
+    assert linted("--exclude", "experiments", "--no-respect-gitignore") == {
+        "models/net.py", "models/generated/auto.py", "models/scratch.py", "venv/site.py"}
+    # a file given by name is linted even when excluded, as ruff does
+    assert linted("vendor/lib.py") >= {"vendor/lib.py"}
+
+
+def test_exclusion_patterns_match_names_anywhere_and_paths_from_the_root(tmp_path):
+    from bnlint.files import Exclusions
+    rules = Exclusions(("build", "*_pb2.py", "src/legacy/*"), tmp_path, gitignore=False)
+    assert rules.matches(tmp_path / "a" / "build")
+    assert rules.matches(tmp_path / "deep" / "x_pb2.py")
+    assert rules.matches(tmp_path / "src" / "legacy" / "old.py")
+    assert not rules.matches(tmp_path / "other" / "src" / "legacy" / "old.py")
+    assert not rules.matches(tmp_path / "builder.py")
