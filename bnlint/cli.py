@@ -118,7 +118,9 @@ class _Seconds(click.ParamType):
 @click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON),
               default=config_mod.FAIL_ON_DEFAULT, show_default=True,
               help="Lowest severity that makes the exit code 1.")
-@click.option("--model", "models", multiple=True, help="Lint only this model (repeatable).")
+@click.option("--model", "models", multiple=True,
+              help="Lint only this model: its name, or a call with literal arguments such as "
+                   "'VGG(\"VGG16\")' (repeatable).")
 @click.option("--input-shape", "input_shapes", multiple=True,
               help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
 @click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")
@@ -194,7 +196,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
-    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input."""
+    Exit codes: 0 clean, 1 findings at or above --fail-on (a file or model whose code
+    raises is an error finding), 2 a usage error (an option, the config, a path)."""
     in_ranks = bool(ctx.obj and ctx.obj.get("in_ranks"))  # python -m bnlint.distributed
     ranked = in_ranks or nproc is not None
     started = runner.Worker(verbose) if paths and not (list_rules or explain or ranked) \
@@ -261,13 +264,16 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     if not linted and started:  # allow-no-models skipped every file given
         started.kill()
         started = None
+    # a folder's files that define no model are skipped (a utils.py), a file given is not
+    in_folders = [f for f in linted if f not in {str(Path(p)) for p in paths}]
     if in_ranks:
         from .isolation import ranks  # torch: only on a rank that torchrun started
         report, rank = ranks.lint_here(linted, cfg, rules, cli_shapes)
         if rank != 0:  # every rank has the report; rank 0 writes it
             sys.exit(report.exit_code(cfg.fail_on))
     else:
-        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, nproc)
+        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, nproc,
+                            in_folders)
     if add_noqa:  # the findings a baseline records stay as they are
         if recorded is not None:
             report = baseline.apply(report, baseline_file, recorded, linted)[0]
@@ -279,7 +285,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         if show_diff:
             _print_errors(report)
             click.echo("".join(p.diff for p in patches), nl=False)
-            sys.exit(2 if report.errors else 1 if patches else 0)
+            sys.exit(2 if report.errors else 1 if patches or report.exit_code("error") else 0)
         report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
     outcome = None
     if recorded is not None:
@@ -373,12 +379,17 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose)
     kept = [m for m in report.models if m.path not in paths]
     return Report(models=kept + again.models, errors=report.errors + again.errors,
-                  files=report.files)
+                  files=report.files, file_findings=again.file_findings + [
+                      f for f in report.file_findings if f.path not in paths])
 
 
-def _print_errors(report: Report) -> None:
+def _print_errors(report: Report, problems: bool = True) -> None:
+    """bnlint's errors and (unless the report shows them) the problems found in the code."""
     for error in report.errors:
         click.echo(f"bnlint: error: {error.render()}", err=True)
+    for f in report.file_findings if problems else ():
+        where = f"{f.path}:{f.line}: " if f.path and f.line else f"{f.path}: " if f.path else ""
+        click.echo(f"bnlint: {f.severity}: {where}{f.code} {f.message}", err=True)
 
 
 def _check_exclusive(**given) -> None:
@@ -432,7 +443,7 @@ def _write_baseline(report: Report, path: str) -> None:
 
 def _emit(report: Report, cfg, rules: dict, output_file: str | None,
           want_statistics: bool = False, outcome: baseline.Outcome | None = None) -> None:
-    _print_errors(report)
+    _print_errors(report, problems=False)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty() \
         and not os.environ.get("NO_COLOR")  # https://no-color.org
     rendered = render.render(report, cfg.format, rules, colour, want_statistics, outcome)

@@ -6,6 +6,7 @@ above the working directory wins; ``--config`` names one explicitly.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import math
@@ -172,6 +173,7 @@ def _kebab(name: str) -> str:
 
 
 _KEYS = {_kebab(f.name): f.name for f in dataclasses.fields(Config) if f.name != "source"}
+_KEYS["models"] = "model"  # models = ['VGG("VGG16")', ...] reads as a list
 
 
 FIX_CONFIG = "Fix the value in the config file."
@@ -346,6 +348,17 @@ def parse_optimizer(text: str) -> Optimizer:
                          hint=exc.hint if exc.hint != FIX_CONFIG else None) from None
 
 
+def _model_entry(text: str) -> bool:
+    """A model's name, or a call of one by name (its arguments are checked where the file's
+    names are known)."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, ast.Name) or (isinstance(node, ast.Call)
+                                          and isinstance(node.func, ast.Name))
+
+
 def _validate(source: str, key: str, value: Any) -> Any:
     """Check one key's value and return it in the form Config holds."""
     name = _KEYS[key]
@@ -353,8 +366,10 @@ def _validate(source: str, key: str, value: Any) -> Any:
         return _codes(source, key, value)
     if name == "model":
         value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(source, key, "a model name or list of names", value)
+        if not isinstance(value, list) or not all(isinstance(v, str) and _model_entry(v)
+                                                  for v in value):
+            raise _fail(source, key, "a model name or a call such as 'VGG(\"VGG16\")', or a "
+                                     "list of them", value)
         return value
     if name == "input_shape":
         return _sized(source, key, _shapes(source, key, value))

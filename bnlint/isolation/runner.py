@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
 from ..findings import ModelReport, Report
+from ..rules import problems
 from ..rules.catalog import Rule
 
 
@@ -32,8 +33,11 @@ class Worker:
     def __init__(self, verbose: bool, nproc: int | None = None):
         module = "bnlint.isolation.launch" if nproc else "bnlint.isolation.worker"
         self.grace = self.LAUNCH_GRACE if nproc else 0.0
+        # -P: the current folder is not put on sys.path, so a bisect.py or numpy.py there
+        # cannot shadow the standard library or an installed package (the worker puts each
+        # file's package root on the path itself)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module], stdin=subprocess.PIPE,
+            [sys.executable, "-P", "-m", module], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.verbose = verbose
@@ -88,10 +92,18 @@ class Worker:
         return (" Its last output: " + " | ".join(lines)) if lines else ""
 
 
-def _timed_out(path: str, what: str, timeout: float) -> InputError:
-    return InputError(f"timed out after {timeout:g} s while {what}.", path=path,
-                      hint="If the model is just slow, raise --timeout; if it hangs, the code "
-                           "run while " + what + " is where to look.")
+def _stopped_code(what: str) -> str:
+    """The rule of a run the model code stopped, by what the worker was doing."""
+    if what.startswith(("importing", "starting")):
+        return IMPORT_FAILED
+    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
+
+
+def _timed_out(path: str, what: str, timeout: float) -> UserCodeError:
+    return UserCodeError(_stopped_code(what), f"timed out after {timeout:g} s while {what}.",
+                         path=path,
+                         hint="If the model is just slow, raise --timeout; if it hangs, the "
+                              "code run while " + what + " is where to look.")
 
 
 def _first_left(files: list[str], finished: set[str]) -> str:
@@ -147,8 +159,10 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 break
         else:  # the channel closed before "done": the process died
             failed = current or _first_left(remaining, finished)
-            yield failed, InputError(
-                f"the linting process {worker.exit_status()} while {what}.", path=failed,
+            yield failed, UserCodeError(
+                _stopped_code(what),
+                f"the linting process {worker.exit_status()} while {what}.",
+                path=failed,
                 hint="The model code may call os._exit or crash the interpreter." + worker.tail())
             finished.add(failed)
         worker.kill()
@@ -163,16 +177,30 @@ def _request(config: Config, rules: dict[str, Rule],
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
-        started: Worker | None = None, nproc: int | None = None) -> Report:
+        started: Worker | None = None, nproc: int | None = None,
+        may_be_empty: list[str] = ()) -> Report:
     """Lint ``files`` in child processes (the first may be ``started`` already); with
-    ``nproc``, each model's probe runs across that many ranks on this host."""
+    ``nproc``, each model's probe runs across that many ranks on this host. Files in
+    ``may_be_empty`` (found in a folder) are skipped when they define no model."""
     report = Report(files=len(files))
-    request = _request(config, rules, cli_input_shape)
-    for _, outcome in _drive(files, request, config.timeout, verbose, started, nproc):
-        if isinstance(outcome, InputError):
+    request = {**_request(config, rules, cli_input_shape), "may_be_empty": list(may_be_empty)}
+
+    def add(problem: UserCodeError, path: str) -> None:
+        """Report it; a file or model that could not be linted is reported whatever the
+        selection (as ruff reports a syntax error), a "not linted" note only if selected."""
+        problem.path = problem.path or path  # e.g. raised inside torch
+        if rules[problem.code].severity == "error" or config.enabled(problem.code):
+            report.file_findings.append(problems.finding(problem, rules[problem.code]))
+
+    for path, outcome in _drive(files, request, config.timeout, verbose, started, nproc):
+        if isinstance(outcome, UserCodeError):
+            add(outcome, path)
+        elif isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:
             report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])
+            for problem in outcome["problems"]:
+                add(InputError.from_dict(problem), path)
     return report
 
 
@@ -182,6 +210,11 @@ def verify(sources: dict[str, str], config: Config, rules: dict[str, Rule],
     """Import each patched source as if it were the file at its path, build its models and
     run their forward passes: the names of the models built, or the error."""
     request = {**_request(config, rules, cli_input_shape), "mode": "verify", "sources": sources}
-    return {path: outcome if isinstance(outcome, InputError)
+    verified: dict[str, InputError | list[str]] = {}
+    for path, outcome in _drive(list(sources), request, config.timeout, verbose):
+        failed = [InputError.from_dict(p) for p in ([] if isinstance(outcome, InputError)
+                                                    else outcome["problems"])
+                  if rules[p["code"]].severity == "error"]
+        verified[path] = outcome if isinstance(outcome, InputError) else failed[0] if failed \
             else [m["name"] for m in outcome["models"]]
-            for path, outcome in _drive(list(sources), request, config.timeout, verbose)}
+    return verified

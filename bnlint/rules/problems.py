@@ -1,0 +1,18 @@
+"""Problems in the user's code as findings: a :class:`UserCodeError` (an import, constructor or
+forward that raised, a hang, a model not built) becomes a finding of its 0xx rule, located
+where the error is."""
+
+from __future__ import annotations
+
+from ..errors import UserCodeError
+from ..findings import Finding
+from .catalog import Rule
+
+
+def finding(error: UserCodeError, rule: Rule) -> Finding:
+    """The finding that reports ``error`` under ``rule`` (its message template takes the
+    error's ``problem`` and ``hint``)."""
+    message = rule.message.format(problem=error.message, hint=error.hint or "").strip()
+    return Finding(code=rule.code, name=rule.name, category=rule.category,
+                   severity=rule.severity, message=message, path=error.path,
+                   line=error.line, column=1 if error.line else None, module=None)
