@@ -118,7 +118,9 @@ class _Seconds(click.ParamType):
 @click.option("--fail-on", type=click.Choice(config_mod.FAIL_ON),
               default=config_mod.FAIL_ON_DEFAULT, show_default=True,
               help="Lowest severity that makes the exit code 1.")
-@click.option("--model", "models", multiple=True, help="Lint only this model (repeatable).")
+@click.option("--model", "models", multiple=True,
+              help="Lint only this model: its name, or a call with literal arguments such as "
+                   "'VGG(\"VGG16\")' (repeatable).")
 @click.option("--input-shape", "input_shapes", multiple=True,
               help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
 @click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")
@@ -140,6 +142,12 @@ class _Seconds(click.ParamType):
               help=f"Seconds the probe may take per model: it plans batch, steps and "
                    f"Hessian-vector products for them at a fixed {config_mod.PROBE_FLOP_RATE:g} "
                    f"FLOP/s (the same plan on any machine), and stops a slower run there.")
+@click.option("--optimizer", metavar="NAME[,KEY=VALUE...]",
+              help="What you train with, for the probe and the lr rules: any of "
+                   + ", ".join(config_mod.OPTIMIZERS) + ", with its arguments, e.g. "
+                   "sgd,lr=0.1,momentum=0.9,nesterov=true or adam,lr=3e-4,betas=(0.9,0.98).")
+@click.option("--warmup-steps", type=click.IntRange(min=0),
+              help="Steps of lr warm-up you train with (0: none).")
 @click.option("--nproc", type=click.IntRange(min=1),
               help="Probe across N processes on this host (torch.distributed, FSDP2): each "
                    "holds 1/N of the model, for models larger than one device.")
@@ -184,15 +192,16 @@ class _Seconds(click.ParamType):
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
 def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_shapes, targets,
-         probe, device, probe_batch, probe_steps, probe_budget, nproc, plot, timeout,
-         config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes, baseline_file,
-         write_baseline, add_noqa, want_statistics, allow_no_models, exclude, extend_exclude,
-         respect_gitignore, explain, list_rules, jobs, verbose) -> None:
+         probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, nproc,
+         plot, timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes,
+         baseline_file, write_baseline, add_noqa, want_statistics, allow_no_models, exclude,
+         extend_exclude, respect_gitignore, explain, list_rules, jobs, verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
-    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 bad input, 128 + the signal's
-    number when stopped (130 for Ctrl-C)."""
+    Exit codes: 0 clean, 1 findings at or above --fail-on (a file or model whose code
+    raises is an error finding), 2 a usage error (an option, the config, a path), 128 + the
+    signal's number when stopped (130 for Ctrl-C)."""
     runner.stop_on_signals()
     in_ranks = bool(ctx.obj and ctx.obj.get("in_ranks"))  # python -m bnlint.distributed
     ranked = in_ranks or nproc is not None
@@ -218,6 +227,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             probe_batch=given("probe_batch", probe_batch),
             probe_steps=given("probe_steps", probe_steps),
             probe_budget=given("probe_budget", probe_budget),
+            optimizer=config_mod.parse_optimizer(optimizer) if optimizer else None,
+            warmup_steps=warmup_steps,
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
             allow_no_models=allow_no_models, exclude=_globs(exclude),
             extend_exclude=[*file_cfg.extend_exclude, *_globs(extend_exclude)]
@@ -255,13 +266,16 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     except InputError as exc:
         runner.stop_all()
         _fail_before_linting(exc, report_format, rules, output_file)
+    # a folder's files that define no model are skipped (a utils.py), a file given is not
+    in_folders = [f for f in linted if f not in {str(Path(p)) for p in paths}]
     if in_ranks:
         from .isolation import ranks  # torch: only on a rank that torchrun started
         report, rank = ranks.lint_here(linted, cfg, rules, cli_shapes)
         if rank != 0:  # every rank has the report; rank 0 writes it
             sys.exit(report.exit_code(cfg.fail_on))
     else:
-        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, jobs, nproc)
+        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, jobs, nproc,
+                            in_folders)
     if add_noqa:  # the findings a baseline records stay as they are
         if recorded is not None:
             report = baseline.apply(report, baseline_file, recorded, linted)[0]
@@ -274,7 +288,7 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         if show_diff:
             _print_errors(report)
             click.echo("".join(p.diff for p in patches), nl=False)
-            sys.exit(2 if report.errors else 1 if patches else 0)
+            sys.exit(2 if report.errors else 1 if patches or report.exit_code("error") else 0)
         report = _apply(patches, report, cfg, rules, cli_shapes, verbose, started, jobs)
     outcome = None
     if recorded is not None:
@@ -357,7 +371,8 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
             refused.append(InputError(f"cannot write the fixed file: {exc.strerror}.",
                                       path=patch.path))
     patches = written
-    report = Report(models=report.models, errors=report.errors + refused, files=report.files)
+    report = Report(models=report.models, errors=report.errors + refused, files=report.files,
+                    file_findings=report.file_findings)
     fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
     click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
                f"file{'s' if len(patches) != 1 else ''}.", err=True)
@@ -369,12 +384,17 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose, worker, jobs)
     kept = [m for m in report.models if m.path not in paths]
     return Report(models=kept + again.models, errors=report.errors + again.errors,
-                  files=report.files)
+                  files=report.files, file_findings=again.file_findings + [
+                      f for f in report.file_findings if f.path not in paths])
 
 
-def _print_errors(report: Report) -> None:
+def _print_errors(report: Report, problems: bool = True) -> None:
+    """bnlint's errors and (unless the report shows them) the problems found in the code."""
     for error in report.errors:
         click.echo(f"bnlint: error: {error.render()}", err=True)
+    for f in report.file_findings if problems else ():
+        where = f"{f.path}:{f.line}: " if f.path and f.line else f"{f.path}: " if f.path else ""
+        click.echo(f"bnlint: {f.severity}: {where}{f.code} {f.message}", err=True)
 
 
 def _check_exclusive(**given) -> None:
@@ -428,7 +448,7 @@ def _write_baseline(report: Report, path: str) -> None:
 
 def _emit(report: Report, cfg, rules: dict, output_file: str | None,
           want_statistics: bool = False, outcome: baseline.Outcome | None = None) -> None:
-    _print_errors(report)
+    _print_errors(report, problems=False)
     colour = output_file is None and cfg.format == "text" and sys.stdout.isatty() \
         and not os.environ.get("NO_COLOR")  # https://no-color.org
     rendered = render.render(report, cfg.format, rules, colour, want_statistics, outcome)

@@ -6,6 +6,7 @@ above the working directory wins; ``--config`` names one explicitly.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import math
@@ -65,7 +66,44 @@ DOCUMENTS = ("json", "sarif", "html")  # formats that are one document, printed 
                                        # error before linting (CI parses it)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 YAML_NAMES = (".bnlint.yaml", ".bnlint.yml")
-OPTIMIZERS = ("sgd", "adam", "adamw", "lalc")  # those the probe can run
+# The optimizers the probe runs, by lower-case name: the class (in torch.optim, or bnlint.optim
+# for lalc and lars) and the keyword arguments it takes besides params and lr, each with the kind
+# of value it takes: "unit" a number in [0, 1), "number" one >= 0, "real" any finite number,
+# "bool", "pair" two numbers ("unit pair": both in [0, 1)). tests/test_optim.py checks this table
+# against the classes' signatures (config.py is read by the CLI, which never imports torch).
+# Switches that do not change the step (foreach, fused, capturable, differentiable) are left out,
+# and so are LBFGS (its step needs a closure that re-evaluates the loss), SparseAdam (sparse
+# gradients only) and Muon (2-D weights only), which the probe cannot run on any model.
+OPTIMIZER_ARGS: dict[str, tuple[str, dict[str, str]]] = {
+    "sgd": ("SGD", {"momentum": "unit", "dampening": "unit", "weight_decay": "number",
+                    "nesterov": "bool", "maximize": "bool"}),
+    "adam": ("Adam", {"betas": "unit pair", "eps": "number", "weight_decay": "number",
+                      "amsgrad": "bool", "maximize": "bool", "decoupled_weight_decay": "bool"}),
+    "adamw": ("AdamW", {"betas": "unit pair", "eps": "number", "weight_decay": "number",
+                        "amsgrad": "bool", "maximize": "bool"}),
+    "adamax": ("Adamax", {"betas": "unit pair", "eps": "number", "weight_decay": "number",
+                          "maximize": "bool"}),
+    "nadam": ("NAdam", {"betas": "unit pair", "eps": "number", "weight_decay": "number",
+                        "momentum_decay": "number", "decoupled_weight_decay": "bool",
+                        "maximize": "bool"}),
+    "radam": ("RAdam", {"betas": "unit pair", "eps": "number", "weight_decay": "number",
+                        "decoupled_weight_decay": "bool", "maximize": "bool"}),
+    "rmsprop": ("RMSprop", {"alpha": "unit", "eps": "number", "weight_decay": "number",
+                            "momentum": "unit", "centered": "bool", "maximize": "bool"}),
+    "adagrad": ("Adagrad", {"lr_decay": "number", "weight_decay": "number",
+                            "initial_accumulator_value": "number", "eps": "number",
+                            "maximize": "bool"}),
+    "adadelta": ("Adadelta", {"rho": "unit", "eps": "number", "weight_decay": "number",
+                              "maximize": "bool"}),
+    "adafactor": ("Adafactor", {"beta2_decay": "real", "eps": "pair", "d": "number",
+                                "weight_decay": "number", "maximize": "bool"}),
+    "asgd": ("ASGD", {"lambd": "number", "alpha": "number", "t0": "number",
+                      "weight_decay": "number", "maximize": "bool"}),
+    "rprop": ("Rprop", {"etas": "pair", "step_sizes": "pair", "maximize": "bool"}),
+    "lalc": ("LALC", {"momentum": "unit", "weight_decay": "number", "bound": "number"}),
+    "lars": ("LARS", {"momentum": "unit", "weight_decay": "number", "eta": "number"}),
+}
+OPTIMIZERS = tuple(OPTIMIZER_ARGS)
 # The losses the config's ``loss`` names (bnlint/discover/loss.py says what each expects)
 LOSSES = ("mse", "mae", "huber", "bce", "bce_with_logits", "ce", "nll", "kl")
 SHAPE = "a shape such as 8,3,32,32 (positive integers)"
@@ -76,10 +114,13 @@ MAX_INPUT_ELEMENTS = PROBE_MEMORY // 4
 
 @dataclass
 class Optimizer:
-    """The optimizer the user trains with, when known (for momentum- and lr-aware findings)."""
+    """The optimizer the user trains with, when known (for momentum- and lr-aware findings):
+    a name of :data:`OPTIMIZER_ARGS`, its lr, its (heavy-ball) momentum for those that take one,
+    and its other keyword arguments (``args``, e.g. ``{"betas": [0.9, 0.98]}``)."""
     name: str = "sgd"
     lr: float | None = None
     momentum: float = 0.0
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +144,7 @@ class Config:
     probe_batch: int = PROBE_BATCH
     probe_steps: int = PROBE_STEPS
     probe_budget: float = PROBE_BUDGET
+    warmup_steps: int | None = None  # the lr warm-up you train with (None: not said)
     allow_no_models: bool = False  # skip given files that define no model (pre-commit's lists)
     exclude: list[str] | None = None  # globs a folder walk skips (None: DEFAULT_EXCLUDE)
     extend_exclude: list[str] = field(default_factory=list)  # ...and these
@@ -131,11 +173,15 @@ def _kebab(name: str) -> str:
 
 
 _KEYS = {_kebab(f.name): f.name for f in dataclasses.fields(Config) if f.name != "source"}
+_KEYS["models"] = "model"  # models = ['VGG("VGG16")', ...] reads as a list
+
+
+FIX_CONFIG = "Fix the value in the config file."
 
 
 def _fail(source: str, key: str, expected: str, value: Any) -> InputError:
     return InputError(f"config key '{key}' must be {expected}, got {value!r}.", path=source,
-                      hint="Fix the value in the config file.")
+                      hint=FIX_CONFIG)
 
 
 def _number(value: Any) -> bool:
@@ -201,17 +247,116 @@ def _sized(source: str, key: str, shapes: list[list[int]]) -> list[list[int]]:
     return shapes
 
 
+def _argument(source: str, key: str, kind: str, value: Any) -> Any:
+    """One optimizer argument checked against its kind (see :data:`OPTIMIZER_ARGS`)."""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _fail(source, key, "true or false", value)
+        return value
+    if kind.endswith("pair"):
+        unit = kind == "unit pair"
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            (v is None and not unit) or (_number(v) and (not unit or 0 <= v < 1))
+            for v in value)
+        if not ok:
+            raise _fail(source, key, "two numbers in [0, 1), such as [0.9, 0.999]" if unit
+                        else "two numbers, such as [0.5, 1.2]", value)
+        return list(value)
+    ranges = {"unit": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+              "number": ("a finite number >= 0", lambda v: v >= 0),
+              "real": ("a finite number", lambda v: True)}
+    expected, inside = ranges[kind]
+    if not (_number(value) and inside(value)):
+        raise _fail(source, key, expected, value)
+    return float(value)
+
+
 def _optimizer(source: str, key: str, value: Any) -> Optimizer:
-    if not isinstance(value, dict) or set(value) - {"name", "lr", "momentum"}:
-        raise _fail(source, key, "a mapping with keys name, lr, momentum", value)
-    opt = Optimizer(**value)
-    if not isinstance(opt.name, str) or opt.name.lower() not in OPTIMIZERS:
-        raise _fail(source, key + ".name", "one of " + ", ".join(OPTIMIZERS), opt.name)
-    if opt.lr is not None and not (_number(opt.lr) and opt.lr > 0):
-        raise _fail(source, key + ".lr", "a positive finite number", opt.lr)
-    if not (_number(opt.momentum) and 0 <= opt.momentum < 1):
-        raise _fail(source, key + ".momentum", "a number in [0, 1)", opt.momentum)
-    return dataclasses.replace(opt, name=opt.name.lower())
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise _fail(source, key, "a mapping with a name and the optimizer's arguments, such as "
+                    "{name = \"adam\", lr = 0.001}", value)
+    name = value["name"].lower()
+    if name not in OPTIMIZER_ARGS:
+        close = difflib.get_close_matches(name, OPTIMIZERS, n=1)
+        raise InputError(f"config key '{key}.name': unknown optimizer {value['name']!r}.",
+                         path=source, hint=(f"Did you mean {close[0]}? " if close else "")
+                         + "Known optimizers: " + ", ".join(OPTIMIZERS) + ".")
+    known = OPTIMIZER_ARGS[name][1]
+    lr, momentum, args = value.get("lr"), 0.0, {}
+    if lr is not None and not (_number(lr) and lr > 0):
+        raise _fail(source, key + ".lr", "a positive finite number", lr)
+    for arg, given in value.items():
+        if arg in ("name", "lr"):
+            continue
+        if arg == "momentum" and "momentum" not in known and _number(given) and given == 0:
+            continue  # "no momentum" said of an optimizer that has none
+        if arg not in known:
+            raise InputError(f"config key '{key}': {OPTIMIZER_ARGS[name][0]} takes no argument "
+                             f"'{arg}'.", path=source,
+                             hint=f"{OPTIMIZER_ARGS[name][0]}'s arguments: lr, "
+                                  + ", ".join(known) + ".")
+        checked = _argument(source, f"{key}.{arg}", known[arg], given)
+        if arg == "momentum":
+            momentum = checked
+        else:
+            args[arg] = checked
+    if args.get("nesterov") and (momentum <= 0 or args.get("dampening", 0) != 0):
+        raise _fail(source, key + ".nesterov", "used with momentum > 0 and no dampening",
+                    True)
+    return Optimizer(name, float(lr) if lr is not None else None, momentum, args)
+
+
+_ARGUMENT = re.compile(r"\s*(\w+)\s*=\s*(\([^)]*\)|\[[^\]]*\]|[^,]*?)\s*(?:,|$)")
+
+
+def _value(text: str) -> Any:
+    """One ``--optimizer`` value: true/false, none, a number, or ``(a, b)`` / ``[a, b]``."""
+    text = text.strip()
+    if text[:1] in "([" and text[-1:] in ")]":
+        return [_value(part) for part in text[1:-1].split(",")]
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
+    try:
+        return float(text)
+    except ValueError:
+        return text  # the validation says what it should be
+
+
+def parse_optimizer(text: str) -> Optimizer:
+    """``--optimizer``, which reads ``NAME[,KEY=VALUE...]``, e.g.
+    ``sgd,lr=0.1,momentum=0.9,nesterov=true`` or ``adam,lr=3e-4,betas=(0.9,0.98)``; an
+    InputError when it does not read so or a value is wrong."""
+    name, _, rest = text.partition(",")
+    arguments: dict[str, Any] = {"name": name.strip()}
+    position = 0
+    while re.fullmatch(r"\w+", arguments["name"]) and position < len(rest):
+        match = _ARGUMENT.match(rest, position)
+        if not match or match.end() == position:
+            break
+        arguments[match.group(1)] = _value(match.group(2))
+        position = match.end()
+    if not re.fullmatch(r"\w+", arguments["name"]) or position < len(rest):
+        raise InputError(f"--optimizer {text!r} does not read as NAME[,KEY=VALUE...].",
+                         hint="For example --optimizer sgd,lr=0.1,momentum=0.9,nesterov=true or "
+                              "--optimizer adam,lr=3e-4,betas=(0.9,0.98).")
+    try:
+        return _optimizer("--optimizer", "optimizer", arguments)
+    except InputError as exc:
+        message = re.sub(r"config key 'optimizer(\.name)?': ", "--optimizer: ", exc.message)
+        raise InputError(re.sub(r"config key 'optimizer\.(\w+)'", r"--optimizer's \1", message),
+                         hint=exc.hint if exc.hint != FIX_CONFIG else None) from None
+
+
+def _model_entry(text: str) -> bool:
+    """A model's name, or a call of one by name (its arguments are checked where the file's
+    names are known)."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, ast.Name) or (isinstance(node, ast.Call)
+                                          and isinstance(node.func, ast.Name))
 
 
 def _validate(source: str, key: str, value: Any) -> Any:
@@ -221,8 +366,10 @@ def _validate(source: str, key: str, value: Any) -> Any:
         return _codes(source, key, value)
     if name == "model":
         value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(source, key, "a model name or list of names", value)
+        if not isinstance(value, list) or not all(isinstance(v, str) and _model_entry(v)
+                                                  for v in value):
+            raise _fail(source, key, "a model name or a call such as 'VGG(\"VGG16\")', or a "
+                                     "list of them", value)
         return value
     if name == "input_shape":
         return _sized(source, key, _shapes(source, key, value))
@@ -244,7 +391,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
             raise _fail(source, key, "a positive finite number", value)
         return float(value)
     # The probe trains on at least 2 samples (BatchNorm); 0 steps measures the init only.
-    least = {"batch_size": 1, "probe_batch": 2, "probe_steps": 0}
+    least = {"batch_size": 1, "probe_batch": 2, "probe_steps": 0, "warmup_steps": 0}
     if name in least:
         if isinstance(value, bool) or not isinstance(value, int) or value < least[name]:
             raise _fail(source, key, f"an integer >= {least[name]}", value)

@@ -132,7 +132,7 @@ def _hits(ctx: Context, rules: dict[str, Rule], notes: list[str]) -> list[tuple[
     costs its own findings only, and leaves a note."""
     hits: list[tuple[Rule, Hit]] = []
     for rule in rules.values():
-        if not ctx.config.enabled(rule.code):
+        if not ctx.config.enabled(rule.code) or rule.found_by:  # found_by: not from the graph
             continue
         find = checks.finder(rule)
         if find is None:

@@ -1,4 +1,6 @@
-"""Input errors: problems with what the user gave us, reported as a message with exit code 2."""
+"""Input errors: problems with what the user gave bnlint (an option, the config, a path),
+reported as a message with exit code 2; and :class:`UserCodeError`, a problem in the user's
+model code, which reports turn into a finding of its 0xx rule."""
 
 from __future__ import annotations
 
@@ -41,4 +43,28 @@ class InputError(Exception):
 
     @classmethod
     def from_dict(cls, data: dict) -> InputError:
+        if data.get("code"):
+            return UserCodeError(data["code"], data["message"], data.get("path"),
+                                 data.get("line"), data.get("hint"))
         return cls(data["message"], data.get("path"), data.get("line"), data.get("hint"))
+
+
+# The 0xx rules a UserCodeError reports under (bnlint/rules/BNL00*.yaml).
+IMPORT_FAILED = "BNL002"   # importing the file raised, hung or ended the process
+BUILD_FAILED = "BNL003"    # a model's constructor or factory raised, hung or ended the process
+FORWARD_FAILED = "BNL004"  # the forward pass (or linting a model) raised, hung or ended it
+NOT_LINTED = "BNL005"      # a model bnlint cannot build or run without more to go on (info)
+
+
+class UserCodeError(InputError):
+    """A problem in the user's code or in what bnlint can do with it (an import that raises, a
+    constructor or forward that raises, a hang, a model it cannot build): reported as a
+    finding of rule ``code`` (the 0xx family), located at the user's line, not as exit 2."""
+
+    def __init__(self, code: str, message: str, path: str | None = None,
+                 line: int | None = None, hint: str | None = None):
+        super().__init__(message, path, line, hint)
+        self.code = code
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "code": self.code}

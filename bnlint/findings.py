@@ -288,13 +288,17 @@ class ModelReport:
 
 @dataclass
 class Report:
+    """The run's models, its ``file_findings`` (problems in the user's code that no model
+    holds: a file that does not import, a model that could not be built or run, the 0xx
+    family) and ``errors`` (bnlint's usage errors: exit 2)."""
     models: list[ModelReport] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     files: int = 0
+    file_findings: list[Finding] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
-        return [f for m in self.models for f in m.findings]
+        return [*self.file_findings, *(f for m in self.models for f in m.findings)]
 
     def summary(self) -> dict[str, Any]:
         counts = dict.fromkeys(SEVERITY_RANK, 0)
@@ -309,7 +313,8 @@ class Report:
                 "errors": len(self.errors)}
 
     def exit_code(self, fail_on: str) -> int:
-        """0: nothing at or above ``fail_on``; 1: findings; 2: an input error occurred."""
+        """0: nothing at or above ``fail_on``; 1: findings (problems in the user's code
+        among them); 2: a usage error occurred."""
         if self.errors:
             return 2
         if fail_on == "never":
@@ -319,4 +324,6 @@ class Report:
 
     def public(self) -> dict[str, Any]:
         return {"version": VERSION, "models": [m.public() for m in self.models],
+                "findings": [f.public() for f in sorted(self.file_findings,
+                                                        key=Finding.sort_key)],
                 "errors": [e.to_dict() for e in self.errors], "summary": self.summary()}

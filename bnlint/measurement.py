@@ -15,12 +15,16 @@ from typing import Any
 class ProbeStep:
     """One forward/backward of the probe: step 0 is the initialisation, step k follows k
     optimizer steps. ``grad_ratio`` is ||grad W_first|| / ||grad W_last|| over the affine
-    layers; ``correlation`` the mean cosine similarity between samples over the tapped layers."""
+    layers; ``correlation`` the mean cosine similarity between samples over the tapped layers;
+    ``grad_norm`` the norm of the gradient over every trainable parameter (None: none has
+    one); ``first_grad`` ||grad W_first||."""
     step: int
     loss: float
     grad_ratio: float | None
     dead_fraction: float | None
     correlation: float | None
+    grad_norm: float | None = None
+    first_grad: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,18 @@ class LayerStats:
 
 @dataclass(frozen=True)
 class LrCeiling:
-    """The stable-step bound at initialisation from the top Hessian eigenvalue: 2/lambda_max
-    for SGD, 2(1+momentum)/lambda_max with heavy-ball momentum. ``lambda_max`` is Lanczos's
-    top Ritz value and ``residual`` its ||Hx - lambda x||: the top Ritz value never exceeds the
-    top eigenvalue, so :attr:`bound` is the ceiling's upper end; unconverged, the eigenvalue it
-    approaches lies within ``residual`` of it (:meth:`span`)."""
+    """The stable-step bound ``factor / lambda_max`` of the optimizer the probe ran
+    (``formula`` says which; bnlint/probing/stability.py derives each): for SGD-like steps from
+    the top Hessian eigenvalue at initialisation (``step`` 0), for adaptive ones from the top
+    eigenvalue of the preconditioned Hessian P^-1 H after ``step`` steps (``preconditioned``).
+    ``lambda_max`` is Lanczos's top Ritz value and ``residual`` its ||Hx - lambda x||: the top
+    Ritz value never exceeds the top eigenvalue, so :attr:`bound` is the ceiling's upper end;
+    unconverged, the eigenvalue it approaches lies within ``residual`` of it (:meth:`span`)."""
     lambda_max: float
-    sgd: float
-    with_momentum: float | None
+    factor: float
+    formula: str
+    preconditioned: bool
+    step: int
     iterations: int
     converged: bool
     configured_lr: float
@@ -54,8 +62,16 @@ class LrCeiling:
 
     @property
     def bound(self) -> float:
-        """The ceiling for the optimizer the probe ran."""
-        return self.with_momentum if self.with_momentum is not None else self.sgd
+        """The largest stable lr."""
+        return self.factor / self.lambda_max
+
+    @property
+    def eigenvalue(self) -> str:
+        """What ``lambda_max`` is of, and when."""
+        if self.preconditioned:
+            return f"lambda_P (the top eigenvalue of P^-1 H) after {self.step} steps"
+        return "lambda_max at initialisation" if self.step == 0 else \
+            f"lambda_max after {self.step} steps"
 
     def span(self) -> tuple[float, float]:
         """The ceiling as a range: from lambda_max + residual up to :attr:`bound`."""
@@ -136,7 +152,7 @@ class ProbeResult:
     history: tuple[ProbeStep, ...]
     lr_ceiling: LrCeiling | None
     loss: str                       # what the loss was and where its targets came from
-    optimizer: Mapping[str, Any]    # name, lr, momentum
+    optimizer: Mapping[str, Any]    # name, lr, momentum, args
     first_module: str | None
     last_module: str | None
     notes: tuple[str, ...] = field(default_factory=tuple)

@@ -108,6 +108,8 @@ def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule],
              source: str | None = None) -> tuple[ModelReport, str]:
     """Lint a case's model (from ``source`` if given) with only ``rule`` selected: the report
     and the file's text."""
+    if rule.found_by:
+        return _run_discovery_case(rule, case, rules)
     with tempfile.TemporaryDirectory(prefix="bnlint-case-") as folder:
         path = Path(folder) / f"{rule.code.lower()}_case.py"
         model, inputs, targets = build_case(case, path, source)
@@ -123,6 +125,46 @@ def run_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule],
     if failed:
         raise AssertionError(failed[0])
     return report, source
+
+
+def discovered(path: Path, config: Config, rules: dict[str, Rule],
+               input_shape: list[int] | None = None) -> list[Finding]:
+    """Lint a file in this process as the worker does, and return the findings of the
+    problems in its code (the ``found_by: discovery`` rules)."""
+    from .discover import inputs, load, models
+    from .errors import UserCodeError
+    from .rules import problems as problem_findings
+
+    found: list[UserCodeError] = []
+    try:
+        module = load.load_module(path)
+        discovery = models.find_models(module, path, config.model)
+        found += discovery.problems
+        for model in discovery.models:
+            try:
+                given = inputs.example_inputs(module, model, path, input_shape and [input_shape],
+                                              config.input_shape, config.batch_size)
+                lint(model.model, given.tensors, None, config, name=model.name, path=str(path),
+                     line=model.line, rules=rules)
+            except UserCodeError as exc:
+                found.append(exc)
+    except UserCodeError as exc:
+        found.append(exc)
+    return [problem_findings.finding(p, rules[p.code]) for p in found]
+
+
+def _run_discovery_case(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]
+                        ) -> tuple[ModelReport, str]:
+    """A case of a ``found_by: discovery`` rule: its file (IMPORTS, then its code as it is)
+    linted as the worker does; the report holds the problems' findings."""
+    with tempfile.TemporaryDirectory(prefix="bnlint-case-") as folder:
+        path = Path(folder) / f"{rule.code.lower()}_case.py"
+        source = IMPORTS + case["model"]
+        path.write_text(source, encoding="utf-8")
+        config = from_mapping({"probe": False, **case.get("config", {}),
+                               "select": [rule.code]}, f"{rule.path} case")
+        findings = discovered(path, config, rules, case.get("input_shape"))
+    return ModelReport(path.stem, str(path), 1, {}, findings), source
 
 
 def case_fires(rule: Rule, case: dict[str, Any], rules: dict[str, Rule]) -> bool:

@@ -21,7 +21,7 @@ CASES = [(code, kind, i) for code, rule in RULES.items()
 
 def test_every_rule_has_a_finder_cases_and_references():
     for code, rule in RULES.items():
-        assert finder(rule) is not None, code
+        assert finder(rule) is not None or rule.found_by == "discovery", code
         assert rule.tests.get("valid") and rule.tests.get("invalid"), f"{code} needs cases"
         assert rule.references, code
         assert rule.path.endswith(f"{code}.yaml"), "one file per rule, named by its code"

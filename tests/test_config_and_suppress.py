@@ -100,6 +100,23 @@ def test_values_the_cli_and_config_both_accept(tmp_path, write_model):
     assert report["models"][0]["probe"]["optimizer"]["name"] == "adam"
 
 
+@pytest.mark.parametrize("where", ["config", "cli"])
+def test_any_torch_optimizer_with_its_arguments_runs_in_the_probe(tmp_path, write_model, where):
+    _model(write_model)
+    (tmp_path / ".bnlint.yaml").write_text(
+        "probe-steps: 2\nformat: json\nwarmup-steps: 100\n" + (
+            "optimizer: {name: RMSprop, lr: 0.001, alpha: 0.9, momentum: 0.5, centered: true}\n"
+            if where == "config" else ""))
+    args = ["--optimizer", "rmsprop,lr=1e-3,alpha=0.9,momentum=0.5,centered=true"] \
+        if where == "cli" else []
+    report = json.loads(run_cli("model.py", *args, cwd=tmp_path).stdout)
+    probed = report["models"][0]["probe"]["optimizer"]
+    assert probed == {"name": "rmsprop", "lr": 0.001, "momentum": 0.5,
+                      "args": {"alpha": 0.9, "centered": True}}
+    ceiling = report["models"][0]["probe"]["lr_ceiling"]
+    assert ceiling["preconditioned"] and ceiling["formula"] == "2(1+m)/lambda_P, momentum m = 0.5"
+
+
 def test_broken_pyproject_that_is_not_ours_is_skipped(tmp_path, write_model):
     _model(write_model)
     (tmp_path / ".bnlint.yaml").write_text("select: [BNL101]\nformat: json\nprobe: false\n")

@@ -45,7 +45,7 @@ RESIDUAL = """
 
 def _graph(path, shape):
     module = load_module(path)
-    model = find_models(module, path, [])[0].model
+    model = find_models(module, path, []).models[0].model
     return model, build(model, (torch.randn(shape),))
 
 

@@ -43,21 +43,24 @@ def _json(proc) -> dict:
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("init, forward, needle", [
-    ("", "time.sleep(600)", "timed out after 3 s while linting model Bad"),
-    ("time.sleep(600)", "", "timed out after 3 s while building model Bad"),
-    ("", "os._exit(7)", "the linting process exited with code 7 while linting model Bad"),
+@pytest.mark.parametrize("init, forward, code, needle", [
+    ("", "time.sleep(600)", "BNL004", "timed out after 3 s while linting model Bad"),
+    ("time.sleep(600)", "", "BNL003", "timed out after 3 s while building model Bad"),
+    ("", "os._exit(7)", "BNL004",
+     "the linting process exited with code 7 while linting model Bad"),
 ])
-def test_a_model_that_hangs_or_dies_loses_only_itself(write_model, init, forward, needle):
+def test_a_model_that_hangs_or_dies_loses_only_itself(write_model, init, forward, code, needle):
     path = _model_file(write_model, ("First", "", ""), ("Bad", init, forward),
                        ("Last", "", ""))
     proc = run_cli(path, "--timeout", "3", "--no-probe", "--format", "json")
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     report = _json(proc)
     assert [m["name"] for m in report["models"]] == ["First", "Last"]
-    assert [(e["path"], e["line"]) for e in report["errors"]] == [
-        (str(path), line_of(path, "class Bad"))]
-    assert needle in report["errors"][0]["message"]
+    assert report["errors"] == []
+    stopped = [f for f in report["findings"] if f["code"].startswith("BNL00")]
+    assert [(f["code"], f["path"], f["line"]) for f in stopped] == [
+        (code, str(path), line_of(path, "class Bad"))]
+    assert needle in stopped[0]["message"]
 
 
 def _strip_seconds(value):
@@ -77,11 +80,13 @@ def test_jobs_give_the_report_of_one_job(tmp_path):
     (folder / "broken.py").write_text("import torch\nraise ValueError('no')\n")
     args = ("--format", "json", "--probe-steps", "2")
     one, three = run_cli(folder, "-j", "1", *args), run_cli(folder, "-j", "3", *args)
-    assert one.returncode == three.returncode == 2, one.stderr
+    assert one.returncode == three.returncode == 1, one.stderr
     assert one.stderr == three.stderr
     first, second = _json(one), _json(three)
     assert _strip_seconds(first) == _strip_seconds(second)
-    assert first["summary"]["files"] == 4 and len(first["errors"]) == 1
+    assert first["summary"]["files"] == 4 and first["errors"] == []
+    assert [f["path"] for f in first["findings"] if f["code"] == "BNL002"] == [
+        str(folder / "broken.py")]
     assert [m["path"] for m in first["models"]] == sorted(m["path"] for m in first["models"])
 
 
@@ -175,7 +180,7 @@ def test_forged_events_on_small_descriptors_change_nothing(write_model):
     assert [m["name"] for m in report["models"]] == ["Net"] and report["errors"] == []
     without = write_model("import torch\n" + FORGE, name="nothing.py")
     proc = run_cli(without, "--no-probe")
-    assert proc.returncode == 2 and "no model found" in proc.stderr, proc.stderr
+    assert proc.returncode == 0 and "not linted: no model found" in proc.stdout, proc.stderr
 
 
 def test_writing_on_the_channel_itself_is_an_internal_error_not_a_pass(write_model):

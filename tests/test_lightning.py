@@ -88,8 +88,9 @@ def test_trainable_model_trains_probed_with_its_own_optimizer(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="bnlint"):
         trainer.fit(model, _loader())
     assert model.steps_run == 2 and trainer.global_step == 2
-    assert dict(callback.report.probe.optimizer) == {"name": "adam", "lr": 1e-3,
-                                                     "momentum": None}
+    probed = callback.report.probe.optimizer
+    assert (probed["name"], probed["lr"], probed["momentum"]) == ("adam", 1e-3, None)
+    assert probed["args"]["betas"] == [0.9, 0.999]
     assert [f.code for f in callback.report.findings if f.severity != "info"] == []
     assert "bnlint at the first training batch" in caplog.text
     metrics = _metrics(trainer)
@@ -116,14 +117,17 @@ def test_the_callback_leaves_training_as_it_would_be(tmp_path):
 
 def test_optimizers_map_to_what_the_probe_runs():
     params = [nn.Parameter(torch.zeros(2))]
-    assert probe_optimizer(torch.optim.SGD(params, lr=0.1, momentum=0.5)) == (
-        {"name": "sgd", "lr": 0.1, "momentum": 0.5}, [])
+    sgd = probe_optimizer(torch.optim.SGD(params, lr=0.1, momentum=0.5, nesterov=True))
+    assert sgd == ({"name": "sgd", "lr": 0.1, "momentum": 0.5, "dampening": 0,
+                    "weight_decay": 0, "nesterov": True, "maximize": False}, [])
     assert probe_optimizer(torch.optim.AdamW(params, lr=3e-4))[0]["name"] == "adamw"
     assert probe_optimizer(LALC(params, lr=0.1))[0]["name"] == "lalc"
-    notes = probe_optimizer(torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.9)))[1]
-    assert notes == ["the probe runs Adam with betas (0.9, 0.999)"]
-    config, notes = probe_optimizer(torch.optim.RMSprop(params, lr=1e-3))
-    assert config is None and "RMSprop is not an optimizer bnlint's probe runs" in notes[0]
+    adam = probe_optimizer(torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.9)))[0]
+    assert adam["betas"] == [0.5, 0.9]
+    rmsprop, notes = probe_optimizer(torch.optim.RMSprop(params, lr=1e-3, alpha=0.9))
+    assert (rmsprop["name"], rmsprop["alpha"], notes) == ("rmsprop", 0.9, [])
+    config, notes = probe_optimizer(torch.optim.LBFGS(params, lr=1e-3))
+    assert config is None and "LBFGS is not an optimizer bnlint's probe runs" in notes[0]
 
 
 def test_readme_lightning_snippet_runs(tmp_path, monkeypatch):

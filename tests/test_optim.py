@@ -164,3 +164,61 @@ def test_lars_relative_step_is_lr_times_eta():
     for p, b in zip(model.parameters(), before):
         if b.norm() > 0 and p.grad.norm() > 0:
             assert math.isclose((p.detach() - b).norm() / b.norm(), 2.0 * 0.01, rel_tol=1e-4)
+
+
+# ---------------------------------------------------------------- every optimizer's lr bound
+
+def test_the_config_table_matches_the_optimizers_signatures():
+    """config.OPTIMIZER_ARGS (read by the torch-free CLI) lists each optimizer's arguments."""
+    import inspect
+
+    import bnlint.optim
+    from bnlint.config import OPTIMIZER_ARGS
+    switches = {"params", "lr", "foreach", "fused", "capturable", "differentiable"}
+    for name, (class_name, args) in OPTIMIZER_ARGS.items():
+        made_by = getattr(bnlint.optim, class_name, None) or getattr(torch.optim, class_name)
+        assert set(args) == set(inspect.signature(made_by).parameters) - switches, name
+
+
+def _quadratic_end(name: str, lr: float, kwargs: dict, lam: float, steps: int) -> float:
+    """|theta| after ``steps`` steps of torch's optimizer on lam/2 theta^2 from theta = 1."""
+    theta = nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = getattr(torch.optim, name)([theta], lr=lr, **kwargs)
+    for _ in range(steps):
+        opt.zero_grad()
+        (0.5 * lam * theta ** 2).sum().backward()
+        opt.step()
+    return abs(theta.item())
+
+
+# A huge eps holds each adaptive preconditioner fixed (P = eps; a diverging run stops where its
+# squared gradient overflows float64 and P becomes inf), so the quadratic's iteration is
+# exactly the linear one bnlint/probing/stability.py derives its factors from.
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", {}), ("SGD", {"momentum": 0.9}), ("SGD", {"momentum": 0.9, "nesterov": True}),
+    ("SGD", {"momentum": 0.5, "dampening": 0.5}),
+    ("Adam", {"eps": 1e200}), ("AdamW", {"eps": 1e200, "weight_decay": 0.0}),
+    ("Adamax", {"eps": 1e200}), ("NAdam", {"eps": 1e200, "momentum_decay": 0.0}),
+    ("RMSprop", {"eps": 1e200}), ("RMSprop", {"eps": 1e200, "momentum": 0.5}),
+    ("Adagrad", {"eps": 1e200}), ("Adadelta", {"eps": 1e200})])
+def test_each_bound_is_where_torchs_optimizer_starts_to_diverge(name, kwargs):
+    from bnlint.probing import stability
+    lam = 3.0
+    if name == "SGD":
+        bound = stability.plain("sgd", kwargs.get("momentum", 0.0), kwargs).factor / lam
+    else:  # the bound the probe reads off the optimizer's state after a step
+        theta = nn.Parameter(torch.ones(1, dtype=torch.float64))
+        opt = getattr(torch.optim, name)([theta], lr=1.0, **kwargs)
+        (0.5 * lam * theta ** 2).sum().backward()
+        opt.step()
+        found = stability.adaptive(name.lower(), opt, [theta])
+        bound = found.factor / (lam * float(found.scales[0]) ** 2)
+    assert _quadratic_end(name, 0.9 * bound, kwargs, lam, 3000) < 1e-3
+    assert not _quadratic_end(name, 1.1 * bound, kwargs, lam, 3000) < 1e3  # or overflowed
+
+
+def test_nesterov_momentum_halves_the_heavy_ball_bound_and_more():
+    """At m = 0.9 Nesterov's limit is 2(1.9)/2.8 = 1.36/lambda, not heavy ball's 3.8/lambda."""
+    from bnlint.probing import stability
+    assert stability.heavy_ball(0.9, nesterov=True) == pytest.approx(3.8 / 2.8)
+    assert stability.moving_average(0.9) == pytest.approx(38.0)

@@ -16,7 +16,8 @@ from models import PreActResidual, bn_mlp
 from torch.func import functional_call
 
 from bnlint.api import probe
-from bnlint.config import PROBE_HVPS
+from bnlint.config import PROBE_HVPS, Optimizer
+from bnlint.probing import hessian
 from bnlint.probing import run as probe_mod
 
 
@@ -64,7 +65,6 @@ def _regression(std: float):
     model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
                           nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
                           nn.Linear(32, 1))
-    from bnlint.config import Optimizer
     result = probe(model, x, y, steps=20, optimizer=Optimizer("sgd", 0.05, 0.9))
     relative = result.history[-1].loss / float(y.var())
     return result.history[-1].dead_fraction, relative
@@ -88,12 +88,9 @@ def test_nan_weights_name_the_first_offending_module():
     assert result.first_nonfinite.step == 0
 
 
-def test_lr_ceiling_matches_the_full_hessian():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 12), nn.BatchNorm1d(12),
-                          nn.ReLU(), nn.Linear(12, 3))
-    x, y = torch.randn(48, 6), torch.randint(0, 3, (48,))
-    result = probe(model, x, y, steps=0)
+def _full_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The Hessian of the cross-entropy over every parameter of ``model``, flattened in
+    ``model.parameters()`` order."""
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
 
@@ -105,9 +102,51 @@ def test_lr_ceiling_matches_the_full_hessian():
         return F.cross_entropy(functional_call(model, params, (x,)), y)
 
     flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    top = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat))[-1].item()
+    return torch.autograd.functional.hessian(loss, flat)
+
+
+def _small_classifier() -> nn.Module:
+    return nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 12), nn.BatchNorm1d(12),
+                         nn.ReLU(), nn.Linear(12, 3))
+
+
+def test_lr_ceiling_matches_the_full_hessian():
+    torch.manual_seed(0)
+    model = _small_classifier()
+    x, y = torch.randn(48, 6), torch.randint(0, 3, (48,))
+    result = probe(model, x, y, steps=0)
+    top = torch.linalg.eigvalsh(_full_hessian(model, x, y))[-1].item()
     print(f"probe lambda_max {result.lr_ceiling.lambda_max:.4f}, full Hessian {top:.4f}")
-    assert result.lr_ceiling.sgd == pytest.approx(2 / top, rel=0.10)
+    assert result.lr_ceiling.lambda_max == pytest.approx(top, rel=0.10)
+    # the probe's default SGD has heavy-ball momentum 0.9
+    assert result.lr_ceiling.bound == pytest.approx(2 * 1.9 / top, rel=0.10)
+
+
+def test_preconditioned_sharpness_matches_the_full_hessian():
+    """top_eigenvalue with scale s is the top eigenvalue of S H S, i.e. of P^-1 H for
+    P = diag(s)^-2 (Adam's preconditioner in the probe)."""
+    torch.manual_seed(0)
+    model = _small_classifier()
+    x, y = torch.randn(48, 6), torch.randint(0, 3, (48,))
+    scales = [torch.rand(p.shape) + 0.1 for p in model.parameters()]
+    scales[-1] = torch.zeros_like(scales[-1])  # a coordinate the preconditioner leaves out
+    s = torch.cat([t.reshape(-1) for t in scales])
+    expected = torch.linalg.eigvalsh(s[:, None] * _full_hessian(model, x, y) * s[None])[-1]
+    found = hessian.top_eigenvalue(lambda: F.cross_entropy(model(x), y),
+                                   list(model.parameters()), iterations=60, scale=scales)
+    print(f"preconditioned: Lanczos {found.value:.4f}, full {expected.item():.4f}")
+    assert found.converged and found.value == pytest.approx(expected.item(), rel=0.05)
+
+
+@pytest.mark.parametrize("name, args", [("adam", {}), ("rmsprop", {"alpha": 0.9}),
+                                        ("nadam", {"betas": [0.8, 0.99]})])
+def test_adaptive_optimizers_get_a_preconditioned_bound_after_the_steps(name, args):
+    torch.manual_seed(0)
+    result = probe(_small_classifier(), torch.randn(48, 6), torch.randint(0, 3, (48,)),
+                   steps=4, optimizer=Optimizer(name, 1e-3, 0.0, args))
+    ceiling = result.lr_ceiling
+    assert ceiling.preconditioned and ceiling.step == 4 and ceiling.lambda_max > 0
+    assert result.optimizer["args"] == args and "lambda_P" in ceiling.eigenvalue
 
 
 def test_probe_does_not_touch_the_users_model():

@@ -77,16 +77,21 @@ def test_lr_far_above_the_ceiling_stays_a_warning_even_if_the_probe_sees_no_rise
     assert 0.05 / bound >= 10 and finding.severity == "warning"
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_sgd_lr_bound_is_not_applied_to_adaptive_optimizers(name):
-    """2(1+momentum)/lambda_max bounds SGD's step; Adam's step is preconditioned."""
+def test_adams_lr_bound_is_the_preconditioned_one_and_lalcs_has_none():
+    """2(1+momentum)/lambda_max bounds SGD's step; Adam's is preconditioned, so its bound is
+    (2+2 beta1)/((1-beta1) lambda_P) after the probe's steps; LALC clips its steps."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 1))
-    config = Config(probe_steps=2, optimizer=Optimizer(name, 50.0))
-    report = bnlint.lint(model, torch.randn(64, 32), config=config)
-    assert "BNL905" not in {f.code for f in report.findings}
-    assert report.probe.lr_ceiling is None and "lr_ceiling" not in report.suggestions
-    assert any(f"not of {name}" in note for note in report.probe.notes)
+    adam = bnlint.lint(model, torch.randn(64, 32),
+                       config=Config(probe_steps=2, optimizer=Optimizer("adam", 50.0)))
+    finding = next(f for f in adam.findings if f.code == "BNL905")
+    assert "of adam ((2+2 beta1)/((1-beta1) lambda_P), beta1 = 0.9" in finding.message
+    assert finding.evidence.measured["preconditioned"] and finding.evidence.measured["step"] == 2
+    lalc = bnlint.lint(model, torch.randn(64, 32),
+                       config=Config(probe_steps=2, optimizer=Optimizer("lalc", 50.0)))
+    assert "BNL905" not in {f.code for f in lalc.findings}
+    assert lalc.probe.lr_ceiling is None and "lr_ceiling" not in lalc.suggestions
+    assert any("lalc clips each tensor's step" in note for note in lalc.probe.notes)
     sgd = bnlint.lint(model, torch.randn(64, 32),
                       config=Config(probe_steps=2, optimizer=Optimizer("sgd", 50.0)))
     finding = next(f for f in sgd.findings if f.code == "BNL905")

@@ -157,26 +157,29 @@ def _probed(ceiling: LrCeiling, findings=()) -> ModelReport:
     return ModelReport("net", "net.py", 1, {}, list(findings), probe)
 
 
+def _ceiling(lambda_max: float, **measured) -> LrCeiling:
+    """SGD with heavy-ball momentum 0.9: the ceiling 3.8 / lambda_max."""
+    return LrCeiling(lambda_max=lambda_max, factor=3.8, preconditioned=False, step=0,
+                     formula="2(1+m)/((1-d) lambda_max), heavy-ball momentum m = 0.9",
+                     **measured)
+
+
 def test_an_unconverged_lr_ceiling_is_a_range_from_the_ritz_value_and_its_residual():
     # lambda = 1000 +- 250 after 10 products: the ceiling 3.8/lambda spans 3.8/1250 .. 3.8/1000
-    ceiling = LrCeiling(lambda_max=1000.0, sgd=0.002, with_momentum=0.0038, iterations=10,
-                        converged=False, configured_lr=0.01, residual=250.0)
+    ceiling = _ceiling(1000.0, iterations=10, converged=False, configured_lr=0.01, residual=250.0)
     line = text.probe_line(_probed(ceiling))
     assert "; lr ceiling 0.003..0.0038 < lr 0.01: BNL905 deselected or suppressed (Lanczos " \
            "unconverged after 10 products)" in line, line
-    converged = LrCeiling(lambda_max=1000.0, sgd=0.002, with_momentum=0.0038, iterations=6,
-                          converged=True, configured_lr=0.01, residual=1.0)
+    converged = _ceiling(1000.0, iterations=6, converged=True, configured_lr=0.01, residual=1.0)
     assert "; lr ceiling 0.0038 < lr 0.01: BNL905 deselected or suppressed;" in \
         text.probe_line(_probed(converged))
-    around = LrCeiling(lambda_max=100.0, sgd=0.02, with_momentum=0.038, iterations=10,
-                       converged=False, configured_lr=0.01, residual=900.0)
+    around = _ceiling(100.0, iterations=10, converged=False, configured_lr=0.01, residual=900.0)
     assert "; lr ceiling 0.0038..0.038 around lr 0.01 (Lanczos" in text.probe_line(
         _probed(around))
 
 
 def test_a_ratio_the_probe_could_not_take_says_why():
-    ceiling = LrCeiling(lambda_max=10.0, sgd=0.2, with_momentum=0.38, iterations=6,
-                        converged=True, configured_lr=0.01)
+    ceiling = _ceiling(10.0, iterations=6, converged=True, configured_lr=0.01)
     model = _probed(ceiling)
     history = model.probe.history
     model.probe = dataclasses.replace(model.probe, history=(

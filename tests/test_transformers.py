@@ -92,6 +92,22 @@ def test_the_probe_runs_on_each_model(models_file):
         assert "cross-entropy" in model["probe"]["loss"]
 
 
+def test_post_ln_bert_is_told_apart_from_pre_ln_gpt2_and_vit(models_file):
+    """BERT adds then normalises (post-LN: two sublayers per layer); GPT-2 and ViT normalise
+    each branch's input (pre-LN). BNL501 needs an Adam-like lr of at least 5e-4 and no warm-up;
+    2 layers is shallow, so it is info."""
+    proc = run_cli(models_file, "--no-probe", "--optimizer", "adamw,lr=1e-3", "--format", "json")
+    found = {m["name"]: [f for f in m["findings"] if f["code"] == "BNL501"]
+             for m in json.loads(proc.stdout)["models"]}
+    assert found["tiny_gpt2"] == found["tiny_vit"] == []
+    (bert,) = found["tiny_bert"]
+    assert bert["severity"] == "info" and len(bert["evidence"]["post_ln_sublayers"]) == 4
+    assert bert["module"] == "bert.encoder.layer.0.attention.output.LayerNorm"
+    warmed = run_cli(models_file, "--no-probe", "--optimizer", "adamw,lr=1e-3",
+                     "--warmup-steps", "1000", "--format", "json")
+    assert "BNL501" not in warmed.stdout
+
+
 @pytest.mark.slow
 def test_no_static_warning_on_bert_gpt2_and_vit_at_their_default_configs(tmp_path):
     path = tmp_path / "defaults.py"

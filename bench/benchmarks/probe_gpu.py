@@ -59,7 +59,7 @@ def in_process(device: str) -> None:
         for r in runs.values():
             diff = max_relative_difference({s.key: s.init.get("weight_grad") for s in r.layers},
                                            cpu)
-            ceiling = r.lr_ceiling.sgd if r.lr_ceiling else float("nan")
+            ceiling = 2.0 / r.lr_ceiling.lambda_max if r.lr_ceiling else float("nan")
             print(f"| {name} | {r.device} | {r.seconds:.2f} | {r.grad_ratio:.4g} | "
                   f"{r.dead_fraction or 0:.3f} | {ceiling:.3g} | {diff:.2e} |")
 

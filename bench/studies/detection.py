@@ -44,7 +44,7 @@ Detectors, each compared with "problem":
    same training run as the ground truth: see ``AutoTrainer``. Its time to verdict is the
    training time until it flags, or the whole run when it never does.
 
-bnlint is told the variant's optimizer and peak lr (its Config has no warm-up). The summary
+bnlint is told the variant's optimizer, peak lr and warm-up steps (0: none). The summary
 gives each set's recall, precision and error findings on fine models with 95% Wilson
 intervals.
 """
@@ -302,7 +302,7 @@ class LintResult:
 
 
 def run_bnlint(v: Variant, model: nn.Module, t: Task, probe: bool) -> LintResult:
-    config = Config(probe=probe, optimizer=bnlint_optimizer(v))
+    config = Config(probe=probe, optimizer=bnlint_optimizer(v), warmup_steps=v.warmup)
     model = copy.deepcopy(model)
     x, y = t.x[:N_LINT], t.lint_targets(N_LINT)
     start = time.perf_counter()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import config as defaults
-from ..errors import InputError
+from ..errors import NOT_LINTED, InputError, UserCodeError
 from ..model.sandbox import first_line, run_forward
 from ..model.traced import fx_trace
 from . import hf, sizes
@@ -149,7 +149,8 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
-                 device: torch.device | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
+                 device: torch.device | None = None,
+                 line: int | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
     """Inputs a transformers model's config describes, else inferred from the first
     Conv/Linear/Embedding (the first candidate shape that runs, tried on the model's device);
     on ``device`` (default: the model's), and how they were chosen."""
@@ -160,12 +161,14 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
     how = ("Give them: --input-shape 8,3,32,32, an example_inputs() function or EXAMPLE_INPUTS "
            "value in the model file, or input-shape in [tool.bnlint].")
     if layer is None:
-        raise InputError(f"cannot infer example inputs for {name}: it has no Conv, Linear or "
-                         "Embedding layer to read the input size from.", path=str(path), hint=how)
+        raise UserCodeError(NOT_LINTED, f"not linted: cannot infer example inputs for {name}: "
+                            "it has no Conv, Linear or Embedding layer to read the input size "
+                            "from.", path=str(path), line=line, hint=how)
     if isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params():
-        raise InputError(f"cannot infer example inputs for {name}: its first layer "
-                         f"({type(layer).__name__}) is lazy, so its input size is not known "
-                         "until it runs.", path=str(path), hint=how)
+        raise UserCodeError(NOT_LINTED, f"not linted: cannot infer example inputs for {name}: "
+                            f"its first layer ({type(layer).__name__}) is lazy, so its input "
+                            "size is not known until it runs.", path=str(path), line=line,
+                            hint=how)
     trial = model_device(model)
     chosen = _candidates(model, layer, batch)
     for shape in chosen.shapes:
@@ -181,10 +184,11 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
         except InputError as exc:
             last = exc
     tried = " or ".join(str(s) for s in chosen.shapes)
-    raise InputError(last.message, path=last.path, line=last.line,
-                     hint=f"bnlint inferred inputs of shape {tried} for {name} from "
-                          f"{chosen.why}; if the model expects others, "
-                          + how[0].lower() + how[1:])
+    # the inputs were bnlint's guess, so a forward that fails on each is not shown to be wrong
+    raise UserCodeError(
+        NOT_LINTED, f"not linted: {last.message[:1].lower()}{last.message[1:]}", last.path,
+        last.line, f"bnlint inferred inputs of shape {tried} for {name} from {chosen.why}; "
+                   "if the model expects others, " + how[0].lower() + how[1:])
 
 
 def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:
@@ -223,5 +227,5 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
     if config_shapes:
         return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
                       "from input-shape in the config (random values)")
-    tensors, how = infer_inputs(found.model, found.name, batch, path, device)
+    tensors, how = infer_inputs(found.model, found.name, batch, path, device, found.line)
     return Inputs(tensors, "inferred", how + " (random values)")

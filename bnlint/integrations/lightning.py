@@ -23,23 +23,24 @@ from .. import config as config_mod
 from ..api import lint
 from ..config import Config
 from ..findings import SEVERITY_RANK, ModelReport, Report
-from ..optim import LALC
 from ..output import text
 from ..testing import configured
 
 log = logging.getLogger("bnlint")
 
-# The optimizers bnlint's probe runs (config.OPTIMIZERS), by class: a subclass maps to the
-# nearest one in its MRO (AdamW before Adam).
-OPTIMIZER_NAMES: dict[type, str] = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam",
-                                    torch.optim.AdamW: "adamw", LALC: "lalc"}
+def _optimizer_classes() -> dict[type, str]:
+    """The optimizers bnlint's probe runs (config.OPTIMIZER_ARGS), by class."""
+    from .. import optim as bnlint_optim
+    return {(getattr(bnlint_optim, cls, None) or getattr(torch.optim, cls)): name
+            for name, (cls, _) in config_mod.OPTIMIZER_ARGS.items()}
 
 
 def probe_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any] | None, list[str]]:
-    """The ``optimizer`` config that makes the probe run as ``optimizer`` will (name, lr and
-    momentum of its first parameter group), or None; with notes on what the probe cannot copy."""
-    name = next((OPTIMIZER_NAMES[c] for c in type(optimizer).__mro__ if c in OPTIMIZER_NAMES),
-                None)
+    """The ``optimizer`` config that makes the probe run as ``optimizer`` will (name, lr and the
+    other arguments of its first parameter group), or None; with notes on what the probe cannot
+    copy. A subclass maps to the nearest class in its MRO (AdamW before Adam)."""
+    classes = _optimizer_classes()
+    name = next((classes[c] for c in type(optimizer).__mro__ if c in classes), None)
     if name is None:
         return None, [f"{type(optimizer).__name__} is not an optimizer bnlint's probe runs "
                       f"({', '.join(config_mod.OPTIMIZERS)}): it measured with SGD (lr "
@@ -50,13 +51,11 @@ def probe_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any] | 
     if len({float(g["lr"]) for g in optimizer.param_groups}) > 1:
         notes.append("the parameter groups have different learning rates; the probe used the "
                      "first group's for all")
-    momentum = float(group.get("momentum", 0.0)) if name in ("sgd", "lalc") else 0.0
-    if name == "sgd" and group.get("nesterov"):
-        notes.append("the probe runs SGD without Nesterov momentum")
-    if name in ("adam", "adamw") and (tuple(group["betas"]) != (0.9, 0.999)
-                                      or group.get("amsgrad")):
-        notes.append(f"the probe runs {type(optimizer).__name__} with betas (0.9, 0.999)")
-    return {"name": name, "lr": float(group["lr"]), "momentum": momentum}, notes
+    known = config_mod.OPTIMIZER_ARGS[name][1]
+    args = {k: list(v) if isinstance(v, tuple) else v
+            for k, v in group.items() if k in known and k != "momentum"}
+    return {"name": name, "lr": float(group["lr"]), "momentum": float(group.get("momentum", 0.0)),
+            **args}, notes
 
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor | None]:

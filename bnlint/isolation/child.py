@@ -2,7 +2,9 @@
 (or, for --fix, run each), sending every model's result as soon as it is done.
 
 Messages (each to the server): phase {what, model, line}; models {models}; model {report};
-model_error {model, line, error}; error {error}; crash {traceback, model?, line?}; end.
+model_error {model, line, error}; error {error}; crash {traceback, model?, line?}; end. An error
+with a ``code`` is a problem in the user's code (a UserCodeError), which the parent reports as
+a finding of that 0xx rule; the others go on after it.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ class Task:
 
 def run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
     from ..discover.models import NoModelError
-    from ..errors import InputError
+    from ..errors import NOT_LINTED, InputError, UserCodeError
 
     try:
         _run(task, request, rules, send)
     except NoModelError as exc:
-        if request["config"]["allow_no_models"] or task.skip:  # a retry found none left
-            send("models", models=[])
-        else:
-            send("error", error=exc.to_dict())
+        send("models", models=[])
+        # quiet: allow-no-models, a folder's file (a utils.py), or a retry that found none left
+        if not (request["config"]["allow_no_models"] or task.skip
+                or task.path in request.get("may_be_empty", ())):
+            send("error", error=UserCodeError(NOT_LINTED, f"not linted: {exc.message}",
+                                              exc.path, exc.line, exc.hint).to_dict())
     except InputError as exc:
         send("error", error=exc.to_dict())
     except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input
@@ -52,8 +56,9 @@ def _run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
 
     path = Path(task.path)
     config = Config.from_dict(request["config"])
-    if task.selected is not None:
-        config = dataclasses.replace(config, model=task.selected)
+    if task.selected is not None:  # the names left, with the arguments --model gave them
+        calls = [m for m in config.model if "(" in m and m.split("(")[0].strip() in task.selected]
+        config = dataclasses.replace(config, model=[*task.selected, *calls])
     verify = request.get("mode") == "verify"
     torch.manual_seed(0)  # the file's own random example inputs and init: the same every run
     send("phase", what="importing the file", model=None, line=None)
@@ -63,8 +68,11 @@ def _run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
         send("phase", what=f"building model {name}", model=name, line=line)
         torch.manual_seed(0)  # each model's init is the same with or without the others
 
-    found = models.find_models(module, path, config.model, task.skip, building)
+    discovery = models.find_models(module, path, config.model, task.skip, building)
+    found = discovery.models
     send("models", models=[{"name": f.name, "line": f.line} for f in found])
+    for problem in discovery.problems:  # what could not be built: the others go on
+        send("error", error=problem.to_dict())
     for f in found:
         send("phase", what=f"linting model {f.name}", model=f.name, line=f.line)
         try:

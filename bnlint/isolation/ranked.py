@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
 from ..findings import ModelReport, Report
+from ..rules import problems
 from ..rules.catalog import Rule
 
 # The launchers running now, for runner.stop_all to end on a signal.
@@ -36,7 +37,7 @@ class Worker:
     def __init__(self, verbose: bool, nproc: int):
         self.grace = self.LAUNCH_GRACE
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bnlint.isolation.launch"], stdin=subprocess.PIPE,
+            [sys.executable, "-P", "-m", "bnlint.isolation.launch"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         live.add(self)
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
@@ -93,10 +94,18 @@ class Worker:
         return (" Its last output: " + " | ".join(lines)) if lines else ""
 
 
-def _timed_out(path: str, what: str, timeout: float) -> InputError:
-    return InputError(f"timed out after {timeout:g} s while {what}.", path=path,
-                      hint="If the model is just slow, raise --timeout; if it hangs, the code "
-                           "run while " + what + " is where to look.")
+def _stopped_code(what: str) -> str:
+    """The rule of a run the model code stopped, by what the launcher was doing."""
+    if what.startswith(("importing", "starting")):
+        return IMPORT_FAILED
+    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
+
+
+def _timed_out(path: str, what: str, timeout: float) -> UserCodeError:
+    return UserCodeError(_stopped_code(what), f"timed out after {timeout:g} s while {what}.",
+                         path=path,
+                         hint="If the model is just slow, raise --timeout; if it hangs, the "
+                              "code run while " + what + " is where to look.")
 
 
 def _first_left(files: list[str], finished: set[str]) -> str:
@@ -152,8 +161,9 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 break
         else:  # the channel closed before "done": the process died
             failed = current or _first_left(remaining, finished)
-            yield failed, InputError(
-                f"the linting process {worker.exit_status()} while {what}.", path=failed,
+            yield failed, UserCodeError(
+                _stopped_code(what), f"the linting process {worker.exit_status()} while {what}.",
+                path=failed,
                 hint="The model code may call os._exit or crash the interpreter." + worker.tail())
             finished.add(failed)
         worker.kill()
@@ -171,8 +181,10 @@ def run(files: list[str], config: Config, rules: dict[str, Rule],
     """Lint ``files`` with each model's probe across ``nproc`` ranks on this host."""
     report = Report(files=len(files))
     request = _request(config, rules, cli_input_shape)
-    for _, outcome in _drive(files, request, config.timeout, verbose, None, nproc):
-        if isinstance(outcome, InputError):
+    for path, outcome in _drive(files, request, config.timeout, verbose, None, nproc):
+        if isinstance(outcome, UserCodeError):
+            problems.report(report, outcome, path, config, rules)
+        elif isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:
             report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])

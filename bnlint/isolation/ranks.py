@@ -114,7 +114,9 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
     with meta.parameters_on_meta(ranks.rank, ranks.world) as built:
         module = load.load_module(path)
         board.phase(str(path), "building the models")
-        found_models = models.find_models(module, path, config.model)
+        # across ranks only the models are linted; the single-process worker reports what
+        # could not be built (Discovery.problems)
+        found_models = models.find_models(module, path, config.model).models
     reports = []
     for found in found_models:
         board.phase(str(path), f"linting model {found.name}")

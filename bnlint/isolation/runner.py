@@ -15,12 +15,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import InputError, UserCodeError
 from ..findings import ModelReport, Report
+from ..rules import problems
 from ..rules.catalog import Rule
 from . import channel, ranked
 
@@ -64,8 +65,12 @@ class Worker:
     def __init__(self, verbose: bool):
         self.token = channel.new_token()
         read, write = os.pipe()
+        # -P: the current folder is not put on sys.path, so a bisect.py or numpy.py there
+        # cannot shadow the standard library or an installed package (each child puts its
+        # file's package root on the path itself)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bnlint.isolation.server", str(write)], stdin=subprocess.PIPE,
+            [sys.executable, "-P", "-m", "bnlint.isolation.server", str(write)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write,),
             start_new_session=True)
         os.close(write)
@@ -198,22 +203,29 @@ def _request(files: list[str], config: Config, rules: dict[str, Rule],
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
-        worker: Worker | None = None, jobs: int = 1, nproc: int | None = None) -> Report:
+        worker: Worker | None = None, jobs: int = 1, nproc: int | None = None,
+        may_be_empty: Collection[str] = ()) -> Report:
     """Lint ``files``, ``jobs`` at a time, in ``worker`` (a fresh one when None or dead); with
-    ``nproc``, one after another with each model's probe across that many ranks."""
+    ``nproc``, one after another with each model's probe across that many ranks. Files in
+    ``may_be_empty`` (found in a folder) are skipped when they define no model."""
     if nproc:
         return ranked.run(files, config, rules, cli_input_shape, verbose, nproc)
     report = Report(files=len(files))
     if not files:
         return report
-    request = _request(files, config, rules, cli_input_shape, verbose, jobs)
+    request = {**_request(files, config, rules, cli_input_shape, verbose, jobs),
+               "may_be_empty": list(may_be_empty)}
     reports, errors, _ = _collect(files, request, worker, verbose)
     for i in range(len(files)):
         try:
             report.models.extend(ModelReport.from_dict(m) for m in reports[i])
         except (KeyError, TypeError, ValueError) as exc:
             errors[i].append(_internal(f"a malformed model report ({exc})", files[i]))
-        report.errors.extend(errors[i])
+        for error in errors[i]:
+            if isinstance(error, UserCodeError):
+                problems.report(report, error, files[i], config, rules)
+            else:
+                report.errors.append(error)
     return report
 
 
@@ -221,10 +233,13 @@ def verify(sources: dict[str, str], config: Config, rules: dict[str, Rule],
            cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
            worker: Worker | None = None, jobs: int = 1) -> dict[str, InputError | list[str]]:
     """Import each patched source as if it were the file at its path, build its models and
-    run their forward passes: the names of the models built, or the (first) error."""
+    run their forward passes: the names of the models built, or the (first) error (a problem
+    in the code fails it when its rule is an error, not a "not linted" note)."""
     files = list(sources)
     request = {**_request(files, config, rules, cli_input_shape, verbose, jobs),
                "mode": "verify", "sources": sources}
     reports, errors, _ = _collect(files, request, worker, verbose)
-    return {path: errors[i][0] if errors[i] else [str(m.get("name")) for m in reports[i]]
+    failed = [[e for e in errors[i] if not isinstance(e, UserCodeError)
+               or rules[e.code].severity == "error"] for i in range(len(files))]
+    return {path: failed[i][0] if failed[i] else [str(m.get("name")) for m in reports[i]]
             for i, path in enumerate(files)}

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError
+from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
 from . import channel, child
 
 _PR_SET_PDEATHSIG = 1
@@ -258,8 +258,9 @@ class Server:
         what, model, line = run.phase
         path, timeout = run.task.path, request["timeout"]
         if run.problem == "timeout":
-            error = InputError(
-                f"timed out after {timeout:g} s while {what}.", path=path, line=line,
+            error = UserCodeError(
+                _stopped_code(what), f"timed out after {timeout:g} s while {what}.", path=path,
+                line=line,
                 hint="If the model is just slow, raise --timeout; if it hangs, the code run "
                      f"while {what} is where to look.")
         elif run.problem:
@@ -271,9 +272,10 @@ class Server:
                      "are not trusted.")
         else:
             tail = [t.strip() for t in run.tail if t.strip()][-5:]
-            error = InputError(
-                f"the linting process {_describe(run.status)} while {what}.", path=path,
-                line=line, hint="The model code may call os._exit or crash the interpreter."
+            error = UserCodeError(
+                _stopped_code(what), f"the linting process {_describe(run.status)} while {what}.",
+                path=path, line=line,
+                hint="The model code may call os._exit or crash the interpreter."
                 + (" Its last output: " + " | ".join(tail) if tail else ""))
         self._error(run, error)
         if model is None or request.get("mode") == "verify":  # a patched file fails as a whole
@@ -287,6 +289,13 @@ class Server:
             return child.Task(path, None, run.task.skip | {model})
         left = [n for n in selected if n != model]
         return child.Task(path, left, run.task.skip | {model}) if left else None
+
+
+def _stopped_code(what: str) -> str:
+    """The rule of a child the model code stopped (a hang, a crash), by what it was doing."""
+    if what.startswith("importing"):
+        return IMPORT_FAILED
+    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
 
 
 def _kill(pid: int) -> None:

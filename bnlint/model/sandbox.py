@@ -1,5 +1,5 @@
 """Running the user's forward pass safely: no grad, the model left as it was, and a failure in
-the user's code turned into an InputError that names its line."""
+the user's code turned into a UserCodeError that names its line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import FORWARD_FAILED, UserCodeError
 from . import sites
 
 
@@ -43,7 +43,7 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
                 train: bool = False) -> Any:
     """Run a forward pass without grad, leaving the model as it was; ``train`` runs it in
     training mode (batch statistics) when the batch allows. A failure in the user's code
-    becomes an InputError naming the line."""
+    becomes a UserCodeError naming the line."""
     batch = inputs[0].shape[0] if inputs and isinstance(inputs[0], torch.Tensor) \
         and inputs[0].dim() else 0
     try:
@@ -58,7 +58,8 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
             hint = (f"The forward calls itself (or nested modules) deeper than Python's "
                     f"recursion limit of {sys.getrecursionlimit()} frames allows; write the "
                     "recursion as a loop, or nest fewer modules.")
-        raise InputError(
+        raise UserCodeError(
+            FORWARD_FAILED,
             f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
             path=site.path if site else None, line=site.line if site else None,
             hint=hint) from None

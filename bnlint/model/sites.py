@@ -49,13 +49,24 @@ class Site:
         return asdict(self)
 
 
+_CLAIMED: set[str] = set()  # files linted as the user's though under an installed package
+
+
+def claim(filename: str) -> None:
+    """Treat ``filename`` as user code even inside an installed package (bnlint was given a
+    library's model file: its findings point into it)."""
+    _CLAIMED.add(os.path.realpath(filename))
+    is_library_file.cache_clear()
+
+
 @functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
-    """True for torch, bnlint, the standard library and installed packages: frames we look
-    past to the user's."""
+    """True for torch, bnlint, the standard library and installed packages (but a file
+    :func:`claim` names): frames we look past to the user's."""
     if filename.startswith("<"):
         return True
-    return os.path.realpath(filename).startswith(_LIBRARY_DIRS)
+    real = os.path.realpath(filename)
+    return real not in _CLAIMED and real.startswith(_LIBRARY_DIRS)
 
 
 def frame_site(frame: types.FrameType, lasti: int | None = None,

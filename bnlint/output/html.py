@@ -150,6 +150,10 @@ def html(report: Report) -> str:
     """The whole page."""
     summary = report.summary()
     by_file: dict[str, list[ModelReport]] = {}
+    problems: dict[str, list[Finding]] = {}
+    for f in sorted(report.file_findings, key=Finding.sort_key):
+        problems.setdefault(f.path or "(no file)", []).append(f)
+        by_file.setdefault(f.path or "(no file)", [])
     for model in report.models:
         by_file.setdefault(model.path or "(no file)", []).append(model)
     body = [f"<h1>bnlint report</h1><p class='summary'>{summary['findings']} finding(s): "
@@ -158,6 +162,7 @@ def html(report: Report) -> str:
             f"{VERSION}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>"]
     for path, models in by_file.items():
         body.append(f"<section><h2>{escape(relative(path) or path)}</h2>"
+                    + "".join(_finding(f) for f in problems.get(path, []))
                     + "".join(_model(m) for m in models) + "</section>")
     if report.errors:
         body.append("<section><h2>Errors</h2>" + "".join(

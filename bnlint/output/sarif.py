@@ -87,9 +87,11 @@ def _sarif_result(f: Finding, index: int, model: str) -> dict[str, Any]:
 
 def sarif(report: Report, rules: dict[str, Rule]) -> str:
     codes = list(rules)
-    findings = [f for m in report.models for f in m.findings if f.code in rules]
-    results = [_sarif_result(f, codes.index(f.code), m.name) for m in report.models
-               for f in m.findings if f.code in rules]
+    # the problems in the user's code first (no model holds them), then each model's findings
+    pairs = [(f, f.message) for f in report.file_findings if f.code in rules] + [
+        (f, m.name) for m in report.models for f in m.findings if f.code in rules]
+    findings = [f for f, _ in pairs]
+    results = [_sarif_result(f, codes.index(f.code), name) for f, name in pairs]
     notes = [{"level": "error", "message": {"text": e.render()}} for e in report.errors]
     # The most severe first, in report order within a severity: the ones a cut keeps.
     ranked = sorted(range(len(findings)), key=lambda i: -SEVERITY_RANK[findings[i].severity])

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..findings import ModelReport, Report
+from ..findings import Finding, ModelReport, Report
 from ..measurement import ProbeResult
 from .paths import relative
 
@@ -199,15 +199,18 @@ def text(report: Report, colour: bool) -> str:
     shared = _shared(report.models)
     probed = [m for m in report.models if m.probe]
     width = max((len(node_id(m)) for m in probed), default=0)
-    lines = []
+    def finding(f: Finding, model: str, suffix: str = "") -> str:
+        where = style(_where(f.path, f.line, f.column, model), bold=True)
+        code = style(f.code, fg=_COLOURS[f.severity], bold=True)
+        fixable = " [*]" if f.fix and f.fix.diff and f.fix.applicability == "safe" else ""
+        return f"{where} {code}{fixable} {f.severity}: {f.text()}{suffix}"
+
+    lines = [finding(f, "") for f in sorted(report.file_findings, key=Finding.sort_key)]
     several = {m.path for m in report.models if sum(x.path == m.path for x in report.models) > 1}
     for model in report.models:
         for f in model.findings:
-            where = style(_where(f.path, f.line, f.column, model.name), bold=True)
-            code = style(f.code, fg=_COLOURS[f.severity], bold=True)
-            fixable = " [*]" if f.fix and f.fix.diff and f.fix.applicability == "safe" else ""
-            suffix = f" [{model.name}]" if model.path in several else ""
-            lines.append(f"{where} {code}{fixable} {f.severity}: {f.text()}{suffix}")
+            lines.append(finding(f, model.name,
+                                 f" [{model.name}]" if model.path in several else ""))
         summary = probe_line(model, shared)
         under = note_lines(model) + suggestion_lines(model)
         if summary:

@@ -1,9 +1,9 @@
 """Learning-rate settings suggested from the probe's measurement, each with its source and,
 where there is something to paste, a snippet.
 
-- ``lr_ceiling``: 2(1+momentum)/lambda_max at initialisation, with what the probe's own training
-  steps showed at its lr (BatchNorm-fed weights are scale-invariant, so a bound at init can be
-  far below an lr that trains fine).
+- ``lr_ceiling``: the optimizer's stable-step bound (bnlint/probing/stability.py), with what
+  the probe's own training steps showed at its lr (BatchNorm-fed weights are scale-invariant,
+  so a bound at init can be far below an lr that trains fine).
 - ``warmup``: when the probe saw a temporal gradient explosion, the steps it took to subside at
   the probe's lr; with a larger configured lr, a LinearLR warm-up from the probe's lr to it.
 - ``optimizer``: LALC-style layer-wise clipping when gradients explode with depth.
@@ -56,7 +56,7 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
         out["lr_ceiling"] = {
             "value": ceiling, "lr": lr, "probe_lr_stable": stable,
             "configured": bool(config.optimizer and config.optimizer.lr),
-            "source": f"2(1+momentum)/lambda_max at initialisation, lambda_max = "
+            "source": f"{probe.lr_ceiling.formula}, {probe.lr_ceiling.eigenvalue} = "
                       f"{probe.lr_ceiling.lambda_max:.3g}; {seen}"}
     settled = _settled(probe, threshold)
     if settled is not None:

@@ -48,26 +48,38 @@ def _by_deadline(deadline: float | None) -> Callable[[float], bool]:
 
 def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Vector, *,
                    iterations: int = 30, tol: float = 0.05, deadline: float | None = None,
-                   generator: torch.Generator | None = None) -> Eigen:
-    """The largest eigenvalue of the Hessian of ``loss_fn()`` w.r.t. ``params``, by
+                   generator: torch.Generator | None = None,
+                   scale: Vector | None = None) -> Eigen:
+    """The largest eigenvalue of the Hessian H of ``loss_fn()`` w.r.t. ``params``, by
     :func:`lanczos` with exact Hessian-vector products by double backward, from a random
     start drawn with ``generator``. ``deadline`` (time.monotonic) is a safety stop only: no
-    product starts once the one before it says it would end past it."""
+    product starts once the one before it says it would end past it.
+
+    With ``scale`` (one tensor per parameter, s = P^-1/2 for a diagonal preconditioner P), the
+    largest eigenvalue of S H S, S = diag(s): the *preconditioned* sharpness, since S H S and
+    P^-1 H = S^2 H have the same eigenvalues. A zero in s leaves that coordinate out."""
     start = time.monotonic()
     loss = loss_fn()
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    used = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
-    params, grads = [p for p, _ in used], [g for _, g in used]
+    used = [(p, g, s) for p, g, s in zip(params, grads, scale or [None] * len(params))
+            if g is not None and g.requires_grad]
+    params, grads = [p for p, _, _ in used], [g for _, g, _ in used]
+    scales = [s for _, _, s in used] if scale is not None else None
     if not params:  # the loss is linear in every parameter: its Hessian is zero
         return Eigen(0.0, 0, True)
 
     def hvp(v: Vector) -> Vector:
+        if scales is not None:
+            v = [x * s for x, s in zip(v, scales)]
         out = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True,
                                   allow_unused=True)
-        return [torch.zeros_like(x) if h is None else h for h, x in zip(out, v)]
+        out = [torch.zeros_like(x) if h is None else h for h, x in zip(out, v)]
+        return out if scales is None else [h * s for h, s in zip(out, scales)]
 
     first = [torch.randn(p.shape, generator=generator, device="cpu").to(p.device, p.dtype)
              for p in params]
+    if scales is not None:  # start in the coordinates the preconditioner keeps
+        first = [x * (s != 0) for x, s in zip(first, scales)]
     return lanczos(hvp, first, iterations=iterations, tol=tol, late=_by_deadline(deadline),
                    first_cost=time.monotonic() - start)
 

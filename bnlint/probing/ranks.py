@@ -181,12 +181,15 @@ class ShardedRun(_Run):
         with GlobalBatchNorm():
             return super().forward()
 
-    def curvature(self, products: int, deadline: float) -> hessian.Eigen:
+    def curvature(self, products: int, deadline: float,
+                  scale: list[torch.Tensor] | None = None) -> hessian.Eigen:
         """The top Hessian eigenvalue by Lanczos on central differences of gradients, from at
         most ``products`` of them. The weights and buffers are as they were afterwards, and
         the gradients too: computed again rather than kept, so that at most five shards of the
         model are held at once (weights, their copy, and three Lanczos vectors, one of them
         the gradient buffer that each product accumulates into)."""
+        if scale is not None:
+            raise RuntimeError("the preconditioned sharpness is not estimated across processes")
         params = [p for p in self.model.parameters() if p.requires_grad]
         shards = [self.local(p).detach() for p in params]
         buffers = [b.clone() for b in self.model.buffers()]

@@ -3,8 +3,9 @@ model, as planned before it runs (:mod:`.plan`: batch, resolution, steps and Hes
 products from the model's FLOPs, never from the clock). It measures what the static rules
 predict: per-layer activation statistics, dead ReLUs, gradient norms and the first/last
 gradient ratio, sample correlation (which Paik & Choi, arXiv:2304.11692, show offsets BN-ReLU
-gradient explosion), the first module to produce NaN/Inf, and the learning-rate ceiling
-2 / lambda_max.
+gradient explosion), the first module to produce NaN/Inf, and the optimizer's learning-rate
+ceiling (:mod:`.stability`: factor / lambda_max of the Hessian at initialisation, or of the
+preconditioned Hessian after the steps for adaptive optimizers).
 
 ``--probe-budget`` is also a hard stop: after the measurement at initialisation, which always
 runs, no step or Hessian-vector product starts that the one before it says would end past the
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import config as defaults
-from ..config import OPTIMIZERS, Config, Optimizer
+from .. import optim as bnlint_optim
+from ..config import OPTIMIZER_ARGS, OPTIMIZERS, Config, Optimizer
 from ..discover.targets import Targets, are_class_labels
 from ..errors import InputError
 from ..measurement import (
@@ -43,7 +45,7 @@ from ..measurement import (
     ProbeStep,
 )
 from ..model.graph import ModelGraph
-from . import hessian
+from . import hessian, stability
 from . import taps as measure
 from .plan import first_tensor, make_plan, passes, resized
 
@@ -152,22 +154,28 @@ def _optimizer_name(opt: Optimizer | None) -> str:
 
 def _optimizer(opt: Optimizer | None,
                params: list[nn.Parameter]) -> tuple[torch.optim.Optimizer, dict]:
+    """The optimizer the config names (any of config.OPTIMIZER_ARGS, with its arguments), or
+    SGD at the probe's defaults."""
     name = _optimizer_name(opt)
-    lr = opt.lr if opt and opt.lr is not None else defaults.PROBE_LR
-    momentum = opt.momentum if opt else defaults.PROBE_MOMENTUM
-    if name == "sgd":
-        made = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    elif name == "adam":
-        made = torch.optim.Adam(params, lr=lr)
-    elif name == "adamw":
-        made = torch.optim.AdamW(params, lr=lr)
-    elif name == "lalc":
-        from ..optim import LALC
-        made = LALC(params, lr=lr, momentum=momentum)
-    else:
+    if name not in OPTIMIZER_ARGS:
         raise InputError(f"optimizer '{name}' is not one the probe can run.",
                          hint=f"Use one of {', '.join(OPTIMIZERS)} in the optimizer config.")
-    return made, {"name": name, "lr": lr, "momentum": momentum if name in ("sgd", "lalc") else None}
+    lr = opt.lr if opt and opt.lr is not None else defaults.PROBE_LR
+    momentum = opt.momentum if opt else defaults.PROBE_MOMENTUM
+    class_name, known = OPTIMIZER_ARGS[name]
+    kwargs = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in (opt.args if opt else {}).items()}
+    if "momentum" in known:
+        kwargs["momentum"] = momentum
+    made_by = getattr(bnlint_optim, class_name, None) or getattr(torch.optim, class_name)
+    try:
+        made = made_by(params, lr=lr, **kwargs)
+    except (ValueError, TypeError) as exc:  # torch's own check of a value
+        raise InputError(f"optimizer {class_name}: {exc}.",
+                         hint="Fix its arguments in the optimizer config.") from None
+    return made, {"name": name, "lr": lr,
+                  "momentum": momentum if "momentum" in known else None,
+                  "args": dict(opt.args) if opt else {}}
 
 
 def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -206,6 +214,7 @@ class _Run:
         self.x = tuple(t[self.rows].to(device) for t in x)
         self.tapped = measure.tapped_layers(graph)
         self.affine = _affine_modules(graph, self.model)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.targets, self.target = targets, target
         self.loss_fn: Loss | None = None
         self.loss_text = ""
@@ -255,26 +264,32 @@ class _Run:
         if finite:
             loss.backward()
         forward, grads = self.recorder.collect()
-        weight_grads = {}
-        if self.affine and finite:
-            squares = torch.stack([self.local(w.grad.detach()).float().square().sum()
-                                   if w.grad is not None else
-                                   torch.zeros((), device=self.x[0].device)
-                                   for _, w in self.affine])
-            norms = self.summed(squares).sqrt().tolist()
-            weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+        weight_grads, grad_norm = {}, None
+        if finite:  # one sum across processes for every norm: the affine weights' and the total
+            zero = torch.zeros((), device=self.x[0].device)
+            squares = [self.local(w.grad.detach()).float().square().sum().to(zero.device)
+                       if w.grad is not None else zero for _, w in self.affine]
+            present = [self.local(p.grad.detach()).float().square().sum().to(zero.device)
+                       for p in self.params if p.grad is not None]
+            if present:
+                squares.append(torch.stack(present).sum())
+            if squares:
+                norms = self.summed(torch.stack(squares)).sqrt().tolist()
+                weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+                grad_norm = norms[-1] if present else None
         numbers = [*weight_grads.values(), *grads.values(),
                    *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
         finite = finite and all(math.isfinite(v) for v in numbers)
         return {"loss": total, "finite": finite, "forward": forward,
-                "grads": grads, "weight_grads": weight_grads}
+                "grads": grads, "weight_grads": weight_grads, "grad_norm": grad_norm}
 
-    def curvature(self, products: int, deadline: float) -> hessian.Eigen:
-        """The top Hessian eigenvalue of the loss at the current weights, from at most
-        ``products`` Hessian-vector products."""
+    def curvature(self, products: int, deadline: float,
+                  scale: list[torch.Tensor] | None = None) -> hessian.Eigen:
+        """The top eigenvalue of the loss's Hessian H (with ``scale`` s = P^-1/2: of
+        P^-1 H) at the current weights, from at most ``products`` Hessian-vector products."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         return hessian.top_eigenvalue(self.loss, params, iterations=products,
-                                      deadline=deadline, generator=self.gen)
+                                      deadline=deadline, generator=self.gen, scale=scale)
 
     def first_nonfinite(self) -> str | None:
         """The key of the first layer whose output overflows on a forward pass."""
@@ -322,13 +337,14 @@ class _Run:
         return table
 
 
-def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, deadline: float,
-                notes: list[str]) -> tuple[LrCeiling | None, hessian.Eigen | None]:
-    """The ceiling from at most ``products`` Hessian-vector products, and the Lanczos
-    iteration's outcome (None when it could not run)."""
+def _lr_ceiling(run: _Run, bound: stability.Bound, lr: float, step: int, products: int,
+                deadline: float, notes: list[str]) -> tuple[LrCeiling | None, hessian.Eigen | None]:
+    """The ceiling ``bound.factor / lambda`` from at most ``products`` Hessian-vector products
+    (of P^-1 H with the bound's scales), and the Lanczos iteration's outcome (None when it could
+    not run)."""
     run.recorder.enabled = False
     try:
-        eig = run.curvature(products, deadline)
+        eig = run.curvature(products, deadline, scale=bound.scales)
     except RuntimeError as exc:  # an op without double backward
         notes.append(f"lr ceiling not estimated: {str(exc).splitlines()[0]}")
         return None, None
@@ -342,8 +358,8 @@ def _lr_ceiling(run: _Run, momentum: float | None, lr: float, products: int, dea
     if eig.value <= 0:
         notes.append("lr ceiling not estimated: the loss has no positive curvature here")
         return None, eig
-    return LrCeiling(lambda_max=eig.value, sgd=2.0 / eig.value,
-                     with_momentum=2.0 * (1.0 + momentum) / eig.value if momentum else None,
+    return LrCeiling(lambda_max=eig.value, factor=bound.factor, formula=bound.formula,
+                     preconditioned=bound.scales is not None, step=step,
                      iterations=eig.iterations, converged=eig.converged,
                      configured_lr=lr, residual=eig.residual), eig
 
@@ -354,11 +370,12 @@ def _is_oom(exc: BaseException) -> bool:
 
 def plan_for(graph: ModelGraph, inputs: tuple, opts: ProbeOptions) -> ProbePlan:
     """The probe's plan for ``graph.model`` (see :mod:`.plan`): Hessian-vector products only
-    for SGD, whose step the lr ceiling bounds."""
+    for an optimizer whose step a curvature bound limits (:mod:`.stability`)."""
     return make_plan(graph.model, inputs,
                      batch=probe_batch(inputs, opts.batch, opts.synthetic_inputs),
                      steps=opts.steps,
-                     hvps=opts.hvps if _optimizer_name(opts.optimizer) == "sgd" else 0,
+                     hvps=0 if _optimizer_name(opts.optimizer) in stability.UNBOUNDED
+                     else opts.hvps,
                      budget=opts.budget, inferred=opts.inferred_inputs and opts.synthetic_inputs,
                      flop_rate=opts.flop_rate)
 
@@ -419,7 +436,9 @@ def _locate_nonfinite(graph: ModelGraph, run: _Run, measured: dict, step: int) -
 def _record(history: list[ProbeStep], run: _Run, step: int, measured: dict) -> None:
     history.append(ProbeStep(step, measured["loss"], run.ratio(measured["weight_grads"]),
                              run.dead(measured["forward"]),
-                             run.correlation(measured["forward"])))
+                             run.correlation(measured["forward"]), measured["grad_norm"],
+                             measured["weight_grads"].get(run.affine[0][0])
+                             if run.affine else None))
 
 
 def _cut(plan: ProbePlan, steps: int, eig: hessian.Eigen | None, steps_cut: bool,
@@ -455,27 +474,31 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     first = last = run.measure(optimizer)  # step 0: the initialisation, which always runs
     step_seconds = time.monotonic() - tick
     _record(history, run, 0, first)
+    name, params = opt_info["name"], [p for p in run.model.parameters() if p.requires_grad]
+    # the Hessian's planned share of the budget: beside the initialisation's pass for SGD-like
+    # optimizers, after the steps for adaptive ones (their preconditioner comes from the steps)
+    share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps) if plan.hvps else 0.0
+    steps_deadline = deadline - (share * opts.budget if name in stability.ADAPTIVE else 0.0)
     ceiling = eig = None
-    if opt_info["name"] != "sgd":  # Adam's step is preconditioned; LALC's is clipped
-        notes.append(f"lr ceiling not estimated: 2(1+momentum)/lambda_max bounds the step of "
-                     f"SGD, not of {opt_info['name']}")
+    if name in stability.UNBOUNDED:
+        notes.append(f"lr ceiling not estimated: {name} {stability.UNBOUNDED[name]}, so no "
+                     "curvature bound limits its lr")
     elif not plan.hvps:
         notes.append("lr ceiling not estimated: the plan has no Hessian-vector products "
                      "(see its reasons)")
-    elif first["finite"]:
-        # its planned share of the budget: the initialisation's pass and the Hessian's
-        share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps)
+    elif name in stability.PLAIN and first["finite"]:
         hessian_deadline = start + share * opts.budget
         if run.late(hessian_deadline, step_seconds):  # not even its gradient fits
             eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
         else:
-            ceiling, eig = _lr_ceiling(run, opt_info["momentum"], opt_info["lr"], plan.hvps,
+            bound = stability.plain(name, opt_info["momentum"] or 0.0, opt_info["args"])
+            ceiling, eig = _lr_ceiling(run, bound, opt_info["lr"], 0, plan.hvps,
                                        hessian_deadline, notes)
     nonfinite, steps_cut = None, False
     for step in range(1, plan.steps + 1):
         if not last["finite"]:
             break
-        if run.late(deadline, step_seconds):
+        if run.late(steps_deadline, step_seconds):
             steps_cut = True
             break
         optimizer.step()  # with the gradients of the previous measurement
@@ -483,6 +506,16 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         last = run.measure(optimizer)
         step_seconds = time.monotonic() - tick
         _record(history, run, step, last)
+    if name in stability.ADAPTIVE and plan.hvps and last["finite"]:
+        bound = stability.adaptive(name, optimizer, params)
+        if bound is None:
+            notes.append(f"lr ceiling not estimated: {name}'s step is preconditioned by its "
+                         "state, which the probe's steps build, and it took none")
+        elif run.late(deadline, step_seconds):
+            eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
+        else:
+            ceiling, eig = _lr_ceiling(run, bound, opt_info["lr"], len(history) - 1,
+                                       plan.hvps, deadline, notes)
     if not last["finite"]:
         run.recorder.enabled = False
         nonfinite = _locate_nonfinite(graph, run, last, history[-1].step)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 from ..measurement import ProbeStep
 from .base import Context, Hit, check
 from .catalog import Rule
+from .targets import regression_targets, targets
 
 
 def _history(ctx: Context, name: str) -> tuple[float | None, float | None]:
@@ -41,15 +43,32 @@ def _shown(value: float | None, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
+def _at(step: ProbeStep, steps: int) -> str:
+    return "at initialisation" if step.step == 0 else f"after {step.step} training steps" \
+        if step.step == steps else f"at training step {step.step}"
+
+
 @check("BNL901")
 def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """At initialisation (the temporal explosion of arXiv:2304.11692), or one that grew during
+    the probe's steps and was still there at the last."""
     p = ctx.probe
-    if p is None or p.grad_ratio is None or p.grad_ratio <= ctx.threshold(rule, "ratio_warning"):
+    warning = ctx.threshold(rule, "ratio_warning")
+    measured = [h for h in p.history if h.grad_ratio is not None] if p else []
+    if not measured:
         return
-    final_ratio = p.history[-1].grad_ratio
+    start, end = measured[0], measured[-1]
+    if start.step == 0 and start.grad_ratio > warning:
+        worst, when = start, "at initialisation"
+    elif end.grad_ratio > warning:  # late: it grew during training and stayed
+        worst = max(measured, key=lambda h: h.grad_ratio)
+        when = f"{_at(worst, p.steps)} (it was {start.grad_ratio:.3g}x at initialisation)"
+    else:
+        return
     corr0, corr1 = _history(ctx, "correlation")
-    severity = "error" if p.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
-    explosion = explosion_course(p.history, ctx.threshold(rule, "ratio_warning"))
+    severity = "error" if worst.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
+    explosion = explosion_course(p.history, warning)
+    final_ratio = end.grad_ratio if end.step > 0 else None
     if p.steps and final_ratio is not None:
         verb = {"temporal": "it had fallen to", "persistent": "it was still"}.get(explosion,
                                                                                 "it was")
@@ -61,9 +80,10 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     else:
         course = "the probe ran no training step, so whether it lasts was not measured"
     yield Hit(ctx.graph.find(p.first_module),
-              {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
-               "device": p.device, "course": course},
-              {"measured": {"grad_ratio": p.grad_ratio, "final_grad_ratio": final_ratio,
+              {"ratio": worst.grad_ratio, "first": p.first_module, "last": p.last_module,
+               "device": p.device, "course": course, "when": when},
+              {"measured": {"grad_ratio": p.grad_ratio, "peak_grad_ratio": worst.grad_ratio,
+                            "peak_step": worst.step, "final_grad_ratio": final_ratio,
                             "correlation": [corr0, corr1]},
                "first_module": p.first_module, "last_module": p.last_module,
                "explosion": explosion}, severity=severity)
@@ -71,17 +91,35 @@ def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 @check("BNL902")
 def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """Judged at the last step the probe measured: a first layer that gets no gradient at
+    initialisation but does after a step (a zero-initialised head, Fixup) is not vanishing."""
     p = ctx.probe
-    if p is None or p.grad_ratio is None or p.first_module is None:
+    if p is None or p.first_module is None:
         return
-    first = p.layer(p.first_module).init.get("weight_grad")
-    if p.grad_ratio < ctx.threshold(rule, "ratio_below") and first is not None \
-            and first < ctx.threshold(rule, "first_grad_below"):
-        yield Hit(ctx.graph.find(p.first_module),
-                  {"ratio": p.grad_ratio, "first": p.first_module, "last": p.last_module,
-                   "grad": first, "device": p.device},
-                  {"measured": {"grad_ratio": p.grad_ratio, "first_weight_grad": first},
-                   "first_module": p.first_module, "last_module": p.last_module})
+    measured = [h for h in p.history if h.grad_ratio is not None and h.first_grad is not None]
+    if not measured:
+        return
+    below, grad_below = ctx.threshold(rule, "ratio_below"), ctx.threshold(rule, "first_grad_below")
+
+    def vanishing(h: ProbeStep) -> bool:
+        return h.grad_ratio < below and h.first_grad < grad_below
+
+    start, end = measured[0], measured[-1]
+    if not vanishing(end):
+        return
+    if end is start:
+        when = _at(end, p.steps) + ("" if p.steps == 0 else
+                                    ", the last step the probe measured")
+    elif vanishing(start):
+        when = f"at initialisation and still {_at(end, p.steps)}"
+    else:
+        when = f"{_at(end, p.steps)} (at initialisation it was {start.grad_ratio:.2g}x)"
+    yield Hit(ctx.graph.find(p.first_module),
+              {"ratio": end.grad_ratio, "first": p.first_module, "last": p.last_module,
+               "grad": end.first_grad, "device": p.device, "when": when},
+              {"measured": {"grad_ratio": end.grad_ratio, "first_weight_grad": end.first_grad,
+                            "step": end.step, "initial_grad_ratio": start.grad_ratio},
+               "first_module": p.first_module, "last_module": p.last_module})
 
 
 @check("BNL903")
@@ -111,7 +149,6 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if p is None:
         return
     losses = [h.loss for h in p.history]
-    huge = ctx.threshold(rule, "loss_above")
     if p.first_nonfinite:
         bad = p.first_nonfinite
         what = {"forward": f"NaN/Inf (or values near float32's limit) first appear in the "
@@ -120,15 +157,48 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
                             f"{bad.key}'s output"}.get(bad.where,
                                                        "the weight gradients are not finite")
         yield Hit(ctx.graph.find(bad.key),
-                  {"what": what, "step": bad.step, "device": p.device},
+                  {"what": what, "step": bad.step, "device": p.device,
+                   "outcome": "training would produce NaN"},
                   {"measured": {"nan": True, "step": bad.step, "pass": bad.where},
                    "module": bad.module})
-    elif any(loss >= huge for loss in losses):
-        step = next(i for i, loss in enumerate(losses) if loss >= huge)
+        return
+    # the loss's scale at the start: the initial loss, or the regression targets' mean square
+    # when larger (an MSE on targets in the thousands starts near 1e6 and is not diverging)
+    t = targets(ctx)
+    scale = losses[0]
+    if regression_targets(t):
+        square = float((t.tensor.double() ** 2).mean()) if t.tensor is not None else t.std ** 2
+        scale = max(scale, square)
+    growth = ctx.threshold(rule, "loss_growth")
+    if not (math.isfinite(scale) and scale > 0):
+        return
+    step = next((i for i, loss in enumerate(losses) if loss >= growth * scale), None)
+    if step is not None:
         yield Hit(ctx.graph.find(p.first_module),
-                  {"what": f"the loss reached {losses[step]:.3g} (>= {huge:g})", "step": step,
-                   "device": p.device},
-                  {"measured": {"loss": losses[step], "step": step}})
+                  {"what": f"the loss grew from {losses[0]:.3g} to {losses[step]:.3g}, "
+                           f"{losses[step] / scale:.3g}x the scale it started at "
+                           f"(>= {growth:g}x)",
+                   "step": step, "device": p.device, "outcome": "the run is diverging"},
+                  {"measured": {"loss": losses[step], "initial_loss": losses[0],
+                                "scale": scale, "step": step}})
+
+
+@check("BNL906")
+def nothing_learns(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """Every parameter's gradient exactly 0 at every measurement, and the loss unmoved."""
+    p = ctx.probe
+    if p is None or p.steps < 1 or p.nan:
+        return
+    norms = [h.grad_norm for h in p.history]
+    losses = [h.loss for h in p.history]
+    if any(n is None or n != 0 for n in norms):
+        return
+    if max(losses) - min(losses) > ctx.threshold(rule, "loss_change") * max(abs(losses[0]),
+                                                                            1e-30):
+        return
+    yield Hit(ctx.graph.find(p.last_module) or ctx.graph.find(p.first_module),
+              {"count": len(p.history), "loss": losses[0], "device": p.device},
+              {"measured": {"grad_norm": norms, "loss": [losses[0], losses[-1]]}})
 
 
 @check("BNL905")
@@ -159,12 +229,19 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
         f"The probe's default lr {lr:g} (no optimizer in the config)"
     estimate = "" if ceiling.converged else (
         f"; Lanczos had not converged after {ceiling.iterations} Hessian-vector products, and "
-        f"its value bounds lambda_max from below, so the true bound is at most this")
-    warn = configured and (rose or factor >= ctx.threshold(rule, "ratio_warning"))
+        f"its value bounds the eigenvalue from below, so the true bound is at most this")
+    # adaptive optimizers settle at their bound from above (arXiv:2207.14484): how far over it
+    # they start says nothing by itself
+    warn = configured and (rose or (factor >= ctx.threshold(rule, "ratio_warning")
+                                    and not ceiling.preconditioned))
     yield Hit(ctx.graph.find(p.first_module),
               {"which": which, "lr": lr, "bound": ceiling.bound, "lam": ceiling.lambda_max,
-               "outcome": outcome, "factor": factor, "estimate": estimate},
+               "outcome": outcome, "factor": factor, "estimate": estimate,
+               "optimizer": p.optimizer["name"], "formula": ceiling.formula,
+               "eigenvalue": ceiling.eigenvalue},
               {"measured": {"lambda_max": ceiling.lambda_max, "lr_ceiling": ceiling.bound,
+                            "preconditioned": ceiling.preconditioned, "step": ceiling.step,
                             "loss": [losses[0], losses[-1]]},
-               "lr": lr, "configured": configured, "converged": ceiling.converged},
+               "formula": ceiling.formula, "lr": lr, "configured": configured,
+               "converged": ceiling.converged},
               severity=None if warn else "info")

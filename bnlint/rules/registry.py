@@ -8,7 +8,18 @@ A finder takes the :class:`~.base.Context` and its rule and yields :class:`~.bas
 from __future__ import annotations
 
 # Importing these modules registers their finders.
-from . import depth, heads, init, measured, ordering, patterns, scales, targets, trace  # noqa: F401
+from . import (  # noqa: F401
+    depth,
+    heads,
+    init,
+    measured,
+    ordering,
+    patterns,
+    scales,
+    schedule,
+    targets,
+    trace,
+)
 from .base import REGISTRY, Context, Finder, Hit
 from .catalog import Rule
 

@@ -12,10 +12,10 @@ reproduced and whose fix trained are scored; the others are listed with the reas
 For each scored case the runner runs the ``bnlint`` CLI, as a user would, on the buggy and on
 the fixed file, once with ``--no-probe`` and once with the probe at its defaults, each with
 ``--format json`` and ``--config`` naming a settings file of its own (so no config file around
-the repository leaks in). That file gives ``optimizer = {name, lr, momentum}`` when the program
-trains with SGD, Adam or AdamW (bnlint's config accepts no other optimizer: for RMSprop, NAdam
-or Adadelta the runner passes none and the probe trains with its default SGD, and the table
-says so); Nesterov and the optimizers' eps and betas have no setting. A version is *flagged*
+the repository leaks in). That file gives ``optimizer = {name, lr, momentum}`` for the
+program's optimizer (SGD, Adam, RMSprop, NAdam, Adadelta...: any the config accepts, and the
+table says so for one it does not); the cases record no other optimizer arguments, so their
+defaults apply. A version is *flagged*
 when bnlint reports a finding at warning or error for it; a run that bnlint cannot complete
 (exit 2) counts as not flagged and is shown as ``bnlint error``.
 

@@ -34,13 +34,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bnlint.config import OPTIMIZERS
+
 HERE = Path(__file__).resolve().parent
 CASES_DIR = HERE / "cases"
 LABELS = HERE / "labels.json"
 
-# bnlint's config takes optimizer = {name, lr, momentum} for these names only (bnlint.config
-# OPTIMIZERS); the runner passes the program's optimizer when it is one of them.
-CONFIGURABLE = ("sgd", "adam", "adamw")
+# The optimizers bnlint's config takes (bnlint.config OPTIMIZERS, every torch.optim optimizer the
+# probe can run); the runner passes the program's optimizer when it is one of them.
+CONFIGURABLE = OPTIMIZERS
 
 
 @dataclass(frozen=True)

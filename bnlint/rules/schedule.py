@@ -1,0 +1,73 @@
+"""Learning-rate family (5xx) finders: what the configured optimizer and schedule do to the
+architecture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+
+from ..model.graph import Layer, ModelGraph
+from .base import Context, Hit, check
+from .catalog import Rule
+
+# Adam and the optimizers built on its step, which Xiong et al. (arXiv:2002.04745) study;
+# RAdam rectifies the early steps' variance so as to need no warm-up (arXiv:1908.03265).
+ADAM_LIKE = ("adam", "adamw", "adamax", "nadam")
+
+
+def post_norm_sublayers(graph: ModelGraph, model: nn.Module) -> list[tuple[str, Layer | None]]:
+    """(module, layer) for each post-LN residual sublayer: a LayerNorm that takes a residual
+    add (one of whose inputs also feeds the branch) whose only consumer it is, so the
+    normalised sum is the residual stream (in a pre-LN block the sum also feeds the next add;
+    a lone final norm is no post-LN block). torch's TransformerEncoderLayer / DecoderLayer
+    with norm_first=False count 2 and 3 each."""
+    found = []
+    for layer in graph.layers("LayerNorm"):
+        adds = [p for p in graph.prev(layer) if p.is_("Add")]
+        if adds and all(len(graph.next(a)) == 1 and any(len(graph.next(x)) > 1
+                                                        for x in graph.prev(a))
+                        for a in adds):
+            found.append((layer.module or layer.name, layer))
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)) \
+                and not module.norm_first:
+            norms = ("norm1", "norm2", "norm3") if hasattr(module, "norm3") else \
+                ("norm1", "norm2")
+            found += [(f"{name}.{n}", _nearest(graph, f"{name}.{n}")) for n in norms]
+    return found if len(found) >= 2 else []
+
+
+def _nearest(graph: ModelGraph, module: str) -> Layer | None:
+    """The graph's layer for ``module`` or, in a graph that does not reach inside it (hooks),
+    for its nearest enclosing module."""
+    parts = module.split(".")
+    while parts:
+        layer = graph.find(".".join(parts))
+        if layer is not None:
+            return layer
+        parts.pop()
+    return None
+
+
+@check("BNL501")
+def post_ln_without_warmup(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    opt = ctx.config.optimizer
+    if opt is None or opt.lr is None or opt.name not in ADAM_LIKE \
+            or opt.lr < ctx.threshold(rule, "lr_min") or ctx.config.warmup_steps:
+        return
+    sublayers = post_norm_sublayers(ctx.graph, ctx.model)
+    if not sublayers:
+        return
+    deep = len(sublayers) >= ctx.threshold(rule, "sublayers_warning")
+    module, layer = next(((m, x) for m, x in sublayers if x is not None), sublayers[0])
+    depth = (f"{len(sublayers)} of them, deep enough that the instability grows with depth "
+             f"(Liu et al., arXiv:2004.08249)" if deep else
+             f"{len(sublayers)} of them; shallow post-LN stacks often still train, deeper "
+             f"ones fail more (Liu et al., arXiv:2004.08249)")
+    yield Hit(layer or _nearest(ctx.graph, ""),
+              {"first": module, "count": len(sublayers), "depth": depth, "lr": opt.lr,
+               "optimizer": opt.name},
+              {"post_ln_sublayers": [m for m, _ in sublayers], "lr": opt.lr,
+               "optimizer": opt.name, "warmup_steps": ctx.config.warmup_steps},
+              severity=None if deep else "info")
