@@ -185,22 +185,15 @@ def run(files: list[str], config: Config, rules: dict[str, Rule],
     report = Report(files=len(files))
     request = {**_request(config, rules, cli_input_shape), "may_be_empty": list(may_be_empty)}
 
-    def add(problem: UserCodeError, path: str) -> None:
-        """Report it; a file or model that could not be linted is reported whatever the
-        selection (as ruff reports a syntax error), a "not linted" note only if selected."""
-        problem.path = problem.path or path  # e.g. raised inside torch
-        if rules[problem.code].severity == "error" or config.enabled(problem.code):
-            report.file_findings.append(problems.finding(problem, rules[problem.code]))
-
     for path, outcome in _drive(files, request, config.timeout, verbose, started, nproc):
         if isinstance(outcome, UserCodeError):
-            add(outcome, path)
+            problems.add(report, outcome, path, rules, config)
         elif isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:
             report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])
             for problem in outcome["problems"]:
-                add(InputError.from_dict(problem), path)
+                problems.add(report, InputError.from_dict(problem), path, rules, config)
     return report
 
 

@@ -4,8 +4,9 @@ where the error is."""
 
 from __future__ import annotations
 
+from ..config import Config
 from ..errors import UserCodeError
-from ..findings import Finding
+from ..findings import Finding, Report
 from .catalog import Rule
 
 
@@ -16,3 +17,13 @@ def finding(error: UserCodeError, rule: Rule) -> Finding:
     return Finding(code=rule.code, name=rule.name, category=rule.category,
                    severity=rule.severity, message=message, path=error.path,
                    line=error.line, column=1 if error.line else None, module=None)
+
+
+def add(report: Report, error: UserCodeError, path: str, rules: dict[str, Rule],
+        config: Config) -> None:
+    """Add ``error`` (met while linting the file at ``path``) to ``report``'s file findings: a
+    file or model that could not be linted whatever the selection (as ruff reports a syntax
+    error), a "not linted" note only if its rule is selected."""
+    error.path = error.path or path  # e.g. raised inside torch
+    if rules[error.code].severity == "error" or config.enabled(error.code):
+        report.file_findings.append(finding(error, rules[error.code]))
