@@ -190,7 +190,7 @@ def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises
     one = run_cli(net, chain, *PROBE)
     ranked = run_cli(net, chain, raises, *PROBE, "--nproc", "2")
     assert one.returncode == 1, one.stderr
-    assert ranked.returncode == 2, ranked.stderr
+    assert ranked.returncode == 1, ranked.stderr  # the raising rank is a finding, not exit 2
     (a, a_chain), (b, b_chain) = (json.loads(p.stdout)["models"] for p in (one, ranked))
     _assert_same_probe(a["probe"], b["probe"], ranks=2)
     assert "probed on 2 ranks (gloo)" in b["probe"]["notes"][0]
@@ -201,9 +201,12 @@ def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises
     assert {"BNL201", "BNL901"} <= {f[0] for f in _findings(a_chain)}
     assert _close(a_chain["probe"]["grad_ratio"], b_chain["probe"]["grad_ratio"],
                   a_chain["probe"]["grad_ratio"], 1e-3)
-    [error] = json.loads(ranked.stdout)["errors"]
+    assert json.loads(ranked.stdout)["errors"] == []
+    [error] = json.loads(ranked.stdout)["findings"]
+    assert (error["code"], error["severity"]) == ("BNL004", "error")
     assert (error["path"], error["line"]) == (str(raises), line_of(raises, "raise ValueError"))
-    assert error["message"] == "on rank 1 of 2: the probe raised ValueError: rank 1 cannot."
+    assert error["message"].startswith("on rank 1 of 2: the probe raised ValueError: rank 1 "
+                                       "cannot.")
 
 
 def test_two_ranks_probe_the_model_its_constructor_initialises(write_model):

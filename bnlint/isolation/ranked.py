@@ -183,9 +183,11 @@ def run(files: list[str], config: Config, rules: dict[str, Rule],
     request = _request(config, rules, cli_input_shape)
     for path, outcome in _drive(files, request, config.timeout, verbose, None, nproc):
         if isinstance(outcome, UserCodeError):
-            problems.report(report, outcome, path, config, rules)
+            problems.add(report, outcome, path, rules, config)
         elif isinstance(outcome, InputError):
             report.errors.append(outcome)
         else:
             report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])
+            for problem in outcome.get("problems", ()):
+                problems.add(report, InputError.from_dict(problem), path, rules, config)
     return report

@@ -32,12 +32,12 @@ from ..discover import load, models
 from ..discover.inputs import example_inputs
 from ..discover.targets import example_targets
 from ..engine import lint
-from ..errors import InputError
+from ..errors import FORWARD_FAILED, InputError, UserCodeError
 from ..files import write_atomic
 from ..findings import ModelReport, Report
 from ..model import meta
 from ..probing import ranks as sharded
-from ..rules import catalog
+from ..rules import catalog, problems
 
 BUILD_SEED = 0  # as in the worker: each file is imported, and its models built, from seed 0
 COLLECTIVE_GRACE = 60.0  # a collective waits this much longer than --timeout before it fails
@@ -106,17 +106,16 @@ def join(config: Config) -> sharded.Ranks:
 
 def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
               rules: dict[str, catalog.Rule], ranks: sharded.Ranks,
-              board: Board) -> list[dict[str, Any]]:
+              board: Board) -> tuple[list[dict[str, Any]], list[UserCodeError]]:
     """The reports of the file's models (as dicts), built on the meta device and probed
-    across the ranks."""
+    across the ranks, and what could not be built (reported as the worker reports it)."""
     torch.manual_seed(BUILD_SEED)
     board.phase(str(path), "importing the file")
     with meta.parameters_on_meta(ranks.rank, ranks.world) as built:
         module = load.load_module(path)
         board.phase(str(path), "building the models")
-        # across ranks only the models are linted; the single-process worker reports what
-        # could not be built (Discovery.problems)
-        found_models = models.find_models(module, path, config.model).models
+        discovery = models.find_models(module, path, config.model)
+    found_models = discovery.models
     reports = []
     for found in found_models:
         board.phase(str(path), f"linting model {found.name}")
@@ -141,7 +140,8 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
             except InputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - not a note: the other ranks wait for it
-                raise load.user_error(exc, path, "the probe", _PROBE_FAILED) from None
+                raise load.user_error(exc, path, "the probe", _PROBE_FAILED,
+                                      FORWARD_FAILED) from None
 
         try:
             report = lint(found.model, on_meta.tensors, targets, config, name=found.name,
@@ -154,7 +154,7 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
                 exc.hint = _ON_META
             raise
         reports.append(report.to_dict())
-    return reports
+    return reports, list(discovery.problems)
 
 
 def _failed(board: Board, exc: BaseException) -> None:
@@ -177,9 +177,10 @@ def run_ranks(request: dict[str, Any], folder: str) -> None:
         rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
         for path in request["files"]:
             board.event("file", path=path)
-            reports = lint_file(Path(path), request.get("cli_input_shape"), config, rules,
-                                ranks, board)
-            board.event("result", path=path, models=reports)
+            reports, unbuilt = lint_file(Path(path), request.get("cli_input_shape"), config,
+                                         rules, ranks, board)
+            board.event("result", path=path, models=reports,
+                        problems=[p.to_dict() for p in unbuilt])
     except BaseException as exc:  # noqa: BLE001 - recorded for the launcher, which reports it
         _failed(board, exc)
     board.done()
@@ -196,8 +197,10 @@ def lint_here(files: list[str], config: Config, rules: dict[str, catalog.Rule],
     try:
         ranks = join(config)
         for path in files:
-            report.models.extend(ModelReport.from_dict(m) for m in lint_file(
-                Path(path), cli_shapes, config, rules, ranks, board))
+            reports, unbuilt = lint_file(Path(path), cli_shapes, config, rules, ranks, board)
+            report.models.extend(ModelReport.from_dict(m) for m in reports)
+            for problem in unbuilt:
+                problems.add(report, problem, path, rules, config)
     except InputError as exc:
         print(f"bnlint: error: rank {board.rank}: {exc.render()}", file=sys.stderr)
         sys.stderr.flush()

@@ -223,7 +223,7 @@ def run(files: list[str], config: Config, rules: dict[str, Rule],
             errors[i].append(_internal(f"a malformed model report ({exc})", files[i]))
         for error in errors[i]:
             if isinstance(error, UserCodeError):
-                problems.report(report, error, files[i], config, rules)
+                problems.add(report, error, files[i], rules, config)
             else:
                 report.errors.append(error)
     return report

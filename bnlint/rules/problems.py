@@ -19,11 +19,11 @@ def finding(error: UserCodeError, rule: Rule) -> Finding:
                    line=error.line, column=1 if error.line else None, module=None)
 
 
-def report(into: Report, error: UserCodeError, path: str, config: Config,
-           rules: dict[str, Rule]) -> None:
-    """Add ``error`` (a problem in the code at ``path``) to ``into`` as a finding: one that
-    stopped a file or model from being linted whatever the selection (as ruff reports a syntax
-    error), a "not linted" note only if selected."""
+def add(report: Report, error: UserCodeError, path: str, rules: dict[str, Rule],
+        config: Config) -> None:
+    """Add ``error`` (met while linting the file at ``path``) to ``report``'s file findings: a
+    file or model that could not be linted whatever the selection (as ruff reports a syntax
+    error), a "not linted" note only if its rule is selected."""
     error.path = error.path or path  # e.g. raised inside torch
     if rules[error.code].severity == "error" or config.enabled(error.code):
-        into.file_findings.append(finding(error, rules[error.code]))
+        report.file_findings.append(finding(error, rules[error.code]))
