@@ -17,7 +17,8 @@ demo: $(BIN)/bnlint
 	$(BIN)/bnlint examples/ --probe-budget 10 || test $$? -eq 1
 
 test: $(BIN)/bnlint
-	$(BIN)/python -m pytest -q
+	@# -n auto: one pytest worker per core (pytest-xdist); the suite is about 650 tests.
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(BIN)/bnlint
 	$(BIN)/ruff check bnlint tests bench examples

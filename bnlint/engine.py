@@ -89,7 +89,7 @@ def _fix(rule: Rule, hits: list[Hit], site: Site | None, graph: ModelGraph,
         return None
     description = fill(hit.fix_description or rule.fix.description or rule.use_instead, hit,
                        rule)
-    edits = hit.edits or ([rule.fix.edit] if rule.fix.edit else [])
+    edits = [rule.fix.edit] if rule.fix.edit else []
     if not edits:
         return Fix(rule.fix.applicability, description)
     problem = _unpatchable(edits, site, graph, unflagged_here, model_site)

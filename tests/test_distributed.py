@@ -237,6 +237,10 @@ def _left_behind(marker: str) -> list[int]:
     return found
 
 
+# Slow: a hang is told from a slow rank by --timeout, and with the suite's workers on every
+# core this once reported one of the two errors (2026-11-29, make test -n auto on 2 cores); it
+# passes alone. The raising rank above is the fault case in make test.
+@pytest.mark.slow
 def test_a_dying_and_a_hanging_rank_end_the_run_located_and_leave_no_process(write_model):
     dies = write_model(FAULT.replace("FAULT", "os._exit(3)"), "dies.py")
     hangs = write_model(FAULT.replace("FAULT", "time.sleep(600)"), "hangs.py")

@@ -204,6 +204,31 @@ def test_nested_sequentials_are_found(tmp_path):
     assert code == 0 and [m["name"] for m in report["models"]] == ["model"]
 
 
+def test_a_factory_returning_a_classmethod_construction_is_a_factory(tmp_path):
+    _write(tmp_path, {"alt.py": """
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.fc = nn.Linear(width, 2)
+
+            @classmethod
+            def small(cls):
+                return cls(8)
+
+            def forward(self, x):
+                return self.fc(x)
+
+
+        def build():
+            return Net.small()
+    """})
+    code, report = _lint(tmp_path / "alt.py")
+    assert code == 0 and "build" in [m["name"] for m in report["models"]]
+
+
 def test_a_bisect_py_in_the_working_directory_is_not_imported(tmp_path):
     _write(tmp_path, {"bisect.py": "from pathlib import Path\nPath('bisect.ran').touch()\n"
                                    "raise RuntimeError('the cwd bisect.py was imported')\n",

@@ -38,6 +38,9 @@ MAX_NESTING = 100
 # Methods of an nn.Module that return it (``return Net().to(device)`` is still a construction).
 _RETURNS_SELF = ("to", "cuda", "cpu", "eval", "train", "float", "double", "half", "bfloat16",
                  "requires_grad_", "apply")
+# Alternative constructors by name, for model classes that are not nn.Module subclasses
+# themselves (Hugging Face's AutoModel*.from_config builds a model from a config, offline).
+_FROM_CONFIG = ("from_config",)
 # Containers whose type says nothing of what they hold: parts of one are told by structure.
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _MISSING = object()
@@ -202,9 +205,12 @@ def factories(source: Source) -> set[str]:
                 return constructs(func.value, assigned, seen)
             if isinstance(func, ast.Name) and func.id in found:
                 return True
-            target = source.resolve(func)
-            if _is_module_class(target):
+            if isinstance(func, ast.Attribute) and func.attr in _FROM_CONFIG:
                 return True
+            target = source.resolve(func)
+            if _is_module_class(target) or (inspect.ismethod(target)
+                                            and _is_module_class(target.__self__)):
+                return True  # a class, or an alternative constructor (a classmethod) of one
             if callable(target) and not isinstance(target, type):
                 try:
                     returns = inspect.signature(target).return_annotation

@@ -65,16 +65,12 @@ def _replace(graph: ModelGraph, target: nn.Module, layer: Layer, new: nn.Module,
 
 
 def _activation_after(graph: ModelGraph, affine: Layer) -> Layer | None:
-    layer = affine
-    while True:
-        following = graph.next(layer)
-        if len(following) != 1:
-            return None
-        layer = following[0]
+    for layer in graph.downstream(affine):
         if layer.is_("@activation"):
             return layer
         if layer.is_("@affine"):
             return None
+    return None
 
 
 def shaped_activations(graph: ModelGraph) -> tuple[list[tuple[Layer, int, str]], list[str]]:

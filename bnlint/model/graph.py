@@ -7,7 +7,7 @@ and :meth:`ModelGraph.prev`, which look through transparent ops (views, flattens
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +159,13 @@ class ModelGraph:
     def prev(self, layer: Layer) -> list[Layer]:
         """Layers feeding this one, looking through transparent ops."""
         return self._walk(layer.name, self.g.predecessors)
+
+    def downstream(self, layer: Layer) -> Iterator[Layer]:
+        """The layers after this one along its single line of readers (:meth:`next`), nearest
+        first; the line ends where the output forks or is not read."""
+        while len(readers := self.next(layer)) == 1:
+            layer = readers[0]
+            yield layer
 
     def find(self, name: str | None) -> Layer | None:
         """The (first) layer with this module name or key."""

@@ -422,12 +422,8 @@ def activation_after(graph: ModelGraph, affine: Layer) -> tuple[Layer | None, fl
     """(the activation an affine layer feeds, the product of the constants its output is
     multiplied by on the way), looking through pass-through ops (pools, dropout, views); no
     activation when the path forks, merges or meets anything else first."""
-    scale, cur = 1.0, affine
-    while True:
-        readers = graph.next(cur)
-        if len(readers) != 1:
-            return None, scale
-        cur = readers[0]
+    scale = 1.0
+    for cur in graph.downstream(affine):
         if cur.is_("@activation"):
             return cur, scale
         factor = scalar_factor(cur) if cur.kind in ("Mul", "Div") else None
@@ -435,6 +431,7 @@ def activation_after(graph: ModelGraph, affine: Layer) -> tuple[Layer | None, fl
             scale *= factor
         elif not any(cur.is_(spec) for spec in _PASS):
             return None, scale
+    return None, scale
 
 
 def find_chains(graph: ModelGraph) -> list[tuple[str, str | None, bool, list[Layer]]]:

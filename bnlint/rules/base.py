@@ -17,7 +17,7 @@ from ..measurement import ProbeResult
 from ..model.graph import Layer, ModelGraph
 from ..model.sites import Site
 from ..predict.flow import Branch, Prediction, predict, residual_branches
-from .catalog import Edit, Rule
+from .catalog import Rule
 
 
 @dataclass
@@ -60,7 +60,6 @@ class Hit:
     fields: dict[str, Any] = field(default_factory=dict)    # for the rule's message template
     evidence: dict[str, Any] = field(default_factory=dict)
     severity: str | None = None        # overrides the rule's default when the effect is larger
-    edits: list[Edit] = field(default_factory=list)  # default: the rule's fix.edit
     fix_description: str | None = None
     site: Site | None = None           # where to locate it when there is no layer
 

@@ -52,18 +52,15 @@ def weights_not_readable(ctx: Context, rule: Rule) -> Iterator[Hit]:
 def activation_and_norm(graph: ModelGraph, layer: Layer) -> tuple[Layer | None, bool]:
     """The activation an affine layer feeds (through pass-through ops) and whether a norm makes
     its weight scale irrelevant: a norm before it, or after a scale-free ReLU-family one."""
-    cur, act = layer, None
-    while True:
-        readers = graph.next(cur)
-        if len(readers) != 1:
-            return act, False
-        cur = readers[0]
+    act = None
+    for cur in graph.downstream(layer):
         if cur.is_("@norm"):
             return act, act is None or theory.is_homogeneous(act.kind)
         if cur.is_("@activation") and act is None:
             act = cur
         elif cur.is_("@affine") or not any(cur.is_(s) for s in _PASS):
             return act, False
+    return act, False
 
 
 def weight_gain2(weight: torch.Tensor) -> float:
@@ -122,15 +119,13 @@ def affine_weights(graph: ModelGraph) -> Iterator[tuple[Layer, torch.Tensor | No
 def _stack_end(graph: ModelGraph, act: Layer) -> Layer:
     """The last activation of the unnormalised stack ``act`` is in: forward along the one data
     path until a norm resets the scale, or the path forks, merges or ends."""
-    cur = last = act
-    while True:
-        readers = graph.next(cur)
-        if len(readers) != 1 or readers[0].is_("@norm") or readers[0].is_("@merge") \
-                or readers[0].op == "output":
-            return last
-        cur = readers[0]
+    last = act
+    for cur in graph.downstream(act):
+        if cur.is_("@norm") or cur.is_("@merge") or cur.op == "output":
+            break
         if cur.is_("@activation"):
             last = cur
+    return last
 
 
 def _compound_gains(ctx: Context, off: dict[str, tuple[Layer, Layer, float]]) -> dict[str, float]:
@@ -269,16 +264,12 @@ def _is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
 def _feeds_merge(graph: ModelGraph, layer: Layer) -> bool:
     """Whether the layer's output reaches a merge directly or through multiplications by a
     constant or a parameter (Fixup's scalar multiplier, SkipInit's alpha) and dropout."""
-    cur = layer
-    while True:
-        readers = graph.next(cur)
-        if len(readers) != 1:
-            return False
-        cur = readers[0]
+    for cur in graph.downstream(layer):
         if cur.is_("@merge"):
             return True
         if not (cur.is_("@dropout") or (cur.kind in ("Mul", "Div") and cur.tensor_inputs == 1)):
             return False
+    return False
 
 
 @check("BNL303")

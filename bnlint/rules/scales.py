@@ -33,16 +33,12 @@ def first_layers(graph: ModelGraph) -> list[Layer]:
 
 def _shielded(graph: ModelGraph, layer: Layer) -> bool:
     """Whether a norm follows the layer (through pass-through ops), removing the input's scale."""
-    cur = layer
-    while True:
-        readers = graph.next(cur)
-        if len(readers) != 1:
-            return False
-        cur = readers[0]
+    for cur in graph.downstream(layer):
         if cur.is_("@norm"):
             return True
         if not any(cur.is_(spec) for spec in _PASS):
             return False
+    return False
 
 
 def channel_stats(x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
