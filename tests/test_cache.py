@@ -193,3 +193,27 @@ def test_only_settled_results_are_stored():
     assert not settled([model], [UserCodeError(BUILD_FAILED, "building model X raised "
                                                              "ModuleNotFoundError: no apex.")])
     assert not settled([model], [InputError("internal error in bnlint: ...")])
+
+
+def test_a_package_module_and_a_data_file_it_reads_are_dependencies(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    _project(package)
+    model = package / "model.py"
+    model.write_text(model.read_text().replace("from layers import", "from .layers import")
+                     .replace("class Net", 'HIDDEN = int(open(os.path.join(os.path.dirname('
+                              '__file__), "hidden.txt")).read())\n\n\nclass Net'))
+    (package / "hidden.txt").write_text("4\n")
+    _bnlint(tmp_path, "pkg/model.py", *OPTIONS)
+    _bnlint(tmp_path, "pkg/model.py", *OPTIONS)
+    assert _imports(package) == 1
+    (package / "hidden.txt").write_text("5\n")
+    _bnlint(tmp_path, "pkg/model.py", *OPTIONS)
+    assert _imports(package) == 2, "a change to the data file did not lint model.py again"
+    (package / "layers.py").write_text(LAYERS + "# edited\n")
+    _bnlint(tmp_path, "pkg/model.py", *OPTIONS)
+    assert _imports(package) == 3, "a change to pkg/layers.py did not lint pkg/model.py again"
+    (package / "__init__.py").write_text("# edited\n")
+    _bnlint(tmp_path, "pkg/model.py", *OPTIONS)
+    assert _imports(package) == 4, "a change to pkg/__init__.py did not lint pkg/model.py again"
