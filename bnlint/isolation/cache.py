@@ -43,8 +43,9 @@ _FORMAT = 1  # the layout of an entry; a new one starts a new folder
 # there is a result (a run that timed out is never stored).
 _NOT_IN_KEY = ("format", "fail_on", "timeout", "exclude", "extend_exclude",
                "respect_gitignore", "cache", "cache_dir", "source")
-# The machine-level switches that decide the device --device auto picks (no torch here).
-_DEVICE_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "PYTORCH_ENABLE_MPS_FALLBACK")
+# What decides the device --device auto picks, as seen without torch: the GPUs a process may
+# use, and whether the machine has NVIDIA's or AMD's driver (MPS: sys.platform is in the key).
+_DEVICE_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
 _DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd")
 _GITIGNORE = "# Created by bnlint: its results cache (delete it at will).\n*\n"
 _CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -114,7 +115,6 @@ class Cache:
         self.root = folder
         self.folder = folder / f"v{_FORMAT}" / _digest(environment)[:16]
         self.key = _digest(settings, rules, cli_input_shape, verbose)
-        self.used = 0  # files whose result came from here
         self.started = time.time_ns()  # a file changed after this may have been read as it was
         self._digests: dict[str, str | None] = {}
         self._linted: dict[str, str | None] = {}  # each file's digest when it was looked up
@@ -154,7 +154,6 @@ class Cache:
             errors = [InputError.from_dict(e) for e in entry["errors"]]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # none stored, or not one bnlint wrote: lint the file
-        self.used += 1
         return models, errors
 
     def put(self, path: str, may_be_empty: bool, models: list[dict], errors: list[InputError],
