@@ -18,6 +18,7 @@ from .findings import VERSION, Report
 from .fixes import checkpoint
 from .fixes import plan as fixes
 from .isolation import runner
+from .isolation.cache import Cache
 from .output import baseline, plots, render
 from .rules import catalog, suppress
 
@@ -188,6 +189,13 @@ class _Seconds(click.ParamType):
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Files linted at once (default: the number of cores); the report is the "
                    "same, in the same order, for any number.")
+@click.option("--no-cache", is_flag=True, default=None, envvar="BNLINT_NO_CACHE",
+              help="Lint every file, neither reading nor writing the results cache "
+                   "(env BNLINT_NO_CACHE=1).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="BNLINT_CACHE_DIR",
+              show_default=f"{config_mod.CACHE_DIR} beside the config file, else here",
+              help="Where results are cached, to skip files unchanged since they were linted "
+                   "with the same settings (env BNLINT_CACHE_DIR).")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
@@ -195,7 +203,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
          probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, nproc,
          plot, timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes,
          baseline_file, write_baseline, add_noqa, want_statistics, allow_no_models, exclude,
-         extend_exclude, respect_gitignore, explain, list_rules, jobs, verbose) -> None:
+         extend_exclude, respect_gitignore, explain, list_rules, jobs, no_cache, cache_dir,
+         verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
@@ -232,7 +241,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
             allow_no_models=allow_no_models, exclude=_globs(exclude),
             extend_exclude=[*file_cfg.extend_exclude, *_globs(extend_exclude)]
-            if extend_exclude else None, respect_gitignore=respect_gitignore)
+            if extend_exclude else None, respect_gitignore=respect_gitignore,
+            cache=False if no_cache else None, cache_dir=cache_dir)
         report_format = cfg.format
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
@@ -274,8 +284,10 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         if rank != 0:  # every rank has the report; rank 0 writes it
             sys.exit(report.exit_code(cfg.fail_on))
     else:
+        cache = Cache(config_mod.cache_folder(cfg), cfg, [r.to_dict() for r in rules.values()],
+                      cli_shapes, verbose) if cfg.cache and not nproc else None
         report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, jobs, nproc,
-                            in_folders)
+                            in_folders, cache)
     if add_noqa:  # the findings a baseline records stay as they are
         if recorded is not None:
             report = baseline.apply(report, baseline_file, recorded, linted)[0]
@@ -289,7 +301,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             _print_errors(report)
             click.echo("".join(p.diff for p in patches), nl=False)
             sys.exit(2 if report.errors else 1 if patches or report.exit_code("error") else 0)
-        report = _apply(patches, report, cfg, rules, cli_shapes, verbose, started, jobs)
+        report = _apply(patches, report, cfg, rules, cli_shapes, verbose, started, jobs,
+                        cache)
     outcome = None
     if recorded is not None:
         report, outcome = baseline.apply(report, baseline_file, recorded, linted)
@@ -357,7 +370,8 @@ def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: boo
 
 
 def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli_shapes,
-           verbose: bool, worker: runner.Worker | None, jobs: int) -> Report:
+           verbose: bool, worker: runner.Worker | None, jobs: int,
+           cache: Cache | None) -> Report:
     """Write the patches, then re-lint the patched files so the report shows what remains."""
     written, refused = [], []
     for patch in patches:
@@ -372,7 +386,7 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
                                       path=patch.path))
     patches = written
     report = Report(models=report.models, errors=report.errors + refused, files=report.files,
-                    file_findings=report.file_findings)
+                    file_findings=report.file_findings, cached=report.cached)
     fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
     click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
                f"file{'s' if len(patches) != 1 else ''}.", err=True)
@@ -381,10 +395,13 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     if not patches:
         return report
     paths = {p.path for p in patches}
-    again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose, worker, jobs)
+    again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose, worker, jobs,
+                       cache=cache)
     kept = [m for m in report.models if m.path not in paths]
     return Report(models=kept + again.models, errors=report.errors + again.errors,
-                  files=report.files, file_findings=again.file_findings + [
+                  files=report.files,
+                  cached=[p for p in report.cached if p not in paths] + again.cached,
+                  file_findings=again.file_findings + [
                       f for f in report.file_findings if f.path not in paths])
 
 

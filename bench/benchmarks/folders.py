@@ -9,8 +9,10 @@ under the corpus folder; nothing fetched is copied into this repository).
 Rows: `--no-probe` wall time per file for TREE (a bnlint source tree, e.g. `git archive main`
 unpacked: the before) and this tree with -j 1 and -j 2; the default run (probe on) per model,
 and whether its report (findings and probe numbers, wall-clock seconds left out) is identical
-in a second run with a CPU-bound process beside it. The load average is printed beside each
-figure: on a shared machine the times are only as good as it is quiet.
+in a second run with a CPU-bound process beside it; and both again with the results cache: a
+first run that fills an empty cache, then a second one that finds every file unchanged (and
+whether its report is the first's). The other runs lint without the cache. The load average
+is printed beside each figure: on a shared machine the times are only as good as it is quiet.
 This is a benchmark, not a test.
 """
 
@@ -144,10 +146,15 @@ def own_models(folder: Path) -> list[Path]:
     return paths
 
 
-def _run(tree: Path, paths: list[Path], *args: str) -> tuple[float, str, list[float]]:
-    """Wall seconds of one `python -m bnlint` on ``paths`` with bnlint from ``tree``, its
-    stdout, and the load average before and after."""
+def _run(tree: Path, paths: list[Path], *args: str,
+         cache: Path | None = None) -> tuple[float, str, list[float]]:
+    """Wall seconds of one `python -m bnlint` on ``paths`` with bnlint from ``tree`` (with
+    its results cache in ``cache``, else without one), its stdout, and the load average
+    before and after."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tree)}
+    if cache:
+        env.pop("BNLINT_NO_CACHE", None)
+        env["BNLINT_CACHE_DIR"] = str(cache)
     load = [os.getloadavg()[0]]
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bnlint", *map(str, paths), *args],
@@ -189,26 +196,37 @@ def main() -> None:
         runs = [("after, -j 1", ROOT, ("-j", "1")), ("after, -j 2", ROOT, ("-j", "2"))]
         if args.before:
             runs.insert(0, ("before (main)", args.before, ()))
+        caches = Path(tmp) / "caches"
+        runs += [("cache filled", ROOT, ()), ("all from the cache", ROOT, ())]
+        outputs = []
         for label, tree, extra in runs:
-            seconds, out, load = _run(tree, paths, "--no-probe", "--format", "json", *extra)
+            seconds, out, load = _run(tree, paths, "--no-probe", "--format", "json", *extra,
+                                      cache=caches / "no-probe" if "cache" in label else None)
+            outputs.append(out)
             models = len(json.loads(out)["models"])
             print(f"| `--no-probe`, {label} | {seconds:.1f} s | {seconds / len(paths):.2f} s | "
                   f"{seconds / max(models, 1):.2f} s ({models} models) | {_load(load)} |")
         probed = paths[:args.probe_files] if args.probe_files else paths
-        quiet = _run(ROOT, probed, "--format", "json")
+        quiet = _run(ROOT, probed, "--format", "json", cache=caches / "probe")
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             busy = _run(ROOT, probed, "--format", "json")
         finally:
             hog.kill()
+        cached = _run(ROOT, probed, "--format", "json", cache=caches / "probe")
         reports = []
-        for label, (seconds, out, load) in (("quiet", quiet), ("beside a CPU hog", busy)):
+        for label, (seconds, out, load) in (("quiet, cache filled", quiet),
+                                            ("beside a CPU hog", busy),
+                                            ("all from the cache", cached)):
             report = json.loads(out)
             reports.append(report)
             models = len(report["models"])
             print(f"| probe on (default), {label}, {len(probed)} files | {seconds:.1f} s | "
                   f"{seconds / len(probed):.2f} s | {seconds / max(models, 1):.2f} s "
                   f"({models} models) | {_load(load)} |")
+        print(f"\nReports served from the cache identical to the run that filled it: "
+              f"`--no-probe` {'yes' if outputs[-1] == outputs[-2] else 'no'}, probe on "
+              f"{'yes' if cached[1] == quiet[1] else 'no'}.")
         same = _without_seconds(reports[0]) == _without_seconds(reports[1])
         cuts = [sum(1 for m in r["models"] if (m.get("probe") or {}).get("cut"))
                 for r in reports]

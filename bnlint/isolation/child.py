@@ -2,14 +2,21 @@
 (or, for --fix, run each), sending every model's result as soon as it is done.
 
 Messages (each to the server): phase {what, model, line}; models {models}; model {report};
-model_error {model, line, error}; error {error}; crash {traceback, model?, line?}; end. An error
-with a ``code`` is a problem in the user's code (a UserCodeError), which the parent reports as
-a finding of that 0xx rule; the others go on after it.
+model_error {model, line, error}; error {error}; crash {traceback, model?, line?}; read {files};
+end. ``read`` lists the files the run read besides the linted one (the results cache's
+dependencies: imported modules, data files), leaving out the standard library, torch and
+bnlint, whose versions key the cache anyway. An error with a ``code`` is a problem in the
+user's code (a UserCodeError), which the parent reports as a finding of that 0xx rule; the
+others go on after it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
+import sys
+import sysconfig
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +38,7 @@ def run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
     from ..discover.models import NoModelError
     from ..errors import NOT_LINTED, InputError, UserCodeError
 
+    read = _record_reads()
     try:
         _run(task, request, rules, send)
     except NoModelError as exc:
@@ -44,7 +52,54 @@ def run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
         send("error", error=exc.to_dict())
     except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input
         send("crash", traceback=traceback.format_exc())
+    send("read", files=read(task.path))
     send("end")
+
+
+def _record_reads() -> Callable[[str], list[str] | None]:
+    """Start recording the files this process opens for reading (Python's "open" audit event:
+    imports, ``open``, ``numpy.load``, ``torch.load``...); the function returned lists them,
+    as real paths, without ``linted`` and the files of the standard library, torch and bnlint
+    (None if one could not be recorded). An import served from ``__pycache__`` counts as a read
+    of its source."""
+    import torch
+
+    opened: set[str] = set()
+    lost: list = []  # reads that could not be recorded: no list at all then
+
+    def hook(event: str, args: tuple) -> None:
+        if event != "open" or not isinstance(args[0], (str, bytes)):
+            return
+        try:  # an exception here would fail the user's open
+            mode, flags = args[1], args[2]
+            writes = any(c in mode for c in "wax+") if isinstance(mode, str) \
+                else (flags or 0) & os.O_ACCMODE != os.O_RDONLY
+            if not writes:
+                opened.add(os.path.abspath(os.fsdecode(args[0])))
+        except Exception:  # noqa: BLE001 - e.g. the current folder was deleted
+            lost.append(args[0])
+    sys.addaudithook(hook)
+    paths = sysconfig.get_paths()
+    skipped = tuple({os.path.join(os.path.realpath(d), "") for d in (
+        paths["stdlib"], paths["platstdlib"], os.path.dirname(torch.__file__),
+        os.path.dirname(os.path.dirname(__file__)), "/proc", "/sys", "/dev")})
+
+    def read(linted: str) -> list[str] | None:
+        if lost:
+            return None
+        found = set()
+        for path in list(opened):
+            if os.path.basename(os.path.dirname(path)) == "__pycache__":
+                try:
+                    path = importlib.util.source_from_cache(path)
+                except ValueError:  # not a cached module's name
+                    pass
+            real = os.path.realpath(path)
+            if not real.startswith(skipped) and not os.path.isdir(real):
+                found.add(real)
+        found.discard(os.path.realpath(linted))
+        return sorted(found)
+    return read
 
 
 def _run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:

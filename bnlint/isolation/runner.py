@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Collection, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Config
 from ..errors import InputError, UserCodeError
@@ -24,6 +24,7 @@ from ..findings import ModelReport, Report
 from ..rules import problems
 from ..rules.catalog import Rule
 from . import channel, ranked
+from .cache import Cache
 
 # The exit code on each signal that stops bnlint: 128 + its number, as a shell reports it.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -150,13 +151,21 @@ def _internal(problem: str, path: str) -> InputError:
                            "output.")
 
 
+class Collected(NamedTuple):
+    """What the server sent of each file, in file order: its model reports, its errors, and
+    the files its run read (None: not a result to cache, see :mod:`.server`)."""
+    reports: list[list[dict]]
+    errors: list[list[InputError]]
+    reads: list[list[str] | None]
+
+
 def _collect(files: list[str], request: dict[str, Any], worker: Worker | None,
-             verbose: bool) -> tuple[list[list[dict]], list[list[InputError]], Worker]:
-    """Each file's model reports and errors, in file order."""
+             verbose: bool) -> Collected:
     if worker is None or not worker.alive():
         worker = Worker(verbose)
     reports: list[list[dict]] = [[] for _ in files]
     errors: list[list[InputError]] = [[] for _ in files]
+    reads: list[list[str] | None] = [None for _ in files]
     ended = [False] * len(files)
     try:
         for message in worker.messages(request, startup=max(request["timeout"], 60.0)):
@@ -172,6 +181,7 @@ def _collect(files: list[str], request: dict[str, Any], worker: Worker | None,
                 errors[index].append(InputError.from_dict(message["error"]))
             elif kind == "end":
                 ended[index] = True
+                reads[index] = _paths(message["reads"])
             else:
                 raise channel.ChannelError(f"an unknown message {kind!r}")
     except InputError as exc:  # the server did not start, or died
@@ -190,7 +200,15 @@ def _collect(files: list[str], request: dict[str, Any], worker: Worker | None,
         if not ended[i]:
             errors[i].append(_internal("the linting process reported no end for this file",
                                        path))
-    return reports, errors, worker
+    return Collected(reports, errors, reads)
+
+
+def _paths(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(p, str) for p in value)):
+        raise channel.ChannelError("an end message with malformed reads")
+    return value
 
 
 def _request(files: list[str], config: Config, rules: dict[str, Rule],
@@ -204,18 +222,36 @@ def _request(files: list[str], config: Config, rules: dict[str, Rule],
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
         worker: Worker | None = None, jobs: int = 1, nproc: int | None = None,
-        may_be_empty: Collection[str] = ()) -> Report:
+        may_be_empty: Collection[str] = (), cache: Cache | None = None) -> Report:
     """Lint ``files``, ``jobs`` at a time, in ``worker`` (a fresh one when None or dead); with
     ``nproc``, one after another with each model's probe across that many ranks. Files in
-    ``may_be_empty`` (found in a folder) are skipped when they define no model."""
+    ``may_be_empty`` (found in a folder) are skipped when they define no model. With
+    ``cache``, a file whose stored result still holds is not linted, and the settled results
+    of those that are linted are stored."""
     if nproc:
         return ranked.run(files, config, rules, cli_input_shape, verbose, nproc)
     report = Report(files=len(files))
     if not files:
         return report
-    request = {**_request(files, config, rules, cli_input_shape, verbose, jobs),
-               "may_be_empty": list(may_be_empty)}
-    reports, errors, _ = _collect(files, request, worker, verbose)
+    reports: list[list[dict]] = [[] for _ in files]
+    errors: list[list[InputError]] = [[] for _ in files]
+    stored = {i: cache.get(path, path in may_be_empty) for i, path in enumerate(files)} \
+        if cache else {}
+    todo = [i for i in range(len(files)) if stored.get(i) is None]
+    for i, hit in stored.items():
+        if hit is not None:
+            reports[i], errors[i] = hit
+    if todo:
+        linted = [files[i] for i in todo]
+        request = {**_request(linted, config, rules, cli_input_shape, verbose, jobs),
+                   "may_be_empty": [f for f in linted if f in may_be_empty]}
+        got = _collect(linted, request, worker, verbose)
+        for n, i in enumerate(todo):
+            reports[i], errors[i] = got.reports[n], got.errors[n]
+            if cache:
+                cache.put(files[i], files[i] in may_be_empty, reports[i], errors[i],
+                          got.reads[n])
+    report.cached = [files[i] for i in range(len(files)) if i not in todo]
     for i in range(len(files)):
         try:
             report.models.extend(ModelReport.from_dict(m) for m in reports[i])

@@ -6,7 +6,9 @@ file's remaining models, and relays each model's result to the parent as it come
 
 Started by :mod:`.runner` as ``python -m bnlint.isolation.server FD``: FD is the write end of
 the channel to the parent; the first line on stdin is the run's token, each further line a
-request. To the parent: ready; model {file, report}; error {file, error}; end {file}; done.
+request. To the parent: ready; model {file, report}; error {file, error}; end {file, reads};
+done. ``reads`` lists the files the file's run read (see :mod:`.child`), or is None when the
+result is not one to cache: a child timed out, died, crashed or sent something malformed.
 The server ends itself (and its children) when the parent dies.
 """
 
@@ -61,6 +63,8 @@ class Running:
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     problem: str | None = None  # why the server killed it
     status: int = 0
+    crashed: bool = False  # bnlint raised (an internal error) in it
+    reads: list[str] | None = None  # the files it read, when it said
 
 
 class Server:
@@ -68,6 +72,7 @@ class Server:
         self.out, self.token, self.parent = out_fd, token, parent
         self.selector = selectors.DefaultSelector()
         self.running: dict[int, Running] = {}
+        self.unsettled: set[int] = set()  # files whose result is not one to cache
 
     def send(self, event: str, **data: Any) -> None:
         _write_all(self.out, channel.encode(self.token, event, **data))
@@ -77,6 +82,7 @@ class Server:
 
         rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
         queue = collections.deque(enumerate(child.Task(p) for p in request["files"]))
+        self.unsettled = set()
         while queue or self.running:
             while queue and len(self.running) < request["jobs"]:
                 self._start(*queue.popleft(), request, rules)
@@ -86,7 +92,8 @@ class Server:
                 if retry:
                     queue.appendleft((run.index, retry))
                 else:
-                    self.send("end", file=run.index)
+                    settled = run.index not in self.unsettled and run.reads is not None
+                    self.send("end", file=run.index, reads=run.reads if settled else None)
         self.send("done")
 
     def _start(self, index: int, task: child.Task, request: dict, rules: dict) -> None:
@@ -215,7 +222,11 @@ class Server:
             error = InputError.from_dict(message["error"])
             error.path = error.path or path
             self._error(run, error)
+        elif event == "read":
+            files = message["files"]
+            run.reads = None if files is None else [str(p) for p in files]
         elif event == "crash":
+            run.crashed = True
             model = message.get("model")
             if model:
                 run.finished.add(str(model))
@@ -253,6 +264,8 @@ class Server:
             if fd in self.selector.get_map():
                 self.selector.unregister(fd)
             os.close(fd)
+        if run.crashed or run.problem is not None or not run.ended:
+            self.unsettled.add(run.index)
         if run.ended and run.problem in (None, "timeout"):
             return None
         what, model, line = run.phase
