@@ -15,7 +15,7 @@ from torch import nn
 from ..model import sites
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
-from ..predict.flow import activation_options, fans, predict, safe_ratio
+from ..predict.flow import activation_after, activation_options, fans, predict, safe_ratio
 from .base import Context, Hit, check
 from .catalog import Rule
 from .depth import chain_activation, chain_evidence, ideal_init, module_layer
@@ -206,6 +206,21 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                                  **({"stack_gain": total} if math.isfinite(total) else {})}})
 
 
+def _head_after(ctx: Context, chain) -> str | None:
+    """The model's output layer (the one its gradient ratios end at, as AUTOTRAINER's first/last
+    ratio does) when the chain's last activation feeds it directly; else None."""
+    last = module_layer(ctx.graph, chain.last_module)
+    act, _ = activation_after(ctx.graph, last)
+    if act is None:
+        return None
+    for cur in ctx.graph.downstream(act):
+        if cur.is_("@affine"):
+            return cur.module if cur.module == ctx.prediction.last_module else None
+        if not any(cur.is_(spec) for spec in _PASS):
+            return None
+    return None
+
+
 @check("BNL302")
 def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
@@ -226,7 +241,15 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if not pred.signal.get(first.name):
             continue  # no signal at the chain's start (zero weights): BNL303's case
         signal = pred.signal[last.name] / pred.signal[first.name]
-        ratio = chain.grad_ratio
+        ratio, end = chain.grad_ratio, chain.last_module
+        head = _head_after(ctx, chain)
+        if head is not None and below <= ratio <= above:
+            # the chain feeds the output layer: its gradient is where the model's ratio ends
+            through = safe_ratio(pred.layers[chain.first_module], pred.layers[head])
+            if not below <= safe_ratio(ideal[chain.first_module], ideal[head]) <= above:
+                through = ratio  # at the reference init too: not the init's doing
+            if math.isfinite(through) and not below <= through <= above:
+                ratio, end = through, head
         if not (math.isfinite(ratio) and math.isfinite(signal)):
             continue
         if below <= ratio <= above and low <= signal <= high:
@@ -244,7 +267,7 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
             or ratio > ctx.threshold(rule, "error_above")
         yield Hit(first, {"blocks": chain.blocks, "affine": first.kind,
                           "act": chain.activation, "first": chain.first_module,
-                          "last": chain.last_module, "init": init,
+                          "last": chain.last_module, "grad_last": end, "init": init,
                           "per_layer": theory.stack_gains(act.kind, scale, options)[0],
                           "reference": theory.init_label(act.kind, options),
                           "gain": theory.activation_gain(act.kind, options),
