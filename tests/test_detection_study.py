@@ -71,6 +71,6 @@ def test_recorded_mode_scores_bnlint_against_the_record_without_training(
     (tmp_path / "validation_labels.json").write_text(json.dumps(record))
     detection.main(["--recorded", "--suite", "validation", "--only", "temperature-zero-log"])
     out = capsys.readouterr().out
-    assert "| temperature-zero-log | temperature | - | **no-fit** | recorded here | fine, no-fit |" \
-        in out
+    row = "| temperature-zero-log | temperature | - | **no-fit** | recorded here | fine, no-fit |"
+    assert row in out
     assert "bnlint static+probe: false positives: none; misses: temperature-zero-log" in out
