@@ -259,6 +259,8 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                                   for m in chain.modules)
         act = chain_activation(ctx.graph, chain)
         options = activation_options(act)
+        # a constant between the layer and its activation (sin(30 x)) scales the pre-activation
+        factor = abs(activation_after(ctx.graph, first)[1]) or 1.0
         init = (f"PyTorch's default init (kaiming_uniform_ with a = sqrt(5); measured E[w^2] = "
                 f"1/({1 / scale:.2g} fan_in))" if is_pytorch_default(scale)
                 else f"an init with E[w^2] = {scale:.2g}/fan_in (median, measured)")
@@ -268,9 +270,12 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         yield Hit(first, {"blocks": chain.blocks, "affine": first.kind,
                           "act": chain.activation, "first": chain.first_module,
                           "last": chain.last_module, "grad_last": end, "init": init,
-                          "per_layer": theory.stack_gains(act.kind, scale, options)[0],
+                          "per_layer": theory.stack_gains(act.kind, scale * factor ** 2,
+                                                          options)[0],
                           "reference": theory.init_label(act.kind, options),
-                          "gain": theory.activation_gain(act.kind, options),
+                          "scaled": (f" over the x{factor:g} before {chain.activation}"
+                                     if factor != 1 else ""),
+                          "gain": theory.activation_gain(act.kind, options) / factor,
                           "way": "vanish" if vanish else "explode", "signal": signal,
                           "fwd": chain.forward_rms_ratio, "ratio": ratio},
                   chain_evidence(chain, {"grad_ratio": ratio,
