@@ -285,7 +285,8 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                   severity="error" if error else None)
 
 
-def _is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
+def is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
+    """An affine layer with no affine layer after it (the model's head)."""
     return layer.name not in graph.upstream_of("@affine")
 
 
@@ -307,7 +308,7 @@ def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
         if weight is None or weight.dim() < 2 or weight.shape[0] < 2 \
-                or _is_output_layer(ctx.graph, layer):
+                or is_output_layer(ctx.graph, layer):
             continue
         rows = weight.detach().reshape(weight.shape[0], -1)
         if not bool((rows == rows[0]).all()):

@@ -11,7 +11,7 @@ from torch import nn
 from ..model.graph import Layer, ModelGraph
 from .base import Context, Hit, check
 from .catalog import Rule
-from .init import affine_weights
+from .init import affine_weights, is_output_layer
 
 # Adam and the optimizers built on its step, which Xiong et al. (arXiv:2002.04745) study;
 # RAdam rectifies the early steps' variance so as to need no warm-up (arXiv:1908.03265).
@@ -91,8 +91,8 @@ def adaptive_step_over_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
                 or not bool(torch.isfinite(weight).all()):
             continue
         rms = _rms(weight)
-        if rms == 0:
-            continue  # zero-initialised on purpose (Fixup, a zero head): it grows from its steps
+        if rms == 0 or is_output_layer(ctx.graph, layer):
+            continue  # zero or small on purpose (Fixup, a zero or 0.01 head): grown by its steps
         judged += 1
         if opt.lr >= bound * rms:
             over.append((opt.lr / rms, layer, rms))
