@@ -74,3 +74,15 @@ def test_recorded_mode_scores_bnlint_against_the_record_without_training(
     row = "| temperature-zero-log | temperature | - | **no-fit** | recorded here | fine, no-fit |"
     assert row in out
     assert "bnlint static+probe: false positives: none; misses: temperature-zero-log" in out
+
+
+def test_recorded_mode_without_a_record_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(detection_labels, "HERE", tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        detection.main(["--recorded", "--suite", "validation", "--only", "siren"])
+    assert exit_.value.code == 2
+    assert "--recorded: no labels on record for the validation set" in capsys.readouterr().err
+    (tmp_path / "validation_labels.json").write_text(json.dumps({"variants": {}}))
+    with pytest.raises(SystemExit):
+        detection.main(["--recorded", "--suite", "validation", "--only", "siren"])
+    assert "--recorded: siren not in validation_labels.json" in capsys.readouterr().err

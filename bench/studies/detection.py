@@ -636,6 +636,16 @@ def main(argv: list[str] | None = None) -> None:
     elif args.quick:
         chosen = {k: [v for v in vs if v.quick] for k, vs in chosen.items()}
     chosen = {k: vs for k, vs in chosen.items() if vs}
+    for name, variants in chosen.items() if args.recorded else ():
+        if not labels.path(name).exists():
+            p.error(f"--recorded: no labels on record for the {name} set "
+                    f"({os.path.relpath(labels.path(name))}); record them with "
+                    f"--suite {name} --no-bnlint --record-labels")
+        missing = [v.name for v in variants
+                   if v.name not in json.loads(labels.path(name).read_text())["variants"]]
+        if missing:
+            p.error(f"--recorded: {', '.join(missing)} not in {labels.path(name).name}; "
+                    "record the set's labels again")
     extra_seeds = () if args.quick else (1, 2)
     torch.set_num_threads(1)
     wall = time.perf_counter()
