@@ -172,7 +172,7 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
     trial = model_device(model)
     chosen = _candidates(model, layer, batch)
     for shape in chosen.shapes:
-        x = _random_input(layer, (2, *shape[1:]), trial)  # a small trial batch: cheap
+        x = _random_input(layer, (sizes.TRIAL_BATCH, *shape[1:]), trial)  # small: cheap
         try:
             run_forward(lambda x=x: model(x), model, (x,))
             why = chosen.why
