@@ -9,9 +9,7 @@ import subprocess
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from conftest import line_of, run_cli
-from torch import nn
 
 
 def _json(proc) -> dict:
@@ -110,27 +108,6 @@ def test_image_size_is_solved_from_the_first_linear_after_a_flatten(write_model)
     assert inputs["shapes"] == [[16, 1, 28, 28]]
     assert "28x28: the layers flatten it to the 2304 features of fc1 (Linear) (as they do " \
         "every size from 28 to 29)" in inputs["how"]
-
-
-def test_the_size_is_solved_for_a_forward_that_reads_values():
-    """Sizes up to 256 are tried on the model's own weights, so a forward that reads its
-    input's values (which the meta device cannot run) still gets its size solved."""
-    from bnlint.discover import inputs
-
-    class Checked(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 8, 3, 1)
-            self.fc = nn.Linear(8 * 26 * 26, 10)
-
-        def forward(self, x):
-            if not bool(torch.isfinite(x).all()):
-                raise ValueError("non-finite input")
-            return self.fc(torch.flatten(F.relu(self.conv(x)), 1))
-
-    (x,), how = inputs.infer_inputs(Checked(), "Checked", 16, Path("checked.py"))
-    assert x.shape == (16, 1, 28, 28)
-    assert "the layers flatten it to the 5408 features of fc (Linear)" in how
 
 
 def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):

@@ -111,8 +111,9 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
                            f"{layer.num_embeddings}), for {first}")
     shape_at = _shape_at(layer, batch)
     channels = f"{_count(layer.in_channels, 'channel')}, from {first}"
+    probes = sizes.Probes(model, shape_at)
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        solved = sizes.solve_flatten(model, shape_at)
+        solved = sizes.solve_flatten(probes)
         if solved is not None:
             shape = shape_at(solved.size)
             linear = _name_of(model, solved.linear)
@@ -122,8 +123,8 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
                                f"the {solved.linear.in_features} features of {linear} "
                                f"(Linear){alike}")
     if isinstance(layer, nn.Conv2d):
-        factor = sizes.downsampling(model, shape_at)
-        if factor is not None and factor >= sizes.IMAGENET_DOWNSAMPLING:
+        factor = sizes.imagenet_downsampling(probes)
+        if factor is not None:
             big = sizes.IMAGENET_SIZE
             return _Candidates([shape_at(big), *(shape_at(s) for s in _SPATIAL_SIZES
                                                  if s != big)],
