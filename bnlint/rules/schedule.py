@@ -3,8 +3,10 @@ architecture."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 
 from ..model.graph import Layer, ModelGraph
@@ -71,3 +73,60 @@ def post_ln_without_warmup(ctx: Context, rule: Rule) -> Iterator[Hit]:
               {"post_ln_sublayers": [m for m, _ in sublayers], "lr": opt.lr,
                "optimizer": opt.name, "warmup_steps": ctx.config.warmup_steps},
               severity=None if deep else "info")
+
+
+# Adam and the optimizers that share its normalised step m_hat / (sqrt(v_hat) + eps), whose
+# first step is lr times the gradient's sign and whose steps stay near lr (Kingma & Ba,
+# arXiv:1412.6980, section 2.1).
+NORMALISED_STEP = ("adam", "adamw", "adamax", "nadam", "radam")
+
+
+def _weights(graph: ModelGraph, model: nn.Module) -> list[tuple[Layer, float]]:
+    """(layer, RMS of its weight) for each affine module with a nonzero weight of >= 2 dims."""
+    found, seen = [], set()
+    for layer in graph.order:
+        if not (layer.is_("@affine") and layer.module) or layer.module in seen:
+            continue
+        seen.add(layer.module)
+        weight = getattr(model.get_submodule(layer.module), "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() >= 2 and not weight.is_meta:
+            rms = float(weight.detach().double().square().mean().sqrt())
+            if rms > 0:
+                found.append((layer, rms))
+    return found
+
+
+@check("BNL502")
+def adam_step_above_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    opt = ctx.config.optimizer
+    if opt is None or opt.lr is None or opt.name not in NORMALISED_STEP:
+        return
+    weights = _weights(ctx.graph, ctx.model)
+    if len(weights) < 2:  # one affine map: a convex fit, whose start does not matter
+        return
+    over = [(layer, rms, opt.lr / rms) for layer, rms in weights
+            if opt.lr / rms >= ctx.threshold(rule, "ratio_warning")]
+    if not over:
+        return
+    layer, rms, ratio = max(over, key=lambda x: x[2])
+    yield Hit(layer, {"layer": layer, "optimizer": opt.name, "lr": opt.lr, "rms": rms,
+                      "ratio": ratio, "count": len(over), "total": len(weights),
+                      "ratio_warning": ctx.threshold(rule, "ratio_warning")},
+              {"optimizer": opt.name, "lr": opt.lr,
+               "ratios": {x.label: round(opt.lr / r, 4) for x, r in weights}})
+
+
+@check("BNL503")
+def adadelta_lr_below_one(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    opt = ctx.config.optimizer
+    if opt is None or opt.name != "adadelta" or opt.lr is None \
+            or opt.lr > ctx.threshold(rule, "lr_warning"):
+        return
+    eps = float(opt.args.get("eps", 1e-6))
+    rho = float(opt.args.get("rho", 0.9))
+    first = math.sqrt(eps / (1 - rho))  # Adadelta's own first step, per coordinate
+    weights = _weights(ctx.graph, ctx.model)
+    yield Hit(weights[0][0] if weights else None,
+              {"lr": opt.lr, "factor": 1 / opt.lr, "first": first, "step": opt.lr * first,
+               "eps": eps, "rho": rho},
+              {"optimizer": "adadelta", "lr": opt.lr, "eps": eps, "rho": rho})
