@@ -298,3 +298,14 @@ def test_the_probe_trains_with_the_models_own_loss_and_reduction():
     assert ce.loss == "the model's loss (cross-entropy on logits (CrossEntropyLoss)) on the " \
                       "given targets"
     assert probe(logits, x, onehot, steps=0).loss == "mean-squared error on the given targets"
+
+
+def test_the_probe_takes_bce_only_for_a_model_that_outputs_probabilities():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16, 1)).float()
+    bce = Loss("bce", True, "test")
+    sigmoid = probe(nn.Sequential(nn.Linear(3, 1), nn.Sigmoid()), x, y, steps=1, loss=bce)
+    assert sigmoid.loss.startswith("the model's loss (binary cross-entropy on probabilities")
+    # raw scores: the file must apply something before its BCELoss, which the probe cannot see
+    raw = probe(nn.Linear(3, 1), x, y, steps=1, loss=bce)
+    assert raw.loss == "mean-squared error on the given targets"
