@@ -501,7 +501,9 @@ def load(explicit: str | None, start: Path) -> Config:
 
 def _unknown_code(code: str, rules: dict[str, Any], where: str,
                   path: str | None) -> InputError:
-    close = difflib.get_close_matches(code, list(rules), n=1)
+    # a letter typed for the digit it looks like (BNL1O1, BNL2l1) is the likeliest typo
+    digits = code[:3] + code[3:].translate(str.maketrans("OoIiLl", "001111"))
+    close = [digits] if digits in rules else difflib.get_close_matches(code, list(rules), n=1)
     return InputError(f"{where} names unknown rule code {code}.", path=path,
                       hint=(f"Did you mean {close[0]}? " if close else "")
                       + "bnlint --list-rules lists the rules.")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import Config
+from .discover.loss import Loss
 from .discover.targets import Targets
 from .errors import InputError
 from .findings import Evidence, Finding, Fix, InputsUsed, ModelReport, Verdict
@@ -293,14 +294,15 @@ across ranks (``bnlint.isolation.ranks``) on a model built on the meta device.""
 
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
            synthetic_inputs: bool, inferred_inputs: bool, in_place: bool,
-           notes: list[str], prober: Prober | None) -> ProbeResult | None:
+           notes: list[str], prober: Prober | None, loss: Loss | None) -> ProbeResult | None:
     """Run the probe when enabled; a model it cannot run is noted, not fatal."""
     if prober is None and any(t.is_meta for t in (*graph.model.parameters(),
                                                   *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
-                                       inferred_inputs=inferred_inputs, in_place=in_place)
+                                       inferred_inputs=inferred_inputs, in_place=in_place,
+                                       loss=loss)
     try:
         return (prober or run_probe)(graph, inputs, targets, options)
     except InputError:
@@ -365,7 +367,7 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
         probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
-                       consumable, notes, prober)
+                       consumable, notes, prober, ctx.loss)
     if probe is not None:
         probe = _with_weaker(probe, rules, config, notes)
         ctx.probe = probe

@@ -98,3 +98,43 @@ def test_the_head_rules_need_the_loss_and_say_where_it_came_from():
     found = bnlint.lint(model, x, config=Config(probe=False, select=["BNL405"], loss="ce"))
     assert [f.code for f in found.findings] == ["BNL405"]
     assert "'ce' in the config" in found.findings[0].message
+
+
+def _named(tmp_path, name: str, code: str):
+    """A file of its own name (the parsed trees are cached by path)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(code), encoding="utf-8")
+    return str(path)
+
+
+def test_a_summed_or_scaled_loss_is_inferred_with_its_reduction(tmp_path):
+    torch_sum = inferred(_named(tmp_path, 'm1', "loss_fn = nn.MSELoss(reduction='sum')\n"))
+    assert (torch_sum.name, torch_sum.reduction, torch_sum.scale) == ("mse", "sum", 1.0)
+    written = inferred(_named(tmp_path, 'm2', "T = 100\n"
+                                       "def step(model, x, y):\n"
+                                       "    loss = ((y - model(x)) ** 2).sum() / (2 * T)\n"))
+    assert (written.name, written.reduction, written.scale) == ("mse", "sum", 0.005)
+    assert written.reduced == "summed over the batch times 0.005"
+    assert "((y - model(x)) ** 2).sum() / (2 * T) at m2.py:3" in written.said
+    mean = inferred(_named(tmp_path, 'm3', "def step(model, x, y):\n"
+                                    "    loss = torch.mean((model(x) - y) ** 2)\n"))
+    assert (mean.reduction, mean.scale, mean.reduced) == ("mean", 1.0, "")
+    # a divisor the file does not state as a number, or two different squared errors: none
+    assert inferred(_named(tmp_path, 'm4', "def step(model, x, y):\n"
+                                    "    loss = ((y - model(x)) ** 2).sum() / len(x)\n")) is None
+    assert inferred(_named(tmp_path, 'm5', "def step(model, x, y):\n"
+                                    "    loss = ((y - model(x)) ** 2).sum()\n"
+                                    "    cost = ((y - model(x)) ** 2).mean()\n")) is None
+
+
+@pytest.mark.parametrize("code,as_given", [
+    ("loss = ((y - model(x)) ** 2).mean()\n", True),
+    ("loss = ((model(x[i]) - y[i]) ** 2).mean()\n", True),
+    ("loss = ((y.unsqueeze(1) - model(x)) ** 2).mean()\n", False),
+    ("loss = ((y[:, None] - model(x)) ** 2).mean()\n", False),
+    ("loss = F.mse_loss(model(x), y[idx])\n", True),
+    ("loss = F.mse_loss(model(x), y.view(-1, 1))\n", False),
+    ("loss = nn.MSELoss()(model(x), y)\n", False),
+])
+def test_whether_the_loss_takes_the_targets_as_given(tmp_path, code, as_given):
+    assert inferred(_file(tmp_path, code)).targets_as_given is as_given

@@ -77,7 +77,9 @@ def test_exploding_model_stops_the_fit_before_its_first_step(tmp_path, caplog):
     probe = callback.report.probe
     assert (probe.optimizer["name"], probe.optimizer["lr"], probe.optimizer["momentum"]) == \
         ("sgd", 0.01, 0.9)  # what configure_optimizers made
-    assert probe.batch == 64 and "cross-entropy on the given targets" in probe.loss
+    # the module's F.cross_entropy, inferred from its file, on the batch's labels
+    assert probe.batch == 64 and probe.loss == \
+        "the model's loss (cross-entropy on logits (CrossEntropyLoss)) on the given targets"
     assert float(_metrics(trainer)["bnlint/warning"]) >= 1
 
 

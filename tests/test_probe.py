@@ -17,6 +17,7 @@ from torch.func import functional_call
 
 from bnlint.api import probe
 from bnlint.config import PROBE_HVPS, Optimizer
+from bnlint.discover.loss import Loss
 from bnlint.probing import hessian
 from bnlint.probing import run as probe_mod
 
@@ -275,3 +276,36 @@ def test_explosion_threshold_comes_from_bnl901_with_the_config_override():
     report = lint(model, x, config=config)
     assert report.explosion != "none"
     assert "BNL901" in {f.code for f in report.findings}
+
+
+def test_the_probe_trains_with_the_models_own_loss_and_reduction():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x = torch.randn(16, 3)
+    y = torch.randn(16, 1)
+    mean = probe(model, x, y, steps=0)
+    summed = probe(model, x, y, steps=0, loss=Loss("mse", True, "test", "sum", 0.5))
+    assert mean.loss == "mean-squared error on the given targets"
+    assert summed.loss == ("the model's loss (mean squared error, summed over the batch times "
+                           "0.5) on the given targets")
+    # the summed loss over 16 samples, halved: 8x the mean's curvature
+    assert summed.lr_ceiling.lambda_max == pytest.approx(8 * mean.lr_ceiling.lambda_max,
+                                                         rel=1e-3)
+    # one-hot targets with the model's cross-entropy: trained as class probabilities, not MSE
+    logits = nn.Linear(3, 2)
+    onehot = F.one_hot(torch.randint(0, 2, (16,)), 2).float()
+    ce = probe(logits, x, onehot, steps=0, loss=Loss("ce", True, "test"))
+    assert ce.loss == "the model's loss (cross-entropy on logits (CrossEntropyLoss)) on the " \
+                      "given targets"
+    assert probe(logits, x, onehot, steps=0).loss == "mean-squared error on the given targets"
+
+
+def test_the_probe_takes_bce_only_for_a_model_that_outputs_probabilities():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16, 1)).float()
+    bce = Loss("bce", True, "test")
+    sigmoid = probe(nn.Sequential(nn.Linear(3, 1), nn.Sigmoid()), x, y, steps=1, loss=bce)
+    assert sigmoid.loss.startswith("the model's loss (binary cross-entropy on probabilities")
+    # raw scores: the file must apply something before its BCELoss, which the probe cannot see
+    raw = probe(nn.Linear(3, 1), x, y, steps=1, loss=bce)
+    assert raw.loss == "mean-squared error on the given targets"

@@ -61,5 +61,6 @@ def test_the_runner_passes_each_programs_optimizer_when_the_config_accepts_it():
             config = from_mapping(yaml.safe_load(config_text(opt)), "runner settings")
             if opt["name"] in CONFIGURABLE:
                 assert (config.optimizer.name, config.optimizer.lr) == (opt["name"], opt["lr"])
+                assert config.optimizer.args.get("nesterov", False) == opt.get("nesterov", False)
             else:
                 assert config.optimizer is None, (case.name, version)

@@ -31,6 +31,8 @@ from torch import nn
 from .. import config as defaults
 from .. import optim as bnlint_optim
 from ..config import OPTIMIZER_ARGS, OPTIMIZERS, Config, Optimizer
+from ..discover.loss import LOSSES
+from ..discover.loss import Loss as LossSpec
 from ..discover.targets import Targets, are_class_labels
 from ..errors import InputError
 from ..measurement import (
@@ -60,6 +62,7 @@ class ProbeOptions:
     steps: int = defaults.PROBE_STEPS
     budget: float = defaults.PROBE_BUDGET
     optimizer: Optimizer | None = None
+    loss: LossSpec | None = None    # the loss the model trains with, when bnlint knows it
     hvps: int = defaults.PROBE_HVPS
     flop_rate: float = defaults.PROBE_FLOP_RATE
     seed: int = 0
@@ -118,14 +121,61 @@ def _batch(inputs: tuple, targets: Targets | None, synthetic: bool, batch: int,
 Loss = Callable[[torch.Tensor, slice], torch.Tensor]
 
 
+def _bce(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCELoss on probabilities (used only for a model whose first outputs are in [0, 1]; the
+    clamp keeps a later step that leaves the range from raising)."""
+    return F.binary_cross_entropy(out.clamp(0, 1), target)
+
+
+# The losses the probe can train with on given targets: the torch function, and whether it
+# takes class labels (True), targets of the output's shape (False) or either (None)
+_TORCH_LOSSES = {"mse": (F.mse_loss, False), "mae": (F.l1_loss, False),
+                 "huber": (F.huber_loss, False), "ce": (F.cross_entropy, None),
+                 "bce": (_bce, False),
+                 "bce_with_logits": (F.binary_cross_entropy_with_logits, False),
+                 "nll": (F.nll_loss, True)}
+
+
+OWN_LOSS = "the model's loss"  # how the probe's loss text starts when it is the model's own
+
+
+def _known_loss(spec: LossSpec, out: torch.Tensor, target: torch.Tensor,
+                probabilities: bool) -> tuple[Loss, str] | None:
+    """The model's own loss (config or inferred) on the given targets, with its reduction,
+    when the probe can train with it on them; ``out`` has the whole batch's output shape.
+    A summed loss is the mean times the whole batch's count, so that the ranks' shares of it
+    (each its rows' mean times its share of the batch) add up to the sum. BCELoss only when
+    the model's outputs are ``probabilities`` (else the file applies something before it)."""
+    if spec.name not in _TORCH_LOSSES or (spec.name == "bce" and not probabilities):
+        return None
+    fn, labels = _TORCH_LOSSES[spec.name]
+    if labels is not False and are_class_labels(target, out):
+        t, count = target.long(), out.shape[0]
+    elif labels is not True and target.numel() == out.numel():
+        t, count = target.reshape(out.shape).to(out.dtype), out.numel()
+    else:
+        return None
+    factor = spec.scale * (count if spec.reduction == "sum" else 1)
+    how = f", {spec.reduced}" if spec.reduced else ""
+    return (lambda o, rows: fn(o, t[rows]) * factor), \
+        f"{OWN_LOSS} ({LOSSES[spec.name][1]}{how}) on the given targets"
+
+
 def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | None,
-          gen: torch.Generator) -> tuple[Loss, str]:
-    """The training loss of the output for ``rows`` of the batch, on the given targets when
-    they fit the output, else synthetic; ``out`` has the shape of the whole batch's output."""
+          gen: torch.Generator, spec: LossSpec | None = None,
+          probabilities: bool = False) -> tuple[Loss, str]:
+    """The training loss of the output for ``rows`` of the batch: the model's own (``spec``)
+    on the given targets when it is a torch loss the probe can run on them, else cross-entropy
+    or mean-squared error on the given targets when they fit the output, else synthetic;
+    ``out`` has the shape of the whole batch's output; ``probabilities``: its values are all in
+    [0, 1]."""
     n = out.shape[0]
     classes = out.dim() == 2 and out.shape[1] > 1
     if target is not None:
         target = target.to(out.device)
+        own = _known_loss(spec, out, target, probabilities) if spec is not None else None
+        if own is not None:
+            return own
         if are_class_labels(target, out):
             labels = target.long()
             return (lambda o, rows: F.cross_entropy(o, labels[rows])), \
@@ -218,6 +268,7 @@ class _Run:
         self.targets, self.target = targets, target
         self.loss_fn: Loss | None = None
         self.loss_text = ""
+        self.loss_spec = opts.loss
 
     def placed(self, opts: ProbeOptions, device: torch.device) -> nn.Module:
         """The instrumented model, on ``device``: a copy unless ``opts.in_place``."""
@@ -245,7 +296,9 @@ class _Run:
         out = first_tensor(self.forward())
         if self.loss_fn is None:  # made from the first output: no extra forward pass
             whole = out.detach().new_empty((self.batch, *out.shape[1:]))
-            self.loss_fn, self.loss_text = _loss(whole, self.targets, self.target, self.gen)
+            outside = self.agreed(bool(((out < 0) | (out > 1)).any()))
+            self.loss_fn, self.loss_text = _loss(whole, self.targets, self.target, self.gen,
+                                                 self.loss_spec, not outside)
         share = len(range(self.batch)[self.rows]) / self.batch
         return self.loss_fn(out, self.rows) * share
 

@@ -4,6 +4,7 @@ hand-written log-losses with nothing keeping the log's argument from 0."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -160,6 +161,32 @@ def output_range(ctx: Context, rule: Rule) -> Iterator[Hit]:
                      "loss": f" The loss: {ctx.loss.said}." if ctx.loss else ""},
               {"outside_share": outside, "range": [low, high], "source": t.source,
                "problems": problems}, severity="error" if error else None)
+
+
+# Losses that score each output against the target at the same position (and broadcast the two)
+_ELEMENTWISE = ("mse", "mae", "huber", "bce", "bce_with_logits")
+
+
+@check("BNL411")
+def target_broadcasts_in_loss(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    loss, head = ctx.loss, single_head(ctx)
+    t = ctx.targets.tensor if ctx.targets is not None else None
+    if loss is None or loss.name not in _ELEMENTWISE or not loss.targets_as_given \
+            or head is None or not head.shape or t is None:
+        return
+    out, target = tuple(head.shape), tuple(t.shape)
+    if out == target or not out or not target or out[0] != target[0]:
+        return
+    try:
+        both = tuple(torch.broadcast_shapes(out, target))
+    except RuntimeError:
+        return  # they do not broadcast: the loss raises, nothing silent
+    if math.prod(both) <= max(math.prod(out), math.prod(target)):
+        return  # each output still meets one target
+    yield Hit(head, {"head": head, "out": out, "target": target, "both": both,
+                     "loss": loss.said},
+              {"output_shape": list(out), "target_shape": list(target),
+               "broadcast_shape": list(both), "loss": loss.name, "loss_source": loss.where})
 
 
 @check("BNL409")

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 from ..measurement import ProbeStep
+from ..probing.run import OWN_LOSS
 from .base import Context, Hit, check
 from .catalog import Rule
 from .targets import regression_targets, targets
@@ -245,3 +246,26 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
                "formula": ceiling.formula, "lr": lr, "configured": configured,
                "converged": ceiling.converged},
               severity=None if warn else "info")
+
+
+@check("BNL907")
+def loss_rises_under_gradient_descent(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """Plain gradient descent at the configured lr, on the model's own loss and the given
+    targets, ended the probe's steps with the loss far above where it started."""
+    p, opt = ctx.probe, ctx.config.optimizer
+    if p is None or p.steps < 1 or p.nan or opt is None or opt.lr is None \
+            or not p.loss.startswith(OWN_LOSS):
+        return
+    if p.optimizer["name"] != "sgd" or p.optimizer.get("momentum") \
+            or p.optimizer["args"].get("weight_decay"):
+        return
+    losses = [h.loss for h in p.history]
+    if not (losses[0] > 0 and math.isfinite(losses[-1])):
+        return
+    factor = losses[-1] / losses[0]
+    if factor < ctx.threshold(rule, "loss_rise"):
+        return
+    yield Hit(ctx.graph.find(p.first_module),
+              {"device": p.device, "steps": len(losses) - 1, "lr": opt.lr, "loss": p.loss,
+               "first": losses[0], "last": losses[-1], "factor": factor},
+              {"measured": {"loss": losses, "factor": factor}, "lr": opt.lr})

@@ -3,6 +3,7 @@ architecture."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -103,3 +104,19 @@ def adaptive_step_over_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
                       "ratio": ratio, "count": len(over), "judged": judged},
               {"optimizer": opt.name, "lr": opt.lr,
                "step_to_weight": {x[1].module or x[1].name: x[0] for x in over}})
+
+
+@check("BNL503")
+def adadelta_lr_below_one(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    opt = ctx.config.optimizer
+    if opt is None or opt.name != "adadelta" or opt.lr is None \
+            or opt.lr > ctx.threshold(rule, "lr_warning"):
+        return
+    eps = float(opt.args.get("eps", 1e-6))
+    rho = float(opt.args.get("rho", 0.9))
+    first = math.sqrt(eps / (1 - rho))  # Adadelta's own first step, per coordinate
+    first_layer = next((layer for layer, _ in affine_weights(ctx.graph)), None)
+    yield Hit(first_layer,
+              {"lr": opt.lr, "factor": 1 / opt.lr, "first": first, "step": opt.lr * first,
+               "eps": eps, "rho": rho},
+              {"optimizer": "adadelta", "lr": opt.lr, "eps": eps, "rho": rho})

@@ -14,8 +14,8 @@ the fixed file, once with ``--no-probe`` and once with the probe at its defaults
 ``--format json`` and ``--config`` naming a settings file of its own (so no config file around
 the repository leaks in). That file gives ``optimizer = {name, lr, momentum}`` for the
 program's optimizer (SGD, Adam, RMSprop, NAdam, Adadelta...: any the config accepts, and the
-table says so for one it does not); the cases record no other optimizer arguments, so their
-defaults apply. A version is *flagged*
+table says so for one it does not), with ``nesterov`` for the programs that set it; the cases
+record no other optimizer arguments, so their defaults apply. A version is *flagged*
 when bnlint reports a finding at warning or error for it; a run that bnlint cannot complete
 (exit 2) counts as not flagged and is shown as ``bnlint error``.
 
@@ -62,8 +62,10 @@ def config_text(opt: dict) -> str:
     """The settings file the runner passes for a program trained with ``opt``: the optimizer
     when bnlint's config can take it, else nothing."""
     if opt["name"] in CONFIGURABLE:
+        args = "".join(f", {k}: {str(v).lower() if isinstance(v, bool) else v}"
+                       for k, v in opt.items() if k not in ("name", "lr", "momentum"))
         return (f"optimizer: {{name: {opt['name']}, lr: {opt['lr']}, "
-                f"momentum: {opt['momentum']}}}\n")
+                f"momentum: {opt['momentum']}{args}}}\n")
     return "{}\n"
 
 
@@ -74,7 +76,8 @@ def optimizer_note(case: Case) -> str:
     for version in ("buggy", "fixed"):
         opt = case.optimizer_of(version)
         text = f"{opt['name']} lr {opt['lr']:g}" + (
-            f" momentum {opt['momentum']:g}" if opt["name"] == "sgd" else "")
+            f" momentum {opt['momentum']:g}" if opt["name"] == "sgd" else "") + (
+            " nesterov" if opt.get("nesterov") else "")
         notes.append(text if opt["name"] in CONFIGURABLE else f"none ({text} is not accepted)")
     return notes[0] if notes[0] == notes[1] else f"buggy: {notes[0]}; fixed: {notes[1]}"
 

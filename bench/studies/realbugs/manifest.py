@@ -53,7 +53,8 @@ class Case:
     fix: str                    # what the fixed version changes
     kinds: tuple[str, ...]      # bug kinds (KINDS)
     steps: int                  # training steps for the ground truth, same for both versions
-    optimizer: dict             # the buggy program's optimizer: name, lr, momentum
+    optimizer: dict             # the buggy program's optimizer: name, lr, momentum (and
+                                # any other argument it sets, such as nesterov)
     published: dict[str, str] = field(default_factory=dict)  # tool -> its published verdict
     quick: bool = False         # one of the three cases of --quick
     fixed_optimizer: dict | None = None  # the fixed program's, when the fix changes it
@@ -192,9 +193,9 @@ CASES: list[Case] = [
          "Theia SOF/51118032.py (Stack Overflow 51118032)",
          "CIFAR CNN trained by SGD at lr 0.1 with Nesterov momentum 0.9",
          "lr 0.01 (ours)",
-         ("lr-high",), 150, {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+         ("lr-high",), 150, {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
          published={"Theia": "accuracy 0.10 -> 0.77 after its repair"},
-         fixed_optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9}),
+         fixed_optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": True}),
     Case("theia_63027146",
          "Theia SOF/63027146.py (Stack Overflow 63027146)",
          "CIFAR CNN fed raw 0..255 pixels",
@@ -241,8 +242,8 @@ CASES: list[Case] = [
          "DeepFD benchmark row 34 (Stack Overflow 37624102, from Humbatova et al.'s taxonomy)",
          "CNN on constant images trained by SGD at lr 0.1 with Nesterov momentum 0.9",
          "lr 0.01 (DeepFD's patch)",
-         ("lr-high",), 24, {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+         ("lr-high",), 24, {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
          published={"UMLAUT": "detected", "AutoTrainer": "detected (unstable)",
                     "DeepLocalize": "detected (layers 8, 9)", "DeepFD": "detected"},
-         fixed_optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9}),
+         fixed_optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": True}),
 ]
