@@ -124,6 +124,8 @@ class ShardedRun(_Run):
     """A probe run on one rank: the instrumented model sharded with FSDP2 and materialised
     from the meta device, this rank's rows of the batch, and the reductions across ranks."""
 
+    curvature_tail = 1  # curvature() computes the gradients again after its last product
+
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
                  opts: ProbeOptions, device: torch.device, plan: ProbePlan, *, ranks: Ranks,
                  built: Build, buffers: dict[str, torch.Tensor], seed: int, notes: list[str]):
