@@ -9,7 +9,8 @@ preconditioned Hessian after the steps for adaptive optimizers).
 
 ``--probe-budget`` is also a hard stop: after the measurement at initialisation, which always
 runs, no step or Hessian-vector product starts that the one before it says would end past the
-budget (the Hessian gets its planned share of it). A run the clock cuts says so in
+budget (the Hessian gets its planned share of it, less the time the steps after it need at
+the initialisation pass's measured cost). A run the clock cuts says so in
 ``ProbeResult.cut`` and a note; on a machine at least as fast as the plan's rate that never
 happens, so the numbers do not depend on the machine or its load.
 """
