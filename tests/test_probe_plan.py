@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from bench.models.resnet50 import ResNet50
 from bnlint.config import PROBE_HVPS, PROBE_OP_FLOPS, PROBE_STEPS, Config, Optimizer
 from bnlint.measurement import LR_CEILING, TRAJECTORY, ProbeResult
 from bnlint.model.build import build
+from bnlint.probing import hessian, run
 from bnlint.probing.plan import make_plan, passes
 from bnlint.probing.run import ProbeOptions, plan_for
 
@@ -164,6 +166,24 @@ def test_the_budget_is_exceeded_by_at_most_one_step():
     assert result.plan.steps == 50
     assert result.steps <= budget / sleep and result.cut is not None
     assert result.cut.steps == result.steps and result.cut.short == (TRAJECTORY,)
+
+
+def test_the_hessian_before_the_steps_leaves_them_their_time(monkeypatch):
+    """For SGD the Hessian runs before the steps; a Hessian that takes all the time it is
+    given (as Lanczos does when its products are slow: across ranks) still leaves the 2
+    planned steps theirs, at the initialisation pass's cost (0.25 s), and is cut instead."""
+    given = []
+
+    def slow_curvature(self, products, deadline, scale=None):
+        given.append(deadline)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return hessian.Eigen(math.nan, 0, False, timed_out=True)
+
+    monkeypatch.setattr(run._Run, "curvature", slow_curvature)
+    result = bnlint.probe(Sleepy(0.25), torch.randn(16, 8), steps=2, budget=3.0)
+    assert result.plan.steps == 2 and result.plan.hvps > 0 and len(given) == 1
+    assert result.steps == 2 and result.lr_ceiling is None
+    assert result.cut is not None and result.cut.short == (LR_CEILING,)
 
 
 def test_cli_shows_the_plan_and_the_cut(write_model):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,8 @@ class ShardedRun(_Run):
     """A probe run on one rank: the instrumented model sharded with FSDP2 and materialised
     from the meta device, this rank's rows of the batch, and the reductions across ranks."""
 
+    curvature_tail = 1  # curvature() computes the gradients again after its last product
+
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
                  opts: ProbeOptions, device: torch.device, plan: ProbePlan, *, ranks: Ranks,
                  built: Build, buffers: dict[str, torch.Tensor], seed: int, notes: list[str]):
@@ -213,13 +216,15 @@ class ShardedRun(_Run):
 
         try:
             taken()
+            tick = time.monotonic()
             hvp = hessian.central_difference(backward, taken, shards, dot, FD_STEP * (1 + norm))
+            cost = 2 * (time.monotonic() - tick)  # a product is two gradients like its first
             # drawn whole, one parameter at a time: one process's start vector; its rows
             # copied, so that the whole draw is freed (Lanczos keeps this vector)
             first = [rows(torch.randn(p.shape, generator=self.gen), self.ranks.rank,
                           self.world).to(s.device, s.dtype, copy=True)
                      for p, s in zip(params, shards)]
-            return hessian.lanczos(hvp, first, iterations=products, dot=dot, first_cost=0.0,
+            return hessian.lanczos(hvp, first, iterations=products, dot=dot, first_cost=cost,
                                    late=functools.partial(self.late, deadline))
         finally:
             taken()

@@ -9,7 +9,8 @@ preconditioned Hessian after the steps for adaptive optimizers).
 
 ``--probe-budget`` is also a hard stop: after the measurement at initialisation, which always
 runs, no step or Hessian-vector product starts that the one before it says would end past the
-budget (the Hessian gets its planned share of it). A run the clock cuts says so in
+budget (the Hessian gets its planned share of it, less the time the steps after it need at
+the initialisation pass's measured cost). A run the clock cuts says so in
 ``ProbeResult.cut`` and a note; on a machine at least as fast as the plan's rate that never
 happens, so the numbers do not depend on the machine or its load.
 """
@@ -250,6 +251,7 @@ class _Run:
     world = 1  # processes that share the run
     rows = slice(None)  # the samples of the batch this process runs
     reduce: measure.Reduce | None = None  # how the taps' sums are reduced across processes
+    curvature_tail = 0  # forward+backward passes curvature() runs after its deadline
 
     def __init__(self, graph: ModelGraph, inputs: tuple, targets: Targets | None,
                  opts: ProbeOptions, device: torch.device, plan: ProbePlan):
@@ -529,9 +531,15 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
     _record(history, run, 0, first)
     name, params = opt_info["name"], [p for p in run.model.parameters() if p.requires_grad]
     # the Hessian's planned share of the budget: beside the initialisation's pass for SGD-like
-    # optimizers, after the steps for adaptive ones (their preconditioner comes from the steps)
+    # optimizers, after the steps for adaptive ones (their preconditioner comes from the steps).
+    # Before the steps it leaves them the time they need at the initialisation pass's measured
+    # cost, and one pass more (each step's check allows for the step before it, which also
+    # updates the weights): where a pass costs more than the plan's FLOPs say (across ranks,
+    # where the parameters travel between processes on every pass) the steps run and the
+    # Hessian gets fewer products, rather than the steps none.
     share = passes(0, plan.hvps) / passes(plan.steps, plan.hvps) if plan.hvps else 0.0
     steps_deadline = deadline - (share * opts.budget if name in stability.ADAPTIVE else 0.0)
+    tail = run.curvature_tail * step_seconds
     ceiling = eig = None
     if name in stability.UNBOUNDED:
         notes.append(f"lr ceiling not estimated: {name} {stability.UNBOUNDED[name]}, so no "
@@ -540,7 +548,8 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         notes.append("lr ceiling not estimated: the plan has no Hessian-vector products "
                      "(see its reasons)")
     elif name in stability.PLAIN and first["finite"]:
-        hessian_deadline = start + share * opts.budget
+        hessian_deadline = min(start + share * opts.budget,
+                               deadline - (plan.steps + 1) * step_seconds) - tail
         if run.late(hessian_deadline, step_seconds):  # not even its gradient fits
             eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
         else:
@@ -568,7 +577,7 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
             eig = hessian.Eigen(math.nan, 0, False, timed_out=True)
         else:
             ceiling, eig = _lr_ceiling(run, bound, opt_info["lr"], len(history) - 1,
-                                       plan.hvps, deadline, notes)
+                                       plan.hvps, deadline - tail, notes)
     if not last["finite"]:
         run.recorder.enabled = False
         nonfinite = _locate_nonfinite(graph, run, last, history[-1].step)
