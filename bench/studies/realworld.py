@@ -21,7 +21,9 @@ Per file, in this order:
    repository's top folder), with the call tracer (bench/studies/calltrace) on its path.
 3. Side effects: files created, deleted or changed in the watched folder by step 1 and by step 2
    (step 2's net of those step 1 also touches; ``__pycache__`` not counted), and the file's
-   top-level functions bnlint called, each classed from the AST as a model factory or not.
+   top-level functions bnlint called, each classed from the AST as a model factory or not
+   (functions a model's forward calls while bnlint runs it are the model's calls, counted
+   apart: bench/studies/realworld_effects.py).
 
 Printed: a row per file (import, exit code, seconds, models linted, models not linted, findings
 by code, problems), then totals (exit 2 on files Python imports is the issue's target: 0),
@@ -299,6 +301,8 @@ def totals(results: list[Result]) -> list[tuple[str, Any]]:
         ("calls of factories / hooks", "{} / {}".format(
             sum(c["verdict"] == "factory" for r in results for c in r.calls),
             sum(c["verdict"] == "hook" for r in results for c in r.calls))),
+        ("functions a model's forward called while bnlint ran it (allowed)",
+         sum(c["verdict"] == "model" for r in results for c in r.calls)),
         ("files where the call tracer saw no worker (calls unknown)",
          sum(not r.traced for r in results)),
         ("total bnlint time", f"{sum(r.seconds for r in results):.0f} s"),
