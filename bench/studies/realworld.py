@@ -427,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="one file per repository, a few zoo models")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="bnlint --timeout (seconds per file import and per model)")
-    parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--json", type=Path,
+                        help="also write every result here (rewritten after each file)")
     parser.add_argument("--tables", type=Path, metavar="JSON",
                         help="print the tables of a run saved with --json, and lint nothing")
     args = parser.parse_args(argv)
@@ -458,10 +459,11 @@ def main(argv: list[str] | None = None) -> None:
             results.append(lint(case, args, bnlint_dir, scratch, i))
             print(f"[{i + 1}/{len(cases)}] {case.label}: exit {results[-1].exit}, "
                   f"{results[-1].seconds:.1f} s", file=sys.stderr, flush=True)
+            if args.json:  # after each file, so that a run cut short keeps its rows
+                args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results],
+                                                indent=1))
         report(results)
         print(f"\nwall time of the run: {time.monotonic() - started:.0f} s")
-        if args.json:
-            args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
 
 
 if __name__ == "__main__":
