@@ -49,6 +49,11 @@ _MISSING = object()
 class NoModelError(InputError):
     """The file defines nothing to lint (``allow-no-models`` skips such a file)."""
 
+    def note(self) -> UserCodeError:
+        """The "not linted" note that reports it for a file given by name."""
+        return UserCodeError(NOT_LINTED, f"not linted: {self.message}", self.path, self.line,
+                             self.hint)
+
 
 @dataclass
 class FoundModel:

@@ -104,7 +104,7 @@ def main() -> None:
     from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe
     from ..discover import inputs, load, models, targets  # noqa: F401
     from ..discover.models import NoModelError
-    from ..errors import NOT_LINTED, InputError, UserCodeError
+    from ..errors import InputError
     from ..rules import catalog
     request = json.loads(sys.stdin.read())
     emit("ready")
@@ -122,9 +122,8 @@ def main() -> None:
         except NoModelError as exc:  # a folder's file, or one allow-no-models skips: quiet
             quiet = request["config"]["allow_no_models"] or path in request.get("may_be_empty",
                                                                                   ())
-            note = UserCodeError(NOT_LINTED, f"not linted: {exc.message}", exc.path, exc.line,
-                                 exc.hint)
-            emit("result", path=path, models=[], problems=[] if quiet else [note.to_dict()])
+            emit("result", path=path, models=[],
+                 problems=[] if quiet else [exc.note().to_dict()])
         except InputError as exc:  # a UserCodeError here stops the file (its import)
             emit("error", path=path, error=exc.to_dict())
         except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input
