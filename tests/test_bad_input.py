@@ -167,6 +167,28 @@ def test_model_hangs_past_timeout(write_model):
              "timed out after 3 s while building the models", "raise --timeout")
 
 
+def test_a_model_that_hangs_keeps_the_models_linted_before_it(write_model):
+    path = write_model(textwrap.dedent(GOOD) + """
+
+class Slow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        import time
+        time.sleep(600)
+""")
+    proc = run_cli(path, "--timeout", "3", "--format", "json", "--no-probe")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [m["name"] for m in report["models"]] == ["Net"]
+    [problem] = report["findings"]
+    assert (problem["code"], problem["severity"], problem["path"]) == ("BNL004", "error",
+                                                                       str(path))
+    assert "timed out after 3 s while linting model Slow" in problem["message"]
+
+
 def test_hang_in_one_file_does_not_stop_the_others(write_model):
     slow = write_model("import time, torch\ntime.sleep(600)\n", name="slow.py")
     good = write_model(GOOD, name="good.py")

@@ -106,6 +106,16 @@ def _timed_out(path: str, what: str, timeout: float) -> UserCodeError:
                               "code run while " + what + " is where to look.")
 
 
+def _with_linted(stopped: UserCodeError,
+                 models: list[dict[str, Any]]) -> UserCodeError | dict[str, Any]:
+    """What a file whose process was stopped gives: the problem, with the reports of the
+    models linted before it when there are some (as a result)."""
+    if not models:
+        return stopped
+    return {"event": "result", "path": stopped.path, "models": models,
+            "problems": [stopped.to_dict()]}
+
+
 def _first_left(files: list[str], finished: set[str]) -> str:
     return next((f for f in files if f not in finished), files[0])
 
@@ -123,17 +133,21 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
         current, what = None, "starting the linting process (importing torch)"
         deadline = time.monotonic() + max(timeout, 60.0) + worker.grace
         finished: set[str] = set()
+        linted: dict[str, list[dict[str, Any]]] = {}  # model reports of files not finished
         for event in worker.events(timeout=1.0):
             if event is None:
                 if time.monotonic() > deadline:
                     worker.kill()
                     failed = current or _first_left(remaining, finished)
-                    yield failed, _timed_out(failed, what, timeout)
+                    yield failed, _with_linted(_timed_out(failed, what, timeout),
+                                               linted.pop(failed, []))
                     finished.add(failed)
                     break
                 continue
             kind = event["event"]
-            if kind in ("file", "phase"):
+            if kind == "model":
+                linted.setdefault(event["path"], []).append(event["report"])
+            elif kind in ("file", "phase"):
                 current = event["path"]
                 what = event.get("what", "importing the file")
                 deadline = time.monotonic() + timeout + worker.grace
@@ -153,17 +167,19 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                                                         else ""), path=event["path"],
                         hint="" if verbose else "Run with --verbose to see it.")
                 else:
-                    yield event["path"], event
+                    yield event["path"], {**event, "models": linted.pop(event["path"], [])
+                                          + event["models"]}
             elif kind == "done":
                 finished.update(remaining)
                 break
         else:  # the channel closed before "done": the process died
             failed = current or _first_left(remaining, finished)
-            yield failed, UserCodeError(
+            yield failed, _with_linted(UserCodeError(
                 _stopped_code(what),
                 f"the linting process {worker.exit_status()} while {what}.",
                 path=failed,
-                hint="The model code may call os._exit or crash the interpreter." + worker.tail())
+                hint="The model code may call os._exit or crash the interpreter." + worker.tail()),
+                linted.pop(failed, []))
             finished.add(failed)
         worker.kill()
         remaining = [f for f in remaining if f not in finished]

@@ -1,9 +1,11 @@
 """The child process that runs the user's code: imports each file, lints its models and streams
 the results to the parent as JSON lines on its own channel (the user's prints go to stderr).
 
-Events: ready; file {path}; phase {path, what}; result {path, models, problems}; error {path,
-error}; crash {path, traceback}; done. A problem, or an error with a ``code``, is a problem in
-the user's code (a UserCodeError), which the parent reports as a finding of that 0xx rule.
+Events: ready; file {path}; phase {path, what}; model {path, report} (each model's report as
+soon as it is linted, so that a later model that hangs or ends the process does not take it
+with it); result {path, models, problems}; error {path, error}; crash {path, traceback}; done.
+A problem, or an error with a ``code``, is a problem in the user's code (a UserCodeError),
+which the parent reports as a finding of that 0xx rule.
 """
 
 from __future__ import annotations
@@ -72,15 +74,14 @@ def verify_file(path: Path, request: dict[str, Any], emit: Emit,
     return [{"name": n} for n in names]
 
 
-def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit,
-              problems: list) -> list[dict[str, Any]]:
+def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit, problems: list) -> None:
+    """Lint the file's models, emitting each one's report as a ``model`` event."""
     from ..config import Config
     from ..discover.targets import example_targets
     from ..engine import lint
     from ..errors import UserCodeError
 
     config = Config.from_dict(request["config"])
-    reports = []
     for module, found, inputs in _models(path, request, config, emit, problems):
         try:
             targets = example_targets(module, found, path, config.targets,
@@ -93,8 +94,7 @@ def lint_file(path: Path, request: dict[str, Any], rules, emit: Emit,
         except UserCodeError as exc:
             problems.append(exc)
             continue
-        reports.append(report.to_dict())
-    return reports
+        emit("model", path=str(path), report=report.to_dict())
 
 
 def main() -> None:
@@ -116,7 +116,8 @@ def main() -> None:
             if request.get("mode") == "verify":
                 models = verify_file(Path(path), request, emit, problems)
             else:
-                models = lint_file(Path(path), request, rules, emit, problems)
+                lint_file(Path(path), request, rules, emit, problems)
+                models = []  # sent one by one
             emit("result", path=path, models=models,
                  problems=[p.to_dict() for p in problems])
         except NoModelError as exc:  # a folder's file, or one allow-no-models skips: quiet
