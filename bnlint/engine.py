@@ -17,7 +17,7 @@ from torch import nn
 from .config import Config
 from .discover.loss import Loss
 from .discover.targets import Targets
-from .errors import InputError
+from .errors import InputError, UserCodeError
 from .findings import Evidence, Finding, Fix, InputsUsed, ModelReport, Verdict
 from .measurement import ProbeResult
 from .model import sites
@@ -28,7 +28,7 @@ from .model.sites import Site
 from .model.traced import forward_defaults
 from .probing.advice import suggestions
 from .probing.run import ProbeOptions, probe_batch, run_probe
-from .rules import catalog, suppress
+from .rules import catalog, problems, suppress
 from .rules import measured as measured_rules
 from .rules import registry as checks
 from .rules.base import Context, Hit
@@ -295,7 +295,8 @@ across ranks (``bnlint.isolation.ranks``) on a model built on the meta device.""
 def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Config,
            synthetic_inputs: bool, inferred_inputs: bool, in_place: bool,
            notes: list[str], prober: Prober | None, loss: Loss | None) -> ProbeResult | None:
-    """Run the probe when enabled; a model it cannot run is noted, not fatal."""
+    """Run the probe when enabled; a model it cannot run is noted, not fatal (a problem of
+    the model's own code, as an output without a tensor, is raised for the caller to report)."""
     if prober is None and any(t.is_meta for t in (*graph.model.parameters(),
                                                   *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
@@ -366,8 +367,13 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note
             consumable = False  # so the probe trains a copy and the weights stay as they were
-        probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
-                       consumable, notes, prober, ctx.loss)
+        try:
+            probe = _probe(graph, inputs, targets, config, synthetic_inputs, inferred_inputs,
+                           consumable, notes, prober, ctx.loss)
+        except UserCodeError as exc:
+            if prober is not None:  # across ranks: the other ranks learn of it as it ends this one
+                raise
+            findings.append(_unprobed(exc, model, model_site, rules))
     if probe is not None:
         probe = _with_weaker(probe, rules, config, notes)
         ctx.probe = probe
@@ -388,6 +394,24 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
                                          inputs_how + _at_defaults(model, len(inputs))),
                        explosion=measured_rules.explosion_course(probe.history, explosion)
                        if probe is not None else None)
+
+
+def _unprobed(error: UserCodeError, model: nn.Module, model_site: Site | None,
+              rules: dict[str, Rule]) -> Finding:
+    """The finding of a problem in the model's code that stopped its probe (the forward
+    raised in training, the output holds no tensor), beside the static findings, located at
+    the raising line, else at the model's forward when the model's file defines it."""
+    if error.line is None and model_site is not None:
+        error.path, error.line = model_site.path, model_site.line
+        try:
+            path, line = inspect.getsourcefile(type(model).forward), \
+                inspect.getsourcelines(type(model).forward)[1]
+        except (OSError, TypeError):
+            path = None
+        if path is not None and Path(path).resolve() == Path(model_site.path).resolve():
+            error.line = line
+    error.path = error.path or (model_site.path if model_site else None)
+    return problems.finding(error, rules[error.code])
 
 
 def _with_predictions(probe: ProbeResult, predicted: dict[str, float]) -> ProbeResult:

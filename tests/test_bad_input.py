@@ -168,6 +168,28 @@ def test_model_hangs_past_timeout(write_model):
              "timed out after 3 s while building model Net", "raise --timeout")
 
 
+def test_a_model_that_hangs_keeps_the_models_linted_before_it(write_model):
+    path = write_model(textwrap.dedent(GOOD) + """
+
+class Slow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        import time
+        time.sleep(600)
+""")
+    proc = run_cli(path, "--timeout", "3", "--format", "json", "--no-probe")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [m["name"] for m in report["models"]] == ["Net"]
+    [problem] = report["findings"]
+    assert (problem["code"], problem["severity"], problem["path"]) == ("BNL004", "error",
+                                                                       str(path))
+    assert "timed out after 3 s while linting model Slow" in problem["message"]
+
+
 def test_hang_in_one_file_does_not_stop_the_others(write_model):
     slow = write_model("import time, torch\ntime.sleep(600)\n", name="slow.py")
     good = write_model(GOOD, name="good.py")
@@ -345,16 +367,37 @@ def test_errors_raised_inside_torch_name_the_model(write_model, source, error, m
     assert problem["message"].startswith(f"the forward pass raised {error}")
 
 
-def test_model_returning_none_names_the_file(write_model):
-    path = write_model(GOOD.replace("return self.fc(x)", "self.fc(x)"))
-    _fails(run_cli(path, "--probe-steps", "0", "--probe-budget", "5"),
-           f"{path}:{line_of(path, 'class Net')}: the model's output holds no tensor")
+def test_model_returning_none_is_located_at_its_forward_beside_its_static_findings(write_model):
+    path = write_model(textwrap.dedent(GOOD.replace("return self.fc(x)", "self.fc(x)"))
+                       + textwrap.dedent(GOOD.replace("class Net", "class Other")))
+    proc = run_cli(path, "--probe-steps", "0", "--probe-budget", "5", "--format", "json")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert [m["name"] for m in report["models"]] == ["Net", "Other"]
+    [problem] = [f for m in report["models"] for f in m["findings"] if f["code"] == "BNL004"]
+    assert (problem["severity"], problem["path"], problem["line"]) == (
+        "error", str(path), line_of(path, "def forward"))
+    assert problem["message"].startswith("the model's output (NoneType) holds no tensor")
+    assert report["models"][1]["probe"] is not None  # the other model is still probed
 
 
-def test_empty_example_batch(write_model):
-    path = write_model("import torch\nEXAMPLE_INPUTS = torch.randn(0, 4)\n" + textwrap.dedent(GOOD))
-    _fails(run_cli(path, "--no-probe"), f"{path}: example inputs have a batch of 0 samples",
-           "at least 1 sample", "batch of 2 or more")
+@pytest.mark.parametrize("value,needle", [
+    ("torch.randn(0, 4)", "example inputs have a batch of 0 samples"),
+    ("'not a tensor'", "example inputs must be a tensor or a tuple of tensors, got str"),
+])
+def test_bad_example_inputs_in_the_file_are_located_errors(write_model, value, needle):
+    path = write_model(f"import torch\nEXAMPLE_INPUTS = {value}\n" + textwrap.dedent(GOOD)
+                       + textwrap.dedent(GOOD.replace("class Net", "class Other")))
+    _reports(run_cli(path, "--no-probe"), "BNL004",
+             f"{path}:{line_of(path, 'EXAMPLE_INPUTS')}:1: BNL004 error: {needle}")
+    proc = run_cli(path, "--no-probe", "--format", "json")
+    assert len(json.loads(proc.stdout)["findings"]) == 1  # one finding for the file's value
+
+
+def test_bad_example_targets_in_the_file_are_a_located_error(write_model):
+    path = write_model("def example_targets():\n    return 'labels'\n\n\n" + textwrap.dedent(GOOD))
+    _reports(run_cli(path, "--no-probe"), "BNL004",
+             f"{path}:1:1: BNL004 error: example targets must be a tensor, got str.")
 
 
 def test_output_and_plot_are_checked_before_linting(tmp_path, write_model):
@@ -381,7 +424,10 @@ def test_targets_that_fit_neither_output_nor_labels(tmp_path, write_model, targe
     _fails(run_cli(path, "--no-probe", "--targets", npy), f"t.npy: targets {needle}")
     inline = write_model(f"import numpy, torch\nEXAMPLE_TARGETS = torch.from_numpy("
                          f"numpy.load({str(npy)!r}))\n" + textwrap.dedent(GOOD), "inline.py")
-    _fails(run_cli(inline, "--no-probe"), f"{inline}: example targets {needle}")
+    # the file's own targets are a problem in its code: located there, exit 1
+    _reports(run_cli(inline, "--no-probe"), "BNL004",
+             f"{inline}:{line_of(inline, 'EXAMPLE_TARGETS')}:1: BNL004 error: example targets "
+             f"{needle}")
 
 
 @pytest.mark.parametrize("head", [b"\xef\xbb\xbf", b"# -*- coding: latin-1 -*-\n# caf\xe9\n"])
@@ -554,11 +600,12 @@ RECURSIVE = """
 """
 
 
-def test_a_5000_deep_nesting_is_an_input_error(write_model):
-    path = write_model(NESTED)
-    for args in ((), ("--model", "Deep")):
-        _fails(run_cli(path, *args), f"{path}:{line_of(path, 'class Deep')}: model Deep nests "
-               "its modules 5001 levels deep", "Build a deep stack flat")
+def test_a_5000_deep_nesting_is_a_located_error_and_the_rest_is_linted(write_model):
+    path = write_model(textwrap.dedent(NESTED) + textwrap.dedent(GOOD))
+    for args, linted in ((("--no-probe",), "in 1 model"), (("--model", "Deep"), "in 0 models")):
+        proc = run_cli(path, *args)
+        _reports(proc, "BNL004", f"{path}:{line_of(path, 'class Deep')}:1: BNL004 error: model "
+                 "Deep nests its modules 5001 levels deep", "Build a deep stack flat", linted)
 
 
 def test_a_forward_recursing_5000_deep_is_located(write_model):

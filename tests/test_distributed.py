@@ -209,6 +209,29 @@ def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises
                                        "cannot.")
 
 
+def test_problems_in_the_users_code_across_ranks_are_findings_as_in_one_process(tmp_path):
+    """A folder run across ranks: a file that does not import, one with no model, and one with
+    a good model and a model nested too deep: located findings (exit 1), the good model
+    probed, the file without a model (found in a folder) skipped."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "missing.py").write_text("import torch\nimport not_a_module_bnlint_xyz\n")
+    (folder / "utils.py").write_text("import torch\n\n\ndef helper():\n    return 1\n")
+    good = folder / "good.py"
+    good.write_text("import torch.nn as nn\n\n\nclass Net(nn.Module):\n"
+                    "    def __init__(self):\n        super().__init__()\n"
+                    "        self.fc = nn.Linear(4, 2)\n\n    def forward(self, x):\n"
+                    "        return self.fc(x)\n\n\ndef deep():\n    m = nn.Linear(4, 4)\n"
+                    "    for _ in range(150):\n        m = nn.Sequential(m)\n    return m\n")
+    proc = run_cli(folder, *PROBE, "--nproc", "2", "--select", "BNL002,BNL004,BNL005")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["errors"] == [] and [m["name"] for m in report["models"]] == ["Net"]
+    assert report["models"][0]["probe"] is not None
+    found = {(f["code"], Path(f["path"]).name, f["line"]) for f in report["findings"]}
+    assert found == {("BNL002", "missing.py", 2), ("BNL004", "good.py", line_of(good, "def deep"))}
+
+
 def test_two_ranks_probe_the_model_its_constructor_initialises(write_model):
     init_net = write_model(INIT_NET, "init_net.py")
     scaled = write_model(SCALED, "scaled.py")

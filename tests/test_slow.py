@@ -47,11 +47,12 @@ def test_bench_script_runs_and_prints_a_table(script, args):
 
 
 def test_realworld_bench_on_a_tiny_corpus(tmp_path):
-    """bench/studies/realworld.py --quick on three small repositories: a package file with a
-    relative import, a file that writes a marker when imported and has a factory, and a file
-    that imports a package that does not exist. Checked: what the bench measures itself
-    (importability, the marker as the import's side effect, the factory call seen by the
-    tracer, the corpus left unchanged), not bnlint's verdicts, which issue 10 changes."""
+    """bench/studies/realworld.py --quick on four small repositories: a package file with a
+    relative import, a file that writes a marker when imported and has a factory, a file
+    that imports a package that does not exist, and a model whose forward calls a top-level
+    helper. Checked: what the bench measures itself (importability, the marker as the
+    import's side effect, the factory call seen by the tracer, the forward's helper counted
+    as the model's call, not bnlint's, the corpus left unchanged), not bnlint's verdicts."""
     corpus = tmp_path / "corpus"
     files = {
         "repo_a/pkg/__init__.py": "",
@@ -63,6 +64,15 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
         "repo_b/side.py": "from torch import nn\n\nopen('imported.marker', 'w').close()\n\n\n"
                           "def model():\n    return nn.Sequential(nn.Linear(4, 4), nn.ReLU())\n",
         "repo_c/missing.py": "import torch\nimport not_a_module_bnlint_test  # noqa: F401\n",
+        # a forward calling an fx.wrap-ped helper (as torchvision's stochastic_depth), a
+        # constructor calling a helper, and a function that must never run
+        "repo_d/wrapped.py": "import torch.fx\nfrom torch import nn\n\n\ndef scale(x):\n"
+                             "    return x * 2\n\n\ntorch.fx.wrap('scale')\n\n\n"
+                             "def width():\n    return 4\n\n\ndef cleanup():\n"
+                             "    open('cleanup.marker', 'w').close()\n\n\n"
+                             "class Net(nn.Module):\n    def __init__(self):\n"
+                             "        super().__init__()\n        self.fc = nn.Linear(width(), 2)\n"
+                             "\n    def forward(self, x):\n        return scale(self.fc(x))\n",
     }
     for rel, text in files.items():
         (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +84,8 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| --- |" in proc.stdout
     results = {r["label"]: r for r in json.loads(out.read_text())}
-    assert set(results) == {"repo_a/pkg/net.py", "repo_b/side.py", "repo_c/missing.py"}
+    assert set(results) == {"repo_a/pkg/net.py", "repo_b/side.py", "repo_c/missing.py",
+                            "repo_d/wrapped.py"}
     assert results["repo_a/pkg/net.py"]["importable"]
     assert not results["repo_c/missing.py"]["importable"]
     side = results["repo_b/side.py"]
@@ -83,6 +94,11 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
     assert side["traced"]
     assert {"function": "model", "verdict": "factory"}.items() <= next(
         c for c in side["calls"] if c["function"] == "model").items()
+    # the helper the forward calls is the model's call; the constructor's helper is the
+    # user's (not logged); cleanup() never ran
+    wrapped = results["repo_d/wrapped.py"]
+    assert wrapped["traced"] and wrapped["exit"] == 0 and wrapped["lint_effects"] == []
+    assert [(c["function"], c["verdict"]) for c in wrapped["calls"]] == [("scale", "model")]
     assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*")
                   if p.is_file()) == sorted(files)
     again = subprocess.run([sys.executable, "-m", "bench.studies.realworld", "--tables", str(out)],

@@ -21,7 +21,9 @@ Per file, in this order:
    repository's top folder), with the call tracer (bench/studies/calltrace) on its path.
 3. Side effects: files created, deleted or changed in the watched folder by step 1 and by step 2
    (step 2's net of those step 1 also touches; ``__pycache__`` not counted), and the file's
-   top-level functions bnlint called, each classed from the AST as a model factory or not.
+   top-level functions bnlint called, each classed from the AST as a model factory or not
+   (functions a model's forward calls while bnlint runs it are the model's calls, counted
+   apart: bench/studies/realworld_effects.py).
 
 Printed: a row per file (import, exit code, seconds, models linted, models not linted, findings
 by code, problems), then totals (exit 2 on files Python imports is the issue's target: 0),
@@ -299,6 +301,8 @@ def totals(results: list[Result]) -> list[tuple[str, Any]]:
         ("calls of factories / hooks", "{} / {}".format(
             sum(c["verdict"] == "factory" for r in results for c in r.calls),
             sum(c["verdict"] == "hook" for r in results for c in r.calls))),
+        ("functions a model's forward called while bnlint ran it (allowed)",
+         sum(c["verdict"] == "model" for r in results for c in r.calls)),
         ("files where the call tracer saw no worker (calls unknown)",
          sum(not r.traced for r in results)),
         ("total bnlint time", f"{sum(r.seconds for r in results):.0f} s"),
@@ -423,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="one file per repository, a few zoo models")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="bnlint --timeout (seconds per file import and per model)")
-    parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--json", type=Path,
+                        help="also write every result here (rewritten after each file)")
     parser.add_argument("--tables", type=Path, metavar="JSON",
                         help="print the tables of a run saved with --json, and lint nothing")
     args = parser.parse_args(argv)
@@ -454,10 +459,11 @@ def main(argv: list[str] | None = None) -> None:
             results.append(lint(case, args, bnlint_dir, scratch, i))
             print(f"[{i + 1}/{len(cases)}] {case.label}: exit {results[-1].exit}, "
                   f"{results[-1].seconds:.1f} s", file=sys.stderr, flush=True)
+            if args.json:  # after each file, so that a run cut short keeps its rows
+                args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results],
+                                                indent=1))
         report(results)
         print(f"\nwall time of the run: {time.monotonic() - started:.0f} s")
-        if args.json:
-            args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
 
 
 if __name__ == "__main__":

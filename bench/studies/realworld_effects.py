@@ -1,7 +1,13 @@
 """Side effects of linting, for bench/studies/realworld.py: files written or deleted in a folder
 (snapshots of content hashes), and the user's top-level functions that bnlint called (read from
 the log of bench/studies/calltrace/sitecustomize.py), each classed from the file's AST as a
-model factory or not, the way issue 10 defines one."""
+model factory or not, the way issue 10 defines one.
+
+What must be zero is bnlint calling a function that does not build a model. A function the
+model itself calls while bnlint runs it (its forward's helper, reached through torch's module
+call or torch.fx's interpreter, with no frame of the user's file above it) is the model's
+call, counted apart as "model": bnlint ran the model, which is what it is for. Helpers a
+constructor or factory calls are the user's code calling them, which the tracer does not log."""
 
 from __future__ import annotations
 
@@ -57,7 +63,7 @@ def tracer_env(log: Path, roots: list[Path], bnlint_dir: Path) -> dict[str, str]
 class Call:
     file: str
     function: str
-    verdict: str  # "factory", "hook" or "not a factory"
+    verdict: str  # "factory", "hook", "not a factory" (made by bnlint); "model" (by the model)
 
 
 @dataclass
@@ -86,7 +92,8 @@ def read_trace(log: Path) -> Trace:
             elif (record["file"], record["function"]) not in seen:
                 seen.add((record["file"], record["function"]))
                 calls.append(Call(record["file"], record["function"],
-                                  verdict(Path(record["file"]), record["function"])))
+                                  "model" if record.get("by") == "model"
+                                  else verdict(Path(record["file"]), record["function"])))
     return Trace(processes, calls)
 
 

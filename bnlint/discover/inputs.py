@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 from .. import config as defaults
-from ..errors import NOT_LINTED, InputError, UserCodeError
+from ..errors import FORWARD_FAILED, NOT_LINTED, InputError, UserCodeError
 from ..model.sandbox import first_line, run_forward
 from ..model.traced import fx_trace
 from . import hf, sizes
 from .load import from_file
-from .models import FoundModel
+from .models import FoundModel, Source
 
 # Image sizes tried in order when the layers do not fix one: CIFAR's, then larger.
 _SPATIAL_SIZES = (32, 64, sizes.IMAGENET_SIZE)
@@ -45,6 +45,16 @@ def _as_inputs(value: Any, where: str, path: Path) -> tuple[torch.Tensor, ...]:
                               "and the probe trains BatchNorm layers, which need 2: give a "
                               "batch of 2 or more.")
     return tuple(value)
+
+
+def in_file(error: InputError, module: types.ModuleType, path: Path,
+            names: tuple[str, ...]) -> UserCodeError:
+    """``error`` in a value the file gives bnlint (its ``example_inputs()`` or
+    ``EXAMPLE_INPUTS``, its example targets): a problem of the file's code, located where the
+    first of ``names`` it defines is."""
+    source = Source(path, vars(module))
+    line = next((n for n in map(source.line, names) if n is not None), None)
+    return UserCodeError(FORWARD_FAILED, error.message, str(path), line, error.hint)
 
 
 def _first_called(model: nn.Module) -> nn.Module | None:
@@ -223,8 +233,12 @@ def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
                       "given with --input-shape (random values)")
     value = from_file(module, found.name, path, "example_inputs", "EXAMPLE_INPUTS")
     if value is not None:
-        return Inputs(tuple(t.to(device) for t in _as_inputs(value, "example inputs", path)),
-                      "example_inputs", "from example_inputs() / EXAMPLE_INPUTS in the file")
+        try:
+            tensors = _as_inputs(value, "example inputs", path)
+        except InputError as exc:
+            raise in_file(exc, module, path, ("example_inputs", "EXAMPLE_INPUTS")) from None
+        return Inputs(tuple(t.to(device) for t in tensors), "example_inputs",
+                      "from example_inputs() / EXAMPLE_INPUTS in the file")
     if config_shapes:
         return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
                       "from input-shape in the config (random values)")

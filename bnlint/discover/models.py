@@ -8,8 +8,9 @@ return an nn.Module. Nothing else in the file is ever called. A class or factory
 its defaults; else with the arguments of a call of it in the file whose arguments are literals
 or the file's own names (a ``test()`` function, a ``__main__`` block, module level); else with
 those given by ``--model 'VGG("VGG16")'`` or ``model = [...]`` in the config. What still
-cannot be built is a "not linted" finding (BNL006). Building blocks (a module inside another
-model found, or one without parameters) are not linted on their own.
+cannot be built is a "not linted" finding (BNL005); a model nested too deep to lint is an
+error finding (BNL004). Building blocks (a module inside another model found, or one without
+parameters) are not linted on their own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import NOT_LINTED, InputError, UserCodeError
+from ..errors import FORWARD_FAILED, NOT_LINTED, InputError, UserCodeError
 from ..model import sites
 from .load import required_params, user_error
 
@@ -48,6 +49,11 @@ _MISSING = object()
 
 class NoModelError(InputError):
     """The file defines nothing to lint (``allow-no-models`` skips such a file)."""
+
+    def note(self) -> UserCodeError:
+        """The "not linted" note that reports it for a file given by name."""
+        return UserCodeError(NOT_LINTED, f"not linted: {self.message}", self.path, self.line,
+                             self.hint)
 
 
 @dataclass
@@ -374,7 +380,14 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str],
             continue
         if isinstance(model, nn.Module):
             found.append(FoundModel(name, model, source.line(name)))
-    result.models = _drop_parts([_shallow(f, path) for f in found], only | set(given))
+    shallow = []
+    for f in found:
+        too_deep = _too_deep(f, path)
+        if too_deep is None:
+            shallow.append(f)
+        else:
+            result.problems.append(too_deep)
+    result.models = _drop_parts(shallow, only | set(given))
     linted = {type(m) for f in result.models for m in f.model.modules()}
     covered = _covered(source, classes, every_maker)
     for name, required in unbuilt.items():
@@ -416,19 +429,20 @@ def nesting(model: nn.Module) -> tuple[int, str]:
     return deepest
 
 
-def _shallow(found: FoundModel, path: Path) -> FoundModel:
-    """The model, unless its modules nest deeper than bnlint (and torch's own recursive
-    walks) can follow: an input error, located at the model."""
+def _too_deep(found: FoundModel, path: Path) -> UserCodeError | None:
+    """Why the model cannot be linted, when its modules nest deeper than bnlint (and torch's
+    own recursive walks) can follow: a problem located at the model."""
     depth, name = nesting(found.model)
-    if depth > MAX_NESTING:
-        shown = name if len(name) <= 60 else name[:28] + "..." + name[-28:]
-        raise InputError(
-            f"model {found.name} nests its modules {depth} levels deep ({shown}); bnlint "
-            f"lints up to {MAX_NESTING}: torch walks submodules recursively, and Python's "
-            "recursion limit stops it near 200.", path=str(path), line=found.line,
-            hint="Build a deep stack flat, as nn.Sequential(*layers) or an nn.ModuleList "
-                 "looped over in forward, not a Sequential inside a Sequential per layer.")
-    return found
+    if depth <= MAX_NESTING:
+        return None
+    shown = name if len(name) <= 60 else name[:28] + "..." + name[-28:]
+    return UserCodeError(
+        FORWARD_FAILED,
+        f"model {found.name} nests its modules {depth} levels deep ({shown}), so it was not "
+        f"linted; bnlint lints up to {MAX_NESTING}: torch walks submodules recursively, and "
+        "Python's recursion limit stops it near 200.", path=str(path), line=found.line,
+        hint="Build a deep stack flat, as nn.Sequential(*layers) or an nn.ModuleList looped "
+             "over in forward, not a Sequential inside a Sequential per layer.")
 
 
 def _is_part(part: nn.Module, whole: nn.Module) -> bool:

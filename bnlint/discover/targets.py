@@ -13,9 +13,9 @@ import numpy
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, UserCodeError
 from ..model.sandbox import first_line, run_forward
-from .inputs import Inputs
+from .inputs import Inputs, in_file
 from .load import from_file
 from .models import FoundModel
 
@@ -116,8 +116,13 @@ def example_targets(module: types.ModuleType, found: FoundModel, path: Path,
     batch = first.shape[0] if inputs.source == "example_inputs" and first.dim() else None
     value = from_file(module, found.name, path, "example_targets", "EXAMPLE_TARGETS")
     if value is not None:
-        t = _validate_targets(value, "example targets", str(path), batch, found.model,
-                              inputs.tensors)
+        try:
+            t = _validate_targets(value, "example targets", str(path), batch, found.model,
+                                  inputs.tensors)
+        except UserCodeError:
+            raise  # the forward raised: located already
+        except InputError as exc:
+            raise in_file(exc, module, path, ("example_targets", "EXAMPLE_TARGETS")) from None
         return Targets(t, float(t.std()), "example_targets")
     if targets_file:
         t = _validate_targets(_read_targets_file(targets_file), "targets", targets_file, batch,

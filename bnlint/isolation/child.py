@@ -36,7 +36,7 @@ class Task:
 
 def run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
     from ..discover.models import NoModelError
-    from ..errors import NOT_LINTED, InputError, UserCodeError
+    from ..errors import InputError
 
     read = _record_reads()
     try:
@@ -46,8 +46,7 @@ def run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
         # quiet: allow-no-models, a folder's file (a utils.py), or a retry that found none left
         if not (request["config"]["allow_no_models"] or task.skip
                 or task.path in request.get("may_be_empty", ())):
-            send("error", error=UserCodeError(NOT_LINTED, f"not linted: {exc.message}",
-                                              exc.path, exc.line, exc.hint).to_dict())
+            send("error", error=exc.note().to_dict())
     except InputError as exc:
         send("error", error=exc.to_dict())
     except Exception:  # noqa: BLE001 - a bug in bnlint, not in the user's input

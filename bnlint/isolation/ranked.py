@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from ..config import Config
@@ -177,10 +177,13 @@ def _request(config: Config, rules: dict[str, Rule],
 
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
-        cli_input_shape: list[list[int]] | None, verbose: bool, nproc: int) -> Report:
-    """Lint ``files`` with each model's probe across ``nproc`` ranks on this host."""
+        cli_input_shape: list[list[int]] | None, verbose: bool, nproc: int,
+        may_be_empty: Collection[str] = ()) -> Report:
+    """Lint ``files`` with each model's probe across ``nproc`` ranks on this host; those in
+    ``may_be_empty`` (found in a folder) are skipped when they define no model."""
     report = Report(files=len(files))
-    request = _request(config, rules, cli_input_shape)
+    request = {**_request(config, rules, cli_input_shape),
+               "may_be_empty": [f for f in files if f in may_be_empty]}
     for path, outcome in _drive(files, request, config.timeout, verbose, None, nproc):
         if isinstance(outcome, UserCodeError):
             problems.add(report, outcome, path, rules, config)

@@ -127,17 +127,25 @@ def join(config: Config) -> sharded.Ranks:
 
 
 def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
-              rules: dict[str, catalog.Rule], ranks: sharded.Ranks,
-              board: Board) -> tuple[list[dict[str, Any]], list[UserCodeError]]:
+              rules: dict[str, catalog.Rule], ranks: sharded.Ranks, board: Board,
+              may_be_empty: bool = False) -> tuple[list[dict[str, Any]], list[UserCodeError]]:
     """The reports of the file's models (as dicts), built on the meta device and probed
-    across the ranks, and what could not be built (reported as the worker reports it)."""
+    across the ranks, and the problems in the file's code (reported as the worker reports
+    them): every rank meets the same ones, before any collective, so each goes on to the
+    file's next model or file. A failure of the probe itself ends the rank. A file with no
+    model is a note, or nothing when ``may_be_empty`` (found in a folder) or allowed."""
     torch.manual_seed(BUILD_SEED)
     board.phase(str(path), "importing the file")
-    with meta.parameters_on_meta(ranks.rank, ranks.world) as built:
-        module = load.load_module(path)
-        board.phase(str(path), "building the models")
-        discovery = models.find_models(module, path, config.model)
-    found_models = discovery.models
+    try:
+        with meta.parameters_on_meta(ranks.rank, ranks.world) as built:
+            module = load.load_module(path)
+            board.phase(str(path), "building the models")
+            discovery = models.find_models(module, path, config.model)
+    except UserCodeError as exc:
+        return [], [exc]
+    except models.NoModelError as exc:
+        return [], [] if may_be_empty or config.allow_no_models else [exc.note()]
+    found_models, unbuilt = discovery.models, list(discovery.problems)
     reports = []
     for found in found_models:
         board.phase(str(path), f"linting model {found.name}")
@@ -148,12 +156,16 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
             unreproduced={id(p): built.unreproduced[id(p)] for p in found.model.parameters()
                           if id(p) in built.unreproduced})
         torch.manual_seed(BUILD_SEED)
-        inputs = example_inputs(module, found, path, cli_shapes, config.input_shape,
-                                config.batch_size, device=torch.device("cpu"))
-        on_meta = dataclasses.replace(inputs, tensors=tuple(t.to("meta")
-                                                            for t in inputs.tensors))
-        targets = example_targets(module, found, path, config.targets, config.target_std,
-                                  on_meta)
+        try:
+            inputs = example_inputs(module, found, path, cli_shapes, config.input_shape,
+                                    config.batch_size, device=torch.device("cpu"))
+            on_meta = dataclasses.replace(inputs, tensors=tuple(t.to("meta")
+                                                                for t in inputs.tensors))
+            targets = example_targets(module, found, path, config.targets, config.target_std,
+                                      on_meta)
+        except UserCodeError as exc:
+            unbuilt.append(exc)
+            continue
 
         def prober(graph, _, targets, options, inputs=inputs, mine=mine, buffers=buffers):
             try:
@@ -176,7 +188,7 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
                 exc.hint = _ON_META
             raise
         reports.append(report.to_dict())
-    return reports, list(discovery.problems)
+    return reports, unbuilt
 
 
 def _failed(board: Board, exc: BaseException) -> None:
@@ -200,7 +212,8 @@ def run_ranks(request: dict[str, Any], folder: str) -> None:
         for path in request["files"]:
             board.event("file", path=path)
             reports, unbuilt = lint_file(Path(path), request.get("cli_input_shape"), config,
-                                         rules, ranks, board)
+                                         rules, ranks, board,
+                                         path in request.get("may_be_empty", ()))
             board.event("result", path=path, models=reports,
                         problems=[p.to_dict() for p in unbuilt])
     except BaseException as exc:  # noqa: BLE001 - recorded for the launcher, which reports it

@@ -229,7 +229,7 @@ def run(files: list[str], config: Config, rules: dict[str, Rule],
     ``cache``, a file whose stored result still holds is not linted, and the settled results
     of those that are linted are stored."""
     if nproc:
-        return ranked.run(files, config, rules, cli_input_shape, verbose, nproc)
+        return ranked.run(files, config, rules, cli_input_shape, verbose, nproc, may_be_empty)
     report = Report(files=len(files))
     if not files:
         return report

@@ -35,7 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import config as defaults
-from ..errors import InputError
+from ..errors import FORWARD_FAILED, InputError, UserCodeError
 from ..measurement import ProbePlan
 
 # A Hessian-vector product by double backward counts this many times the FLOPs of one
@@ -76,13 +76,17 @@ class _Census(TorchDispatchMode):
 
 
 def first_tensor(value: Any) -> torch.Tensor:
-    """The first tensor of a model's output (the one the probe trains on)."""
+    """The first tensor of a model's output (the one the probe trains on); an output without
+    one is a problem of the model (the engine locates it at its forward)."""
     found: list[torch.Tensor] = []
     torch.utils._pytree.tree_map(
         lambda v: found.append(v) if isinstance(v, torch.Tensor) and not found else None, value)
     if not found:
-        raise InputError("the model's output holds no tensor, so there is nothing to train.",
-                         hint="Run with --no-probe for static checks only.")
+        raise UserCodeError(
+            FORWARD_FAILED, f"the model's output ({type(value).__name__}) holds no tensor, so "
+            "the probe has nothing to train; the static rules ran.",
+            hint="Return the output tensor from forward, or run with --no-probe for the "
+                 "static checks only.")
     return found[0]
 
 

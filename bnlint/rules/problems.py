@@ -23,7 +23,10 @@ def add(report: Report, error: UserCodeError, path: str, rules: dict[str, Rule],
         config: Config) -> None:
     """Add ``error`` (met while linting the file at ``path``) to ``report``'s file findings: a
     file or model that could not be linted whatever the selection (as ruff reports a syntax
-    error), a "not linted" note only if its rule is selected."""
+    error), a "not linted" note only if its rule is selected; once, when several models meet
+    the same problem (the file's example inputs, say)."""
     error.path = error.path or path  # e.g. raised inside torch
     if rules[error.code].severity == "error" or config.enabled(error.code):
-        report.file_findings.append(finding(error, rules[error.code]))
+        found = finding(error, rules[error.code])
+        if found not in report.file_findings:  # one file value that fails each of its models
+            report.file_findings.append(found)
