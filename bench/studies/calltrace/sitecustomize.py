@@ -7,7 +7,10 @@ and one per call of a top-level function defined in a file under ``REALWORLD_TRA
 libraries (``call``: file, function). Whether a call is bnlint's is decided by walking up the
 stack to the nearest frame in a traced file or in bnlint's package (``REALWORLD_TRACE_BNLINT``):
 a helper that the user's own code calls, or a hook torch calls inside the user's forward, is
-the user's. The system ``sitecustomize`` this file shadows, if any, still runs.
+the user's. So is a function that a torch.fx graph of the user's model calls (a leaf that
+``torch.fx.wrap`` kept as a call, such as torchvision's ``stochastic_depth``): the graph's
+generated code (``<eval_with_key>``) and fx's Interpreter run the model's own forward, whoever
+started it. The system ``sitecustomize`` this file shadows, if any, still runs.
 """
 
 import importlib.machinery
@@ -37,13 +40,15 @@ def _install() -> None:
     roots = tuple(os.path.join(os.path.abspath(r), "")
                   for r in os.environ.get("REALWORLD_TRACE_ROOTS", "").split(os.pathsep) if r)
     package = os.path.join(os.path.abspath(os.environ["REALWORLD_TRACE_BNLINT"]), "")
-    kinds: dict[str, str] = {}  # co_filename -> "user", "bnlint" or ""
+    graph_runner = os.path.join("torch", "fx", "interpreter.py")
+    kinds: dict[str, str] = {}  # co_filename -> "user", "graph", "bnlint" or ""
 
     def kind(filename: str) -> str:
         found = kinds.get(filename)
         if found is None:
             path = "" if filename.startswith("<") else os.path.abspath(filename)  # <frozen os>
-            found = ("user" if path.startswith(roots) else
+            graph = filename.startswith("<eval_with_key") or path.endswith(graph_runner)
+            found = ("user" if path.startswith(roots) else "graph" if graph else
                      "bnlint" if path.startswith(package) else "")
             kinds[filename] = found
         return found
