@@ -51,7 +51,8 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
     relative import, a file that writes a marker when imported and has a factory, and a file
     that imports a package that does not exist. Checked: what the bench measures itself
     (importability, the marker as the import's side effect, the factory call seen by the
-    tracer, the corpus left unchanged), not bnlint's verdicts, which issue 10 changes."""
+    tracer, a function the model's traced forward calls not counted as bnlint's, the corpus left
+    unchanged), not bnlint's verdicts, which issue 10 changes."""
     corpus = tmp_path / "corpus"
     files = {
         "repo_a/pkg/__init__.py": "",
@@ -60,8 +61,13 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
                              "class Net(nn.Module):\n    def __init__(self):\n"
                              "        super().__init__()\n        self.fc = nn.Linear(WIDTH, 2)\n\n"
                              "    def forward(self, x):\n        return self.fc(x)\n",
-        "repo_b/side.py": "from torch import nn\n\nopen('imported.marker', 'w').close()\n\n\n"
-                          "def model():\n    return nn.Sequential(nn.Linear(4, 4), nn.ReLU())\n",
+        "repo_b/side.py": "import torch\nfrom torch import nn\n\n"
+                          "open('imported.marker', 'w').close()\n\n\n"
+                          "def shift(x):\n    return x + 1\n\n\ntorch.fx.wrap('shift')\n\n\n"
+                          "class Shift(nn.Module):\n    def forward(self, x):\n"
+                          "        return shift(x)\n\n\n"
+                          "def model():\n"
+                          "    return nn.Sequential(nn.Linear(4, 4), Shift(), nn.ReLU())\n",
         "repo_c/missing.py": "import torch\nimport not_a_module_bnlint_test  # noqa: F401\n",
     }
     for rel, text in files.items():
@@ -83,6 +89,9 @@ def test_realworld_bench_on_a_tiny_corpus(tmp_path):
     assert side["traced"]
     assert {"function": "model", "verdict": "factory"}.items() <= next(
         c for c in side["calls"] if c["function"] == "model").items()
+    # shift() runs inside the model's forward (an fx.wrap leaf the traced graph calls): not a
+    # call bnlint made, so not counted as one
+    assert [c["function"] for c in side["calls"]] == ["model"]
     assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*")
                   if p.is_file()) == sorted(files)
     again = subprocess.run([sys.executable, "-m", "bench.studies.realworld", "--tables", str(out)],
