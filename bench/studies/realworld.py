@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="one file per repository, a few zoo models")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="bnlint --timeout (seconds per file import and per model)")
-    parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument("--json", type=Path, help="also write every result here (after each file)")
     parser.add_argument("--tables", type=Path, metavar="JSON",
                         help="print the tables of a run saved with --json, and lint nothing")
     args = parser.parse_args(argv)
@@ -454,10 +454,11 @@ def main(argv: list[str] | None = None) -> None:
             results.append(lint(case, args, bnlint_dir, scratch, i))
             print(f"[{i + 1}/{len(cases)}] {case.label}: exit {results[-1].exit}, "
                   f"{results[-1].seconds:.1f} s", file=sys.stderr, flush=True)
+            if args.json:  # after every file, so a run stopped early keeps what it did
+                args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results],
+                                                indent=1))
         report(results)
         print(f"\nwall time of the run: {time.monotonic() - started:.0f} s")
-        if args.json:
-            args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
 
 
 if __name__ == "__main__":
