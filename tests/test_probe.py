@@ -275,3 +275,29 @@ def test_explosion_threshold_comes_from_bnl901_with_the_config_override():
     report = lint(model, x, config=config)
     assert report.explosion != "none"
     assert "BNL901" in {f.code for f in report.findings}
+
+
+def test_zero_initialised_head_measured_at_initialisation_only_is_not_vanishing():
+    """torchvision's ViT zero-initialises heads.head: at step 0 every earlier gradient is
+    exactly 0 (W^T g = 0). A probe that ran no training step (probe_steps 0, or a budget cut
+    before the first) cannot tell that from vanishing: BNL902 is not judged, and a note says
+    why; the same layers with a non-zero head get no note."""
+    from bnlint import lint
+    from bnlint.config import Config
+
+    def model(zero_head: bool) -> nn.Module:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(),
+                            nn.Linear(32, 4))
+        if zero_head:
+            nn.init.zeros_(net[4].weight)
+            nn.init.zeros_(net[4].bias)
+        return net
+
+    x = torch.randn(32, 16)
+    zero = lint(model(True), x, config=Config(probe_steps=0))
+    assert "BNL902" not in {f.code for f in zero.findings}
+    assert any(n.startswith("BNL902 not judged: the output layer 4 is initialised to zero")
+               for n in zero.notes), zero.notes
+    plain = lint(model(False), x, config=Config(probe_steps=0))
+    assert not any(n.startswith("BNL902") for n in plain.notes)
