@@ -18,6 +18,7 @@ from .findings import VERSION, Report
 from .fixes import checkpoint
 from .fixes import plan as fixes
 from .isolation import runner
+from .isolation.cache import Cache
 from .output import baseline, plots, render
 from .rules import catalog, suppress
 
@@ -185,6 +186,16 @@ class _Seconds(click.ParamType):
               help="Skip what git ignores in folder runs (default: on).")
 @click.option("--explain", metavar="CODE", help="Explain a rule and exit.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Files linted at once (default: the number of cores); the report is the "
+                   "same, in the same order, for any number.")
+@click.option("--no-cache", is_flag=True, default=None, envvar="BNLINT_NO_CACHE",
+              help="Lint every file, neither reading nor writing the results cache "
+                   "(env BNLINT_NO_CACHE=1).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="BNLINT_CACHE_DIR",
+              show_default=f"{config_mod.CACHE_DIR} beside the config file, else here",
+              help="Where results are cached, to skip files unchanged since they were linted "
+                   "with the same settings (env BNLINT_CACHE_DIR).")
 @click.option("--verbose", "-v", is_flag=True, help="Show the model code's output and tracebacks.")
 @click.version_option(VERSION, prog_name="bnlint")
 @click.pass_context
@@ -192,16 +203,20 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
          probe, device, probe_batch, probe_steps, probe_budget, optimizer, warmup_steps, nproc,
          plot, timeout, config_file, rules_dir, show_diff, apply_fixes, unsafe_fixes,
          baseline_file, write_baseline, add_noqa, want_statistics, allow_no_models, exclude,
-         extend_exclude, respect_gitignore, explain, list_rules, verbose) -> None:
+         extend_exclude, respect_gitignore, explain, list_rules, jobs, no_cache, cache_dir,
+         verbose) -> None:
     """Lint PyTorch models in PATHS (files or folders) for BatchNorm/ReLU ordering, depth,
     initialisation and target problems.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on (a file or model whose code
-    raises is an error finding), 2 a usage error (an option, the config, a path)."""
+    raises is an error finding), 2 a usage error (an option, the config, a path), 128 + the
+    signal's number when stopped (130 for Ctrl-C)."""
+    runner.stop_on_signals()
     in_ranks = bool(ctx.obj and ctx.obj.get("in_ranks"))  # python -m bnlint.distributed
     ranked = in_ranks or nproc is not None
     started = runner.Worker(verbose) if paths and not (list_rules or explain or ranked) \
         else None
+    jobs = jobs or runner.default_jobs()
 
     def given(name: str, value):
         """An option's value when the command line gave it (a config file's value wins over
@@ -226,7 +241,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
             select=cli_codes["--select"] or None, ignore=cli_codes["--ignore"] or None,
             allow_no_models=allow_no_models, exclude=_globs(exclude),
             extend_exclude=[*file_cfg.extend_exclude, *_globs(extend_exclude)]
-            if extend_exclude else None, respect_gitignore=respect_gitignore)
+            if extend_exclude else None, respect_gitignore=respect_gitignore,
+            cache=False if no_cache else None, cache_dir=cache_dir)
         report_format = cfg.format
         rules = catalog.load(cfg.rules_dir)
         if list_rules:
@@ -258,12 +274,8 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
                                  hint="Drop --plot, or let the probe run.")
             files.writable(plot, "the plot", linted)
     except InputError as exc:
-        if started:
-            started.kill()
+        runner.stop_all()
         _fail_before_linting(exc, report_format, rules, output_file)
-    if not linted and started:  # allow-no-models skipped every file given
-        started.kill()
-        started = None
     # a folder's files that define no model are skipped (a utils.py), a file given is not
     in_folders = [f for f in linted if f not in {str(Path(p)) for p in paths}]
     if in_ranks:
@@ -272,8 +284,10 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
         if rank != 0:  # every rank has the report; rank 0 writes it
             sys.exit(report.exit_code(cfg.fail_on))
     else:
-        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, nproc,
-                            in_folders)
+        cache = Cache(config_mod.cache_folder(cfg), cfg, [r.to_dict() for r in rules.values()],
+                      cli_shapes, verbose) if cfg.cache and not nproc else None
+        report = runner.run(linted, cfg, rules, cli_shapes, verbose, started, jobs, nproc,
+                            in_folders, cache)
     if add_noqa:  # the findings a baseline records stay as they are
         if recorded is not None:
             report = baseline.apply(report, baseline_file, recorded, linted)[0]
@@ -281,12 +295,14 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     if write_baseline:
         _write_baseline(report, write_baseline)
     if show_diff or apply_fixes:
-        patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes)
+        patches = _verified_patches(report, cfg, rules, cli_shapes, verbose, unsafe_fixes,
+                                    started, jobs)
         if show_diff:
             _print_errors(report)
             click.echo("".join(p.diff for p in patches), nl=False)
             sys.exit(2 if report.errors else 1 if patches or report.exit_code("error") else 0)
-        report = _apply(patches, report, cfg, rules, cli_shapes, verbose)
+        report = _apply(patches, report, cfg, rules, cli_shapes, verbose, started, jobs,
+                        cache)
     outcome = None
     if recorded is not None:
         report, outcome = baseline.apply(report, baseline_file, recorded, linted)
@@ -340,12 +356,13 @@ def _input_shapes(given: tuple[str, ...]) -> list[list[int]]:
 
 
 def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: bool,
-                      unsafe: bool) -> list[fixes.FilePatch]:
+                      unsafe: bool, worker: runner.Worker | None,
+                      jobs: int) -> list[fixes.FilePatch]:
     """The patches, without the fixes their files do not build with; those are reported."""
     patches, warnings = fixes.plan(report, rules, unsafe)
     if patches:
         patches, dropped = fixes.verify(patches, lambda sources: runner.verify(
-            sources, cfg, rules, cli_shapes, verbose))
+            sources, cfg, rules, cli_shapes, verbose, worker, jobs))
         warnings += dropped
     for warning in warnings:
         click.echo(f"bnlint: warning: {warning.render()}", err=True)
@@ -353,7 +370,8 @@ def _verified_patches(report: Report, cfg, rules: dict, cli_shapes, verbose: boo
 
 
 def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli_shapes,
-           verbose: bool) -> Report:
+           verbose: bool, worker: runner.Worker | None, jobs: int,
+           cache: Cache | None) -> Report:
     """Write the patches, then re-lint the patched files so the report shows what remains."""
     written, refused = [], []
     for patch in patches:
@@ -367,7 +385,8 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
             refused.append(InputError(f"cannot write the fixed file: {exc.strerror}.",
                                       path=patch.path))
     patches = written
-    report = Report(models=report.models, errors=report.errors + refused, files=report.files)
+    report = Report(models=report.models, errors=report.errors + refused, files=report.files,
+                    file_findings=report.file_findings, cached=report.cached)
     fixed = sum(len(p.fixes) for p in patches)  # a line that two models report is fixed once
     click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(patches)} "
                f"file{'s' if len(patches) != 1 else ''}.", err=True)
@@ -376,10 +395,13 @@ def _apply(patches: list[fixes.FilePatch], report: Report, cfg, rules: dict, cli
     if not patches:
         return report
     paths = {p.path for p in patches}
-    again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose)
+    again = runner.run(sorted(paths), cfg, rules, cli_shapes, verbose, worker, jobs,
+                       cache=cache)
     kept = [m for m in report.models if m.path not in paths]
     return Report(models=kept + again.models, errors=report.errors + again.errors,
-                  files=report.files, file_findings=again.file_findings + [
+                  files=report.files,
+                  cached=[p for p in report.cached if p not in paths] + again.cached,
+                  file_findings=again.file_findings + [
                       f for f in report.file_findings if f.path not in paths])
 
 

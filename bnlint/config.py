@@ -56,6 +56,9 @@ PROBE_MIN_RESOLUTION = 32
 # The activations the probe may keep at once (its forward's new tensors): 2 GiB, under a third
 # of the 7 GB of a 2-core hosted CI runner (GitHub Actions' standard runner of that size).
 PROBE_MEMORY = 2 * 2**30
+# Where per-file results are cached (bnlint/isolation/cache.py): this folder beside the config
+# file, else in the current folder, as ruff keeps .ruff_cache at the project's root.
+CACHE_DIR = ".bnlint_cache"
 PROBE_LR = 0.01       # the probe's optimizer when the config names none: SGD, this lr...
 PROBE_MOMENTUM = 0.9  # ...and this momentum
 
@@ -149,6 +152,8 @@ class Config:
     exclude: list[str] | None = None  # globs a folder walk skips (None: DEFAULT_EXCLUDE)
     extend_exclude: list[str] = field(default_factory=list)  # ...and these
     respect_gitignore: bool = True  # ...and what git ignores
+    cache: bool = True  # reuse the results of unchanged files (bnlint/isolation/cache.py)
+    cache_dir: str | None = None  # where (None: CACHE_DIR beside the config file)
     source: str | None = None  # the config file these settings came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -382,7 +387,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _fail(source, key, "a list of globs", value)
         return value
-    if name in ("probe", "allow_no_models", "respect_gitignore"):
+    if name in ("probe", "allow_no_models", "respect_gitignore", "cache"):
         if not isinstance(value, bool):
             raise _fail(source, key, "true or false", value)
         return value
@@ -396,7 +401,7 @@ def _validate(source: str, key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < least[name]:
             raise _fail(source, key, f"an integer >= {least[name]}", value)
         return value
-    if name in ("rules_dir", "targets"):
+    if name in ("rules_dir", "targets", "cache_dir"):
         if not isinstance(value, str):
             raise _fail(source, key, "a path", value)
         return value
@@ -428,10 +433,9 @@ def from_mapping(data: Any, source: str) -> Config:
             raise InputError(f"unknown config key '{key}'.", path=source,
                              hint="Known keys: " + ", ".join(sorted(_KEYS)) + ".")
         values[_KEYS[norm]] = _validate(source, norm, value)
-    if values.get("rules_dir"):
-        values["rules_dir"] = str(Path(source).parent / values["rules_dir"])
-    if values.get("targets"):
-        values["targets"] = str(Path(source).parent / values["targets"])
+    for key in ("rules_dir", "targets", "cache_dir"):
+        if values.get(key):
+            values[key] = str(Path(source).parent / values[key])
     return Config(source=source, **values)
 
 
@@ -536,6 +540,14 @@ def exclusions(config: Config) -> Exclusions:
     return Exclusions((*patterns, *config.extend_exclude),
                             Path(config.source).parent if config.source else Path.cwd(),
                             config.respect_gitignore)
+
+
+def cache_folder(config: Config) -> Path:
+    """Where the results cache lives: ``cache-dir``, else CACHE_DIR in the config file's
+    folder (else the current one)."""
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    return (Path(config.source).parent if config.source else Path.cwd()) / CACHE_DIR
 
 
 def override(config: Config, **cli: Any) -> Config:

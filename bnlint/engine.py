@@ -310,6 +310,24 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
         return None
 
 
+def static_examples(inputs: tuple, rules: dict[str, Rule], config: Config) -> tuple:
+    """The inputs the static pass runs on, of random ones bnlint inferred: their first examples,
+    as many as the enabled rules that read the static forward's activations need (their
+    ``forward_examples``) and at least 2, for BatchNorm's batch statistics. That forward costs
+    in proportion to its batch: most of a lint at ImageNet's 224 px. The model already ran at a
+    batch of 2 when its inputs were inferred."""
+    x = inputs[0] if inputs else None
+    if not isinstance(x, torch.Tensor) or not x.dim():
+        return inputs
+    needed = max([2, *(math.ceil(r.threshold(r.forward_examples, config.thresholds))
+                       for code, r in rules.items()
+                       if r.forward_examples and config.enabled(code))])
+    if needed >= x.shape[0]:
+        return inputs
+    return tuple(t[:needed] if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] == x.shape[0]
+                 else t for t in inputs)
+
+
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
@@ -319,19 +337,22 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
     measurements to the findings. ``synthetic_inputs``: the inputs are random, not data;
-    ``inferred_inputs``: and their shape was inferred (the probe's plan may lower an image
-    size). ``consumable``: the caller will not use the model again, so the probe may train it
-    instead of a copy (the CLI's worker: no second copy in memory). ``inputs_how``: how the
-    inputs were chosen, for the report. ``prober``: what measures the model, when not the
-    single-process probe of its own weights."""
+    ``inferred_inputs``: and their shape was inferred (the static pass runs on as few of them
+    as its rules need, :func:`static_examples`; the probe's plan may lower an image size).
+    ``consumable``: the caller will not use the model again, so the probe may train it instead
+    of a copy (the CLI's worker: no second copy in memory). ``inputs_how``: how the inputs were
+    chosen, for the report. ``prober``: what measures the model, when not the single-process
+    probe of its own weights."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    graph = build(model, inputs)
+    seen = static_examples(inputs, rules, config) if inferred_inputs and synthetic_inputs \
+        else inputs
+    graph = build(model, seen)
     model_site = _model_site(model, path, line)
     notes: list[str] = []
     name = name or type(model).__name__
-    ctx = Context(graph, model, inputs, targets, config, None,
+    ctx = Context(graph, model, seen, targets, config, None,
                   probe_batch(inputs, config.probe_batch, synthetic_inputs), synthetic_inputs,
                   rules, notes=notes, source=model_site.path if model_site else None)
     static = {c: r for c, r in rules.items() if r.category != "measured"}

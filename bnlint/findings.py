@@ -290,11 +290,14 @@ class ModelReport:
 class Report:
     """The run's models, its ``file_findings`` (problems in the user's code that no model
     holds: a file that does not import, a model that could not be built or run, the 0xx
-    family) and ``errors`` (bnlint's usage errors: exit 2)."""
+    family) and ``errors`` (bnlint's usage errors: exit 2). ``cached``: the files whose
+    results came from the cache (the text report says how many; the documents are the same
+    either way)."""
     models: list[ModelReport] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     files: int = 0
     file_findings: list[Finding] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:

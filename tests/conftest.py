@@ -19,6 +19,10 @@ pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs pytest on its 
 # and spare threads only spin (and slow everything down) when the machine is busy.
 torch.set_num_threads(1)
 # Hugging Face models are built from configs; offline mode makes sure nothing is downloaded.
+# The CLI runs without its results cache (each test lints afresh, and no .bnlint_cache is left
+# in the repository), also where a test starts bnlint with an environment of its own;
+# tests/test_cache.py turns it on.
+os.environ["BNLINT_NO_CACHE"] = "1"
 CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 ROOT = Path(__file__).resolve().parent.parent

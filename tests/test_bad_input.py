@@ -164,7 +164,8 @@ def test_model_hangs_past_timeout(write_model):
                 time.sleep(600)
     """)
     _reports(run_cli(path, "--timeout", "3"), "BNL003",
-             "timed out after 3 s while building the models", "raise --timeout")
+             f"{path}:{line_of(path, 'class Net')}:",
+             "timed out after 3 s while building model Net", "raise --timeout")
 
 
 def test_hang_in_one_file_does_not_stop_the_others(write_model):
@@ -326,26 +327,28 @@ def test_diff_prints_the_problems_in_the_code(write_model):
     assert "+++ b/" in proc.stdout and "bias=False" in proc.stdout
 
 
-@pytest.mark.parametrize("source,error", [
+@pytest.mark.parametrize("source,error,model", [
     # the failing frame is torch's own: F.linear on integers, the call with too few inputs
     ("import torch\nfrom torch import nn\nEXAMPLE_INPUTS = torch.ones(4, 4, dtype=torch.long)\n"
-     "model = nn.Sequential(nn.Linear(4, 2))\n", "RuntimeError"),
+     "model = nn.Sequential(nn.Linear(4, 2))\n", "RuntimeError", "model ="),
     ("import torch\nEXAMPLE_INPUTS = torch.ones(4, 4)\n"
-     + textwrap.dedent(GOOD.replace("forward(self, x)", "forward(self, x, y)")), "TypeError"),
+     + textwrap.dedent(GOOD.replace("forward(self, x)", "forward(self, x, y)")), "TypeError",
+     "class Net"),
 ])
-def test_errors_raised_inside_torch_name_the_model_file(write_model, source, error):
+def test_errors_raised_inside_torch_name_the_model(write_model, source, error, model):
     path = write_model(source)
     proc = run_cli(path, "--no-probe", "--format", "json")
     assert proc.returncode == 1, proc.stderr
     [problem] = json.loads(proc.stdout)["findings"]
     assert problem["code"] == "BNL004" and problem["path"] == str(path)
+    assert problem["line"] == line_of(path, model)
     assert problem["message"].startswith(f"the forward pass raised {error}")
 
 
 def test_model_returning_none_names_the_file(write_model):
     path = write_model(GOOD.replace("return self.fc(x)", "self.fc(x)"))
     _fails(run_cli(path, "--probe-steps", "0", "--probe-budget", "5"),
-           f"{path}: the model's output holds no tensor")
+           f"{path}:{line_of(path, 'class Net')}: the model's output holds no tensor")
 
 
 def test_empty_example_batch(write_model):

@@ -57,3 +57,32 @@ def test_label_check_warns_on_a_changed_label(tmp_path, monkeypatch, capsys):
 
     other = detection.protocol(detection.STEPS + 1)
     assert "differs in steps" in detection_labels.check("validation", [], other)[0]
+
+
+def test_recorded_mode_scores_bnlint_against_the_record_without_training(
+        tmp_path, monkeypatch, capsys):
+    """--recorded takes each variant's label from SET_labels.json (here a record saying the
+    fine temperature-zero-log net did not fit) and trains nothing."""
+    monkeypatch.setattr(detection_labels, "HERE", tmp_path)
+    monkeypatch.setattr(detection, "train", lambda *a: pytest.fail("--recorded trained"))
+    record = {"variants": {"temperature-zero-log": {
+        "label": "no-fit", "evidence": "recorded here",
+        "other_seeds": {"1": {"label": "fine"}, "2": {"label": "no-fit"}}}}}
+    (tmp_path / "validation_labels.json").write_text(json.dumps(record))
+    detection.main(["--recorded", "--suite", "validation", "--only", "temperature-zero-log"])
+    out = capsys.readouterr().out
+    row = "| temperature-zero-log | temperature | - | **no-fit** | recorded here | fine, no-fit |"
+    assert row in out
+    assert "bnlint static+probe: false positives: none; misses: temperature-zero-log" in out
+
+
+def test_recorded_mode_without_a_record_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(detection_labels, "HERE", tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        detection.main(["--recorded", "--suite", "validation", "--only", "siren"])
+    assert exit_.value.code == 2
+    assert "--recorded: no labels on record for the validation set" in capsys.readouterr().err
+    (tmp_path / "validation_labels.json").write_text(json.dumps({"variants": {}}))
+    with pytest.raises(SystemExit):
+        detection.main(["--recorded", "--suite", "validation", "--only", "siren"])
+    assert "--recorded: siren not in validation_labels.json" in capsys.readouterr().err

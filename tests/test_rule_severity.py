@@ -9,7 +9,8 @@ import torch.nn as nn
 
 import bnlint
 from bnlint.config import Config, Optimizer
-from bnlint.engine import RULE_FAILED
+from bnlint.engine import RULE_FAILED, static_examples
+from bnlint.rules import catalog
 
 
 def _regressor():
@@ -156,3 +157,26 @@ def test_dead_relus_are_not_judged_from_too_few_distinct_examples():
                    for n in report.notes), report.notes
     random = bnlint.lint(model, torch.randn(8, 32), config=config, synthetic_inputs=True)
     assert [f.code for f in random.findings] == ["BNL403"]  # random inputs: 2^-8 by chance
+
+
+def test_the_static_pass_runs_on_as_many_inferred_examples_as_its_rules_need():
+    """Of random inputs bnlint inferred, the static forward (at 224 px, most of a lint) runs on
+    the first ``min_batch`` of BNL403, the one rule that reads its activations, or on 2 when
+    BNL403 is off; given inputs all run, and the report lists the inputs as they were."""
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(32, 32), nn.ReLU())],
+                          nn.Linear(32, 2))
+    x = torch.randn(16, 32)
+    config = Config(probe=False, select=["BNL403"])
+    inferred = bnlint.lint(model, x, config=config, synthetic_inputs=True, inferred_inputs=True)
+    given = bnlint.lint(model, x, config=config, synthetic_inputs=True)
+    for report, batch in ((inferred, 8), (given, 16)):
+        assert [f.code for f in report.findings] == ["BNL403"]
+        assert report.findings[0].evidence.facts["example_batch"]["batch"] == batch
+        assert f"On the example batch ({batch} examples)" in report.findings[0].message
+        assert report.inputs.shapes == ((16, 32),)
+    rules = catalog.load(None)
+    off = Config(probe=False, ignore=["BNL403"])
+    assert static_examples((x,), rules, off)[0].shape == (2, 32)
+    assert static_examples((x,), rules, Config(thresholds={"BNL403": {"min_batch": 12}}))[0] \
+        .shape == (12, 32)

@@ -192,3 +192,34 @@ def test_cross_entropy_gradient_matches_sampling():
     want_inc, want_common = theory.loss_gradient(Moments(spread ** 2 + var, var), classes)
     assert want_common == pytest.approx(np.mean(common), rel=0.15)
     assert want_inc == pytest.approx(np.mean(inc), rel=0.05)
+
+
+def _length_map_log_slope(kind: str) -> float:
+    """d log f / d log q at q = 1 of the length map f(q) = gain^2 E[phi(sqrt(q) z)^2] at the
+    variance-preserving gain (docs/SCIENCE.md §8), by central difference."""
+    gain2 = theory.activation_gain(kind) ** 2
+
+    def f(q: float) -> float:
+        return gain2 * theory.activation_moments(kind, Moments(q, q))[0].m2
+
+    h = 1e-3
+    return math.log(f(1 + h) / f(1 - h)) / math.log((1 + h) / (1 - h))
+
+
+@pytest.mark.parametrize("kind, slope", [("ReLU", 1.0), ("Tanh", 0.46), ("Sin", 0.31),
+                                         ("ELU", 0.89), ("SELU", 0.78), ("GELU", 1.14),
+                                         ("SiLU", 1.17), ("Mish", 1.08)])
+def test_variance_preserving_fixed_point_is_unstable_for_gelu_silu_mish(kind, slope):
+    """The variance-preserving gain's fixed point q = 1 is stable (slope < 1) for tanh, sin,
+    ELU, SELU, neutral for ReLU and unstable (> 1) for GELU, SiLU and Mish: docs/SCIENCE.md §8's
+    values."""
+    assert _length_map_log_slope(kind) == pytest.approx(slope, abs=0.006)
+
+
+def test_gelu_at_its_variance_preserving_gain_grows_like_relu_at_large_q():
+    """Sampled: at q = 100 a GELU layer at gain 1.53 multiplies q by gain^2 / 2 = 1.18, the
+    ReLU-like branch that makes its fixed point at q = 1 unstable."""
+    z = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gain2 = theory.activation_gain("GELU") ** 2
+    assert float(gain2 * torch.nn.functional.gelu(10 * z).pow(2).mean() / 100) \
+        == pytest.approx(gain2 / 2, rel=0.01)

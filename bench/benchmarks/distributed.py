@@ -72,7 +72,7 @@ def _role(pid: int) -> str | None:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     if b"spawn_main" in cmdline:
         return "rank"
-    if b"bnlint.isolation.worker" in cmdline:
+    if b"bnlint.isolation.server" in cmdline:  # the fork server and its children
         return "worker"
     return None
 

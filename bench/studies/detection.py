@@ -5,6 +5,7 @@
     python -m bench.studies.detection --quick  # the variants marked quick in each set
     python -m bench.studies.detection --only NAME[,NAME...] [--steps N] [--no-bnlint]
     python -m bench.studies.detection --suite validation --no-bnlint --record-labels
+    python -m bench.studies.detection --recorded [--suite ...]  # bnlint vs the recorded labels
 
 Two sets of labelled models: the *calibration* set (bench/studies/detection_models.py), on which
 bnlint's rules and thresholds were developed, and the *validation* set
@@ -47,6 +48,10 @@ Detectors, each compared with "problem":
 bnlint is told the variant's optimizer, peak lr and warm-up steps (0: none). The summary
 gives each set's recall, precision and error findings on fine models with 95% Wilson
 intervals.
+
+``--recorded`` trains nothing: it scores bnlint (static and static+probe, on each variant's
+seed-0 initialisation) against the labels on record, which is what a change to bnlint's rules
+needs re-measured; the labels themselves are only re-checked by a full run.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -531,6 +537,65 @@ def run_set(variants: list[Variant], steps: int, extra_seeds: tuple[int, ...],
     return rows
 
 
+@dataclass
+class Recorded:
+    """A recorded training outcome, as the tables read it (--recorded: no training, so no
+    AUTOTRAINER verdict)."""
+    label: str
+    evidence: str
+
+
+def run_recorded(name: str, variants: list[Variant]) -> list[Row]:
+    """bnlint on each variant's seed-0 initialisation, against the labels on record."""
+    recorded = json.loads(labels.path(name).read_text())["variants"]
+    rows = []
+    for v in variants:
+        entry = recorded[v.name]
+        t = task(v.task, v.target_scales, v.target_shift)
+        torch.manual_seed(v.seed)
+        model = v.build()
+        static = run_bnlint(v, model, t, probe=False)
+        probed = run_bnlint(v, model, t, probe=True)
+        others = [(int(s), Recorded(o["label"], "")) for s, o in entry["other_seeds"].items()]
+        rows.append(Row(v, Recorded(entry["label"], entry["evidence"]), static, probed, others))
+        print(f"  {v.name}: {entry['label']} (recorded) | static {_codes(static) or '-'} | "
+              f"probe {_codes(probed) or '-'}", flush=True)
+    return rows
+
+
+def print_recorded(rows: list[Row]) -> None:
+    print("\n| variant | family | seeded defect | ground truth (recorded) | evidence | seeds 1, 2 "
+          "| bnlint static | bnlint static+probe |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        v = r.variant
+        print(f"| {v.name} | {v.family} | {v.defect} | **{r.outcome.label}** | "
+              f"{r.outcome.evidence} | {', '.join(o.label for _, o in r.others) or 'n/a'} | "
+              f"{_codes(r.static)} | {_codes(r.probed)} |")
+    truth = [r.outcome.label != "fine" for r in rows]
+    print("\n| detector | TP | FP | TN | FN | precision | recall | fine models with an error "
+          "finding |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, attr in (("bnlint static", "static"), ("bnlint static+probe", "probed")):
+        results = [getattr(r, attr) for r in rows]
+        c = confusion(truth, [res.flagged for res in results])
+        errs = sum(bool(res.errors) for res, bad in zip(results, truth) if not bad)
+        print(f"| {name} | {c['tp']} | {c['fp']} | {c['tn']} | {c['fn']} | "
+              f"{c['precision']:.2f} | {c['recall']:.2f} | {errs} |")
+    for name, attr in (("static", "static"), ("static+probe", "probed")):
+        for r in rows:
+            res = getattr(r, attr)
+            if r.outcome.label == "fine" and res.errors:
+                print(f"  bnlint {name}: error on fine model {r.variant.name}: {res.errors[0]}")
+            if res.crash:
+                print(f"  bnlint {name} crashed on {r.variant.name}: {res.crash}")
+        flags = [getattr(r, attr).flagged for r in rows]
+        fps = [r.variant.name for r, f in zip(rows, flags) if f and r.outcome.label == "fine"]
+        fns = [r.variant.name for r, f in zip(rows, flags) if not f and r.outcome.label != "fine"]
+        print(f"  bnlint {name}: false positives: {', '.join(fps) or 'none'}; "
+              f"misses: {', '.join(fns) or 'none'}")
+
+
 def protocol(steps: int) -> dict[str, Any]:
     """What a training label depends on besides the variant (compared before labels are)."""
     return {"steps": steps, "batch": BATCH, "n_train": N_TRAIN, "n_test": N_TEST,
@@ -550,7 +615,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--record-labels", action="store_true",
                    help="write each set's training labels and metrics to "
                         "bench/studies/SET_labels.json (whole sets at the default steps only)")
+    p.add_argument("--recorded", action="store_true",
+                   help="train nothing: score bnlint against the labels on record")
     args = p.parse_args(argv)
+    if args.recorded and (args.no_bnlint or args.record_labels or args.steps != STEPS):
+        p.error("--recorded scores bnlint against the recorded labels: drop --no-bnlint, "
+                "--record-labels and --steps")
     if args.record_labels and (args.quick or args.only or args.steps != STEPS):
         p.error("--record-labels records whole sets at the default steps: drop --quick, "
                 "--only and --steps")
@@ -566,6 +636,16 @@ def main(argv: list[str] | None = None) -> None:
     elif args.quick:
         chosen = {k: [v for v in vs if v.quick] for k, vs in chosen.items()}
     chosen = {k: vs for k, vs in chosen.items() if vs}
+    for name, variants in chosen.items() if args.recorded else ():
+        if not labels.path(name).exists():
+            p.error(f"--recorded: no labels on record for the {name} set "
+                    f"({os.path.relpath(labels.path(name))}); record them with "
+                    f"--suite {name} --no-bnlint --record-labels")
+        missing = [v.name for v in variants
+                   if v.name not in json.loads(labels.path(name).read_text())["variants"]]
+        if missing:
+            p.error(f"--recorded: {', '.join(missing)} not in {labels.path(name).name}; "
+                    "record the set's labels again")
     extra_seeds = () if args.quick else (1, 2)
     torch.set_num_threads(1)
     wall = time.perf_counter()
@@ -588,6 +668,11 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name, variants in chosen.items():
         print(f"\n## {name.capitalize()} set ({SETS[name][0]}): {len(variants)} variants\n")
+        if args.recorded:
+            print(f"Labels as recorded in {os.path.relpath(labels.path(name))}; nothing trained.")
+            results[name] = run_recorded(name, variants)
+            print_recorded(results[name])
+            continue
         rows = run_set(variants, args.steps, extra_seeds, not args.no_bnlint)
         print_tables(rows, not args.no_bnlint)
         print()

@@ -111,8 +111,9 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
                            f"{layer.num_embeddings}), for {first}")
     shape_at = _shape_at(layer, batch)
     channels = f"{_count(layer.in_channels, 'channel')}, from {first}"
+    probes = sizes.Probes(model, shape_at)
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        solved = sizes.solve_flatten(model, shape_at)
+        solved = sizes.solve_flatten(probes)
         if solved is not None:
             shape = shape_at(solved.size)
             linear = _name_of(model, solved.linear)
@@ -122,8 +123,8 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
                                f"the {solved.linear.in_features} features of {linear} "
                                f"(Linear){alike}")
     if isinstance(layer, nn.Conv2d):
-        factor = sizes.downsampling(model, shape_at)
-        if factor is not None and factor >= sizes.IMAGENET_DOWNSAMPLING:
+        factor = sizes.imagenet_downsampling(probes)
+        if factor is not None:
             big = sizes.IMAGENET_SIZE
             return _Candidates([shape_at(big), shape_at(sizes.INCEPTION_SIZE),
                                 *(shape_at(s) for s in _SPATIAL_SIZES if s != big)],
@@ -172,7 +173,7 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
     trial = model_device(model)
     chosen = _candidates(model, layer, batch)
     for shape in chosen.shapes:
-        x = _random_input(layer, (2, *shape[1:]), trial)  # a small trial batch: cheap
+        x = _random_input(layer, (sizes.TRIAL_BATCH, *shape[1:]), trial)  # small: cheap
         try:  # in training mode, as bnlint runs it: some layers run only then (auxiliary heads)
             run_forward(lambda x=x: model(x), model, (x,), train=True)
             why = chosen.why

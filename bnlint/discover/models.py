@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import inspect
 import types
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,9 +316,16 @@ def _selected(source: Source, selected: list[str],
     return only, given
 
 
-def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Discovery:
+# Called with a model's name and line just before it is built (the isolation child marks
+# where a hang or crash happens, and seeds each model alike).
+OnBuild = Callable[[str, "int | None"], None]
+
+
+def find_models(module: types.ModuleType, path: Path, selected: list[str],
+                skip: Collection[str] = (), on_build: OnBuild | None = None) -> Discovery:
     """Build the file's models (only those ``selected`` by name, when some are; a call in
-    ``selected`` gives the arguments to build that model with)."""
+    ``selected`` gives the arguments to build that model with), never those in ``skip``,
+    calling ``on_build`` before each is built."""
     namespace = vars(module)
     source = Source(path, namespace)
     here = module.__name__
@@ -327,11 +335,13 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
     every_maker = {name for name in factories(source) if callable(namespace.get(name))
                    and not isinstance(namespace.get(name), type | nn.Module)}
     instances = {name: obj for name, obj in namespace.items()
-                 if isinstance(obj, nn.Module) and not name.startswith("_")}
+                 if isinstance(obj, nn.Module) and not name.startswith("_") and name not in skip}
+    classes -= set(skip)
+    every_maker -= set(skip)
     only, given = _selected(source, selected, path)
     wanted = only | set(given) if only else set()  # empty: every model
     unknown = [n for n in [*sorted(only), *given]
-               if n not in classes | every_maker | set(instances)]
+               if n not in classes | every_maker | set(instances) | set(skip)]
     if unknown:
         known = sorted(classes | set(instances) | {m for m in every_maker
                                                    if not m.startswith("_")})
@@ -355,6 +365,8 @@ def find_models(module: types.ModuleType, path: Path, selected: list[str]) -> Di
         if not calls:
             unbuilt[name] = required
             continue
+        if on_build:
+            on_build(name, source.line(name))
         try:
             model = _build(name, maker, calls[0], path)
         except UserCodeError as exc:

@@ -1,2 +1,3 @@
-"""User code runs in a child process: :mod:`.runner` is the parent side (no torch), and
-:mod:`.worker` the child that imports model files and lints them."""
+"""User code runs in child processes: :mod:`.runner` is the parent side (no torch), :mod:`.server`
+the fork server that imports torch once and forks a :mod:`.child` per file, and :mod:`.channel`
+the token-checked messages between them."""

@@ -1,5 +1,5 @@
-"""The launcher of ``bnlint model.py --nproc N``: a child of the CLI that speaks the worker's
-protocol (:mod:`.worker`) and starts N ranks on this host with torch's elastic launcher
+"""The launcher of ``bnlint model.py --nproc N``: a child of the CLI that speaks JSON lines to
+:mod:`.ranked` and starts N ranks on this host with torch's elastic launcher
 (``torch.distributed.launcher.api.elastic_launch``, what torchrun runs), each running
 :func:`.ranks.run_ranks`. It relays rank 0's events from the ranks' board, and turns a rank
 that fails, dies or hangs into one located error:
@@ -26,11 +26,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .worker import Emit, channel
+
+Emit = Callable[..., None]
 
 POLL = 0.2  # seconds between looks at the board
 STARTING = 60.0  # at least this long for the ranks to start (each imports torch)
@@ -252,6 +254,19 @@ def _launch(request: dict[str, Any], emit: Emit) -> set[str]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return watch.finished
+
+
+def channel() -> Emit:
+    """Keep the real stdout for the protocol (:mod:`.ranked` reads it) and point fd 1 at
+    stderr for everything else."""
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def emit(event: str, **data: Any) -> None:
+        out.write(json.dumps({"event": event, **data}) + "\n")
+        out.flush()
+    return emit
 
 
 def main() -> None:

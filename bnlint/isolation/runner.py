@@ -1,8 +1,11 @@
-"""The parent side of isolation: run the worker in a child process with a time limit per file
-and per model, and turn its events into a Report. Imports no torch."""
+"""The parent side of isolation: start the fork server (:mod:`.server`), hand it the files and
+turn what it sends into a Report, in the order of the files whatever order they finish in.
+Ends the server's whole process tree on exit and on SIGINT, SIGTERM or SIGHUP. Imports no
+torch."""
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import os
@@ -12,72 +15,126 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Collection, Iterator
+from typing import Any, NamedTuple
 
 from ..config import Config
-from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
+from ..errors import InputError, UserCodeError
 from ..findings import ModelReport, Report
 from ..rules import problems
 from ..rules.catalog import Rule
+from . import channel, ranked
+from .cache import Cache
+
+# The exit code on each signal that stops bnlint: 128 + its number, as a shell reports it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_live: set[Worker] = set()
+
+
+def default_jobs() -> int:
+    """Files linted at once when -j is not given: the cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def stop_all() -> None:
+    """End every fork server this process started, and their children."""
+    for worker in [*_live, *ranked.live]:
+        worker.kill()
+
+
+def stop_on_signals() -> None:
+    """On SIGINT, SIGTERM or SIGHUP: end the process tree and exit 128 + the signal's number
+    (130 for Ctrl-C), never the 1 that means findings."""
+    def stop(signum: int, _frame) -> None:
+        stop_all()
+        sys.stderr.write(f"bnlint: stopped by {signal.Signals(signum).name}.\n")
+        raise SystemExit(128 + signum)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+
+
+atexit.register(stop_all)
 
 
 class Worker:
-    """One child process and the JSON-lines channel to it. It starts importing torch at once;
-    :meth:`send` gives it the work. With ``nproc``, the child is the launcher of that many
-    ranks (:mod:`.launch`), which reports a stuck rank itself after ``--timeout``: it gets
-    ``grace`` seconds more before it is killed."""
+    """The fork server and the channel from it. It starts importing torch at once; each
+    :meth:`lint` hands it a request."""
 
-    LAUNCH_GRACE = 15.0
-
-    def __init__(self, verbose: bool, nproc: int | None = None):
-        module = "bnlint.isolation.launch" if nproc else "bnlint.isolation.worker"
-        self.grace = self.LAUNCH_GRACE if nproc else 0.0
+    def __init__(self, verbose: bool):
+        self.token = channel.new_token()
+        read, write = os.pipe()
         # -P: the current folder is not put on sys.path, so a bisect.py or numpy.py there
-        # cannot shadow the standard library or an installed package (the worker puts each
+        # cannot shadow the standard library or an installed package (each child puts its
         # file's package root on the path itself)
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", module], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        self.stderr: collections.deque[str] = collections.deque(maxlen=40)
-        self.verbose = verbose
-        threading.Thread(target=self._drain, daemon=True).start()
+            [sys.executable, "-P", "-m", "bnlint.isolation.server", str(write)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write,),
+            start_new_session=True)
+        os.close(write)
+        _live.add(self)
+        self.events = channel.Reader(read, self.token)
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
-        self.buffer = b""
+        self.selector.register(read, selectors.EVENT_READ)
+        self.output: collections.deque[str] = collections.deque(maxlen=40)
+        self.verbose, self.ready, self.dead = verbose, False, False
+        threading.Thread(target=self._drain, daemon=True).start()
+        self._write(self.token + "\n")
 
-    def send(self, request: dict[str, Any]) -> None:
+    def _write(self, text: str) -> None:
         try:
-            self.proc.stdin.write(json.dumps(request).encode())
-            self.proc.stdin.close()
-        except BrokenPipeError:  # it died starting up; events() reports how
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+        except OSError:  # it died starting up; messages() reports how
             pass
 
     def _drain(self) -> None:
-        for raw in self.proc.stderr:
+        for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace")
-            self.stderr.append(line)
+            self.output.append(line)
             if self.verbose:
                 sys.stderr.write(line)
 
-    def events(self, timeout: float) -> Iterator[dict[str, Any] | None]:
-        """Events as they come; None when ``timeout`` passes without one."""
+    def messages(self, request: dict[str, Any], startup: float) -> Iterator[dict[str, Any]]:
+        """Send ``request``; then the server's messages up to "done". Raises InputError when
+        it does not start within ``startup`` seconds, dies, or sends something malformed."""
+        self._write(json.dumps(request) + "\n")
+        deadline = time.monotonic() + startup
         while True:
-            while b"\n" in self.buffer:
-                line, self.buffer = self.buffer.split(b"\n", 1)
-                yield json.loads(line)
-            if not self.selector.select(timeout):
-                yield None
+            for message in self.events.messages():
+                if message["event"] == "ready":
+                    self.ready = True
+                    continue
+                yield message
+                if message["event"] == "done":
+                    return
+            if not self.selector.select(1.0):
+                if not self.ready and time.monotonic() > deadline:
+                    self.kill()
+                    raise InputError(f"timed out after {startup:g} s while starting the linting "
+                                     "process (importing torch).",
+                                     hint="The machine may be too busy; try again.")
                 continue
-            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-            if not chunk:
-                return
-            self.buffer += chunk
+            if self.events.feed() is None:
+                self.kill()
+                what = "while linting" if self.ready else "while starting (importing torch)"
+                lines = [s.strip() for s in self.output if s.strip()][-5:]
+                raise InputError(f"the linting process {self.exit_status()} {what}.",
+                                 hint="Its last output: " + " | ".join(lines) if lines else None)
+
+    def alive(self) -> bool:
+        return not self.dead and self.proc.poll() is None
 
     def kill(self) -> None:
+        """End the server and everything it started (they share its process group)."""
+        self.dead = True
+        _live.discard(self)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
         self.proc.wait()
 
@@ -87,127 +144,138 @@ class Worker:
             return f"was killed by signal {signal.Signals(-code).name}"
         return f"exited with code {code}"
 
-    def tail(self) -> str:
-        lines = [s.rstrip() for s in self.stderr if s.strip()][-5:]
-        return (" Its last output: " + " | ".join(lines)) if lines else ""
+
+def _internal(problem: str, path: str) -> InputError:
+    return InputError(f"internal error in bnlint: {problem}.", path=path,
+                      hint="Please report it; run with --verbose to see the linting process's "
+                           "output.")
 
 
-def _stopped_code(what: str) -> str:
-    """The rule of a run the model code stopped, by what the worker was doing."""
-    if what.startswith(("importing", "starting")):
-        return IMPORT_FAILED
-    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
+class Collected(NamedTuple):
+    """What the server sent of each file, in file order: its model reports, its errors, and
+    the files its run read (None: not a result to cache, see :mod:`.server`)."""
+    reports: list[list[dict]]
+    errors: list[list[InputError]]
+    reads: list[list[str] | None]
 
 
-def _timed_out(path: str, what: str, timeout: float) -> UserCodeError:
-    return UserCodeError(_stopped_code(what), f"timed out after {timeout:g} s while {what}.",
-                         path=path,
-                         hint="If the model is just slow, raise --timeout; if it hangs, the "
-                              "code run while " + what + " is where to look.")
-
-
-def _first_left(files: list[str], finished: set[str]) -> str:
-    return next((f for f in files if f not in finished), files[0])
-
-
-def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: bool,
-           started: Worker | None = None,
-           nproc: int | None = None) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
-    """Run the worker (with ``nproc``, the launcher of that many ranks) over ``files`` (in
-    ``started`` first, if given), yielding (path, result event or error) per file. A file that
-    hangs or kills its process becomes an error and the rest go on in a fresh process."""
-    remaining = list(files)
-    while remaining:
-        worker, started = started or Worker(verbose, nproc), None
-        worker.send({**request, "files": remaining, "nproc": nproc})
-        current, what = None, "starting the linting process (importing torch)"
-        deadline = time.monotonic() + max(timeout, 60.0) + worker.grace
-        finished: set[str] = set()
-        for event in worker.events(timeout=1.0):
-            if event is None:
-                if time.monotonic() > deadline:
-                    worker.kill()
-                    failed = current or _first_left(remaining, finished)
-                    yield failed, _timed_out(failed, what, timeout)
-                    finished.add(failed)
-                    break
-                continue
-            kind = event["event"]
-            if kind in ("file", "phase"):
-                current = event["path"]
-                what = event.get("what", "importing the file")
-                deadline = time.monotonic() + timeout + worker.grace
-            elif kind in ("result", "error", "crash"):
-                finished.add(event["path"])
-                if nproc and kind != "result":  # the launcher starts new ranks for the rest
-                    current, what = None, "starting the ranks again (importing torch)"
-                    deadline = time.monotonic() + max(timeout, 60.0) + worker.grace
-                if kind == "error":
-                    error = InputError.from_dict(event["error"])
-                    error.path = error.path or event["path"]  # e.g. raised inside torch
-                    yield event["path"], error
-                elif kind == "crash":
-                    yield event["path"], InputError(
-                        "internal error in bnlint while linting this file; please report it "
-                        "with the traceback below." + ("\n" + event["traceback"] if verbose
-                                                        else ""), path=event["path"],
-                        hint="" if verbose else "Run with --verbose to see it.")
-                else:
-                    yield event["path"], event
-            elif kind == "done":
-                finished.update(remaining)
+def _collect(files: list[str], request: dict[str, Any], worker: Worker | None,
+             verbose: bool) -> Collected:
+    if worker is None or not worker.alive():
+        worker = Worker(verbose)
+    reports: list[list[dict]] = [[] for _ in files]
+    errors: list[list[InputError]] = [[] for _ in files]
+    reads: list[list[str] | None] = [None for _ in files]
+    ended = [False] * len(files)
+    try:
+        for message in worker.messages(request, startup=max(request["timeout"], 60.0)):
+            kind = message["event"]
+            if kind == "done":
                 break
-        else:  # the channel closed before "done": the process died
-            failed = current or _first_left(remaining, finished)
-            yield failed, UserCodeError(
-                _stopped_code(what),
-                f"the linting process {worker.exit_status()} while {what}.",
-                path=failed,
-                hint="The model code may call os._exit or crash the interpreter." + worker.tail())
-            finished.add(failed)
+            index = message["file"]
+            if not (isinstance(index, int) and 0 <= index < len(files)) or ended[index]:
+                raise channel.ChannelError(f"a message for no file being linted: {kind}")
+            if kind == "model" and isinstance(message["report"], dict):
+                reports[index].append(message["report"])
+            elif kind == "error" and isinstance(message["error"], dict):
+                errors[index].append(InputError.from_dict(message["error"]))
+            elif kind == "end":
+                ended[index] = True
+                reads[index] = _paths(message["reads"])
+            else:
+                raise channel.ChannelError(f"an unknown message {kind!r}")
+    except InputError as exc:  # the server did not start, or died
+        for i, path in enumerate(files):
+            if not ended[i]:
+                errors[i].append(InputError(exc.message, path=path, hint=exc.hint))
+                ended[i] = True
+    except (channel.ChannelError, KeyError, TypeError, ValueError) as exc:
         worker.kill()
-        remaining = [f for f in remaining if f not in finished]
+        for i, path in enumerate(files):
+            if not ended[i]:
+                errors[i].append(_internal(f"a malformed message from the linting process "
+                                           f"({exc})", path))
+                ended[i] = True
+    for i, path in enumerate(files):
+        if not ended[i]:
+            errors[i].append(_internal("the linting process reported no end for this file",
+                                       path))
+    return Collected(reports, errors, reads)
 
 
-def _request(config: Config, rules: dict[str, Rule],
-             cli_input_shape: list[list[int]] | None) -> dict[str, Any]:
-    return {"config": config.to_dict(), "rules": [r.to_dict() for r in rules.values()],
-            "cli_input_shape": cli_input_shape}
+def _paths(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(p, str) for p in value)):
+        raise channel.ChannelError("an end message with malformed reads")
+    return value
+
+
+def _request(files: list[str], config: Config, rules: dict[str, Rule],
+             cli_input_shape: list[list[int]] | None, verbose: bool, jobs: int) -> dict[str, Any]:
+    return {"files": files, "config": config.to_dict(),
+            "rules": [r.to_dict() for r in rules.values()], "cli_input_shape": cli_input_shape,
+            "timeout": config.timeout, "verbose": verbose,
+            "jobs": max(1, min(jobs, len(files)))}
 
 
 def run(files: list[str], config: Config, rules: dict[str, Rule],
         cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
-        started: Worker | None = None, nproc: int | None = None,
-        may_be_empty: list[str] = ()) -> Report:
-    """Lint ``files`` in child processes (the first may be ``started`` already); with
-    ``nproc``, each model's probe runs across that many ranks on this host. Files in
-    ``may_be_empty`` (found in a folder) are skipped when they define no model."""
+        worker: Worker | None = None, jobs: int = 1, nproc: int | None = None,
+        may_be_empty: Collection[str] = (), cache: Cache | None = None) -> Report:
+    """Lint ``files``, ``jobs`` at a time, in ``worker`` (a fresh one when None or dead); with
+    ``nproc``, one after another with each model's probe across that many ranks. Files in
+    ``may_be_empty`` (found in a folder) are skipped when they define no model. With
+    ``cache``, a file whose stored result still holds is not linted, and the settled results
+    of those that are linted are stored."""
+    if nproc:
+        return ranked.run(files, config, rules, cli_input_shape, verbose, nproc)
     report = Report(files=len(files))
-    request = {**_request(config, rules, cli_input_shape), "may_be_empty": list(may_be_empty)}
-
-    for path, outcome in _drive(files, request, config.timeout, verbose, started, nproc):
-        if isinstance(outcome, UserCodeError):
-            problems.add(report, outcome, path, rules, config)
-        elif isinstance(outcome, InputError):
-            report.errors.append(outcome)
-        else:
-            report.models.extend(ModelReport.from_dict(m) for m in outcome["models"])
-            for problem in outcome["problems"]:
-                problems.add(report, InputError.from_dict(problem), path, rules, config)
+    if not files:
+        return report
+    reports: list[list[dict]] = [[] for _ in files]
+    errors: list[list[InputError]] = [[] for _ in files]
+    stored = {i: cache.get(path, path in may_be_empty) for i, path in enumerate(files)} \
+        if cache else {}
+    todo = [i for i in range(len(files)) if stored.get(i) is None]
+    for i, hit in stored.items():
+        if hit is not None:
+            reports[i], errors[i] = hit
+    if todo:
+        linted = [files[i] for i in todo]
+        request = {**_request(linted, config, rules, cli_input_shape, verbose, jobs),
+                   "may_be_empty": [f for f in linted if f in may_be_empty]}
+        got = _collect(linted, request, worker, verbose)
+        for n, i in enumerate(todo):
+            reports[i], errors[i] = got.reports[n], got.errors[n]
+            if cache:
+                cache.put(files[i], files[i] in may_be_empty, reports[i], errors[i],
+                          got.reads[n])
+    report.cached = [files[i] for i in range(len(files)) if i not in todo]
+    for i in range(len(files)):
+        try:
+            report.models.extend(ModelReport.from_dict(m) for m in reports[i])
+        except (KeyError, TypeError, ValueError) as exc:
+            errors[i].append(_internal(f"a malformed model report ({exc})", files[i]))
+        for error in errors[i]:
+            if isinstance(error, UserCodeError):
+                problems.add(report, error, files[i], rules, config)
+            else:
+                report.errors.append(error)
     return report
 
 
 def verify(sources: dict[str, str], config: Config, rules: dict[str, Rule],
-           cli_input_shape: list[list[int]] | None = None,
-           verbose: bool = False) -> dict[str, InputError | list[str]]:
+           cli_input_shape: list[list[int]] | None = None, verbose: bool = False,
+           worker: Worker | None = None, jobs: int = 1) -> dict[str, InputError | list[str]]:
     """Import each patched source as if it were the file at its path, build its models and
-    run their forward passes: the names of the models built, or the error."""
-    request = {**_request(config, rules, cli_input_shape), "mode": "verify", "sources": sources}
-    verified: dict[str, InputError | list[str]] = {}
-    for path, outcome in _drive(list(sources), request, config.timeout, verbose):
-        failed = [InputError.from_dict(p) for p in ([] if isinstance(outcome, InputError)
-                                                    else outcome["problems"])
-                  if rules[p["code"]].severity == "error"]
-        verified[path] = outcome if isinstance(outcome, InputError) else failed[0] if failed \
-            else [m["name"] for m in outcome["models"]]
-    return verified
+    run their forward passes: the names of the models built, or the (first) error (a problem
+    in the code fails it when its rule is an error, not a "not linted" note)."""
+    files = list(sources)
+    request = {**_request(files, config, rules, cli_input_shape, verbose, jobs),
+               "mode": "verify", "sources": sources}
+    reports, errors, _ = _collect(files, request, worker, verbose)
+    failed = [[e for e in errors[i] if not isinstance(e, UserCodeError)
+               or rules[e.code].severity == "error"] for i in range(len(files))]
+    return {path: failed[i][0] if failed[i] else [str(m.get("name")) for m in reports[i]]
+            for i, path in enumerate(files)}

@@ -41,8 +41,13 @@ def cosine_from_unit_sum(total: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
 
 def dead_or_none(kind: str, out: Any) -> float | None:
     """The dead-unit fraction of a ReLU-family output; None for other kinds and for outputs
-    that are not finite floating tensors with values."""
-    if ops.in_group(kind, "relu") and isinstance(out, torch.Tensor) and out.is_floating_point() \
-            and not out.is_meta and bool(torch.isfinite(out).all()):
-        return float(dead_fraction(out))
-    return None
+    that are not finite floating tensors with values. NaN and inf show in the units' maxima,
+    -inf in the minimum: two reductions, no tensor the size of ``out`` (an isfinite mask of
+    every ReLU output made the static forward of ResNet-50 at 224 px a tenth slower)."""
+    if not (ops.in_group(kind, "relu") and isinstance(out, torch.Tensor)
+            and out.is_floating_point() and not out.is_meta and out.numel()):
+        return None
+    top = channel_max(out)
+    if not (bool(torch.isfinite(top).all()) and bool(torch.isfinite(out.amin()))):
+        return None
+    return float((top <= 0).float().mean())

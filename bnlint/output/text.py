@@ -161,8 +161,11 @@ def _where(path: str | None, line: int | None, column: int | None, model: str) -
     return ":".join([relative(path), *(str(n) for n in (line, column) if n)]) + ":"
 
 
-def _from_files(n: int) -> str:
-    return f" from {_plural(n, 'file')}" if n else ""
+def _from_files(n: int, cached: int = 0) -> str:
+    if not n:
+        return ""
+    unchanged = f" ({cached} unchanged, from the cache)" if cached else ""
+    return f" from {_plural(n, 'file')}{unchanged}"
 
 
 def _settings(shared: dict[str, str], probed: int) -> str:
@@ -176,10 +179,11 @@ def _settings(shared: dict[str, str], probed: int) -> str:
 
 def _closing(report: Report) -> str | None:
     s = report.summary()
+    files = _from_files(s["files"], len(report.cached))
     if s["findings"]:
         counts = ", ".join(_plural(s[k], k) for k in ("error", "warning", "info") if s[k])
         line = (f"Found {_plural(s['findings'], 'finding')} ({counts}) in "
-                f"{_plural(s['models'], 'model')}{_from_files(s['files'])}.")
+                f"{_plural(s['models'], 'model')}{files}.")
         if s["fixable"]:
             line += f" [*] {s['fixable']} fixable with --fix (see them with --diff)."
         if s["unsafe_fixable"]:
@@ -187,8 +191,7 @@ def _closing(report: Report) -> str | None:
                      "model computes.")
         return line
     if not report.errors:
-        return (f"All clean: {_plural(s['models'], 'model')}{_from_files(s['files'])}, "
-                "no findings.")
+        return f"All clean: {_plural(s['models'], 'model')}{files}, no findings."
     return None
 
 

@@ -58,7 +58,7 @@ PINS = ("module", "message", "fixed")
 REQUIRED = ("code", "name", "severity", "summary", "message", "why", "example", "use_instead",
             "references")
 OPTIONAL = ("fix", "thresholds", "pattern", "at", "tests", "measured", "reads_weights", "symptom",
-            "escalation", "probe_reads", "found_by")
+            "escalation", "probe_reads", "found_by", "forward_examples")
 # A rule found while importing and building the user's file (the 0xx problems in the user's
 # code), not by a finder reading the model: its cases are files, linted as the worker does.
 FOUND_BY = ("discovery",)
@@ -125,6 +125,9 @@ class Rule:
     symptom: str | None = None
     probe_reads: list[str] = field(default_factory=list)  # probe parts past the initialisation
     found_by: str | None = None  # FOUND_BY; None: a finder (pattern or registered) finds it
+    # the threshold that says how many of bnlint's inferred random examples the static forward
+    # must run for this rule (it reads that forward's activations); None: it reads none
+    forward_examples: str | None = None
     tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     path: str = ""
 
@@ -309,6 +312,8 @@ def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
            "reads_weights must be true or false")
     _check(data.get("symptom") in (None, *SYMPTOMS), path, f"symptom must be one of {SYMPTOMS}")
     _check(data.get("found_by") in (None, *FOUND_BY), path, f"found_by must be one of {FOUND_BY}")
+    _check(data.get("forward_examples") in (None, *thresholds), path,
+           "forward_examples must name one of the rule's thresholds")
     probe_reads = data.get("probe_reads") or []
     _check(isinstance(probe_reads, list) and set(probe_reads) <= set(PROBE_PARTS), path,
            f"probe_reads must be a list of {PROBE_PARTS}")
@@ -337,7 +342,7 @@ def parse_rule(data: Any, path: Path, text: str | None = None) -> Rule:
                 at=int(data.get("at", 0)), measured=measured,
                 reads_weights=data.get("reads_weights", False), symptom=data.get("symptom"),
                 escalation=escalation, probe_reads=list(probe_reads), tests=tests,
-                found_by=data.get("found_by"),
+                found_by=data.get("found_by"), forward_examples=data.get("forward_examples"),
                 path=str(path))
 
 

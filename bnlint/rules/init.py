@@ -15,7 +15,7 @@ from torch import nn
 from ..model import sites
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
-from ..predict.flow import activation_options, fans, predict, safe_ratio
+from ..predict.flow import activation_after, activation_options, fans, predict, safe_ratio
 from .base import Context, Hit, check
 from .catalog import Rule
 from .depth import chain_activation, chain_evidence, ideal_init, module_layer
@@ -206,6 +206,21 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                                  **({"stack_gain": total} if math.isfinite(total) else {})}})
 
 
+def _head_after(ctx: Context, chain) -> str | None:
+    """The model's output layer (the one its gradient ratios end at, as AUTOTRAINER's first/last
+    ratio does) when the chain's last activation feeds it directly; else None."""
+    last = module_layer(ctx.graph, chain.last_module)
+    act, _ = activation_after(ctx.graph, last)
+    if act is None:
+        return None
+    for cur in ctx.graph.downstream(act):
+        if cur.is_("@affine"):
+            return cur.module if cur.module == ctx.prediction.last_module else None
+        if not any(cur.is_(spec) for spec in _PASS):
+            return None
+    return None
+
+
 @check("BNL302")
 def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not readable(ctx.model):
@@ -226,7 +241,15 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if not pred.signal.get(first.name):
             continue  # no signal at the chain's start (zero weights): BNL303's case
         signal = pred.signal[last.name] / pred.signal[first.name]
-        ratio = chain.grad_ratio
+        ratio, end = chain.grad_ratio, chain.last_module
+        head = _head_after(ctx, chain)
+        if head is not None and below <= ratio <= above:
+            # the chain feeds the output layer: its gradient is where the model's ratio ends
+            through = safe_ratio(pred.layers[chain.first_module], pred.layers[head])
+            if not below <= safe_ratio(ideal[chain.first_module], ideal[head]) <= above:
+                through = ratio  # at the reference init too: not the init's doing
+            if math.isfinite(through) and not below <= through <= above:
+                ratio, end = through, head
         if not (math.isfinite(ratio) and math.isfinite(signal)):
             continue
         if below <= ratio <= above and low <= signal <= high:
@@ -236,6 +259,8 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                                   for m in chain.modules)
         act = chain_activation(ctx.graph, chain)
         options = activation_options(act)
+        # a constant between the layer and its activation (sin(30 x)) scales the pre-activation
+        factor = abs(activation_after(ctx.graph, first)[1]) or 1.0
         init = (f"PyTorch's default init (kaiming_uniform_ with a = sqrt(5); measured E[w^2] = "
                 f"1/({1 / scale:.2g} fan_in))" if is_pytorch_default(scale)
                 else f"an init with E[w^2] = {scale:.2g}/fan_in (median, measured)")
@@ -244,10 +269,13 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
             or ratio > ctx.threshold(rule, "error_above")
         yield Hit(first, {"blocks": chain.blocks, "affine": first.kind,
                           "act": chain.activation, "first": chain.first_module,
-                          "last": chain.last_module, "init": init,
-                          "per_layer": theory.stack_gains(act.kind, scale, options)[0],
+                          "last": chain.last_module, "grad_last": end, "init": init,
+                          "per_layer": theory.stack_gains(act.kind, scale * factor ** 2,
+                                                          options)[0],
                           "reference": theory.init_label(act.kind, options),
-                          "gain": theory.activation_gain(act.kind, options),
+                          "scaled": (f" over the x{factor:g} before {chain.activation}"
+                                     if factor != 1 else ""),
+                          "gain": theory.activation_gain(act.kind, options) / factor,
                           "way": "vanish" if vanish else "explode", "signal": signal,
                           "fwd": chain.forward_rms_ratio, "ratio": ratio},
                   chain_evidence(chain, {"grad_ratio": ratio,
@@ -257,7 +285,8 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                   severity="error" if error else None)
 
 
-def _is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
+def is_output_layer(graph: ModelGraph, layer: Layer) -> bool:
+    """An affine layer with no affine layer after it (the model's head)."""
     return layer.name not in graph.upstream_of("@affine")
 
 
@@ -279,7 +308,7 @@ def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
         if weight is None or weight.dim() < 2 or weight.shape[0] < 2 \
-                or _is_output_layer(ctx.graph, layer):
+                or is_output_layer(ctx.graph, layer):
             continue
         rows = weight.detach().reshape(weight.shape[0], -1)
         if not bool((rows == rows[0]).all()):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 
 from ..model.graph import Layer, ModelGraph
 from .base import Context, Hit, check
 from .catalog import Rule
+from .init import affine_weights, is_output_layer
 
 # Adam and the optimizers built on its step, which Xiong et al. (arXiv:2002.04745) study;
 # RAdam rectifies the early steps' variance so as to need no warm-up (arXiv:1908.03265).
@@ -71,3 +73,33 @@ def post_ln_without_warmup(ctx: Context, rule: Rule) -> Iterator[Hit]:
               {"post_ln_sublayers": [m for m, _ in sublayers], "lr": opt.lr,
                "optimizer": opt.name, "warmup_steps": ctx.config.warmup_steps},
               severity=None if deep else "info")
+
+
+def _rms(weight) -> float:
+    return float(weight.detach().double().pow(2).mean().sqrt())
+
+
+@check("BNL502")
+def adaptive_step_over_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    opt = ctx.config.optimizer
+    if opt is None or opt.lr is None or opt.name not in ADAM_LIKE or ctx.config.warmup_steps:
+        return
+    bound = ctx.threshold(rule, "step_to_weight")
+    judged, over = 0, []
+    for layer, weight in affine_weights(ctx.graph):
+        if weight is None or weight.dim() < 2 or weight.is_meta \
+                or not bool(torch.isfinite(weight).all()):
+            continue
+        rms = _rms(weight)
+        if rms == 0 or is_output_layer(ctx.graph, layer):
+            continue  # zero or small on purpose (Fixup, a zero or 0.01 head): grown by its steps
+        judged += 1
+        if opt.lr >= bound * rms:
+            over.append((opt.lr / rms, layer, rms))
+    if not over:
+        return
+    ratio, layer, rms = max(over, key=lambda x: x[0])
+    yield Hit(layer, {"layer": layer.label, "optimizer": opt.name, "lr": opt.lr, "rms": rms,
+                      "ratio": ratio, "count": len(over), "judged": judged},
+              {"optimizer": opt.name, "lr": opt.lr,
+               "step_to_weight": {x[1].module or x[1].name: x[0] for x in over}})
