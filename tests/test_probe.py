@@ -309,3 +309,29 @@ def test_the_probe_takes_bce_only_for_a_model_that_outputs_probabilities():
     # raw scores: the file must apply something before its BCELoss, which the probe cannot see
     raw = probe(nn.Linear(3, 1), x, y, steps=1, loss=bce)
     assert raw.loss == "mean-squared error on the given targets"
+
+
+def test_zero_initialised_head_measured_at_initialisation_only_is_not_vanishing():
+    """torchvision's ViT zero-initialises heads.head: at step 0 every earlier gradient is
+    exactly 0 (W^T g = 0). A probe that ran no training step (probe_steps 0, or a budget cut
+    before the first) cannot tell that from vanishing: BNL902 is not judged, and a note says
+    why; the same layers with a non-zero head get no note."""
+    from bnlint import lint
+    from bnlint.config import Config
+
+    def model(zero_head: bool) -> nn.Module:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(),
+                            nn.Linear(32, 4))
+        if zero_head:
+            nn.init.zeros_(net[4].weight)
+            nn.init.zeros_(net[4].bias)
+        return net
+
+    x = torch.randn(32, 16)
+    zero = lint(model(True), x, config=Config(probe_steps=0))
+    assert "BNL902" not in {f.code for f in zero.findings}
+    assert any(n.startswith("BNL902 not judged: the output layer 4 is initialised to zero")
+               for n in zero.notes), zero.notes
+    plain = lint(model(False), x, config=Config(probe_steps=0))
+    assert not any(n.startswith("BNL902") for n in plain.notes)

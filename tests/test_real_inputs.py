@@ -160,6 +160,37 @@ def test_an_imagenet_style_stem_gets_224(write_model):
     assert "no layer fixes the size" in inputs["how"]
 
 
+def test_an_auxiliary_head_that_needs_more_than_224_gets_inceptions_299(write_model):
+    """Inception v3's shape in small: an ImageNet stem, and an auxiliary head that runs only in
+    training mode (as bnlint runs the model) and pools 5x5 with stride 3 before a 5x5 conv,
+    which the 13x13 maps of a 224 input cannot feed and the 17x17 maps of 299 can."""
+    from torch import nn
+
+    from bnlint.discover.inputs import infer_inputs
+
+    class Aux(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.MaxPool2d(3, 2), nn.Conv2d(8, 8, 3, 2),
+                                      nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2))
+            self.aux = nn.Sequential(nn.AvgPool2d(5, 3), nn.Conv2d(8, 8, 5),
+                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+            self.body = nn.Sequential(nn.Conv2d(8, 8, 3, 2), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+        def forward(self, x):
+            x = self.stem(x)
+            if self.training:
+                return self.body(x), self.aux(x)
+            return self.body(x)
+
+    torch.manual_seed(0)
+    (x,), how = infer_inputs(Aux(), "Aux", 16, write_model("pass"))
+    assert x.shape == (16, 3, 299, 299), how
+    assert "224x224, ImageNet's size" in how and "it did not run, 299x299 did" in how, how
+
+
 def test_token_inputs_for_a_model_that_calls_its_embedding_first(write_model):
     """The embedding is registered after the head but called first: token ids in its range."""
     from bnlint.discover.inputs import infer_inputs

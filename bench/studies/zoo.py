@@ -2,7 +2,7 @@
 defaults (random init, as built for training from scratch) and print what bnlint says.
 
     PYTHONPATH=<this tree> /work/zoo-venv/bin/python -m bench.studies.zoo [--probe] [--quick]
-        [--only NAME,...] [--batch 4]
+        [--only NAME,...] [--source torchvision|timm] [--batch 4]
 
 Needs torchvision and timm (the zoo venv; never the test venv). Each model is built on the CPU
 with ``weights=None`` (torchvision) or ``pretrained=False`` (timm) and linted through the Python
@@ -105,18 +105,24 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="run the probe too")
     parser.add_argument("--quick", action="store_true", help=f"only {sum(map(len, QUICK.values()))}"
                         " models")
-    parser.add_argument("--only", help="comma-separated model names")
+    parser.add_argument("--only", help="comma-separated model names, run in this order")
+    parser.add_argument("--source", choices=("torchvision", "timm"), help="one library only")
     parser.add_argument("--batch", type=int, default=4, help="example batch (default 4)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    only = set(args.only.split(",")) if args.only else None
+    only = args.only.split(",") if args.only else None
     rows, flagged, failed, total_time = [], 0, 0, 0.0
     print(f"torch {torch.__version__}; example batch {args.batch}; probe {args.probe}\n")
     print("| source | model | px | warning/error | info | s |")
     print("| --- | --- | ---: | --- | --- | ---: |")
     for source, listing in (("torchvision", torchvision_models), ("timm", timm_models)):
-        for name, make, size in listing():
-            if (only and name not in only) or (args.quick and name not in QUICK[source]):
+        if args.source not in (None, source):
+            continue
+        models = listing()
+        if only:  # in the order given, which may put the small ones first
+            models = sorted((m for m in models if m[0] in only), key=lambda m: only.index(m[0]))
+        for name, make, size in models:
+            if args.quick and name not in QUICK[source]:
                 continue
             batch = args.batch if size <= 384 else max(2, args.batch // 2)
             findings, error, seconds, size = lint_one(make, size, batch, args.probe)

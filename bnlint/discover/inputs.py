@@ -136,8 +136,8 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
         factor = sizes.imagenet_downsampling(probes)
         if factor is not None:
             big = sizes.IMAGENET_SIZE
-            return _Candidates([shape_at(big), *(shape_at(s) for s in _SPATIAL_SIZES
-                                                 if s != big)],
+            return _Candidates([shape_at(big), shape_at(sizes.INCEPTION_SIZE),
+                                *(shape_at(s) for s in _SPATIAL_SIZES if s != big)],
                                f"{channels}; {big}x{big}, ImageNet's size: the layers "
                                f"downsample it {factor}x before the head, as models built for "
                                "ImageNet do (a stride-2 stem or pooling, then strided stages)")
@@ -184,8 +184,8 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
     chosen = _candidates(model, layer, batch)
     for shape in chosen.shapes:
         x = _random_input(layer, (sizes.TRIAL_BATCH, *shape[1:]), trial)  # small: cheap
-        try:
-            run_forward(lambda x=x: model(x), model, (x,))
+        try:  # in training mode, as bnlint runs it: some layers run only then (auxiliary heads)
+            run_forward(lambda x=x: model(x), model, (x,), train=True)
             why = chosen.why
             if chosen.in_turn:
                 why += f": {_px(shape)}"

@@ -13,6 +13,11 @@ from torch import nn
 from torch.func import functional_call
 
 IMAGENET_SIZE = 224
+# Inception v3's crop (Szegedy et al., arXiv:1512.00567), also Xception's and Inception-ResNet's:
+# tried after 224 for an ImageNet-style model, whose layers may need more (Inception v3's
+# auxiliary head, which runs in training mode, pools its 17x17 maps 5x5 with stride 3 and
+# then convolves 5x5: the 12x12 maps of a 224 input leave 3x3).
+INCEPTION_SIZE = 299
 # A model whose layers shrink a 224x224 input at least this much before its head is built for
 # ImageNet-sized inputs: ResNet, VGG, DenseNet, MobileNet and EfficientNet take 224 to 7 (a
 # stride-2 stem, pooling or strided stages); their CIFAR versions take 32 to 8 or 4 (He et al.,

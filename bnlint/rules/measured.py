@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+import torch
+
 from ..measurement import ProbeStep
 from ..probing.run import OWN_LOSS
 from .base import Context, Hit, check
@@ -108,6 +110,13 @@ def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
     start, end = measured[0], measured[-1]
     if not vanishing(end):
         return
+    if end.step == 0 and end.first_grad == 0 and _zero_weight(ctx, p.last_module):
+        ctx.notes.append(
+            f"BNL902 not judged: the output layer {p.last_module} is initialised to zero, so "
+            "every earlier layer's gradient is exactly 0 at initialisation (W^T g = 0) whatever "
+            "the depth; whether it vanishes shows after a training step, and the probe measured "
+            "none")
+        return
     if end is start:
         when = _at(end, p.steps) + ("" if p.steps == 0 else
                                     ", the last step the probe measured")
@@ -121,6 +130,15 @@ def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
               {"measured": {"grad_ratio": end.grad_ratio, "first_weight_grad": end.first_grad,
                             "step": end.step, "initial_grad_ratio": start.grad_ratio},
                "first_module": p.first_module, "last_module": p.last_module})
+
+
+def _zero_weight(ctx: Context, module: str) -> bool:
+    """Whether ``module``'s weight holds values, all of them zero (a zero-initialised head:
+    torchvision's ViT, Fixup's classifier, arXiv:1901.09321)."""
+    layer = ctx.graph.find(module)
+    weight = getattr(layer.obj, "weight", None) if layer is not None else None
+    return (isinstance(weight, torch.Tensor) and not weight.is_meta and weight.numel() > 0
+            and not torch.count_nonzero(weight))
 
 
 @check("BNL903")
