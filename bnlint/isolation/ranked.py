@@ -5,29 +5,24 @@ launcher. Imports no torch."""
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Collection, Iterator
 from typing import Any
 
 from ..config import Config
-from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
+from ..errors import InputError, UserCodeError
 from ..findings import ModelReport, Report
 from ..rules import problems
 from ..rules.catalog import Rule
-
-# The launchers running now, for runner.stop_all to end on a signal.
-live: set[Worker] = set()
+from .group import ProcessGroup, stopped_code, timed_out
 
 
-class Worker:
+class Worker(ProcessGroup):
     """The launcher of ``nproc`` ranks (:mod:`.launch`) and the JSON-lines channel to it. It
     reports a stuck rank itself after ``--timeout``: it gets ``grace`` seconds more before it
     is killed."""
@@ -36,13 +31,10 @@ class Worker:
 
     def __init__(self, verbose: bool, nproc: int):
         self.grace = self.LAUNCH_GRACE
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "bnlint.isolation.launch"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        live.add(self)
-        self.stderr: collections.deque[str] = collections.deque(maxlen=40)
-        self.verbose = verbose
-        threading.Thread(target=self._drain, daemon=True).start()
+        super().__init__(proc, proc.stderr, verbose)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
@@ -53,13 +45,6 @@ class Worker:
             self.proc.stdin.close()
         except BrokenPipeError:  # it died starting up; events() reports how
             pass
-
-    def _drain(self) -> None:
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            self.stderr.append(line)
-            if self.verbose:
-                sys.stderr.write(line)
 
     def events(self, timeout: float) -> Iterator[dict[str, Any] | None]:
         """Events as they come; None when ``timeout`` passes without one."""
@@ -75,37 +60,9 @@ class Worker:
                 return
             self.buffer += chunk
 
-    def kill(self) -> None:
-        live.discard(self)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-
-    def exit_status(self) -> str:
-        code = self.proc.wait()
-        if code < 0:
-            return f"was killed by signal {signal.Signals(-code).name}"
-        return f"exited with code {code}"
-
     def tail(self) -> str:
-        lines = [s.rstrip() for s in self.stderr if s.strip()][-5:]
+        lines = self.last_output()
         return (" Its last output: " + " | ".join(lines)) if lines else ""
-
-
-def _stopped_code(what: str) -> str:
-    """The rule of a run the model code stopped, by what the launcher was doing."""
-    if what.startswith(("importing", "starting")):
-        return IMPORT_FAILED
-    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
-
-
-def _timed_out(path: str, what: str, timeout: float) -> UserCodeError:
-    return UserCodeError(_stopped_code(what), f"timed out after {timeout:g} s while {what}.",
-                         path=path,
-                         hint="If the model is just slow, raise --timeout; if it hangs, the "
-                              "code run while " + what + " is where to look.")
 
 
 def _first_left(files: list[str], finished: set[str]) -> str:
@@ -130,7 +87,7 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
                 if time.monotonic() > deadline:
                     worker.kill()
                     failed = current or _first_left(remaining, finished)
-                    yield failed, _timed_out(failed, what, timeout)
+                    yield failed, timed_out(failed, what, timeout)
                     finished.add(failed)
                     break
                 continue
@@ -162,7 +119,7 @@ def _drive(files: list[str], request: dict[str, Any], timeout: float, verbose: b
         else:  # the channel closed before "done": the process died
             failed = current or _first_left(remaining, finished)
             yield failed, UserCodeError(
-                _stopped_code(what), f"the linting process {worker.exit_status()} while {what}.",
+                stopped_code(what), f"the linting process {worker.exit_status()} while {what}.",
                 path=failed,
                 hint="The model code may call os._exit or crash the interpreter." + worker.tail())
             finished.add(failed)

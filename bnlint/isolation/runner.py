@@ -6,14 +6,12 @@ torch."""
 from __future__ import annotations
 
 import atexit
-import collections
 import json
 import os
 import selectors
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Collection, Iterator
 from typing import Any, NamedTuple
@@ -23,12 +21,12 @@ from ..errors import InputError, UserCodeError
 from ..findings import ModelReport, Report
 from ..rules import problems
 from ..rules.catalog import Rule
-from . import channel, ranked
+from . import channel, group, ranked
 from .cache import Cache
+from .group import ProcessGroup
 
 # The exit code on each signal that stops bnlint: 128 + its number, as a shell reports it.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_live: set[Worker] = set()
 
 
 def default_jobs() -> int:
@@ -40,9 +38,9 @@ def default_jobs() -> int:
 
 
 def stop_all() -> None:
-    """End every fork server this process started, and their children."""
-    for worker in [*_live, *ranked.live]:
-        worker.kill()
+    """End every fork server and launcher this process started, and their children."""
+    for started in list(group.live):
+        started.kill()
 
 
 def stop_on_signals() -> None:
@@ -59,7 +57,7 @@ def stop_on_signals() -> None:
 atexit.register(stop_all)
 
 
-class Worker:
+class Worker(ProcessGroup):
     """The fork server and the channel from it. It starts importing torch at once; each
     :meth:`lint` hands it a request."""
 
@@ -69,19 +67,17 @@ class Worker:
         # -P: the current folder is not put on sys.path, so a bisect.py or numpy.py there
         # cannot shadow the standard library or an installed package (each child puts its
         # file's package root on the path itself)
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "bnlint.isolation.server", str(write)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write,),
             start_new_session=True)
         os.close(write)
-        _live.add(self)
+        super().__init__(proc, proc.stdout, verbose)
         self.events = channel.Reader(read, self.token)
         self.selector = selectors.DefaultSelector()
         self.selector.register(read, selectors.EVENT_READ)
-        self.output: collections.deque[str] = collections.deque(maxlen=40)
-        self.verbose, self.ready, self.dead = verbose, False, False
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.ready = False
         self._write(self.token + "\n")
 
     def _write(self, text: str) -> None:
@@ -90,13 +86,6 @@ class Worker:
             self.proc.stdin.flush()
         except OSError:  # it died starting up; messages() reports how
             pass
-
-    def _drain(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            self.output.append(line)
-            if self.verbose:
-                sys.stderr.write(line)
 
     def messages(self, request: dict[str, Any], startup: float) -> Iterator[dict[str, Any]]:
         """Send ``request``; then the server's messages up to "done". Raises InputError when
@@ -121,28 +110,13 @@ class Worker:
             if self.events.feed() is None:
                 self.kill()
                 what = "while linting" if self.ready else "while starting (importing torch)"
-                lines = [s.strip() for s in self.output if s.strip()][-5:]
+                lines = self.last_output()
                 raise InputError(f"the linting process {self.exit_status()} {what}.",
                                  hint="Its last output: " + " | ".join(lines) if lines else None)
 
     def alive(self) -> bool:
-        return not self.dead and self.proc.poll() is None
+        return self.proc.poll() is None  # kill() waits for it
 
-    def kill(self) -> None:
-        """End the server and everything it started (they share its process group)."""
-        self.dead = True
-        _live.discard(self)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-
-    def exit_status(self) -> str:
-        code = self.proc.wait()
-        if code < 0:
-            return f"was killed by signal {signal.Signals(-code).name}"
-        return f"exited with code {code}"
 
 
 def _internal(problem: str, path: str) -> InputError:

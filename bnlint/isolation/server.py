@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BUILD_FAILED, FORWARD_FAILED, IMPORT_FAILED, InputError, UserCodeError
+from ..errors import InputError, UserCodeError
 from . import channel, child
+from .group import last_lines, stopped_code, timed_out
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.25  # how often the loop looks at deadlines and at whether its parent still lives
@@ -271,11 +272,7 @@ class Server:
         what, model, line = run.phase
         path, timeout = run.task.path, request["timeout"]
         if run.problem == "timeout":
-            error = UserCodeError(
-                _stopped_code(what), f"timed out after {timeout:g} s while {what}.", path=path,
-                line=line,
-                hint="If the model is just slow, raise --timeout; if it hangs, the code run "
-                     f"while {what} is where to look.")
+            error = timed_out(path, what, timeout, line)
         elif run.problem:
             error = InputError(
                 f"internal error: bnlint's channel from the linting process carried something "
@@ -284,9 +281,9 @@ class Server:
                 hint="The model code may write to file descriptors it did not open; its results "
                      "are not trusted.")
         else:
-            tail = [t.strip() for t in run.tail if t.strip()][-5:]
+            tail = last_lines(run.tail)
             error = UserCodeError(
-                _stopped_code(what), f"the linting process {_describe(run.status)} while {what}.",
+                stopped_code(what), f"the linting process {_describe(run.status)} while {what}.",
                 path=path, line=line,
                 hint="The model code may call os._exit or crash the interpreter."
                 + (" Its last output: " + " | ".join(tail) if tail else ""))
@@ -302,13 +299,6 @@ class Server:
             return child.Task(path, None, run.task.skip | {model})
         left = [n for n in selected if n != model]
         return child.Task(path, left, run.task.skip | {model}) if left else None
-
-
-def _stopped_code(what: str) -> str:
-    """The rule of a child the model code stopped (a hang, a crash), by what it was doing."""
-    if what.startswith("importing"):
-        return IMPORT_FAILED
-    return BUILD_FAILED if what.startswith("building") else FORWARD_FAILED
 
 
 def _kill(pid: int) -> None:
