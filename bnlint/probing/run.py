@@ -319,11 +319,15 @@ class _Run:
         if finite:
             loss.backward()
         forward, grads = self.recorder.collect()
-        weight_grads, grad_norm = {}, None
-        if finite:  # one sum across processes for every norm: the affine weights' and the total
+        weight_grads, weights, grad_norm = {}, {}, None
+        if finite:  # one sum across processes for every norm: the affine weights' gradients,
+            # the weights themselves (for the rules that weigh weight decay against the
+            # gradient) and the total
             zero = torch.zeros((), device=self.x[0].device)
             squares = [self.local(w.grad.detach()).float().square().sum().to(zero.device)
                        if w.grad is not None else zero for _, w in self.affine]
+            squares += [self.local(w.detach()).float().square().sum().to(zero.device)
+                        for _, w in self.affine]
             present = [self.local(p.grad.detach()).float().square().sum().to(zero.device)
                        for p in self.params if p.grad is not None]
             if present:
@@ -331,12 +335,15 @@ class _Run:
             if squares:
                 norms = self.summed(torch.stack(squares)).sqrt().tolist()
                 weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+                weights = {name: v for (name, _), v in zip(self.affine,
+                                                             norms[len(self.affine):])}
                 grad_norm = norms[-1] if present else None
         numbers = [*weight_grads.values(), *grads.values(),
                    *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
         finite = finite and all(math.isfinite(v) for v in numbers)
         return {"loss": total, "finite": finite, "forward": forward,
-                "grads": grads, "weight_grads": weight_grads, "grad_norm": grad_norm}
+                "grads": grads, "weight_grads": weight_grads, "weights": weights,
+                "grad_norm": grad_norm}
 
     def curvature(self, products: int, deadline: float,
                   scale: list[torch.Tensor] | None = None) -> hessian.Eigen:
@@ -388,6 +395,8 @@ class _Run:
                 stats["act_grad"] = step["grads"][t.key]
             if t.module in step["weight_grads"]:
                 stats["weight_grad"] = step["weight_grads"][t.module]
+            if t.module in step["weights"]:
+                stats["weight_norm"] = step["weights"][t.module]
             table[t.key] = stats
         return table
 
