@@ -85,9 +85,13 @@ def eps_above_gradient(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if eps < ctx.threshold(rule, "eps_to_gradient") * median:
         return
     over = [m for m in layers if eps >= m.grad_rms]
+    default = "eps" not in opt.args
+    cause = ("; at torch's default eps this means the gradients themselves are tiny: find "
+             "where they vanish (BNL902) rather than lower eps") if default else ""
     yield Hit(min(layers, key=lambda m: m.grad_rms).layer,
-              {"optimizer": opt.name, "eps": eps, "median": median, "ratio": eps / median,
-               "count": len(over), "judged": len(layers), "device": ctx.probe.device},
+              {"optimizer": opt.name, "which": "default eps" if default else "eps", "eps": eps,
+               "median": median, "ratio": eps / median, "count": len(over),
+               "judged": len(layers), "device": ctx.probe.device, "cause": cause},
               {"measured": {"eps": eps, "median_grad_rms": median,
                             "grad_rms": {m.layer.module or m.layer.name: m.grad_rms
                                          for m in layers}}})
