@@ -395,8 +395,8 @@ class _Run:
                 stats["act_grad"] = step["grads"][t.key]
             if t.module in step["weight_grads"]:
                 stats["weight_grad"] = step["weight_grads"][t.module]
-            if t.module in step["weights"]:
-                stats["weight_norm"] = step["weights"][t.module]
+            if t.key in step["weights"]:  # keyed as _affine_modules names them
+                stats["weight_norm"] = step["weights"][t.key]
             table[t.key] = stats
         return table
 
