@@ -140,6 +140,16 @@ def test_a_usual_size_is_found_in_few_runs_and_another_by_bisection(write_model,
     assert len(runs) == len(set(runs)), runs  # each size runs once
 
 
+def test_a_head_that_squeezes_the_batch_away_is_still_solved(write_model):
+    """The search runs at a batch of 1 to save time; a forward that squeezes every dimension
+    of size 1 (the batch too) gives the head no (batch, features) input there, so the run is
+    made again at a batch of 2, and the MNIST net's 28x28 is still found."""
+    source = MNIST.replace("torch.flatten(x, 1)", "torch.flatten(x, 1).squeeze()")
+    inputs = _inputs(write_model(source), "--no-probe")
+    assert inputs["shapes"] == [[16, 1, 28, 28]], inputs["how"]
+    assert "the layers flatten it to the 2304 features of fc1" in inputs["how"]
+
+
 def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):
     """The probe's numbers depend on the input size; when bnlint inferred it, they say so."""
     path = write_model(MNIST.replace(

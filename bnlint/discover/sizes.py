@@ -30,15 +30,16 @@ USUAL_SIZES = (28, 32, 64, 96, 128, 224, 256, 299)
 # The search's first runs: 64, then CIFAR's 32, whose features tell a flatten from a global pool
 # and predict the size a flatten needs; 128 only when 32 does not run or does not tell (maps
 # that 32 px already shrank to nothing). Runs cost in proportion to the input's area on the
-# model's weights (kuangliu's CIFAR ResNet-50 at batch 2, one CPU thread: 0.13 s at 32 px,
-# 0.34 s at 64, 1.4 s at 128), so the sizes a flatten's search tries are first the usual
-# sizes the features of 32/64 (or 64/128) allow, in the order they are preferred: CIFAR's
-# ResNet needs 32 and 64, an MNIST net 64, 32 and 28.
-# Runs up to 128 px, and of the usual sizes, are on the model's own weights at the trial batch
-# of 2; the bisection's other sizes, which may reach MAX_SIZE, and models without weights run
-# on the meta device, which does no arithmetic but whose first use imports sympy and
-# torch._dynamo: 1.1-1.3 CPU-s, about 800 modules (then ResNet-50 takes 0.09 s at any size,
-# its cost at 32 px on the weights; 2-core machine under load, 2026-11-30).
+# model's weights (kuangliu's CIFAR ResNet-50, one CPU thread, batch 2: 0.13 s at 32 px, 0.34 s
+# at 64, 1.4 s at 128; batch 1 about half), so a flatten's search first tries the usual sizes
+# the features at 32/64 (or 64/128) allow, in the order they are preferred, and the size above
+# the one that fits (or below): kuangliu's ResNet runs at 64, 32 and 33, an MNIST net at 64,
+# 32, 28 and 29; only when no usual size fits do bisections find the range.
+# Runs up to 128 px and at the usual sizes are on the model's own weights (at a batch of 1,
+# else 2: see seen_at); the bisections' other sizes, which may reach MAX_SIZE, and models
+# without weights run on the meta device, which does no arithmetic but whose first use imports
+# sympy and torch._dynamo: 1.1-1.3 CPU-s, about 800 modules (then ResNet-50 takes 0.09 s at
+# any size, its cost at 32 px on the weights; 2-core machine under load, 2026-11-30).
 ON_WEIGHTS_UP_TO = 128
 TRIAL_BATCH = 2  # the batch of the forward passes that try inferred shapes: cheap
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
@@ -71,16 +72,28 @@ class Seen:
 
 def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) -> Seen | None:
     """Run ``model`` on an input of ``shape`` up to its first Linear, in eval mode: on the meta
-    device, or ``on_weights`` on its own weights at the trial batch of 2; None when it cannot
-    run (on the meta device, e.g., a forward that makes tensors on the CPU or reads values) or
-    has lazy layers (their first run would set their shapes)."""
+    device, or ``on_weights`` on its own weights at a batch of 1 (half the cost of 2), again at
+    the trial batch of 2 when that fails or squeezes the batch away (``x.squeeze()`` before
+    the head: a Linear input that is not (batch, features)); None when it cannot run (on the
+    meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
+    layers (their first run would set their shapes)."""
+    if not on_weights:
+        return _seen_at(model, shape, None)
+    seen = _seen_at(model, shape, 1)
+    if seen is None or (seen.linear is not None and seen.flat is None):
+        return _seen_at(model, shape, TRIAL_BATCH)
+    return seen
+
+
+def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> Seen | None:
+    """:func:`seen_at` on the meta device (``batch`` None), or on the model's own weights at
+    ``batch``."""
     tensors = (*model.named_parameters(), *model.named_buffers())
     if any(isinstance(t, nn.parameter.UninitializedTensorMixin) for _, t in tensors):
         return None
-    if on_weights:
+    if batch is not None:
         state = dict(tensors)
-        x = torch.zeros((TRIAL_BATCH, *shape[1:]), device=tensors[0][1].device if tensors
-                        else None)
+        x = torch.zeros((batch, *shape[1:]), device=tensors[0][1].device if tensors else None)
     else:
         state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
         x = torch.empty(shape, device="meta")
