@@ -151,7 +151,7 @@ class Solved:
     size: int
     linear: nn.Linear
     sizes: tuple[int, int]  # sizes known to fit, from..to, ``size`` among them
-    every: bool  # whether those are all the sizes that fit (else a neighbour found to fit)
+    every: bool  # whether those are all the sizes that fit (else ``size`` and a neighbour)
 
 
 def _preferred(size: int) -> tuple[bool, int, int]:
@@ -215,8 +215,9 @@ def solve_flatten(probes: Probes) -> Solved | None:
     low, high = max(1, int(guess) - margin), min(MAX_SIZE + 1, int(guess) + margin)
     for size in sorted(USUAL_SIZES, key=_preferred, reverse=True):
         if low <= size <= high and possible(size) and flat(size) == target:
+            # neither neighbour fits: the only size that does, as the features grow
             alike = next((n for n in (size + 1, size - 1) if flat(n) == target), size)
-            return Solved(size, linear, (min(size, alike), max(size, alike)), False)
+            return Solved(size, linear, (min(size, alike), max(size, alike)), alike == size)
 
     def first(above: int, low: int, high: int) -> int:
         """The smallest size in [low, high] with more than ``above`` features (high if none)."""
