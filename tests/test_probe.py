@@ -367,5 +367,6 @@ def test_relus_fed_by_a_zero_initialised_branch_end_are_not_dead_at_initialisati
     dead = {x.key: x.init["dead"] for x in report.probe.layers if "dead" in x.init}
     assert dead["blocks.0.attn.act"] == 1.0  # measured dead at initialisation
     assert "BNL903" not in {f.code for f in report.findings}
-    assert any(n.startswith("BNL903 not judged at initialisation on blocks.0.attn.act (fed by "
+    assert any(n.startswith("BNL903 not judged at initialisation on 2 ReLU layer(s), "
+                            "blocks.0.attn.act (fed by "
                             "blocks.0.conv2:conv2d)") for n in report.notes), report.notes

@@ -172,8 +172,11 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if judged and max(judged) >= limit:
             bad.append((max(judged), x, source is None and x.init["dead"] >= limit))
     if excused:
+        shown = ", ".join(excused[:3]) + (f" and {len(excused) - 3} more" if len(excused) > 3
+                                          else "")
         ctx.notes.append(
-            "BNL903 not judged at initialisation on " + ", ".join(excused) + ": their input "
+            f"BNL903 not judged at initialisation on {len(excused)} ReLU layer(s), {shown}: "
+            "their input "
             "is exactly zero there because a zero-initialised layer that ends a residual branch "
             "feeds them, not because they died" + ("; judged after the probe's steps"
                                                    if p.steps else
