@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call
+
+from ..model.sandbox import functional_forward
 
 IMAGENET_SIZE = 224
 # Inception v3's crop (Szegedy et al., arXiv:1512.00567), also Xception's and Inception-ResNet's:
@@ -116,7 +117,7 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> See
     model.eval()
     try:
         with torch.no_grad():
-            functional_call(model, state, (x,))
+            functional_forward(model, state, (x,))
         linear, reached = None, None
     except _Reached as stop:
         linear, reached = stop.layer, stop.shape
