@@ -29,14 +29,16 @@ class ProbeStep:
 
 @dataclass(frozen=True)
 class LayerStats:
-    """One tapped layer: its statistics at initialisation and after the last step (``mean``,
-    ``std``; ``dead`` for ReLUs; ``cosine`` for affine and norm layers; ``act_grad`` the RMS
-    gradient of its output; ``weight_grad`` the norm of its weight gradient, ``weight_norm`` the
-    norm of that weight), and the gradient norm bnlint predicted for it statically, relative
-    to the output layer."""
+    """One tapped layer: its number of ``units`` (channels, dim 1 of its output), its
+    statistics at initialisation and after the last step (``mean``, ``std``; ``dead`` for
+    ReLUs, the share of units that output 0 for every sample; ``cosine`` for affine and norm
+    layers; ``act_grad`` the RMS gradient of its output; ``weight_grad`` the norm of its
+    weight gradient, ``weight_norm`` the norm of that weight), and the gradient norm bnlint
+    predicted for it statically, relative to the output layer."""
     key: str
     module: str | None
     kind: str
+    units: int
     init: Mapping[str, float]
     final: Mapping[str, float]
     predicted_grad: float | None = None

@@ -370,3 +370,45 @@ def test_relus_fed_by_a_zero_initialised_branch_end_are_not_dead_at_initialisati
     assert any(n.startswith("BNL903 not judged at initialisation on 2 ReLU layer(s), "
                             "blocks.0.attn.act (fed by "
                             "blocks.0.conv2:conv2d)") for n in report.notes), report.notes
+
+
+class _Gate(nn.Module):
+    """A squeeze-excitation gate whose ReLU layer has ``width`` units fed one pooled,
+    non-negative vector per example."""
+
+    def __init__(self, width: int, bias: float):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1)
+        self.squeeze = nn.Conv2d(32, width, 1)
+        nn.init.constant_(self.squeeze.bias, bias)
+        self.act = nn.ReLU()
+        self.excite = nn.Conv2d(width, 32, 1)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        gate = torch.sigmoid(self.excite(self.act(self.squeeze(x.mean((2, 3), keepdim=True)))))
+        return self.head((x * gate).mean((2, 3)))
+
+
+def test_a_narrow_layer_is_judged_against_the_dead_count_chance_gives_it():
+    """The probe records each layer's units; BNL903 leaves a layer of 8 units 6 dead (chance
+    P(X >= 6), X ~ Binomial(8, 1/2), 37/256) unjudged with a note, and still flags a wide
+    layer a negative bias kills."""
+    from bnlint import lint
+    from bnlint.config import Config
+    from bnlint.rules.measured import chance_of_dead
+    assert chance_of_dead(6, 8) == 37 / 256 and chance_of_dead(0, 8) == 1.0
+    torch.manual_seed(21)
+    narrow = lint(_Gate(8, 0.0), torch.randn(4, 3, 16, 16), config=Config(probe_steps=1))
+    act = narrow.probe.layer("act")
+    assert (act.units, act.init["dead"]) == (8, 0.75)  # measured at this seed
+    assert "BNL903" not in {f.code for f in narrow.findings}
+    assert any(n.startswith("BNL903 not judged on 1 ReLU layer(s) with 70% or more of their "
+                            "units dead, act (6 of 8 units, chance 0.14)")
+               for n in narrow.notes), narrow.notes
+    torch.manual_seed(21)
+    wide = lint(_Gate(64, -10.0), torch.randn(4, 3, 16, 16), config=Config(probe_steps=1))
+    assert wide.probe.layer("act").units == 64
+    assert [(f.code, f.module) for f in wide.findings if f.code == "BNL903"] == [
+        ("BNL903", "act")]

@@ -615,8 +615,8 @@ def _measure(graph: ModelGraph, inputs: tuple, targets: Targets | None, opts: Pr
         nonfinite = _locate_nonfinite(graph, run, last, history[-1].step)
     cut = _cut(plan, len(history) - 1, eig, steps_cut, notes)
     init_table, final_table = run.layer_table(first), run.layer_table(last)
-    layers = tuple(LayerStats(t.key, t.module, t.kind, init_table[t.key], final_table[t.key])
-                   for t in run.tapped)
+    layers = tuple(LayerStats(t.key, t.module, t.kind, t.units, init_table[t.key],
+                              final_table[t.key]) for t in run.tapped)
     return ProbeResult(
         device=str(device), batch=run.batch, steps=len(history) - 1,
         seconds=round(time.monotonic() - start, 3), grad_ratio=history[0].grad_ratio,

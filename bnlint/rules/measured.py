@@ -147,20 +147,41 @@ def _zero_weight(ctx: Context, module: str) -> bool:
             and not torch.count_nonzero(weight))
 
 
+def _note(ctx: Context, layers: list[str], text: str) -> None:
+    """Adds ``text`` to the notes when ``layers`` is not empty, naming the first three."""
+    if layers:
+        shown = ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3
+                                         else "")
+        ctx.notes.append(text.format(n=len(layers), shown=shown))
+
+
+def chance_of_dead(dead: int, units: int) -> float:
+    """P(X >= ``dead``) for X ~ Binomial(``units``, 1/2): the most probable a healthy layer
+    shows ``dead`` or more dead units by chance. A unit whose weights and bias are drawn from a
+    sign-symmetric law is dead (w.x + b <= 0 on every input) as often as it is never negative
+    (the draw -w, -b), two disjoint events, so given its inputs it is dead with probability at
+    most 1/2, and its layer's rows are drawn independently."""
+    return sum(math.comb(units, k) for k in range(dead, units + 1)) / 2 ** units
+
+
 @check("BNL903")
 def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     """Judged at initialisation and after the last step, except that a layer whose input is
     exactly zero at initialisation because a zero-initialised branch end feeds it (an SE gate
-    after an NF-Net's zero-gain conv, arXiv:2102.06171) is judged after the steps only."""
+    after an NF-Net's zero-gain conv, arXiv:2102.06171) is judged after the steps only. A
+    dead share counts only when chance would rarely give that many dead units
+    (:func:`chance_of_dead` below ``dead_significance`` shared among the model's ReLU layers):
+    a squeeze-excitation gate of 8 units is 6/8 dead by chance 14% of the time."""
     p = ctx.probe
     if p is None:
         return
     limit = ctx.threshold(rule, "dead_fraction")
     relus = [x for x in p.layers if "dead" in x.init]
+    level = ctx.threshold(rule, "dead_significance") / max(len(relus), 1)  # Bonferroni
     flagged = {x.key: ctx.graph.find(x.key) for x in relus
                if max(x.init["dead"], x.final.get("dead", 0.0)) >= limit}
     fed = zeros.starved(ctx.graph, [layer.name for layer in flagged.values() if layer])
-    bad, excused = [], []
+    bad, excused, few = [], [], []
     for x in relus:
         layer = flagged.get(x.key)
         source = fed.get(layer.name) if layer is not None else None
@@ -169,18 +190,24 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
             judged.append(x.init["dead"])
         elif x.init["dead"] >= limit:
             excused.append(f"{x.module or x.key} (fed by {_named(ctx.graph.layer(source))})")
-        if judged and max(judged) >= limit:
-            bad.append((max(judged), x, source is None and x.init["dead"] >= limit))
-    if excused:
-        shown = ", ".join(excused[:3]) + (f" and {len(excused) - 3} more" if len(excused) > 3
-                                          else "")
-        ctx.notes.append(
-            f"BNL903 not judged at initialisation on {len(excused)} ReLU layer(s), {shown}: "
-            "their input "
-            "is exactly zero there because a zero-initialised layer that ends a residual branch "
-            "feeds them, not because they died" + ("; judged after the probe's steps"
-                                                   if p.steps else
-                                                   ", and the probe ran no training step"))
+        over = [d for d in judged if d >= limit]
+        heavy = [d for d in over if chance_of_dead(round(d * x.units), x.units) <= level]
+        if over and not heavy:
+            d = max(over)
+            few.append(f"{x.module or x.key} ({round(d * x.units)} of {x.units} units, "
+                       f"chance {chance_of_dead(round(d * x.units), x.units):.2g})")
+        if heavy:
+            bad.append((max(heavy), x, source is None and x.init["dead"] in heavy))
+    _note(ctx, excused, "BNL903 not judged at initialisation on {n} ReLU layer(s), {shown}: "
+          "their input is exactly zero there because a zero-initialised layer that ends a "
+          "residual branch feeds them, not because they died"
+          + ("; judged after the probe's steps" if p.steps
+             else ", and the probe ran no training step"))
+    _note(ctx, few, f"BNL903 not judged on {{n}} ReLU layer(s) with {limit:.0%} or more of "
+          "their units dead, {shown}: too few units for that count to exceed chance (a healthy "
+          "unit is dead with probability up to 1/2; a layer counts when the chance of as many "
+          f"dead is at most {level:.2g}, {ctx.threshold(rule, 'dead_significance'):g} shared "
+          f"among {len(relus)} ReLU layer(s))")
     if not bad:
         return
     worst_fraction, worst, at_init = max(bad, key=lambda item: item[0])
