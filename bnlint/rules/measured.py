@@ -151,15 +151,43 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
             if "dead" in x.init]
     bad = [(d, x) for d, x in dead if d >= limit]
     if not bad:
+        yield from _dying_during_probe(ctx, rule)
         return
     worst_fraction, worst = max(bad, key=lambda item: item[0])
     when = "at initialisation" if worst.init["dead"] >= limit else \
         f"after {p.steps} training steps"
     yield Hit(ctx.graph.find(worst.key),
               {"fraction": worst_fraction, "layer": worst.module or worst.key, "when": when,
-               "count": len(bad), "device": p.device},
+               "count": len(bad), "device": p.device, "judged": f"at or above {limit:.0%}",
+               "cause": ""},
               {"measured": {"dead_fraction": worst_fraction},
                "layers": {x.module or x.key: d for d, x in bad}})
+
+
+def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """BNL903's trajectory reading: ReLU layers whose dead fraction rose by ``dead_rise`` or
+    more from initialisation to the probe's last step, units the training steps killed."""
+    p, bound = ctx.probe, ctx.threshold(rule, "dead_rise")
+    rising = [(x.final["dead"] - x.init["dead"], x) for x in p.layers
+              if "dead" in x.init and "dead" in x.final]
+    rising = [(up, x) for up, x in rising if up >= bound]
+    if not rising or not p.steps:
+        return
+    up, worst = max(rising, key=lambda item: item[0])
+    yield Hit(ctx.graph.find(worst.key),
+              {"fraction": worst.final["dead"], "layer": worst.module or worst.key,
+               "when": f"after {p.steps} training steps, up from {worst.init['dead']:.0%} at "
+                       "initialisation",
+               "count": len(rising), "device": p.device,
+               "judged": f"whose dead share rose by {bound * 100:g} points or more during the "
+                         "probe",
+               "cause": " Units that die while the probe trains point to steps too large for "
+                        f"the layers feeding them (the probe ran {p.optimizer['name']} at lr "
+                        f"{p.optimizer['lr']:g})."},
+              {"measured": {"dead_fraction": worst.final["dead"],
+                            "initial_dead_fraction": worst.init["dead"], "rise": up,
+                            "steps": p.steps},
+               "layers": {x.module or x.key: r for r, x in rising}})
 
 
 @check("BNL904")
