@@ -166,8 +166,11 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
 
 def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
     """BNL903's trajectory reading: ReLU layers whose dead fraction rose by ``dead_rise`` or
-    more from initialisation to the probe's last step, units the training steps killed."""
+    more from initialisation to the probe's last step, units the training steps killed. Info
+    only when the probe ran its default lr, which the user may not train with (as BNL905)."""
     p, bound = ctx.probe, ctx.threshold(rule, "dead_rise")
+    opt = ctx.config.optimizer
+    configured = opt is not None and opt.lr is not None
     rising = [(x.final["dead"] - x.init["dead"], x) for x in p.layers
               if "dead" in x.init and "dead" in x.final]
     rising = [(up, x) for up, x in rising if up >= bound]
@@ -183,11 +186,13 @@ def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
                          "probe",
                "cause": " Units that die while the probe trains point to steps too large for "
                         f"the layers feeding them (the probe ran {p.optimizer['name']} at lr "
-                        f"{p.optimizer['lr']:g})."},
+                        f"{p.optimizer['lr']:g}"
+                        + (")." if configured else ", its default: no optimizer in the config).")},
               {"measured": {"dead_fraction": worst.final["dead"],
                             "initial_dead_fraction": worst.init["dead"], "rise": up,
                             "steps": p.steps},
-               "layers": {x.module or x.key: r for r, x in rising}})
+               "layers": {x.module or x.key: r for r, x in rising}, "configured": configured},
+              severity=None if configured else "info")
 
 
 @check("BNL904")
