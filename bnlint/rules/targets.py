@@ -141,7 +141,7 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                       "by at most "
                       f"{opt.lr:g} x {far['coords']} = {far['per_step']:.3g} per step: the "
                       f"output needs at least {far['steps']:.3g} steps to reach the targets' "
-                      "scale (how long that is against your training bnlint is not told).")
+                      "scale (bnlint is not told how long you train).")
             severity = "info"
     if t.tensor is not None and t.tensor.dim() == 2 and t.tensor.shape[1] > 1:
         scales = t.tensor.float().std(dim=0)
