@@ -7,9 +7,13 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import torch
+from torch import nn
 
 from bench.studies import detection, detection_labels
+from bench.studies.detection_models import Variant
 from bench.studies.detection_models import suite as calibration_suite
+from bench.studies.holdout_models import suite as holdout_suite
 from bench.studies.validation_models import suite as validation_suite
 
 
@@ -26,9 +30,29 @@ def test_wilson_interval(k, n, low, high):
     assert hi == pytest.approx(high, abs=1e-4)
 
 
-def test_variant_names_are_unique_across_the_two_sets():
-    names = [v.name for v in calibration_suite()] + [v.name for v in validation_suite()]
+def test_variant_names_are_unique_across_the_three_sets():
+    names = [v.name for suite in (calibration_suite, validation_suite, holdout_suite)
+             for v in suite()]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("name, momentum, args, cls", [
+    ("sgd", 0.0, {"weight_decay": 1.0, "nesterov": False}, torch.optim.SGD),
+    ("rmsprop", 0.9, {"weight_decay": 0.5}, torch.optim.RMSprop),
+    ("adagrad", 0.9, {}, torch.optim.Adagrad),
+])
+def test_variant_optimizer_is_what_training_runs_and_bnlint_is_told(name, momentum, args, cls):
+    v = Variant("v", "f", "-", "cls", lambda: nn.Linear(2, 2), lr=0.3, optimizer=name,
+                momentum=momentum, opt_args=args)
+    opt = detection.make_optimizer(v, nn.Linear(2, 2).parameters())
+    assert type(opt) is cls
+    assert opt.defaults["lr"] == 0.3
+    assert all(opt.defaults[k] == value for k, value in args.items())
+    told = detection.bnlint_optimizer(v)
+    assert (told.name, told.lr, told.args) == (name, 0.3, args)
+    assert told.momentum == (momentum if name == "sgd" else 0.0)
+    if name == "sgd":
+        assert opt.defaults["momentum"] == momentum
 
 
 def _row(name: str, label: str, other: str) -> SimpleNamespace:

@@ -1,23 +1,27 @@
 """Detection study: does bnlint flag the models that then fail to train, and only those?
 
-    python -m bench.studies.detection          # both sets, and a side-by-side summary
-    python -m bench.studies.detection --suite calibration|validation|both
+    python -m bench.studies.detection          # calibration and validation, side by side
+    python -m bench.studies.detection --suite calibration|validation|holdout|both|all
     python -m bench.studies.detection --quick  # the variants marked quick in each set
     python -m bench.studies.detection --only NAME[,NAME...] [--steps N] [--no-bnlint]
     python -m bench.studies.detection --suite validation --no-bnlint --record-labels
     python -m bench.studies.detection --recorded [--suite ...]  # bnlint vs the recorded labels
 
-Two sets of labelled models: the *calibration* set (bench/studies/detection_models.py), on which
-bnlint's rules and thresholds were developed, and the *validation* set
+Three sets of labelled models: the *calibration* set (bench/studies/detection_models.py), on
+which bnlint's rules and thresholds were developed; the *validation* set
 (bench/studies/validation_models.py), written and labelled afterwards to check them out of
-sample; tasks in bench/studies/detection_tasks.py. Each set's labels are on record in
+sample; and the *held-out* set (bench/studies/holdout_models.py), written and labelled after
+rules had been changed against the validation set, to measure them out of sample again
+(``--suite both``: calibration and validation; ``all``: the three). Tasks in
+bench/studies/detection_tasks.py. Each set's labels are on record in
 bench/studies/SET_labels.json (bench/studies/detection_labels.py): every run compares its
 training labels with them and warns loudly when one differs.
 
 Ground truth comes from *training* each variant (never from bnlint's rules): ``STEPS`` steps of
-its configured optimizer (SGD momentum 0.9 unless the variant says otherwise, batch 64; a
-variant's ``warmup`` ramps the lr linearly from 0 over its first steps) on its synthetic task,
-seeded. The outcome, decided in this order:
+its configured optimizer (SGD momentum 0.9 unless the variant says otherwise; Adam, AdamW,
+RMSprop or Adagrad at torch's defaults; either with the variant's ``opt_args``), batch 64 (a
+variant's ``warmup`` ramps the lr linearly from 0 over its first steps), on its synthetic
+task, seeded. The outcome, decided in this order:
 
 - ``diverged``: a training loss that is NaN/Inf or >= 1e5 x the trivial predictor's training
   loss (at least 1e5), or non-finite parameters at the end.
@@ -45,9 +49,9 @@ Detectors, each compared with "problem":
    same training run as the ground truth: see ``AutoTrainer``. Its time to verdict is the
    training time until it flags, or the whole run when it never does.
 
-bnlint is told the variant's optimizer, peak lr and warm-up steps (0: none). The summary
-gives each set's recall, precision and error findings on fine models with 95% Wilson
-intervals.
+bnlint is told the variant's optimizer (name, peak lr, momentum, opt_args) and warm-up steps
+(0: none). The summary gives each set's recall, precision and error findings on fine models
+with 95% Wilson intervals.
 
 ``--recorded`` trains nothing: it scores bnlint (static and static+probe, on each variant's
 seed-0 initialisation) against the labels on record, which is what a change to bnlint's rules
@@ -79,6 +83,7 @@ from bench.studies import detection_labels as labels
 from bench.studies.detection_models import Variant
 from bench.studies.detection_models import suite as calibration_suite
 from bench.studies.detection_tasks import DATA_SEED, N_TEST, N_TRAIN, Task, task
+from bench.studies.holdout_models import suite as holdout_suite
 from bench.studies.validation_models import suite as validation_suite
 from bnlint.config import Config, Optimizer
 
@@ -180,16 +185,22 @@ class AutoTrainer:
 # ---------------------------------------------------------------- training and ground truth
 
 
+# A variant's optimizer by name (bnlint.config.OPTIMIZER_ARGS's names); torch's defaults
+# besides lr, SGD's momentum and the variant's opt_args.
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
+
+
 def make_optimizer(v: Variant, params) -> torch.optim.Optimizer:
-    if v.optimizer == "adam":
-        return torch.optim.Adam(params, lr=v.lr)
-    return torch.optim.SGD(params, lr=v.lr, momentum=v.momentum)
+    if v.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=v.lr, momentum=v.momentum, **v.opt_args)
+    return OPTIMIZERS[v.optimizer](params, lr=v.lr, **v.opt_args)
 
 
 def bnlint_optimizer(v: Variant) -> Optimizer:
-    if v.optimizer == "adam":
-        return Optimizer("adam", v.lr, 0.0)
-    return Optimizer("sgd", v.lr, v.momentum)
+    return Optimizer(v.optimizer, v.lr, v.momentum if v.optimizer == "sgd" else 0.0,
+                     dict(v.opt_args))
 
 
 def dead_fraction(model: nn.Module, x: torch.Tensor) -> float | None:
@@ -507,7 +518,10 @@ def print_summary(results: dict[str, list[Row]]) -> None:
 SETS: dict[str, tuple[str, Callable[[], list[Variant]]]] = {
     "calibration": ("bench/studies/detection_models.py", calibration_suite),
     "validation": ("bench/studies/validation_models.py", validation_suite),
+    "holdout": ("bench/studies/holdout_models.py", holdout_suite),
 }
+SUITES = {**{name: [name] for name in SETS}, "both": ["calibration", "validation"],
+          "all": list(SETS)}
 
 
 def run_set(variants: list[Variant], steps: int, extra_seeds: tuple[int, ...],
@@ -605,8 +619,9 @@ def protocol(steps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--suite", choices=("calibration", "validation", "both"), default="both",
-                   help="which set of models (default both, side by side)")
+    p.add_argument("--suite", choices=tuple(SUITES), default="both",
+                   help="which set of models (default both: calibration and validation, side "
+                        "by side; all: the three)")
     p.add_argument("--quick", action="store_true",
                    help="only the variants marked quick, and no extra-seed check")
     p.add_argument("--only", help="comma-separated variant names")
@@ -624,7 +639,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.record_labels and (args.quick or args.only or args.steps != STEPS):
         p.error("--record-labels records whole sets at the default steps: drop --quick, "
                 "--only and --steps")
-    sets = list(SETS) if args.suite == "both" else [args.suite]
+    sets = SUITES[args.suite]
     chosen = {name: SETS[name][1]() for name in sets}
     if args.only:
         names = args.only.split(",")

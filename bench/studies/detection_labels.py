@@ -44,6 +44,10 @@ def record(set_name: str, rows: list[Any], protocol: dict[str, Any], argv: list[
         v = r.variant
         entry = {"family": v.family, "defect": v.defect, "task": v.task,
                  "optimizer": v.optimizer, "lr": v.lr, **_outcome(r.outcome)}
+        if v.optimizer == "sgd" and v.momentum != 0.9:
+            entry["momentum"] = v.momentum
+        if v.opt_args:
+            entry["opt_args"] = v.opt_args
         if v.warmup:
             entry["warmup"] = v.warmup
         entry["other_seeds"] = {str(o_seed): {"label": o.label, "test_rel": _num(o.test_rel)}

@@ -12,7 +12,8 @@ The tasks are described in bench/studies/detection_tasks.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +31,9 @@ class Variant:
     task: str                        # a name in bench/studies/detection_tasks.py
     build: Callable[[], nn.Module]
     lr: float = 0.05
-    optimizer: str = "sgd"           # sgd (momentum 0.9) | adam
-    momentum: float = 0.9
+    optimizer: str = "sgd"           # sgd (momentum 0.9) | adam | adamw | rmsprop | adagrad
+    momentum: float = 0.9            # SGD's
+    opt_args: dict[str, Any] = field(default_factory=dict)  # the optimizer's other arguments
     warmup: int = 0                  # steps of linear learning-rate warm-up from 0 (0: none)
     target_scales: tuple[float, ...] = (1.0,)
     target_shift: float = 0.0        # added to the (scaled) regression targets

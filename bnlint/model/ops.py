@@ -151,17 +151,25 @@ class OpKeys:
         return f"{owner}:{local}" if owner else local
 
 
+# The leading parameters of ops whose Python signature cannot be read (torch.softmax and the
+# Tensor methods are builtins; fx names a method by its string), for the options rules read:
+# ``x.softmax(-1)`` normalises over dim -1, not the implicit dim 1.
+_POSITIONAL = {"softmax": ("input", "dim"), "log_softmax": ("input", "dim")}
+
+
 def op_options(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """Arguments of a functional op by parameter name, defaults included: scalars as given,
-    tensor arguments as True (given) or False (None). F.batch_norm and F.instance_norm also
-    get the module flags their tensors stand for: ``track_running_stats`` (running_mean
-    given) and ``affine`` (weight given)."""
+    """Arguments of a functional op or a Tensor method (``fn`` may be the method's name, its
+    first argument the tensor) by parameter name, defaults included: scalars as given, tensor
+    arguments as True (given) or False (None). F.batch_norm and F.instance_norm also get the
+    module flags their tensors stand for: ``track_running_stats`` (running_mean given) and
+    ``affine`` (weight given)."""
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
         bound.apply_defaults()
         named = bound.arguments
     except (TypeError, ValueError):  # builtins without a signature, or unusual calls
-        named = kwargs
+        name = fn if isinstance(fn, str) else getattr(fn, "__name__", "")
+        named = {**dict(zip(_POSITIONAL.get(name, ()), args)), **kwargs}
     options = {k: v if isinstance(v, (bool, int, float, str)) else v is not None
                for k, v in named.items()
                if v is None or isinstance(v, (bool, int, float, str, fx.Node))}

@@ -78,8 +78,7 @@ def _fx_layers(gm: fx.GraphModule) -> DiGraph:
             owner = next(reversed(node.meta.get("nn_module_stack") or {"": None}))
             layer = Layer(node.name, "function", kind, shape=shape,
                           site=call_site, call_site=call_site, tensor_inputs=tensor_inputs,
-                          options={} if method else ops.op_options(node.target, node.args,
-                                                                   node.kwargs),
+                          options=ops.op_options(node.target, node.args, node.kwargs),
                           params={} if method else _param_args(node),
                           spelling=ops.spelling(node.target, method), key=keys(owner, kind))
         layer.dead = node.meta.get("bnlint_dead")
