@@ -214,8 +214,10 @@ def main(ctx, paths, fmt, output_file, select, ignore, fail_on, models, input_sh
     runner.stop_on_signals()
     in_ranks = bool(ctx.obj and ctx.obj.get("in_ranks"))  # python -m bnlint.distributed
     ranked = in_ranks or nproc is not None
-    started = runner.Worker(verbose) if paths and not (list_rules or explain or ranked) \
-        else None
+    # the fork server starts now; it imports torch now unless the results cache may hold
+    # every file's result, then once runner.run finds one that it does not hold
+    started = runner.Worker(verbose, start=bool(no_cache)) \
+        if paths and not (list_rules or explain or ranked) else None
     jobs = jobs or runner.default_jobs()
 
     def given(name: str, value):

@@ -362,7 +362,12 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     findings = run_rules(ctx, static, model_site, name, notes)
     explosion = measured_rules.explosion_threshold(rules, config)
     probe = None
-    if config.probe:
+    params = list(model.parameters())
+    frozen = bool(params) and not any(p.requires_grad for p in params)
+    if config.probe and frozen:  # no optimizer can be built, and nothing would train
+        notes.append("The probe did not run: no parameter of the model is trainable "
+                     "(requires_grad=False everywhere), so there is no training to measure.")
+    if config.probe and not frozen:
         try:
             ctx.prediction  # noqa: B018 - predicted from the weights before the probe trains them
         except Exception:  # noqa: BLE001 - a bnlint bug; each rule that needs it leaves a note

@@ -31,8 +31,9 @@ class ProbeStep:
 class LayerStats:
     """One tapped layer: its statistics at initialisation and after the last step (``mean``,
     ``std``; ``dead`` for ReLUs; ``cosine`` for affine and norm layers; ``act_grad`` the RMS
-    gradient of its output; ``weight_grad`` the norm of its weight gradient), and the
-    gradient norm bnlint predicted for it statically, relative to the output layer."""
+    gradient of its output; ``weight_grad`` the norm of its weight gradient, ``weight_norm`` the
+    norm of that weight), and the gradient norm bnlint predicted for it statically, relative
+    to the output layer."""
     key: str
     module: str | None
     kind: str

@@ -217,3 +217,24 @@ def test_a_package_module_and_a_data_file_it_reads_are_dependencies(tmp_path):
     (package / "__init__.py").write_text("# edited\n")
     _bnlint(tmp_path, "pkg/model.py", *OPTIONS)
     assert _imports(package) == 4, "a change to pkg/__init__.py did not lint pkg/model.py again"
+
+
+def test_a_run_wholly_served_from_the_cache_never_has_the_server_import_torch():
+    """The fork server imports torch when its token comes; the CLI, whose cache may hold every
+    file's result, sends it only once runner.run finds a file the cache does not hold."""
+    from bnlint.config import Config
+    from bnlint.isolation import runner
+
+    class Full:  # every file's result stored: no models, no errors
+        def get(self, path: str, may_be_empty: bool):
+            return [], []
+
+        def put(self, *args):
+            raise AssertionError("a file was linted")
+
+    worker = runner.Worker(False, start=False)
+    try:
+        report = runner.run(["a.py", "b.py"], Config(), {}, worker=worker, cache=Full())
+        assert report.cached == ["a.py", "b.py"] and not worker.started
+    finally:
+        worker.kill()

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from conftest import run_cli
-from models import PreActResidual, bn_mlp
+from models import NormFree, PreActResidual, bn_mlp
 from torch.func import functional_call
 
 from bnlint.api import probe
@@ -335,3 +335,38 @@ def test_zero_initialised_head_measured_at_initialisation_only_is_not_vanishing(
                for n in zero.notes), zero.notes
     plain = lint(model(False), x, config=Config(probe_steps=0))
     assert not any(n.startswith("BNL902") for n in plain.notes)
+
+
+def test_weight_standardised_convs_are_the_probes_affine_layers():
+    """An NF-Net's convs standardise their weight in their own forward and call F.conv2d
+    (timm's ScaledStdConv2d): they are the model's affine layers, so the first one is the
+    stem, not the first plain nn.Conv2d (an SE gate's fc1, which gets almost no gradient
+    behind the branch's zero-gain last conv). BNL902 then has nothing to report."""
+    from bnlint import lint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 32, 32)
+    result = probe(NormFree(), x, steps=2)
+    assert result.first_module == "stem:conv2d" and result.last_module == "head"
+    stem = next(x for x in result.layers if x.key == "stem:conv2d")
+    assert stem.init["weight_grad"] > 0
+    report = lint(NormFree(), x, config=Config(probe_steps=2))
+    assert "BNL902" not in {f.code for f in report.findings}
+
+
+def test_relus_fed_by_a_zero_initialised_branch_end_are_not_dead_at_initialisation():
+    """NFNet's SE gate after the branch's zero-gain conv sees exactly 0 at initialisation: its
+    ReLU outputs 0 for every sample, yet the conv trains (through the gate's product and the
+    add) and the input moves after a step. BNL903 does not judge those units at
+    initialisation and says so in a note."""
+    from bnlint import lint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    report = lint(NormFree(gate_last=True), torch.randn(8, 3, 32, 32),
+                  config=Config(probe_steps=0))
+    dead = {x.key: x.init["dead"] for x in report.probe.layers if "dead" in x.init}
+    assert dead["blocks.0.attn.act"] == 1.0  # measured dead at initialisation
+    assert "BNL903" not in {f.code for f in report.findings}
+    assert any(n.startswith("BNL903 not judged at initialisation on 2 ReLU layer(s), "
+                            "blocks.0.attn.act (fed by "
+                            "blocks.0.conv2:conv2d)") for n in report.notes), report.notes

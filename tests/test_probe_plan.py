@@ -232,3 +232,32 @@ def test_cli_lowers_the_size_of_inferred_inputs_only(write_model):
                    "--input-shape", "4,3,64,64")
     given = json.loads(proc.stdout)["models"][0]["probe"]["plan"]
     assert given["resolution"] is None and given["batch"] < inferred["batch"]  # 4x the pixels
+
+
+def test_the_plans_meta_pass_leaves_a_shared_submodule_its_own_weights():
+    """A submodule registered under several names (timm's CoaT shares its conv position
+    encodings between blocks): the plan counts the cost with meta tensors in place of the
+    weights, and torch.func.functional_call alone left that submodule holding them, so the
+    probe could not copy the model and the user's model kept meta weights."""
+    from bnlint import lint
+    from bnlint.config import Config
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 8)
+            self.blocks = nn.ModuleList(nn.ModuleDict({"proj": self.proj}) for _ in range(2))
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = torch.relu(block["proj"](x))
+            return self.head(x)
+
+    torch.manual_seed(0)
+    model = Shared()
+    weight = model.proj.weight
+    report = lint(model, torch.randn(16, 8), config=Config(probe_steps=1))
+    assert report.probe is not None, report.notes
+    assert model.proj.weight is weight and model.blocks[1]["proj"].weight is weight
+    assert not any(p.is_meta for p in model.parameters())

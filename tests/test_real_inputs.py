@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import textwrap
 from pathlib import Path
 
 import torch
@@ -107,7 +108,46 @@ def test_image_size_is_solved_from_the_first_linear_after_a_flatten(write_model)
     inputs = _inputs(write_model(MNIST), "--no-probe")
     assert inputs["shapes"] == [[16, 1, 28, 28]]
     assert "28x28: the layers flatten it to the 2304 features of fc1 (Linear) (as they do " \
-        "every size from 28 to 29)" in inputs["how"]
+        "29x29 too)" in inputs["how"]
+
+
+def test_a_usual_size_is_found_in_few_runs_and_another_by_bisection(write_model, monkeypatch):
+    """The search tries the usual sizes the features at 32 and 64 px allow before bisecting:
+    the MNIST net runs at 64, 32, 28 (fits) and 29 (fits too); sized for 40 px, a size no
+    dataset has, the bisections find every size that fits, 40 and 41, and 40 (divisible by
+    8) is picked. Each run goes up to the first Linear: ((size - 4) // 2)^2 x 16 features."""
+    from bnlint.discover import sizes
+    from bnlint.discover.inputs import infer_inputs
+
+    runs: list[int] = []
+    seen_at = sizes.seen_at
+
+    def counted(model, shape, on_weights=False):
+        runs.append(shape[-1])
+        return seen_at(model, shape, on_weights)
+
+    monkeypatch.setattr(sizes, "seen_at", counted)
+    scope: dict = {}
+    exec(textwrap.dedent(MNIST), scope)
+    (x,), how = infer_inputs(scope["Net"](), "Net", 16, write_model("pass"))
+    assert x.shape == (16, 1, 28, 28) and runs == [64, 32, 28, 29], (how, runs)
+    runs.clear()
+    exec(textwrap.dedent(MNIST).replace("16 * 12 * 12", "16 * 18 * 18"), scope)
+    (x,), how = infer_inputs(scope["Net"](), "Net", 16, write_model("pass"))
+    assert x.shape == (16, 1, 40, 40), how
+    assert "40x40: the layers flatten it to the 5184 features of fc1 (Linear) (as they do " \
+        "every size from 40 to 41)" in how
+    assert len(runs) == len(set(runs)), runs  # each size runs once
+
+
+def test_a_head_that_squeezes_the_batch_away_is_still_solved(write_model):
+    """The search runs at a batch of 1 to save time; a forward that squeezes every dimension
+    of size 1 (the batch too) gives the head no (batch, features) input there, so the run is
+    made again at a batch of 2, and the MNIST net's 28x28 is still found."""
+    source = MNIST.replace("torch.flatten(x, 1)", "torch.flatten(x, 1).squeeze()")
+    inputs = _inputs(write_model(source), "--no-probe")
+    assert inputs["shapes"] == [[16, 1, 28, 28]], inputs["how"]
+    assert "the layers flatten it to the 2304 features of fc1" in inputs["how"]
 
 
 def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):

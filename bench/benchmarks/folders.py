@@ -1,6 +1,7 @@
 """Linting a folder of CIFAR/ImageNet-style model files (issue 11).
 
     python -m bench.benchmarks.folders [--corpus /work/corpus] [--before TREE] [--probe-files N]
+                                       [--no-probe-only]
 
 The folder: model files of mixed size written here (plain CNNs, CIFAR ResNets of depth 8-110,
 VGG, an ImageNet-size ResNet, MLPs), plus, with --corpus, public CIFAR model files read where
@@ -11,8 +12,10 @@ unpacked: the before) and this tree with -j 1 and -j 2; the default run (probe o
 and whether its report (findings and probe numbers, wall-clock seconds left out) is identical
 in a second run with a CPU-bound process beside it; and both again with the results cache: a
 first run that fills an empty cache, then a second one that finds every file unchanged (and
-whether its report is the first's). The other runs lint without the cache. The load average
-is printed beside each figure: on a shared machine the times are only as good as it is quiet.
+whether its report is the first's); --no-probe-only: the `--no-probe` rows alone. The other
+runs lint without the cache (BNLINT_NO_CACHE=1). Each row gives the CPU seconds of the whole
+process tree beside the wall time, and the load average: on a shared machine the times are
+only as good as it is quiet, the CPU seconds less so.
 This is a benchmark, not a test.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -146,24 +150,34 @@ def own_models(folder: Path) -> list[Path]:
     return paths
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of the children waited for so far, and of theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(tree: Path, paths: list[Path], *args: str,
-         cache: Path | None = None) -> tuple[float, str, list[float]]:
+         cache: Path | None = None) -> tuple[float, str, list[float], float]:
     """Wall seconds of one `python -m bnlint` on ``paths`` with bnlint from ``tree`` (with
-    its results cache in ``cache``, else without one), its stdout, and the load average
-    before and after."""
+    its results cache in ``cache``, else without one), its stdout, the load average before
+    and after, and the CPU seconds of its process tree."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tree)}
     if cache:
         env.pop("BNLINT_NO_CACHE", None)
         env["BNLINT_CACHE_DIR"] = str(cache)
+    else:
+        env["BNLINT_NO_CACHE"] = "1"
     load = [os.getloadavg()[0]]
+    cpu = _cpu()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bnlint", *map(str, paths), *args],
                           cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    cpu = _cpu() - cpu
     load.append(os.getloadavg()[0])
     if proc.returncode not in (0, 1, 2) or "Traceback" in proc.stderr:
         raise SystemExit(f"bnlint failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return seconds, proc.stdout, load
+    return seconds, proc.stdout, load, cpu
 
 
 def _without_seconds(value):
@@ -184,6 +198,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a bnlint source tree to compare with")
     parser.add_argument("--probe-files", type=int, default=0,
                         help="probe only the first N files (0: all)")
+    parser.add_argument("--no-probe-only", action="store_true",
+                        help="only the `--no-probe` rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = own_models(Path(tmp))
@@ -191,21 +207,27 @@ def main() -> None:
             paths += [args.corpus / f for f in CORPUS_FILES if (args.corpus / f).exists()]
         print(f"# Folder linting ({len(paths)} files, {os.cpu_count()} CPUs, "
               f"{time.strftime('%Y-%m-%d')})\n")
-        print("| run | wall | per file | per model | load avg before / after |\n"
-              "| --- | --- | --- | --- | --- |")
+        print("| run | wall | per file | per model | CPU per file | load avg before / after |\n"
+              "| --- | --- | --- | --- | --- | --- |")
         runs = [("after, -j 1", ROOT, ("-j", "1")), ("after, -j 2", ROOT, ("-j", "2"))]
         if args.before:
-            runs.insert(0, ("before (main)", args.before, ()))
+            runs.insert(0, (f"before ({args.before})", args.before, ()))
         caches = Path(tmp) / "caches"
         runs += [("cache filled", ROOT, ()), ("all from the cache", ROOT, ())]
         outputs = []
         for label, tree, extra in runs:
-            seconds, out, load = _run(tree, paths, "--no-probe", "--format", "json", *extra,
-                                      cache=caches / "no-probe" if "cache" in label else None)
+            seconds, out, load, cpu = _run(tree, paths, "--no-probe", "--format", "json",
+                                           *extra, cache=caches / "no-probe"
+                                           if "cache" in label else None)
             outputs.append(out)
             models = len(json.loads(out)["models"])
             print(f"| `--no-probe`, {label} | {seconds:.1f} s | {seconds / len(paths):.2f} s | "
-                  f"{seconds / max(models, 1):.2f} s ({models} models) | {_load(load)} |")
+                  f"{seconds / max(models, 1):.2f} s ({models} models) | "
+                  f"{cpu / len(paths):.2f} s | {_load(load)} |")
+        print(f"\nReports served from the cache identical to the run that filled it: "
+              f"`--no-probe` {'yes' if outputs[-1] == outputs[-2] else 'no'}.")
+        if args.no_probe_only:
+            return
         probed = paths[:args.probe_files] if args.probe_files else paths
         quiet = _run(ROOT, probed, "--format", "json", cache=caches / "probe")
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -213,19 +235,21 @@ def main() -> None:
             busy = _run(ROOT, probed, "--format", "json")
         finally:
             hog.kill()
+            hog.wait()  # reaped now: its CPU seconds count in no run's
         cached = _run(ROOT, probed, "--format", "json", cache=caches / "probe")
         reports = []
-        for label, (seconds, out, load) in (("quiet, cache filled", quiet),
-                                            ("beside a CPU hog", busy),
-                                            ("all from the cache", cached)):
+        print("\n| run | wall | per file | per model | CPU per file | load avg before / after |\n"
+              "| --- | --- | --- | --- | --- | --- |")
+        for label, (seconds, out, load, cpu) in (("quiet, cache filled", quiet),
+                                                 ("beside a CPU hog", busy),
+                                                 ("all from the cache", cached)):
             report = json.loads(out)
             reports.append(report)
             models = len(report["models"])
             print(f"| probe on (default), {label}, {len(probed)} files | {seconds:.1f} s | "
                   f"{seconds / len(probed):.2f} s | {seconds / max(models, 1):.2f} s "
-                  f"({models} models) | {_load(load)} |")
-        print(f"\nReports served from the cache identical to the run that filled it: "
-              f"`--no-probe` {'yes' if outputs[-1] == outputs[-2] else 'no'}, probe on "
+                  f"({models} models) | {cpu / len(probed):.2f} s | {_load(load)} |")
+        print(f"\nProbe reports served from the cache identical to the run that filled it: "
               f"{'yes' if cached[1] == quiet[1] else 'no'}.")
         same = _without_seconds(reports[0]) == _without_seconds(reports[1])
         cuts = [sum(1 for m in r["models"] if (m.get("probe") or {}).get("cut"))

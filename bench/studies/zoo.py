@@ -10,7 +10,8 @@ API with example inputs at its native resolution (torchvision: the crop size of 
 weights' transforms; timm: ``pretrained_cfg["input_size"]``): standard-normal images, which is
 what normalised ImageNet pixels look like to the first layer (no dataset can be downloaded
 here). ``--probe`` runs the probe too (slow: use ``--quick`` or ``--only``). Prints a markdown
-table: model, resolution, findings at warning or error (codes), infos, seconds; then totals.
+table: model, resolution, findings at warning or error (codes), infos, the probe's training
+steps out of its plan's (", cut" when its clock stopped it short), seconds; then totals.
 Every model here trains well from scratch with its library's recipe, so a warning or an
 error is a false alarm unless the notes under the table in bench/RESULTS.md say otherwise.
 """
@@ -82,9 +83,20 @@ def timm_models() -> list[tuple[str, callable, int]]:
     return out
 
 
-def lint_one(make, size: int, batch: int, probe: bool) -> tuple[list, str | None, float, int]:
-    """(findings, error, seconds, px) of linting one freshly built model at ``size`` px (or
-    the size the built model fixes)."""
+def probe_cell(report) -> str:
+    """What the probe ran: its training steps out of the plan's, and "cut" when the clock
+    stopped it short of the plan; "-" without a probe."""
+    p = report.probe
+    if p is None:
+        return "-"
+    planned = p.plan.steps if p.plan is not None else p.steps
+    return f"{p.steps}/{planned} steps" + (", cut" if p.cut is not None else "")
+
+
+def lint_one(make, size: int, batch: int, probe: bool
+             ) -> tuple[list, str | None, float, int, str]:
+    """(findings, error, seconds, px, probe cell) of linting one freshly built model at
+    ``size`` px (or the size the built model fixes)."""
     torch.manual_seed(0)
     start = time.perf_counter()
     try:
@@ -94,10 +106,10 @@ def lint_one(make, size: int, batch: int, probe: bool) -> tuple[list, str | None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report = bnlint.lint(model, x, config=Config(probe=probe))
-        return report.findings, None, time.perf_counter() - start, size
+        return report.findings, None, time.perf_counter() - start, size, probe_cell(report)
     except Exception as exc:  # noqa: BLE001 - a bench: report it as a row and go on
         traceback.print_exc()
-        return [], f"{type(exc).__name__}: {exc}"[:120], time.perf_counter() - start, size
+        return [], f"{type(exc).__name__}: {exc}"[:120], time.perf_counter() - start, size, "-"
 
 
 def main() -> None:
@@ -113,8 +125,8 @@ def main() -> None:
     only = args.only.split(",") if args.only else None
     rows, flagged, failed, total_time = [], 0, 0, 0.0
     print(f"torch {torch.__version__}; example batch {args.batch}; probe {args.probe}\n")
-    print("| source | model | px | warning/error | info | s |")
-    print("| --- | --- | ---: | --- | --- | ---: |")
+    print("| source | model | px | warning/error | info | probe | s |")
+    print("| --- | --- | ---: | --- | --- | --- | ---: |")
     for source, listing in (("torchvision", torchvision_models), ("timm", timm_models)):
         if args.source not in (None, source):
             continue
@@ -125,7 +137,7 @@ def main() -> None:
             if args.quick and name not in QUICK[source]:
                 continue
             batch = args.batch if size <= 384 else max(2, args.batch // 2)
-            findings, error, seconds, size = lint_one(make, size, batch, args.probe)
+            findings, error, seconds, size, ran = lint_one(make, size, batch, args.probe)
             gc.collect()
             loud = sorted({f"{f.code} ({f.severity})" for f in findings
                            if f.severity in ("warning", "error")})
@@ -135,7 +147,7 @@ def main() -> None:
             total_time += seconds
             rows.append((source, name))
             shown = error or ", ".join(loud) or "-"
-            print(f"| {source} | {name} | {size} | {shown} | {', '.join(info) or '-'} | "
+            print(f"| {source} | {name} | {size} | {shown} | {', '.join(info) or '-'} | {ran} | "
                   f"{seconds:.1f} |", flush=True)
             for f in findings:
                 if f.severity in ("warning", "error"):

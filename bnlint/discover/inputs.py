@@ -128,7 +128,9 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
             shape = shape_at(solved.size)
             linear = _name_of(model, solved.linear)
             low, high = solved.sizes
-            alike = f" (as they do every size from {low} to {high})" if low != high else ""
+            alike = "" if low == high else \
+                f" (as they do every size from {low} to {high})" if solved.every else \
+                f" (as they do {_px(shape_at(high if low == solved.size else low))} too)"
             return _Candidates([shape], f"{channels}; {_px(shape)}: the layers flatten it to "
                                f"the {solved.linear.in_features} features of {linear} "
                                f"(Linear){alike}")

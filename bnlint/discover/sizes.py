@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call
+
+from ..model.sandbox import functional_forward
 
 IMAGENET_SIZE = 224
 # Inception v3's crop (Szegedy et al., arXiv:1512.00567), also Xception's and Inception-ResNet's:
@@ -27,13 +28,20 @@ MAX_SIZE = 2048  # the largest size solved for
 # Sizes of common datasets, preferred among sizes that fit equally: MNIST/Fashion-MNIST, CIFAR
 # and SVHN, STL-10, ImageNet crops, Inception's.
 USUAL_SIZES = (28, 32, 64, 96, 128, 224, 256, 299)
-# The search's fixed sizes (64 and 128 for a flatten, ImageNet's 224) and its bisections' sizes
-# up to 128 run on the model's own weights at the trial batch of 2 (ResNet-50 at 224: 0.24 s on
-# one CPU thread; kuangliu's CIFAR ResNet-50 at 32 px: 0.15 s, against 0.17 s on the meta
-# device, load 4.5); larger bisection sizes, which may reach MAX_SIZE, and models without
-# weights run on the meta device, which does no arithmetic but whose first use imports sympy
-# and torch._dynamo: 1.3 s (CPU seconds, 2-core machine under load, 2026-11-30; a meta forward
-# of ResNet-50 at 224 then takes 0.07 s).
+# The search's first runs: 64, then CIFAR's 32, whose features tell a flatten from a global pool
+# and predict the size a flatten needs; 128 only when 32 does not run or does not tell (maps
+# that 32 px already shrank to nothing). Runs cost in proportion to the input's area on the
+# model's weights (kuangliu's CIFAR ResNet-50, one CPU thread, batch 2: 0.13 s at 32 px, 0.34 s
+# at 64, 1.4 s at 128; batch 1 about half), so a flatten's search first tries the usual sizes
+# the features at 32/64 (or 64/128) allow, in the order they are preferred, and the size above
+# the one that fits (or below): kuangliu's ResNet runs at 64, 32 and 33, an MNIST net at 64,
+# 32, 28 and 29; only when no usual size fits do bisections find the range.
+# Runs up to 128 px and at the usual sizes are on the model's own weights (at a batch of 1,
+# else 2: see seen_at); the bisections' other sizes, which may reach MAX_SIZE, and models
+# without weights run on the meta device, which does no arithmetic but whose first use imports
+# sympy and torch._dynamo: 1.1-1.3 CPU-s, about 800 modules (then ResNet-50 takes 0.09 s at
+# any size, its cost at 32 px on the weights; 2-core machine under load, 2026-11-30).
+ON_WEIGHTS_UP_TO = 128
 TRIAL_BATCH = 2  # the batch of the forward passes that try inferred shapes: cheap
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                  nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
@@ -65,16 +73,28 @@ class Seen:
 
 def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) -> Seen | None:
     """Run ``model`` on an input of ``shape`` up to its first Linear, in eval mode: on the meta
-    device, or ``on_weights`` on its own weights at the trial batch of 2; None when it cannot
-    run (on the meta device, e.g., a forward that makes tensors on the CPU or reads values) or
-    has lazy layers (their first run would set their shapes)."""
+    device, or ``on_weights`` on its own weights at a batch of 1 (half the cost of 2), again at
+    the trial batch of 2 when that fails or squeezes the batch away (``x.squeeze()`` before
+    the head: a Linear input that is not (batch, features)); None when it cannot run (on the
+    meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
+    layers (their first run would set their shapes)."""
+    if not on_weights:
+        return _seen_at(model, shape, None)
+    seen = _seen_at(model, shape, 1)
+    if seen is None or (seen.linear is not None and seen.flat is None):
+        return _seen_at(model, shape, TRIAL_BATCH)
+    return seen
+
+
+def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> Seen | None:
+    """:func:`seen_at` on the meta device (``batch`` None), or on the model's own weights at
+    ``batch``."""
     tensors = (*model.named_parameters(), *model.named_buffers())
     if any(isinstance(t, nn.parameter.UninitializedTensorMixin) for _, t in tensors):
         return None
-    if on_weights:
+    if batch is not None:
         state = dict(tensors)
-        x = torch.zeros((TRIAL_BATCH, *shape[1:]), device=tensors[0][1].device if tensors
-                        else None)
+        x = torch.zeros((batch, *shape[1:]), device=tensors[0][1].device if tensors else None)
     else:
         state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
         x = torch.empty(shape, device="meta")
@@ -97,7 +117,7 @@ def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) 
     model.eval()
     try:
         with torch.no_grad():
-            functional_call(model, state, (x,))
+            functional_forward(model, state, (x,))
         linear, reached = None, None
     except _Reached as stop:
         linear, reached = stop.layer, stop.shape
@@ -111,54 +131,94 @@ def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) 
 
 
 class Probes:
-    """A model's runs up to its first Linear at the search's fixed sizes, each run once: on its
-    own weights when it has them, else on the meta device."""
+    """A model's runs up to its first Linear, each size run once: on its own weights when it
+    has them and the size is at most ON_WEIGHTS_UP_TO or a usual one, else on the meta
+    device."""
 
     def __init__(self, model: nn.Module, shape_at: Callable[[int], tuple[int, ...]]):
         self.model, self.shape_at = model, shape_at
         self.on_weights = not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
-        self._seen: dict[int, Seen | None] = {}
+        self.seen: dict[int, Seen | None] = {}
 
     def __call__(self, size: int) -> Seen | None:
-        if size not in self._seen:
-            self._seen[size] = seen_at(self.model, self.shape_at(size), self.on_weights)
-        return self._seen[size]
+        if size not in self.seen:
+            weights = self.on_weights and (size <= ON_WEIGHTS_UP_TO or size in USUAL_SIZES)
+            self.seen[size] = seen_at(self.model, self.shape_at(size), weights)
+        return self.seen[size]
 
 
 @dataclass(frozen=True)
 class Solved:
     size: int
     linear: nn.Linear
-    sizes: tuple[int, int]  # the range of sizes that fit, of which ``size`` was picked
+    sizes: tuple[int, int]  # sizes known to fit, from..to, ``size`` among them
+    every: bool  # whether those are all the sizes that fit (else ``size`` and a neighbour)
+
+
+def _preferred(size: int) -> tuple[bool, int, int]:
+    """The order sizes that fit are picked in: a dataset's usual size, then the size divisible
+    by the largest power of 2, then the smallest."""
+    return size in USUAL_SIZES, size & -size, -size
 
 
 def _pick(low: int, high: int) -> int:
-    """The size to use of those in [low, high] that fit: a dataset's usual size if one is among
-    them, and of those (or of all) the one divisible by the largest power of 2, the smallest
-    of ties. Pooling and strides floor, so several sizes fit: 28 and 29 for an MNIST net, 25 to
-    32 for a CIFAR net whose head sees 3x3 maps (32 is picked, not MNIST's 28)."""
-    return max(range(low, high + 1), key=lambda s: (s in USUAL_SIZES, s & -s, -s))
+    """The size to use of those in [low, high] that fit (:func:`_preferred`). Pooling and
+    strides floor, so several sizes fit: 28 and 29 for an MNIST net, 25 to 32 for a CIFAR net
+    whose head sees 3x3 maps (32 is picked, not MNIST's 28)."""
+    return max(range(low, high + 1), key=_preferred)
+
+
+def _pair(probes: Probes) -> tuple[int, int] | None:
+    """Two sizes whose runs reach the same Linear after a flatten with different features:
+    32 and 64, else 64 and 128; None when there are none (no flatten before the first Linear,
+    or a global pool: equal features at 32 and 64, whose maps cannot floor to one size)."""
+    b = probes(64)
+    if b is None or not b.flat:
+        return None
+    a = probes(32)
+    if a is not None and a.flat and a.linear is b.linear:
+        return (32, 64) if a.flat != b.flat else None
+    c = probes(128)
+    if c is None or not c.flat or c.linear is not b.linear or c.flat == b.flat:
+        return None
+    return 64, 128
 
 
 def solve_flatten(probes: Probes) -> Solved | None:
     """A size whose flattened features the first Linear after a flatten takes (its
     ``in_features``), when they depend on the size (no global pool before it); None otherwise.
-    The features grow with the size, so bisections (near the size sizes 64 and 128 predict)
-    find the sizes that fit."""
-    model, shape_at = probes.model, probes.shape_at
-    a, b = probes(64), probes(128)
-    if a is None or b is None or not a.flat or not b.flat or a.flat == b.flat \
-            or a.linear is not b.linear:
+    The features grow with the size, so the sizes that fit are a range, which the features at
+    two sizes predict: the usual sizes in the predicted range are tried first, in the order
+    they are preferred; when none fits, bisections find the range."""
+    pair = _pair(probes)
+    if pair is None:
         return None
-    target = a.linear.in_features
-    known = {64: a.flat, 128: b.flat}
+    p, q = pair
+    linear = probes(q).linear
+    target = linear.in_features
 
     def flat(size: int) -> int:
         """The features at ``size``; 0 for a size too small to run (or another head)."""
-        if size not in known:  # on the weights up to 128, the largest size already run there
-            seen = seen_at(model, shape_at(size), probes.on_weights and size <= 128)
-            known[size] = seen.flat or 0 if seen is not None and seen.linear is a.linear else 0
-        return known[size]
+        seen = probes(size)
+        return seen.flat or 0 if seen is not None and seen.linear is linear else 0
+
+    def possible(size: int) -> bool:
+        """Whether ``size`` may fit, as the features grow with the size."""
+        return not any((s < size and flat(s) > target) or (s > size and 0 < flat(s) < target)
+                       for s in list(probes.seen))
+
+    # the features are channels x (spatial size)^k, and a spatial size is about affine in the
+    # input's: so the k-th root of the features is too; its line through p and q predicts
+    k = len(probes.shape_at(1)) - 2 if len(probes.shape_at(1)) < 5 else 2  # 3-D: 16 frames
+    rp, rq = flat(p) ** (1 / k), flat(q) ** (1 / k)
+    guess = p + (target ** (1 / k) - rp) * (q - p) / (rq - rp)
+    margin = max(8, int(guess / 4))
+    low, high = max(1, int(guess) - margin), min(MAX_SIZE + 1, int(guess) + margin)
+    for size in sorted(USUAL_SIZES, key=_preferred, reverse=True):
+        if low <= size <= high and possible(size) and flat(size) == target:
+            # neither neighbour fits: the only size that does, as the features grow
+            alike = next((n for n in (size + 1, size - 1) if flat(n) == target), size)
+            return Solved(size, linear, (min(size, alike), max(size, alike)), alike == size)
 
     def first(above: int, low: int, high: int) -> int:
         """The smallest size in [low, high] with more than ``above`` features (high if none)."""
@@ -170,13 +230,6 @@ def solve_flatten(probes: Probes) -> Solved | None:
                 low = mid + 1
         return low
 
-    # the features are channels x (spatial size)^k, and a spatial size is about affine in the
-    # input's: so the k-th root of the features is too; its line through 64 and 128 predicts
-    k = len(shape_at(1)) - 2 if len(shape_at(1)) < 5 else 2  # 3-D inputs keep 16 frames
-    r64, r128 = a.flat ** (1 / k), b.flat ** (1 / k)
-    guess = 64 + (target ** (1 / k) - r64) * 64 / (r128 - r64)
-    margin = max(8, int(guess / 4))
-    low, high = max(1, int(guess) - margin), min(MAX_SIZE + 1, int(guess) + margin)
     while low > 1 and flat(low) >= target:  # not below the range yet: widen, halving
         low //= 2
     while high <= MAX_SIZE and flat(high) <= target:  # not above it yet: widen, doubling
@@ -188,18 +241,22 @@ def solve_flatten(probes: Probes) -> Solved | None:
     if not fits:
         return None
     size = _pick(fits[0], largest)
-    return Solved(size if flat(size) == target else fits[0], a.linear, (fits[0], largest))
+    return Solved(size if flat(size) == target else fits[0], linear, (fits[0], largest), True)
 
 
 def imagenet_downsampling(probes: Probes) -> int | None:
     """How many times the layers before the head shrink an ImageNet-sized input (224 over the
     smallest spatial size a layer outputs, global pools aside), when it is at least
     IMAGENET_DOWNSAMPLING; None otherwise or when unknown. Maps do not shrink as the input
-    grows, so a model whose maps at 128 (the flatten search's run) all stay larger than 224
-    allows is not run at 224 (a CIFAR network there would cost 40 times its size)."""
-    small = probes(128)
-    if small is not None and small.smallest \
-            and IMAGENET_SIZE // small.smallest < IMAGENET_DOWNSAMPLING:
+    grows, so a model whose maps at a smaller size all stay larger than 224 allows is not run
+    at 224 (a CIFAR network there would cost 50 times its size): at a size already run (the
+    flatten search's), else at 128 (a quarter of 224's cost on an ImageNet network)."""
+    def larger(seen: Seen | None) -> bool:
+        return seen is not None and bool(seen.smallest) \
+            and IMAGENET_SIZE // seen.smallest < IMAGENET_DOWNSAMPLING
+
+    if any(larger(seen) for size, seen in probes.seen.items() if size < IMAGENET_SIZE) \
+            or larger(probes(128)):
         return None
     seen = probes(IMAGENET_SIZE)
     if seen is None or not seen.smallest:

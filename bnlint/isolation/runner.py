@@ -58,10 +58,12 @@ atexit.register(stop_all)
 
 
 class Worker(ProcessGroup):
-    """The fork server and the channel from it. It starts importing torch at once; each
-    :meth:`lint` hands it a request."""
+    """The fork server and the channel from it. The process starts at once and imports torch
+    when :meth:`start` sends it the run's token: at once when ``start``, else when the parent
+    knows a file is to be linted (the results cache may hold them all); each request is
+    handed over by :meth:`messages`."""
 
-    def __init__(self, verbose: bool):
+    def __init__(self, verbose: bool, start: bool = True):
         self.token = channel.new_token()
         read, write = os.pipe()
         # -P: the current folder is not put on sys.path, so a bisect.py or numpy.py there
@@ -77,8 +79,15 @@ class Worker(ProcessGroup):
         self.events = channel.Reader(read, self.token)
         self.selector = selectors.DefaultSelector()
         self.selector.register(read, selectors.EVENT_READ)
-        self.ready = False
-        self._write(self.token + "\n")
+        self.ready = self.started = False
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Have the server import torch and bnlint's linting code (once)."""
+        if not self.started:
+            self.started = True
+            self._write(self.token + "\n")
 
     def _write(self, text: str) -> None:
         try:
@@ -90,6 +99,7 @@ class Worker(ProcessGroup):
     def messages(self, request: dict[str, Any], startup: float) -> Iterator[dict[str, Any]]:
         """Send ``request``; then the server's messages up to "done". Raises InputError when
         it does not start within ``startup`` seconds, dies, or sends something malformed."""
+        self.start()
         self._write(json.dumps(request) + "\n")
         deadline = time.monotonic() + startup
         while True:
@@ -212,6 +222,8 @@ def run(files: list[str], config: Config, rules: dict[str, Rule],
     stored = {i: cache.get(path, path in may_be_empty) for i, path in enumerate(files)} \
         if cache else {}
     todo = [i for i in range(len(files)) if stored.get(i) is None]
+    if todo and worker is not None:
+        worker.start()
     for i, hit in stored.items():
         if hit is not None:
             reports[i], errors[i] = hit

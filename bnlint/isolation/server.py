@@ -343,8 +343,9 @@ def main(argv: list[str]) -> None:
     token = sys.stdin.readline().strip()
     os.dup2(2, 1)  # print() in bnlint or torch goes where the parent reads the output
     sys.stdout = sys.stderr
-    # Import the heavy parts before reading the request: the parent starts this process first
-    # thing, so torch loads while it parses options and config.
+    # Import the heavy parts before reading the request: the parent sends the token first
+    # thing (or once it knows a file is not served by the results cache), so torch loads
+    # while it parses options and config (or looks up the cache).
     from .. import engine  # noqa: F401 - torch, the model graph, the rules, the probe
     from ..discover import inputs, load, models, targets  # noqa: F401
     server = Server(out, token, parent)

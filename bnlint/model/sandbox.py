@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ..errors import FORWARD_FAILED, UserCodeError
 from . import sites
@@ -63,3 +64,18 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
             f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
             path=site.path if site else None, line=site.line if site else None,
             hint=hint) from None
+
+
+def functional_forward(model: nn.Module, state: dict[str, torch.Tensor], inputs: tuple) -> Any:
+    """``model(*inputs)`` with its parameters and buffers replaced by ``state`` (e.g. meta
+    tensors), every module's own tensors put back afterwards. torch.func.functional_call
+    alone leaves a submodule registered under several names (a shared module, as CoaT's conv
+    position encodings in timm) holding the tensors it was given."""
+    saved = [(tensors, name, t) for m in model.modules()
+             for tensors in (m._parameters, m._buffers) for name, t in tensors.items()]
+    try:
+        return functional_call(model, state, inputs)
+    finally:
+        for tensors, name, t in saved:
+            if tensors.get(name) is not t:
+                tensors[name] = t

@@ -30,13 +30,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import config as defaults
 from ..errors import FORWARD_FAILED, InputError, UserCodeError
 from ..measurement import ProbePlan
+from ..model.sandbox import functional_forward
 
 # A Hessian-vector product by double backward counts this many times the FLOPs of one
 # forward+backward (FlopCounterMode on the meta device: 2.02 for ResNet-20 at batch 64, 2.09 for
@@ -96,7 +96,7 @@ def _count(model: nn.Module, state: dict[str, torch.Tensor], inputs: tuple) -> C
     model.train()
     try:
         with torch.enable_grad(), flops, census:
-            out = first_tensor(functional_call(model, state, inputs))
+            out = first_tensor(functional_forward(model, state, inputs))
             census.forward = False
             if out.requires_grad:
                 out.float().sum().backward()

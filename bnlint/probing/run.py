@@ -47,7 +47,8 @@ from ..measurement import (
     ProbeResult,
     ProbeStep,
 )
-from ..model.graph import ModelGraph
+from ..model import ops
+from ..model.graph import Layer, ModelGraph
 from . import hessian, stability
 from . import taps as measure
 from .plan import first_tensor, make_plan, passes, resized
@@ -230,15 +231,37 @@ def _optimizer(opt: Optimizer | None,
 
 
 def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """(qualified name, weight) of each affine layer in execution order, on the probe copy."""
+    """(name, weight) of each affine layer in execution order, on the probe copy: a module's
+    own weight, named by the module; or, for the affine op inside a subclass of an affine
+    layer that rewrites its weight before the op (the scaled weight-standardised conv of
+    NF-Nets, arXiv:2101.08692; a padding conv), that layer's weight, named by the op's key."""
     out, seen = [], set()
     for layer in graph.order:
-        if layer.is_("@affine") and layer.module and layer.module not in seen:
-            weight = getattr(model.get_submodule(layer.module), "weight", None)
-            if isinstance(weight, torch.Tensor) and weight.requires_grad:
-                seen.add(layer.module)
-                out.append((layer.module, weight))
+        if not layer.is_("@affine"):
+            continue
+        name, owner = (layer.module, layer.module) if layer.module else \
+            (layer.key, _affine_owner(layer, graph.model))
+        if owner is None or owner in seen:
+            continue
+        weight = getattr(model.get_submodule(owner), "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.requires_grad:
+            seen.add(owner)
+            out.append((name, weight))
     return out
+
+
+def _affine_owner(layer: Layer, model: nn.Module) -> str | None:
+    """The module of the user's ``model`` that calls the functional affine op ``layer`` when
+    that module is itself an affine layer (a subclass of nn.Conv2d or nn.Linear with its own
+    forward), else None. (An fx copy keeps only the module's tensors, not its class.)"""
+    owner = layer.key.rpartition(":")[0]
+    if not owner:
+        return None
+    try:
+        module = model.get_submodule(owner)
+    except AttributeError:
+        return None
+    return owner if ops.in_group(ops.kind_of_module(module), "affine") else None
 
 
 class _Run:
@@ -319,11 +342,15 @@ class _Run:
         if finite:
             loss.backward()
         forward, grads = self.recorder.collect()
-        weight_grads, grad_norm = {}, None
-        if finite:  # one sum across processes for every norm: the affine weights' and the total
+        weight_grads, weights, grad_norm = {}, {}, None
+        if finite:  # one sum across processes for every norm: the affine weights' gradients,
+            # the weights themselves (for the rules that weigh weight decay against the
+            # gradient) and the total
             zero = torch.zeros((), device=self.x[0].device)
             squares = [self.local(w.grad.detach()).float().square().sum().to(zero.device)
                        if w.grad is not None else zero for _, w in self.affine]
+            squares += [self.local(w.detach()).float().square().sum().to(zero.device)
+                        for _, w in self.affine]
             present = [self.local(p.grad.detach()).float().square().sum().to(zero.device)
                        for p in self.params if p.grad is not None]
             if present:
@@ -331,12 +358,15 @@ class _Run:
             if squares:
                 norms = self.summed(torch.stack(squares)).sqrt().tolist()
                 weight_grads = {name: v for (name, _), v in zip(self.affine, norms)}
+                weights = {name: v for (name, _), v in zip(self.affine,
+                                                             norms[len(self.affine):])}
                 grad_norm = norms[-1] if present else None
         numbers = [*weight_grads.values(), *grads.values(),
                    *(v for stats in forward.values() for v in (stats["mean"], stats["std"]))]
         finite = finite and all(math.isfinite(v) for v in numbers)
         return {"loss": total, "finite": finite, "forward": forward,
-                "grads": grads, "weight_grads": weight_grads, "grad_norm": grad_norm}
+                "grads": grads, "weight_grads": weight_grads, "weights": weights,
+                "grad_norm": grad_norm}
 
     def curvature(self, products: int, deadline: float,
                   scale: list[torch.Tensor] | None = None) -> hessian.Eigen:
@@ -386,8 +416,10 @@ class _Run:
             stats = dict(step["forward"].get(t.key, {}))
             if t.key in step["grads"]:
                 stats["act_grad"] = step["grads"][t.key]
-            if t.module in step["weight_grads"]:
-                stats["weight_grad"] = step["weight_grads"][t.module]
+            if t.key in step["weight_grads"]:  # keyed as _affine_modules names them
+                stats["weight_grad"] = step["weight_grads"][t.key]
+            if t.key in step["weights"]:
+                stats["weight_norm"] = step["weights"][t.key]
             table[t.key] = stats
         return table
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..discover import checkpoints
 from ..model import sites
 from ..model.graph import Layer, ModelGraph
 from ..predict import theory
@@ -410,3 +411,73 @@ def batchnorm_parameters(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if problems:
             yield Hit(bn, {"bn": bn, "problems": "; ".join(problems)},
                       {"problems": problems}, severity="error" if error else None)
+
+
+def _trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters(recurse=False))
+
+
+def _upstream_of_trainable(graph: ModelGraph) -> set[str]:
+    """Names of the layers from which a trainable affine layer can be reached."""
+    found: set[str] = set()
+    for layer in reversed(graph.order):
+        for n in graph.g.successors(layer.name):
+            after = graph.layer(n)
+            if n in found or (after.is_("@affine") and after.obj is not None
+                              and _trainable(after.obj)):
+                found.add(layer.name)
+                break
+    return found
+
+
+_POWER_STEPS = 30
+
+
+def spectral_edge_ratio(weight: torch.Tensor) -> float:
+    """The weight matrix's (out x fan-in) largest singular value over the edge of an i.i.d.
+    random matrix's spectrum with the same RMS s, s (sqrt(out) + sqrt(fan-in)) (Bai-Yin): about
+    1 or below at a random init, well above where training grew a direction (arXiv:1810.01075)."""
+    w = weight.detach().reshape(weight.shape[0], -1).float()
+    rms = float(w.pow(2).mean().sqrt())
+    if rms == 0:
+        return math.inf
+    edge = rms * (math.sqrt(w.shape[0]) + math.sqrt(w.shape[1]))
+    # power iteration on W^T W (a few matrix-vector products, not an SVD): it approaches the
+    # top singular value from below, fast when training grew one far above the rest
+    v = torch.randn(w.shape[1], generator=torch.Generator().manual_seed(0)).to(w.device)
+    for _ in range(_POWER_STEPS):
+        v = w.T @ (w @ v)
+        v = v / v.norm().clamp_min(1e-30)
+    return float((w @ v).norm()) / edge
+
+
+@check("BNL306")
+def frozen_at_random_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    if not readable(ctx.model) or (ctx.source and checkpoints.loading_call(ctx.source)):
+        return  # a file that loads weights may freeze pretrained layers on purpose
+    params = list(ctx.model.parameters())
+    whole = bool(params) and not any(p.requires_grad for p in params)
+    feeding = _upstream_of_trainable(ctx.graph)
+    bound = ctx.threshold(rule, "random_edge")
+    frozen = []
+    for layer in first_calls(ctx.graph, "@affine"):
+        weight = getattr(layer.obj, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.dim() < 2 or _trainable(layer.obj) \
+                or not bool(torch.isfinite(weight).all()) \
+                or not (whole or layer.name in feeding):
+            continue
+        ratio = spectral_edge_ratio(weight)
+        if ratio > bound:
+            return  # a direction grown by training: these may be trained weights, frozen
+        frozen.append((layer, ratio))
+    if not frozen:
+        return
+    ratio = max(r for _, r in frozen)
+    after = ("no parameter of the model is trainable, so nothing it computes can learn"
+             if whole else "trainable layers after them learn on the random features they "
+             "pass on, and the frozen layers never adapt to the task")
+    yield Hit(frozen[0][0],
+              {"first": frozen[0][0].label, "count": len(frozen), "ratio": ratio,
+               "after": after},
+              {"frozen": [x.module or x.name for x, _ in frozen], "whole_model": whole,
+               "spectral_edge_ratio": {x.module or x.name: r for x, r in frozen}})

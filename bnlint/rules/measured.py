@@ -9,6 +9,7 @@ import torch
 
 from ..measurement import ProbeStep
 from ..probing.run import OWN_LOSS
+from . import zeros
 from .base import Context, Hit, check
 from .catalog import Rule
 from .targets import regression_targets, targets
@@ -132,6 +133,11 @@ def measured_vanishing(ctx: Context, rule: Rule) -> Iterator[Hit]:
                "first_module": p.first_module, "last_module": p.last_module})
 
 
+def _named(layer) -> str:
+    """A layer by its module path, or by its key for a functional op (``stem:conv2d``)."""
+    return layer.module or layer.key
+
+
 def _zero_weight(ctx: Context, module: str) -> bool:
     """Whether ``module``'s weight holds values, all of them zero (a zero-initialised head:
     torchvision's ViT, Fixup's classifier, arXiv:1901.09321)."""
@@ -143,25 +149,49 @@ def _zero_weight(ctx: Context, module: str) -> bool:
 
 @check("BNL903")
 def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """Judged at initialisation and after the last step, except that a layer whose input is
+    exactly zero at initialisation because a zero-initialised branch end feeds it (an SE gate
+    after an NF-Net's zero-gain conv, arXiv:2102.06171) is judged after the steps only."""
     p = ctx.probe
     if p is None:
         return
     limit = ctx.threshold(rule, "dead_fraction")
-    dead = [(max(x.init.get("dead", 0.0), x.final.get("dead", 0.0)), x) for x in p.layers
-            if "dead" in x.init]
-    bad = [(d, x) for d, x in dead if d >= limit]
+    relus = [x for x in p.layers if "dead" in x.init]
+    flagged = {x.key: ctx.graph.find(x.key) for x in relus
+               if max(x.init["dead"], x.final.get("dead", 0.0)) >= limit}
+    fed = zeros.starved(ctx.graph, [layer.name for layer in flagged.values() if layer])
+    bad, excused = [], []
+    for x in relus:
+        layer = flagged.get(x.key)
+        source = fed.get(layer.name) if layer is not None else None
+        judged = [x.final.get("dead", 0.0)] if p.steps else []
+        if source is None:
+            judged.append(x.init["dead"])
+        elif x.init["dead"] >= limit:
+            excused.append(f"{x.module or x.key} (fed by {_named(ctx.graph.layer(source))})")
+        if judged and max(judged) >= limit:
+            bad.append((max(judged), x, source is None and x.init["dead"] >= limit))
+    if excused:
+        shown = ", ".join(excused[:3]) + (f" and {len(excused) - 3} more" if len(excused) > 3
+                                          else "")
+        ctx.notes.append(
+            f"BNL903 not judged at initialisation on {len(excused)} ReLU layer(s), {shown}: "
+            "their input "
+            "is exactly zero there because a zero-initialised layer that ends a residual branch "
+            "feeds them, not because they died" + ("; judged after the probe's steps"
+                                                   if p.steps else
+                                                   ", and the probe ran no training step"))
     if not bad:
         yield from _dying_during_probe(ctx, rule)
         return
-    worst_fraction, worst = max(bad, key=lambda item: item[0])
-    when = "at initialisation" if worst.init["dead"] >= limit else \
-        f"after {p.steps} training steps"
+    worst_fraction, worst, at_init = max(bad, key=lambda item: item[0])
+    when = "at initialisation" if at_init else f"after {p.steps} training steps"
     yield Hit(ctx.graph.find(worst.key),
               {"fraction": worst_fraction, "layer": worst.module or worst.key, "when": when,
                "count": len(bad), "device": p.device, "judged": f"at or above {limit:.0%}",
                "cause": ""},
               {"measured": {"dead_fraction": worst_fraction},
-               "layers": {x.module or x.key: d for d, x in bad}})
+               "layers": {x.module or x.key: d for d, x, _ in bad}})
 
 
 def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:

@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     heads,
     init,
     measured,
+    optimizer,
     ordering,
     patterns,
     scales,
