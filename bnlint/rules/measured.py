@@ -182,14 +182,47 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
                                                    if p.steps else
                                                    ", and the probe ran no training step"))
     if not bad:
+        yield from _dying_during_probe(ctx, rule)
         return
     worst_fraction, worst, at_init = max(bad, key=lambda item: item[0])
     when = "at initialisation" if at_init else f"after {p.steps} training steps"
     yield Hit(ctx.graph.find(worst.key),
               {"fraction": worst_fraction, "layer": worst.module or worst.key, "when": when,
-               "count": len(bad), "device": p.device},
+               "count": len(bad), "device": p.device, "judged": f"at or above {limit:.0%}",
+               "cause": ""},
               {"measured": {"dead_fraction": worst_fraction},
                "layers": {x.module or x.key: d for d, x, _ in bad}})
+
+
+def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """BNL903's trajectory reading: ReLU layers whose dead fraction rose by ``dead_rise`` or
+    more from initialisation to the probe's last step, units the training steps killed. Info
+    only when the probe ran its default lr, which the user may not train with (as BNL905)."""
+    p, bound = ctx.probe, ctx.threshold(rule, "dead_rise")
+    opt = ctx.config.optimizer
+    configured = opt is not None and opt.lr is not None
+    rising = [(x.final["dead"] - x.init["dead"], x) for x in p.layers
+              if "dead" in x.init and "dead" in x.final]
+    rising = [(up, x) for up, x in rising if up >= bound]
+    if not rising or not p.steps:
+        return
+    up, worst = max(rising, key=lambda item: item[0])
+    yield Hit(ctx.graph.find(worst.key),
+              {"fraction": worst.final["dead"], "layer": worst.module or worst.key,
+               "when": f"after {p.steps} training steps, up from {worst.init['dead']:.0%} at "
+                       "initialisation",
+               "count": len(rising), "device": p.device,
+               "judged": f"whose dead share rose by {bound * 100:g} points or more during the "
+                         "probe",
+               "cause": " Units that die while the probe trains point to steps too large for "
+                        f"the layers feeding them (the probe ran {p.optimizer['name']} at lr "
+                        f"{p.optimizer['lr']:g}"
+                        + (")." if configured else ", its default: no optimizer in the config).")},
+              {"measured": {"dead_fraction": worst.final["dead"],
+                            "initial_dead_fraction": worst.init["dead"], "rise": up,
+                            "steps": p.steps},
+               "layers": {x.module or x.key: r for r, x in rising}, "configured": configured},
+              severity=None if configured else "info")
 
 
 @check("BNL904")
