@@ -404,8 +404,8 @@ def test_a_narrow_layer_is_judged_against_the_dead_count_chance_gives_it():
     act = narrow.probe.layer("act")
     assert (act.units, act.init["dead"]) == (8, 0.75)  # measured at this seed
     assert "BNL903" not in {f.code for f in narrow.findings}
-    assert any(n.startswith("BNL903 not judged on 1 ReLU layer(s) with 70% or more of their "
-                            "units dead, act (6 of 8 units, chance 0.14)")
+    assert any(n.startswith("BNL903 does not count the dead share of 1 ReLU layer(s) with 70% "
+                            "or more of their units dead, act (6 of 8 units, chance 0.14)")
                for n in narrow.notes), narrow.notes
     torch.manual_seed(21)
     wide = lint(_Gate(64, -10.0), torch.randn(4, 3, 16, 16), config=Config(probe_steps=1))

@@ -3,6 +3,8 @@ model cannot train as built, and no rule crashes on degenerate weights."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -180,3 +182,60 @@ def test_the_static_pass_runs_on_as_many_inferred_examples_as_its_rules_need():
     assert static_examples((x,), rules, off)[0].shape == (2, 32)
     assert static_examples((x,), rules, Config(thresholds={"BNL403": {"min_batch": 12}}))[0] \
         .shape == (12, 32)
+
+
+def _lint_targets(model, x, y, optimizer):
+    return [f for f in bnlint.lint(model, x, y, config=Config(probe=False, optimizer=optimizer))
+            .findings if f.code == "BNL402"]
+
+
+def test_large_targets_under_adam_are_not_the_sgd_gradient_warning():
+    """Adam's step is about lr whatever the gradient (arXiv:1412.6980 §2.1): the SGD reading of
+    large targets does not hold, and a ReLU net (unbounded features) gets no count either."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    x = torch.randn(64, 8)
+    assert not _lint_targets(model, x, x[:, :1] * 1000, Optimizer("adam", 1e-3))
+    sgd = _lint_targets(model, x, x[:, :1] * 1000, Optimizer("sgd", 1e-3, 0.9))
+    assert sgd[0].severity == "warning" and "the step grows with the gradient" in sgd[0].message
+
+
+def test_adam_step_count_to_reach_large_targets_holds_in_training():
+    """Behind tanh features the output is at most sum |w| + |b|, which Adam grows by about lr
+    per weight and step: after half the counted steps the output still falls short."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.Tanh(), nn.Linear(64, 1))
+    x = torch.randn(512, 8)
+    y = x[:, :1] * 50 + 100
+    found = _lint_targets(model, x[:128], y[:128], Optimizer("adam", 1e-3))
+    assert found and found[0].severity == "info"
+    count = float(re.search(r"needs at least ([0-9.e+]+) steps", found[0].message).group(1))
+    assert 1000 < count < 3000  # (RMS 112 - sum 4) / (1e-3 x 65)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(int(count / 2)):
+        batch = torch.randint(0, 512, (64,), generator=gen)
+        loss = (model(x[batch]) - y[batch]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(model(x).abs().max()) < float(y.pow(2).mean().sqrt())
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_units_dying_during_the_probe_warn_only_at_the_configured_lr(configured):
+    """BNL903's rise: inputs of scale 1000 make SGD at lr 0.01 kill units of the second ReLU
+    layer (2% -> 61% over the probe's steps); when the config names no optimizer the probe ran
+    that lr as its default, which the user may not train with, so the finding is info."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                          nn.Linear(64, 2))
+    torch.manual_seed(0)
+    opt = Optimizer("sgd", 0.01, 0.9) if configured else None
+    report = bnlint.lint(model, torch.randn(32, 8) * 1000,
+                         config=Config(optimizer=opt, select=["BNL903"]))
+    found = [f for f in report.findings if f.code == "BNL903"]
+    assert len(found) == 1 and "up from" in found[0].message
+    assert found[0].severity == ("warning" if configured else "info")
+    assert ("its default" in found[0].message) == (not configured)

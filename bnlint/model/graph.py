@@ -175,6 +175,16 @@ class ModelGraph:
         """Every call of the module ``layer`` calls (a shared module has several)."""
         return self._calls.get(id(layer.obj), [layer]) if layer.obj is not None else [layer]
 
+    def ancestors(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every node they are computed from (parameters included)."""
+        found, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name not in found:
+                found.add(name)
+                todo.extend(self.g.predecessors(name))
+        return found
+
     def upstream_of(self, spec: str) -> set[str]:
         """Names of the layers from which some layer matching ``spec`` can be reached (one
         pass in reverse order, cached per spec)."""

@@ -467,17 +467,6 @@ class Branch:
     end: Layer | None
 
 
-def _ancestors(graph: ModelGraph, name: str) -> set[str]:
-    """``name`` and every node it is computed from (parameters included)."""
-    found, stack = set(), [name]
-    while stack:
-        n = stack.pop()
-        if n not in found:
-            found.add(n)
-            stack.extend(graph.g.predecessors(n))
-    return found
-
-
 def _escapes(graph: ModelGraph, start: str, members: set[str], cut: str) -> bool:
     """Whether a path back from ``start`` leaves the branch (reaches the fork or an input)
     without passing through ``cut``; parameters read inside the branch do not count."""
@@ -505,7 +494,7 @@ def residual_branches(graph: ModelGraph) -> list[Branch]:
         inputs = graph.prev(add)
         if len(inputs) != 2:
             continue
-        reach = [_ancestors(graph, x.name) for x in inputs]
+        reach = [graph.ancestors([x.name]) for x in inputs]
         if not reach[0] & reach[1]:
             continue  # no common fork: a bias or an embedding added to a stream
         own = [reach[0] - reach[1], reach[1] - reach[0]]

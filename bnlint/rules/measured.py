@@ -169,9 +169,10 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     """Judged at initialisation and after the last step, except that a layer whose input is
     exactly zero at initialisation because a zero-initialised branch end feeds it (an SE gate
     after an NF-Net's zero-gain conv, arXiv:2102.06171) is judged after the steps only. A
-    dead share counts only when chance would rarely give that many dead units
-    (:func:`chance_of_dead` below ``dead_significance`` shared among the model's ReLU layers):
-    a squeeze-excitation gate of 8 units is 6/8 dead by chance 14% of the time."""
+    dead share, at initialisation or after the steps, counts only when chance would rarely
+    give that many dead units (:func:`chance_of_dead` below ``dead_significance`` shared among
+    the model's ReLU layers): a squeeze-excitation gate of 8 units is 6/8 dead by chance 14%
+    of the time. Units the steps kill are judged by their rise (:func:`_dying_during_probe`)."""
     p = ctx.probe
     if p is None:
         return
@@ -203,20 +204,54 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
           "residual branch feeds them, not because they died"
           + ("; judged after the probe's steps" if p.steps
              else ", and the probe ran no training step"))
-    _note(ctx, few, f"BNL903 not judged on {{n}} ReLU layer(s) with {limit:.0%} or more of "
-          "their units dead, {shown}: too few units for that count to exceed chance (a healthy "
-          "unit is dead with probability up to 1/2; a layer counts when the chance of as many "
-          f"dead is at most {level:.2g}, {ctx.threshold(rule, 'dead_significance'):g} shared "
-          f"among {len(relus)} ReLU layer(s))")
+    _note(ctx, few, f"BNL903 does not count the dead share of {{n}} ReLU layer(s) with "
+          f"{limit:.0%} or more of their units dead, {{shown}}: too few units for that count "
+          "to exceed chance (a healthy unit is dead with probability up to 1/2; a layer counts "
+          f"when the chance of as many dead is at most {level:.2g}, "
+          f"{ctx.threshold(rule, 'dead_significance'):g} shared among {len(relus)} ReLU "
+          "layer(s)); units that die during the probe's steps are judged by their rise")
     if not bad:
+        yield from _dying_during_probe(ctx, rule)
         return
     worst_fraction, worst, at_init = max(bad, key=lambda item: item[0])
     when = "at initialisation" if at_init else f"after {p.steps} training steps"
     yield Hit(ctx.graph.find(worst.key),
               {"fraction": worst_fraction, "layer": worst.module or worst.key, "when": when,
-               "count": len(bad), "device": p.device},
+               "count": len(bad), "device": p.device, "judged": f"at or above {limit:.0%}",
+               "cause": ""},
               {"measured": {"dead_fraction": worst_fraction},
                "layers": {x.module or x.key: d for d, x, _ in bad}})
+
+
+def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
+    """BNL903's trajectory reading: ReLU layers whose dead fraction rose by ``dead_rise`` or
+    more from initialisation to the probe's last step, units the training steps killed. Info
+    only when the probe ran its default lr, which the user may not train with (as BNL905)."""
+    p, bound = ctx.probe, ctx.threshold(rule, "dead_rise")
+    opt = ctx.config.optimizer
+    configured = opt is not None and opt.lr is not None
+    rising = [(x.final["dead"] - x.init["dead"], x) for x in p.layers
+              if "dead" in x.init and "dead" in x.final]
+    rising = [(up, x) for up, x in rising if up >= bound]
+    if not rising or not p.steps:
+        return
+    up, worst = max(rising, key=lambda item: item[0])
+    yield Hit(ctx.graph.find(worst.key),
+              {"fraction": worst.final["dead"], "layer": worst.module or worst.key,
+               "when": f"after {p.steps} training steps, up from {worst.init['dead']:.0%} at "
+                       "initialisation",
+               "count": len(rising), "device": p.device,
+               "judged": f"whose dead share rose by {bound * 100:g} points or more during the "
+                         "probe",
+               "cause": " Units that die while the probe trains point to steps too large for "
+                        f"the layers feeding them (the probe ran {p.optimizer['name']} at lr "
+                        f"{p.optimizer['lr']:g}"
+                        + (")." if configured else ", its default: no optimizer in the config).")},
+              {"measured": {"dead_fraction": worst.final["dead"],
+                            "initial_dead_fraction": worst.init["dead"], "rise": up,
+                            "steps": p.steps},
+               "layers": {x.module or x.key: r for r, x in rising}, "configured": configured},
+              severity=None if configured else "info")
 
 
 @check("BNL904")

@@ -9,6 +9,7 @@ import torch
 
 from ..discover.targets import Targets
 from ..model.graph import Layer, ModelGraph
+from ..probing.stability import PLAIN
 from .base import Context, Hit, check, heads_after_affine
 from .catalog import Rule
 from .init import readable
@@ -54,6 +55,52 @@ def _output_layer(graph: ModelGraph) -> Layer | None:
     return next((x for x in reversed(graph.order) if x.is_("@affine")), None)
 
 
+# Optimizers whose step per coordinate is at most about lr whatever the gradient's size: Adam's
+# family (Kingma & Ba, arXiv:1412.6980, §2.1: |step| <~ lr; Adamax's §7.1: |step| <= lr) and
+# Adagrad (lr g / sqrt(sum of g^2) <= lr). Left out: RMSprop, whose first steps are up to
+# lr / sqrt(1 - alpha) (no bias correction), RAdam, whose first steps are lr times the momentum
+# of the raw gradient, and Adadelta, whose step is not lr-sized.
+LR_SIZED_STEPS = ("adam", "adamw", "adamax", "nadam", "adagrad")
+# Activations whose outputs lie in [-1, 1].
+UNIT_BOUNDED = ("Tanh", "Sigmoid", "Softsign", "Hardsigmoid", "Sin", "Cos")
+
+
+def _bounded_features(graph: ModelGraph, layer: Layer) -> Layer | None:
+    """The activation bounded by 1 whose output ``layer`` reads (through dropout), if any."""
+    feeding = graph.prev(layer)
+    while len(feeding) == 1 and feeding[0].is_("@dropout"):
+        feeding = graph.prev(feeding[0])
+    return feeding[0] if len(feeding) == 1 and feeding[0].kind in UNIT_BOUNDED else None
+
+
+def _steps_to_reach(t: Targets, layer: Layer, lr: float) -> dict | None:
+    """How many lr-sized steps the output layer ``layer``, reading features in [-1, 1], needs
+    at least before its output can be as large as the targets' RMS: |output_j| <= ||W_j||_1 +
+    |b_j| (its reach), and each step adds at most lr per weight and bias to that sum. None when
+    the layer has no readable weight."""
+    weight, bias = getattr(layer.obj, "weight", None), getattr(layer.obj, "bias", None)
+    if not isinstance(weight, torch.Tensor) or weight.is_meta or weight.dim() < 2 \
+            or not bool(torch.isfinite(weight).all()):
+        return None
+    rows = weight.detach().double().reshape(weight.shape[0], -1)
+    reach = rows.abs().sum(1)
+    if isinstance(bias, torch.Tensor) and not bias.is_meta:
+        reach = reach + bias.detach().double().abs()
+    coords = rows.shape[1] + int(isinstance(bias, torch.Tensor))
+    if t.tensor is None:
+        rms = torch.tensor([t.std], dtype=torch.float64)
+    else:
+        y = t.tensor.detach().double()
+        y = y.reshape(len(y), -1) if y.dim() else y.reshape(1, 1)
+        rms = y.pow(2).mean(0).sqrt()
+    if rms.numel() != reach.numel():  # a shape bnlint cannot pair: the largest against the lot
+        rms, reach = rms.max().reshape(1), reach.max().reshape(1)
+    steps = (rms - reach) / (lr * coords)
+    j = int(steps.argmax())
+    return {"steps": float(steps[j]), "rms": float(rms.max()), "reach": float(reach[j]),
+            "coords": coords, "per_step": lr * coords}
+
+
 @check("BNL402")
 def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     t = targets(ctx)
@@ -62,15 +109,40 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return  # a linear model: the scale only conditions its loss (the lr rules judge that)
     relu = bool(ctx.graph.layers("@relu"))
     low, high = ctx.threshold(rule, "std_min"), ctx.threshold(rule, "std_max")
-    problems, effect = [], ""
-    if t.std > high or (relu and t.std < low):
+    opt = ctx.config.optimizer
+    name = opt.name if opt is not None else None
+    problems, effect, severity = [], "", None
+    if t.std < low and relu:
         problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
                         f"{high:g}]")
         effect = (" Small target variance makes ReLUs die more easily (Arnekvist et al., "
-                  "arXiv:2005.06195)." if t.std < low else
-                  " The network starts with outputs of about unit scale, so the squared error "
-                  "and its gradient grow with the targets' variance and std: a learning rate "
-                  "that suits the hidden layers is too large at the output.")
+                  "arXiv:2005.06195).")
+    elif t.std > high and (name is None or name in PLAIN):
+        problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
+                        f"{high:g}]")
+        effect = (" The network starts with outputs of about unit scale, so the squared error "
+                  "and its gradient grow with the targets' variance and std, and under "
+                  f"{name or 'SGD (no optimizer in the config)'} the step grows with the "
+                  "gradient: a learning rate that suits the hidden layers is too large at the "
+                  "output.")
+    elif name in LR_SIZED_STEPS and opt.lr:
+        feature = _bounded_features(ctx.graph, layer)
+        heads = {x.name for x in ctx.graph.heads()}
+        far = (_steps_to_reach(t, layer, opt.lr)
+               if feature is not None and layer.name in heads else None)
+        if far is not None and far["rms"] > high and far["steps"] > 0:
+            problems.append(f"the targets' RMS is {far['rms']:.3g} ({t.source}), and "
+                            f"{layer.label} reads the outputs of {feature.what}, in [-1, 1], so "
+                            f"its output can reach at most sum |w| + |b| = {far['reach']:.3g} "
+                            "now")
+            effect = (f" {name} moves each weight by at most about lr per step whatever the "
+                      "gradient's size (Kingma & Ba, arXiv:1412.6980, §2.1; the SGD reading, "
+                      "a step that grows with the error, does not hold), so that bound grows "
+                      "by at most "
+                      f"{opt.lr:g} x {far['coords']} = {far['per_step']:.3g} per step: the "
+                      f"output needs at least {far['steps']:.3g} steps to reach the targets' "
+                      "scale (bnlint is not told how long you train).")
+            severity = "info"
     if t.tensor is not None and t.tensor.dim() == 2 and t.tensor.shape[1] > 1:
         scales = t.tensor.float().std(dim=0)
         spread = float(scales.max() / scales.min().clamp_min(1e-30))
@@ -78,9 +150,9 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
             problems.append(f"its {t.tensor.shape[1]} outputs' stds differ {spread:.3g}x "
                             f"({float(scales.min()):.3g} to {float(scales.max()):.3g}), so "
                             "the largest dominate the loss")
+            severity = None
     if not problems:
         return
-    opt = ctx.config.optimizer
     momentum = opt is not None and (opt.momentum or 0) > 0 and t.std < low
     stronger = (f" With momentum ({opt.momentum:g} in the config) it is worse: momentum drives "
                 "parameters into the dying regions, and a 4x32 ReLU MLP trained with SGD and "
@@ -94,7 +166,7 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
                       "momentum": stronger, "snippet": snippet,
                       "network": "a ReLU network" if relu else "the model"},
               {"targets_std": t.std, "source": t.source, "momentum": momentum,
-               "problems": problems})
+               "problems": problems, "optimizer": name}, severity=severity)
 
 
 def distinct_examples(inputs: tuple) -> int:

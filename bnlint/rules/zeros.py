@@ -111,17 +111,6 @@ def zero_layers(graph: ModelGraph, within: set[str] | None = None) -> dict[str, 
     return zero
 
 
-def ancestors(graph: ModelGraph, names: Iterable[str]) -> set[str]:
-    """The node names from which one of ``names`` can be reached, and those names."""
-    found, todo = set(), list(names)
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found.add(name)
-            todo.extend(graph.g.predecessors(name))
-    return found
-
-
 def trains(graph: ModelGraph, source: str, zero: dict[str, str]) -> bool:
     """Whether the zero-initialised layer ``source`` gets a gradient at initialisation: its
     output reaches a layer that is not zero (the merge with a residual stream, the model's
@@ -147,6 +136,6 @@ def starved(graph: ModelGraph, names: Iterable[str]) -> dict[str, str]:
     initialisation because a zero-initialised layer that trains feeds them (a residual
     branch's zero end), with that layer's name."""
     names = list(names)
-    zero = zero_layers(graph, ancestors(graph, names))
+    zero = zero_layers(graph, graph.ancestors(names))
     return {name: zero[name] for name in names
             if name in zero and trains(graph, zero[name], zero)}
