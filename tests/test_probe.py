@@ -412,3 +412,20 @@ def test_a_narrow_layer_is_judged_against_the_dead_count_chance_gives_it():
     assert wide.probe.layer("act").units == 64
     assert [(f.code, f.module) for f in wide.findings if f.code == "BNL903"] == [
         ("BNL903", "act")]
+
+
+def test_weight_norms_of_huge_finite_weights_are_finite():
+    """A weight of 1e25 is finite but its square overflows float32: the probe's weight norms
+    (which BNL908 weighs against the gradient) are summed in float64, so no Inf appears in
+    the measurements that no finding would report."""
+    from bnlint import lint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(1e-25)
+        model[2].weight.fill_(1e25)
+    report = lint(model, torch.randn(8, 4), config=Config(probe_steps=0))
+    norms = {x.key: x.init["weight_norm"] for x in report.probe.layers
+             if "weight_norm" in x.init}
+    assert norms["2"] == pytest.approx(1e25 * math.sqrt(8), rel=1e-6)

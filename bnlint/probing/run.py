@@ -349,7 +349,8 @@ class _Run:
             zero = torch.zeros((), device=self.x[0].device)
             squares = [self.local(w.grad.detach()).float().square().sum().to(zero.device)
                        if w.grad is not None else zero for _, w in self.affine]
-            squares += [self.local(w.detach()).float().square().sum().to(zero.device)
+            # in float64: weights of 1e20 and more are finite but their squares overflow float32
+            squares += [self.local(w.detach()).double().square().sum().to(zero.device)
                         for _, w in self.affine]
             present = [self.local(p.grad.detach()).float().square().sum().to(zero.device)
                        for p in self.params if p.grad is not None]
