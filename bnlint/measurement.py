@@ -43,6 +43,11 @@ class LayerStats:
     final: Mapping[str, float]
     predicted_grad: float | None = None
 
+    @property
+    def label(self) -> str:
+        """How messages name the layer: its module path, or its key for a functional op."""
+        return self.module or self.key
+
 
 @dataclass(frozen=True)
 class LrCeiling:

@@ -175,6 +175,20 @@ class ModelGraph:
         """Every call of the module ``layer`` calls (a shared module has several)."""
         return self._calls.get(id(layer.obj), [layer]) if layer.obj is not None else [layer]
 
+    def affine_owner(self, layer: Layer) -> str | None:
+        """The module path of the model's module that calls the functional affine op ``layer``
+        when that module is itself an affine layer (a subclass of nn.Conv2d or nn.Linear with
+        its own forward, such as a weight-standardised conv), else None. (An fx copy keeps
+        only the module's tensors, not its class.)"""
+        owner = layer.key.rpartition(":")[0]
+        if not owner:
+            return None
+        try:
+            module = self.model.get_submodule(owner)
+        except AttributeError:
+            return None
+        return owner if ops.in_group(ops.kind_of_module(module), "affine") else None
+
     def ancestors(self, names: Iterable[str]) -> set[str]:
         """``names`` and every node they are computed from (parameters included)."""
         found, todo = set(), list(names)

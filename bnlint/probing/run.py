@@ -47,8 +47,7 @@ from ..measurement import (
     ProbeResult,
     ProbeStep,
 )
-from ..model import ops
-from ..model.graph import Layer, ModelGraph
+from ..model.graph import ModelGraph
 from . import hessian, stability
 from . import taps as measure
 from .plan import first_tensor, make_plan, passes, resized
@@ -240,7 +239,7 @@ def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torc
         if not layer.is_("@affine"):
             continue
         name, owner = (layer.module, layer.module) if layer.module else \
-            (layer.key, _affine_owner(layer, graph.model))
+            (layer.key, graph.affine_owner(layer))
         if owner is None or owner in seen:
             continue
         weight = getattr(model.get_submodule(owner), "weight", None)
@@ -248,20 +247,6 @@ def _affine_modules(graph: ModelGraph, model: nn.Module) -> list[tuple[str, torc
             seen.add(owner)
             out.append((name, weight))
     return out
-
-
-def _affine_owner(layer: Layer, model: nn.Module) -> str | None:
-    """The module of the user's ``model`` that calls the functional affine op ``layer`` when
-    that module is itself an affine layer (a subclass of nn.Conv2d or nn.Linear with its own
-    forward), else None. (An fx copy keeps only the module's tensors, not its class.)"""
-    owner = layer.key.rpartition(":")[0]
-    if not owner:
-        return None
-    try:
-        module = model.get_submodule(owner)
-    except AttributeError:
-        return None
-    return owner if ops.in_group(ops.kind_of_module(module), "affine") else None
 
 
 class _Run:

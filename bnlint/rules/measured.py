@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-import torch
-
 from ..measurement import ProbeStep
 from ..probing.run import OWN_LOSS
 from . import zeros
@@ -142,9 +140,7 @@ def _zero_weight(ctx: Context, module: str) -> bool:
     """Whether ``module``'s weight holds values, all of them zero (a zero-initialised head:
     torchvision's ViT, Fixup's classifier, arXiv:1901.09321)."""
     layer = ctx.graph.find(module)
-    weight = getattr(layer.obj, "weight", None) if layer is not None else None
-    return (isinstance(weight, torch.Tensor) and not weight.is_meta and weight.numel() > 0
-            and not torch.count_nonzero(weight))
+    return layer is not None and zeros.zero_tensor(getattr(layer.obj, "weight", None))
 
 
 def _note(ctx: Context, layers: list[str], text: str) -> None:
@@ -190,13 +186,13 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if source is None:
             judged.append(x.init["dead"])
         elif x.init["dead"] >= limit:
-            excused.append(f"{x.module or x.key} (fed by {_named(ctx.graph.layer(source))})")
-        over = [d for d in judged if d >= limit]
-        heavy = [d for d in over if chance_of_dead(round(d * x.units), x.units) <= level]
-        if over and not heavy:
-            d = max(over)
-            few.append(f"{x.module or x.key} ({round(d * x.units)} of {x.units} units, "
-                       f"chance {chance_of_dead(round(d * x.units), x.units):.2g})")
+            excused.append(f"{x.label} (fed by {_named(ctx.graph.layer(source))})")
+        chance = {d: chance_of_dead(round(d * x.units), x.units) for d in judged if d >= limit}
+        heavy = [d for d, c in chance.items() if c <= level]
+        if chance and not heavy:
+            d = max(chance)
+            few.append(f"{x.label} ({round(d * x.units)} of {x.units} units, "
+                       f"chance {chance[d]:.2g})")
         if heavy:
             bad.append((max(heavy), x, source is None and x.init["dead"] in heavy))
     _note(ctx, excused, "BNL903 not judged at initialisation on {n} ReLU layer(s), {shown}: "
@@ -216,11 +212,11 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     worst_fraction, worst, at_init = max(bad, key=lambda item: item[0])
     when = "at initialisation" if at_init else f"after {p.steps} training steps"
     yield Hit(ctx.graph.find(worst.key),
-              {"fraction": worst_fraction, "layer": worst.module or worst.key, "when": when,
+              {"fraction": worst_fraction, "layer": worst.label, "when": when,
                "count": len(bad), "device": p.device, "judged": f"at or above {limit:.0%}",
                "cause": ""},
               {"measured": {"dead_fraction": worst_fraction},
-               "layers": {x.module or x.key: d for d, x, _ in bad}})
+               "layers": {x.label: d for d, x, _ in bad}})
 
 
 def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
@@ -237,7 +233,7 @@ def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     up, worst = max(rising, key=lambda item: item[0])
     yield Hit(ctx.graph.find(worst.key),
-              {"fraction": worst.final["dead"], "layer": worst.module or worst.key,
+              {"fraction": worst.final["dead"], "layer": worst.label,
                "when": f"after {p.steps} training steps, up from {worst.init['dead']:.0%} at "
                        "initialisation",
                "count": len(rising), "device": p.device,
@@ -250,7 +246,7 @@ def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
               {"measured": {"dead_fraction": worst.final["dead"],
                             "initial_dead_fraction": worst.init["dead"], "rise": up,
                             "steps": p.steps},
-               "layers": {x.module or x.key: r for r, x in rising}, "configured": configured},
+               "layers": {x.label: r for r, x in rising}, "configured": configured},
               severity=None if configured else "info")
 
 

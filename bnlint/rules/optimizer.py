@@ -59,10 +59,11 @@ def decay_dominates_gradient(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if wd <= 0 or not layers:
         return
     ratios = [(wd * m.weight_rms / m.grad_rms, m) for m in layers]
-    median = statistics.median(r for r, _ in ratios)
-    if median < ctx.threshold(rule, "decay_to_gradient"):
+    median, bound = statistics.median(r for r, _ in ratios), ctx.threshold(rule,
+                                                                             "decay_to_gradient")
+    if median < bound:
         return
-    over = [x for x in ratios if x[0] >= ctx.threshold(rule, "decay_to_gradient")]
+    over = [x for x in ratios if x[0] >= bound]
     ratio, worst = max(ratios, key=lambda x: x[0])
     yield Hit(worst.layer,
               {"optimizer": ctx.config.optimizer.name, "wd": wd, "layer": worst.layer.label,
@@ -81,10 +82,11 @@ def eps_above_gradient(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if opt is None or opt.name not in EPS_DEFAULT or not layers:
         return
     eps = float(opt.args.get("eps", EPS_DEFAULT[opt.name]))
-    median = statistics.median(m.grad_rms for m in layers)
-    if eps < ctx.threshold(rule, "eps_to_gradient") * median:
+    median, bound = statistics.median(m.grad_rms for m in layers), ctx.threshold(
+        rule, "eps_to_gradient")
+    if eps < bound * median:
         return
-    over = [m for m in layers if eps >= m.grad_rms]
+    over = [m for m in layers if eps >= bound * m.grad_rms]
     default = "eps" not in opt.args
     cause = ("; at torch's default eps this means the gradients themselves are tiny: find "
              "where they vanish (BNL902) rather than lower eps") if default else ""

@@ -30,6 +30,13 @@ def _keeps_zero(layer: Layer) -> bool:
                                       and zero_at_zero(layer.kind, layer.options))
 
 
+def zero_tensor(t: object) -> bool:
+    """``t`` is a tensor with values, all of them zero (not a meta tensor, whose values are
+    unknown)."""
+    return isinstance(t, torch.Tensor) and not t.is_meta and t.numel() > 0 \
+        and not torch.count_nonzero(t)
+
+
 def _all_zero(t: torch.Tensor | None) -> bool:
     """``t`` is None (no bias) or holds only zeros."""
     return t is None or (isinstance(t, torch.Tensor) and not t.is_meta
@@ -42,13 +49,8 @@ def _affine_module(graph: ModelGraph, layer: Layer) -> nn.Module | None:
     weight-standardised conv)."""
     if layer.obj is not None:
         return layer.obj
-    owner = layer.key.rpartition(":")[0]
-    try:
-        module = graph.model.get_submodule(owner) if owner else None
-    except AttributeError:
-        return None
-    return module if module is not None and ops.in_group(ops.kind_of_module(module), "affine") \
-        else None
+    owner = graph.affine_owner(layer)
+    return graph.model.get_submodule(owner) if owner else None
 
 
 def _zero_map(module: nn.Module, shape: tuple[int, ...] | None, own_forward: bool) -> bool:
@@ -59,7 +61,7 @@ def _zero_map(module: nn.Module, shape: tuple[int, ...] | None, own_forward: boo
     if not isinstance(weight, torch.Tensor) or weight.is_meta:
         return False
     if not own_forward:
-        return not torch.count_nonzero(weight)
+        return zero_tensor(weight)
     if not shape or len(shape) < 2:
         return False
     try:
