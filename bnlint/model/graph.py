@@ -199,16 +199,19 @@ class ModelGraph:
                 todo.extend(self.g.predecessors(name))
         return found
 
+    def upstream(self, reaches: Callable[[Layer], bool]) -> set[str]:
+        """Names of the layers from which some layer for which ``reaches`` holds can be
+        reached (one pass in reverse order)."""
+        found: set[str] = set()
+        for layer in reversed(self.order):
+            if any(n in found or reaches(self.layer(n)) for n in self.g.successors(layer.name)):
+                found.add(layer.name)
+        return found
+
     def upstream_of(self, spec: str) -> set[str]:
-        """Names of the layers from which some layer matching ``spec`` can be reached (one
-        pass in reverse order, cached per spec)."""
+        """:meth:`upstream` of the layers matching ``spec``, cached per spec."""
         if spec not in self._upstream:
-            found: set[str] = set()
-            for layer in reversed(self.order):
-                successors = self.g.successors(layer.name)
-                if any(self.layer(n).is_(spec) or n in found for n in successors):
-                    found.add(layer.name)
-            self._upstream[spec] = found
+            self._upstream[spec] = self.upstream(lambda layer: layer.is_(spec))
         return self._upstream[spec]
 
     def heads(self) -> list[Layer]:

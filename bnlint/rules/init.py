@@ -417,19 +417,6 @@ def _trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters(recurse=False))
 
 
-def _upstream_of_trainable(graph: ModelGraph) -> set[str]:
-    """Names of the layers from which a trainable affine layer can be reached."""
-    found: set[str] = set()
-    for layer in reversed(graph.order):
-        for n in graph.g.successors(layer.name):
-            after = graph.layer(n)
-            if n in found or (after.is_("@affine") and after.obj is not None
-                              and _trainable(after.obj)):
-                found.add(layer.name)
-                break
-    return found
-
-
 _POWER_STEPS = 30
 
 
@@ -457,7 +444,8 @@ def frozen_at_random_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return  # a file that loads weights may freeze pretrained layers on purpose
     params = list(ctx.model.parameters())
     whole = bool(params) and not any(p.requires_grad for p in params)
-    feeding = _upstream_of_trainable(ctx.graph)
+    feeding = ctx.graph.upstream(lambda after: after.is_("@affine") and after.obj is not None
+                                 and _trainable(after.obj))
     bound = ctx.threshold(rule, "random_edge")
     frozen = []
     for layer in first_calls(ctx.graph, "@affine"):

@@ -112,14 +112,13 @@ def target_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     opt = ctx.config.optimizer
     name = opt.name if opt is not None else None
     problems, effect, severity = [], "", None
+    outside = f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, {high:g}]"
     if t.std < low and relu:
-        problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
-                        f"{high:g}]")
+        problems.append(outside)
         effect = (" Small target variance makes ReLUs die more easily (Arnekvist et al., "
                   "arXiv:2005.06195).")
     elif t.std > high and (name is None or name in PLAIN):
-        problems.append(f"the targets' std is {t.std:.3g} ({t.source}), outside [{low:g}, "
-                        f"{high:g}]")
+        problems.append(outside)
         effect = (" The network starts with outputs of about unit scale, so the squared error "
                   "and its gradient grow with the targets' variance and std, and under "
                   f"{name or 'SGD (no optimizer in the config)'} the step grows with the "
