@@ -6,8 +6,8 @@ spellings). Only the file's text is read (nothing runs)."""
 from __future__ import annotations
 
 import ast
-import functools
-from pathlib import Path
+
+from . import syntax
 
 # calls, by the name they end in, that put stored values into a model's weights
 _LOADING_CALLS = ("load_state_dict", "from_pretrained", "load", "load_file", "load_model",
@@ -18,15 +18,13 @@ _LOADING_KEYWORDS = ("weights", "pretrained", "checkpoint", "pretrained_cfg",
                      "checkpoint_path", "weights_path", "pretrained_weights")
 
 
-@functools.lru_cache(maxsize=64)
 def loading_call(path: str) -> str | None:
     """Where and how the file at ``path`` loads stored weights (``torch.load(...) at line
     12``), or None when it does not, or cannot be read."""
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+    read = syntax.parsed(path)
+    if read is None:
         return None
-    for node in ast.walk(tree):
+    for node in ast.walk(read[0]):
         if not isinstance(node, ast.Call):
             continue
         func = node.func

@@ -14,11 +14,11 @@ and no such squared error, has no inferred loss, and the rules that need one sta
 from __future__ import annotations
 
 import ast
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import LOSSES as LOSS_NAMES
+from . import syntax
 
 # name -> (what the loss expects of the model's output, how messages call it)
 LOSSES: dict[str, tuple[str, str]] = {
@@ -95,14 +95,6 @@ def _call_name(node: ast.Call) -> str | None:
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
 
 
-@functools.lru_cache(maxsize=64)
-def _tree(path: str) -> ast.Module | None:
-    try:
-        return ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
-
-
 def _spelled(node: ast.Call, source: str) -> str:
     """The call as written, its arguments elided when long: ``F.cross_entropy(...)``."""
     text = ast.get_source_segment(source, node) or ""
@@ -122,14 +114,14 @@ def _reduction(node: ast.Call) -> str | None:
 def inferred(path: str | None) -> Loss | None:
     """The one kind of torch loss the file at ``path`` calls, if it calls exactly one (summed
     when every call of it says ``reduction="sum"``), else its one hand-written squared error."""
-    tree = _tree(path) if path else None
-    if tree is None:
+    read = syntax.parsed(path) if path else None
+    if read is None:
         return None
+    tree, source = read
     found: dict[str, list[ast.Call]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _call_name(node) in _CALLS:
             found.setdefault(_CALLS[_call_name(node)], []).append(node)
-    source = Path(path).read_text(encoding="utf-8")
     if not found:
         return _squared_error(tree, source, Path(path).name)
     if len(found) != 1:
@@ -272,10 +264,10 @@ def unguarded_logs(path: str | None) -> list[UnguardedLog]:
     """``torch.log(p)`` / ``p.log()`` calls in a hand-written loss (an expression assigned to,
     or returned by a function named for, a loss: loss, cost, entropy, nll) whose argument
     nothing keeps from 0."""
-    tree = _tree(path) if path else None
-    if tree is None:
+    read = syntax.parsed(path) if path else None
+    if read is None:
         return []
-    source = Path(path).read_text(encoding="utf-8")
+    tree, source = read
     roots: list[ast.AST] = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
