@@ -307,7 +307,8 @@ def test_a_batchnorm_fed_weight_gets_a_gradient_orthogonal_to_it_that_scales_as_
     (lambda: [nn.Linear(16, 16, bias=False), nn.LayerNorm(16)], True),
     (lambda: [nn.Linear(16, 16), nn.LayerNorm(16)], False),  # the bias mixes into the mean
     (lambda: [nn.Linear(16, 16), nn.ReLU(), nn.BatchNorm1d(16)], False),
-])
+], ids=["linear-batchnorm", "bias-free-linear-layernorm", "linear-layernorm",
+        "linear-relu-batchnorm"])
 def test_bnl901_judges_a_norm_fed_first_layer_after_the_steps_only(first, normalised):
     """At initialisation BNL901 (its threshold lowered so that every model here is above it)
     reports the ratio unless the first layer's output goes only to a norm that makes the loss
