@@ -239,3 +239,20 @@ def test_units_dying_during_the_probe_warn_only_at_the_configured_lr(configured)
     assert len(found) == 1 and "up from" in found[0].message
     assert found[0].severity == ("warning" if configured else "info")
     assert ("its default" in found[0].message) == (not configured)
+
+
+def test_divergence_at_the_probes_default_lr_over_its_ceiling_is_info():
+    """A loss that explodes under the probe's default lr, above the stable-step bound it
+    measured, is the lr's (a GAN discriminator trained with Adam at 2e-4 diverges under SGD at
+    0.01): info that says so. The same run at a configured lr is the user's: an error."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1))
+    x = 10 * torch.randn(64, 32)
+    default = bnlint.lint(model, x, config=Config(probe_steps=6))
+    finding = next(f for f in default.findings if f.code == "BNL904")
+    assert finding.severity == "info"
+    assert "the run is diverging at the probe's default lr 0.01" in finding.message
+    assert "give --optimizer" in finding.message
+    configured = bnlint.lint(model, x,
+                             config=Config(probe_steps=6, optimizer=Optimizer("sgd", 0.01, 0.9)))
+    assert _severity(configured, "BNL904") == "error"
