@@ -213,9 +213,16 @@ def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
             if rms[0] > 0:
                 out["forward_rms_ratio"] = rms[1] / rms[0]
     if "dead_fraction" in predicted:
-        layer = probe.layer(finding.module or "")
-        if layer and "dead" in layer.init:
-            out["dead_fraction"] = layer.init["dead"]
+        counted = facts.get("relu_units")  # BNL403's share: of these layers' units, together
+        if counted:
+            stats = [x for x in probe.layers if x.key in counted and "dead" in x.init]
+            units = sum(x.units for x in stats)
+            if units:
+                out["dead_fraction"] = sum(x.init["dead"] * x.units for x in stats) / units
+        else:
+            layer = probe.layer(finding.module or "")
+            if layer and "dead" in layer.init:
+                out["dead_fraction"] = layer.init["dead"]
     return out
 
 
