@@ -308,6 +308,14 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
                                                   *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
         return None
+    scripted = [name for name, m in graph.model.named_modules()
+                if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        where = scripted[0] or "the model itself"
+        notes.append(f"probe skipped: the model holds TorchScript modules ({where}, ...), which "
+                     "the probe cannot run; subclass nn.Module instead of "
+                     "torch.jit.ScriptModule to have it measured")
+        return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
                                        inferred_inputs=inferred_inputs, in_place=in_place,
                                        loss=loss)
