@@ -241,7 +241,7 @@ def _verdict(finding: Finding, rule: Rule, value: float, device: str,
     def on_side(x: float) -> bool:
         return x > bound if check.side == "above" else x < bound
 
-    predicted = finding.evidence.predicted.get(check.key)
+    predicted = finding.evidence.static(check.key)
     if isinstance(predicted, (int, float)) and math.isfinite(predicted) \
             and not on_side(predicted):
         return None

@@ -287,5 +287,7 @@ def test_dead_relus_the_probes_larger_batch_finds_alive_are_info():
     finding = next(f for f in probed.findings if f.code == "BNL403")
     assert probed.probe.batch == 64 and finding.severity == "info"
     assert finding.evidence.measured["dead_fraction"] < 0.25 <= \
-        finding.evidence.predicted["dead_fraction"]
+        finding.evidence.facts["example_batch"]["dead_fraction"]
     assert finding.evidence.verdict.lowered_from == "warning"
+    assert "on the example batch, " in finding.text() and "lowered from warning to info" in \
+        finding.text()

@@ -228,7 +228,7 @@ def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
     yield Hit(worst, {"dead": dead, "layers": len(layers), "batch": batch,
                       "worst": worst.label, "worst_dead": float(measured[worst.name]),
                       "prediction": said, "chance": 0.5 ** batch},
-              {"predicted": {"dead_fraction": dead}, "from_init": {"dead_fraction": predicted},
+              {"predicted": {"dead_fraction": predicted},
                "example_batch": {"dead_fraction": dead, "batch": batch,
                                  "layers": {x.label: float(measured[x.name]) for x in layers}},
                "relu_units": {x.name: units[x.name] for x in layers}},
