@@ -345,3 +345,41 @@ def test_a_kwargs_factory_needs_what_its_model_needs(tmp_path):
         "not linted: preresnet needs depth; give it with --model 'preresnet(...)'")
     code, report = _lint(path, "--model", "preresnet(depth=2)")
     assert code == 0 and [m["name"] for m in report["models"]] == ["preresnet"]
+
+
+def test_a_model_with_torchscript_blocks_is_linted_without_them(write_model):
+    """Blocks subclassing torch.jit.ScriptModule (weiaicunzai's stochastic-depth ResNets) refuse
+    forward hooks and weight swaps: the input-size inference skips them (it crashed with
+    'register_forward_hook is not supported on ScriptModules'), the rest is linted, and the
+    probe is skipped with a note that says why."""
+    path = write_model("""
+        import torch
+        import torch.nn as nn
+
+        class Block(torch.jit.ScriptModule):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+            @torch.jit.script_method
+            def forward(self, x):
+                return torch.relu(self.conv(x))
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Conv2d(3, 8, 3, padding=1)
+                self.block = Block()
+                self.pool = nn.AdaptiveAvgPool2d(1)
+                self.fc = nn.Linear(8, 10)
+
+            def forward(self, x):
+                return self.fc(self.pool(self.block(self.stem(x))).flatten(1))
+    """)
+    proc = run_cli(path, "--format", "json", "--probe-steps", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    model = json.loads(proc.stdout)["models"][0]
+    assert model["name"] == "Net" and model["inputs"]["shapes"] == [[16, 3, 32, 32]]
+    assert model["probe"] is None
+    assert any("probe skipped: the model holds TorchScript modules (block, ...)" in n
+               for n in model["notes"]), model["notes"]
