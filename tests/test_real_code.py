@@ -188,6 +188,50 @@ def test_a_class_without_arguments_is_a_not_linted_note_until_given_some(tmp_pat
     assert list(tmp_path.glob("*.ran")) == []
 
 
+GPT_LIKE = """
+    from dataclasses import dataclass
+
+    from torch import nn
+
+
+    @dataclass
+    class Config:
+        width: int = 16
+        layers: int = 2
+
+
+    class Net(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            if config.width < 1:
+                raise ValueError("width must be positive")
+            self.body = nn.Sequential(*[nn.Linear(config.width, config.width)
+                                        for _ in range(config.layers)])
+
+        def forward(self, x):
+            return self.body(x)
+"""
+
+
+def test_a_model_entry_may_call_the_files_names_in_its_arguments(tmp_path):
+    # nanoGPT's GPT(GPTConfig(...)): the config object is built from the entry too
+    _write(tmp_path, {"gpt.py": GPT_LIKE})
+    path = tmp_path / "gpt.py"
+    code, report = _lint(path, "--model", "Net(Config(width=8, layers=3))")
+    assert code == 0, report
+    model, = report["models"]
+    assert model["name"] == "Net" and model["trace"]["nodes"] == 3 + 2  # x, 3 Linear, output
+    assert "8 features" in model["inputs"]["how"]
+    # the nested call raising is the model's build error, located at the class
+    code, report = _lint(path, "--model", "Net(Config(width=0))")
+    assert code == 1
+    assert [f["code"] for f in report["findings"]] == ["BNL003"]
+    assert "width must be positive" in report["findings"][0]["message"]
+    # a nested call of something that is not a name (a lambda's result) is still refused
+    code, report = _lint(path, "--model", "Net((lambda: Config())())")
+    assert code == 2
+
+
 def test_nested_sequentials_are_found(tmp_path):
     _write(tmp_path, {"seq.py": """
         from torch import nn
