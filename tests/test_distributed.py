@@ -82,7 +82,9 @@ def example_inputs():
     return torch.randn(16, 3, 16, 16)
 '''
 
-# A plain 30-block BatchNorm-ReLU chain: explosion predicted (BNL201) and measured (BNL901).
+# A plain 30-block BatchNorm-ReLU chain: explosion predicted (BNL201) and confirmed by the
+# probe's measurement at initialisation (BNL901 judges its BatchNorm-fed first layer after
+# the probe's steps, where the ratio has fallen).
 CHAIN = '''
 import torch
 from torch import nn
@@ -198,7 +200,7 @@ def test_two_ranks_measure_what_one_process_measures_and_name_a_rank_that_raises
     # The chain amplifies its gradient 1.2x per block on the way back, and rounding
     # differences with it: 1e-4 at its first layer; the findings are the same.
     assert _findings(a_chain) == _findings(b_chain)
-    assert {"BNL201", "BNL901"} <= {f[0] for f in _findings(a_chain)}
+    assert ("BNL201", "warning", "0", True) in _findings(a_chain)
     assert _close(a_chain["probe"]["grad_ratio"], b_chain["probe"]["grad_ratio"],
                   a_chain["probe"]["grad_ratio"], 1e-3)
     assert json.loads(ranked.stdout)["errors"] == []

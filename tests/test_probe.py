@@ -37,11 +37,11 @@ def test_plain_bn_relu_mlp_gets_a_measured_finding():
     from bnlint.config import Config
     torch.manual_seed(0)
     report = lint(bn_mlp(30, 64), torch.randn(64, 64), config=Config(probe_steps=2))
-    found = [f for f in report.findings if f.code == "BNL901"]
-    assert found and found[0].module == "0"
-    assert found[0].evidence.measured["grad_ratio"] > 70
-    assert report.probe.grad_ratio == found[0].evidence.measured["grad_ratio"]
-    # the static prediction of the same explosion carries the measurement and says so
+    # Its first layer is BatchNorm-fed, so BNL901 judges the ratio after the probe's steps,
+    # where it has fallen below 70 (about 300 -> 40 at the probe's lr 0.01)
+    assert report.probe.grad_ratio > 70 and report.probe.history[-1].grad_ratio < 70
+    assert "BNL901" not in {f.code for f in report.findings}
+    # the static prediction of the explosion carries the measurement and says so
     static = next(f for f in report.findings if f.code == "BNL201")
     measured = static.evidence.measured["grad_ratio"]
     assert static.evidence.verdict.confirmed and measured > 70
@@ -186,8 +186,9 @@ def test_cli_reports_the_probe(write_model):
     path = write_model("""
         import torch.nn as nn
 
-        def deep():
-            return nn.Sequential(*[m for _ in range(30)
+        def deep():  # no norm reads the first layer: BNL901 judges it at initialisation
+            return nn.Sequential(nn.Linear(32, 32), nn.ReLU(),
+                                 *[m for _ in range(30)
                                    for m in (nn.Linear(32, 32), nn.BatchNorm1d(32), nn.ReLU())])
     """)
     proc = run_cli(path, "--format", "json", "--probe-steps", "2", "--select", "BNL9")
@@ -205,7 +206,7 @@ def test_cli_reports_the_probe(write_model):
         ("BNL901", "warning"), ("BNL905", "info")]
     text = run_cli(path, "--probe-steps", "2", "--select", "BNL9").stdout
     assert "::deep  probe (batch 64, 2 steps, " in text
-    assert "gradient ratio first/last layer (0/87) " in text
+    assert "gradient ratio first/last layer (0/89) " in text
     at_init = run_cli(path, "--probe-steps", "0", "--select", "BNL9").stdout
     assert "::deep  probe (batch 64, no training step, " in at_init
     assert "after 0" not in at_init and " -> " not in at_init.split("::deep")[1]
@@ -301,6 +302,62 @@ def test_explosion_threshold_comes_from_bnl901_with_the_config_override():
     report = lint(model, x, config=config)
     assert report.explosion != "none"
     assert "BNL901" in {f.code for f in report.findings}
+
+
+def test_a_batchnorm_fed_weight_gets_a_gradient_orthogonal_to_it_that_scales_as_its_inverse():
+    """The premise of BNL901's rule for norm-fed first layers (arXiv:1706.05350): scaling the
+    weight of a conv -> BatchNorm layer by c leaves the loss as it was and divides the
+    weight's gradient by c, and that gradient is orthogonal to the weight."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                        nn.LazyLinear(2))
+    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 2, (16,))
+    net(x)
+
+    def loss_and_grad(scale: float) -> tuple[float, torch.Tensor, torch.Tensor]:
+        w = (net[0].weight.detach() * scale).requires_grad_()
+        params = {**dict(net.named_parameters()), "0.weight": w}
+        loss = F.cross_entropy(functional_call(net, params, (x,)), y)
+        return loss.item(), torch.autograd.grad(loss, w)[0], w.detach()
+
+    loss1, g1, w1 = loss_and_grad(1.0)
+    loss10, g10, _ = loss_and_grad(10.0)
+    assert loss10 == pytest.approx(loss1, rel=1e-5)
+    assert g10.norm().item() == pytest.approx(g1.norm().item() / 10, rel=1e-3)
+    assert abs((g1 * w1).sum().item()) < 1e-4 * g1.norm().item() * w1.norm().item()
+
+
+@pytest.mark.parametrize("first,normalised", [
+    (lambda: [nn.Linear(16, 16), nn.BatchNorm1d(16)], True),  # BatchNorm removes the bias
+    (lambda: [nn.Linear(16, 16, bias=False), nn.LayerNorm(16)], True),
+    (lambda: [nn.Linear(16, 16), nn.LayerNorm(16)], False),  # the bias mixes into the mean
+    (lambda: [nn.Linear(16, 16), nn.ReLU(), nn.BatchNorm1d(16)], False),
+], ids=["linear-batchnorm", "bias-free-linear-layernorm", "linear-layernorm",
+        "linear-relu-batchnorm"])
+def test_bnl901_judges_a_norm_fed_first_layer_after_the_steps_only(first, normalised):
+    """At initialisation BNL901 (its threshold lowered so that every model here is above it)
+    reports the ratio unless the first layer's output goes only to a norm that makes the loss
+    independent of its weight's scale; then, with no training step measured, a note says it
+    was not judged, and after steps the last step's ratio decides."""
+    from bnlint import lint
+    from bnlint.config import Config
+    torch.manual_seed(0)
+    model = nn.Sequential(*first(), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    x = torch.randn(64, 16)
+    at_init = lint(model, x, config=Config(probe_steps=0,
+                                           thresholds={"BNL901": {"ratio_warning": 1e-6}}))
+    fired = [f for f in at_init.findings if f.code == "BNL901"]
+    notes = [n for n in at_init.notes if n.startswith("BNL901 not judged")]
+    assert (not fired, bool(notes)) == (normalised, normalised), (fired, notes)
+    if fired:
+        assert fired[0].evidence.measured["grad_ratio"] == at_init.probe.grad_ratio
+    if normalised:
+        assert "0's output is normalised by 1 (" in notes[0]
+        stepped = lint(model, x, config=Config(probe_steps=2,
+                                               thresholds={"BNL901": {"ratio_warning": 1e-6}}))
+        found = next(f for f in stepped.findings if f.code == "BNL901")
+        assert found.evidence.measured["peak_step"] > 0
+        assert "after 2 training steps" in found.message or "at training step" in found.message
 
 
 def test_the_probe_trains_with_the_models_own_loss_and_reduction():

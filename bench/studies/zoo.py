@@ -3,6 +3,7 @@ defaults (random init, as built for training from scratch) and print what bnlint
 
     PYTHONPATH=<this tree> /work/zoo-venv/bin/python -m bench.studies.zoo [--probe] [--quick]
         [--only NAME,...] [--source torchvision|timm] [--batch 4]
+        [--probe-steps N] [--probe-budget SECONDS]
 
 Needs torchvision and timm (the zoo venv; never the test venv). Each model is built on the CPU
 with ``weights=None`` (torchvision) or ``pretrained=False`` (timm) and linted through the Python
@@ -12,6 +13,8 @@ what normalised ImageNet pixels look like to the first layer (no dataset can be 
 here). ``--probe`` runs the probe too (slow: use ``--quick`` or ``--only``). Prints a markdown
 table: model, resolution, findings at warning or error (codes), infos, the probe's training
 steps out of its plan's (", cut" when its clock stopped it short), seconds; then totals.
+Under each probed row, an HTML comment gives the first/last gradient ratio at each step the
+probe measured and the notes of measured rules that were not judged (``BNL9...``).
 Every model here trains well from scratch with its library's recipe, so a warning or an
 error is a false alarm unless the notes under the table in bench/RESULTS.md say otherwise.
 """
@@ -93,10 +96,21 @@ def probe_cell(report) -> str:
     return f"{p.steps}/{planned} steps" + (", cut" if p.cut is not None else "")
 
 
-def lint_one(make, size: int, batch: int, probe: bool
-             ) -> tuple[list, str | None, float, int, str]:
-    """(findings, error, seconds, px, probe cell) of linting one freshly built model at
-    ``size`` px (or the size the built model fixes)."""
+def probe_lines(name: str, report) -> list[str]:
+    """The probe's first/last gradient ratio per measured step and the measured rules' notes,
+    as HTML comments under the model's row."""
+    if report.probe is None:
+        return []
+    ratios = " -> ".join(f"{h.grad_ratio:.3g} (step {h.step})" for h in report.probe.history
+                         if h.grad_ratio is not None)
+    return [f"<!-- {name} ratio: {ratios or 'n/a'} -->"] + \
+        [f"<!-- {name} note: {n[:400]} -->" for n in report.notes if n.startswith("BNL9")]
+
+
+def lint_one(name: str, make, size: int, batch: int, config: Config
+             ) -> tuple[list, str | None, float, int, str, list[str]]:
+    """(findings, error, seconds, px, probe cell, probe lines) of linting one freshly built
+    model, ``name``, at ``size`` px (or the size the built model fixes)."""
     torch.manual_seed(0)
     start = time.perf_counter()
     try:
@@ -105,11 +119,13 @@ def lint_one(make, size: int, batch: int, probe: bool
         x = torch.randn(batch, 3, size, size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = bnlint.lint(model, x, config=Config(probe=probe))
-        return report.findings, None, time.perf_counter() - start, size, probe_cell(report)
+            report = bnlint.lint(model, x, config=config)
+        return (report.findings, None, time.perf_counter() - start, size, probe_cell(report),
+                probe_lines(name, report))
     except Exception as exc:  # noqa: BLE001 - a bench: report it as a row and go on
         traceback.print_exc()
-        return [], f"{type(exc).__name__}: {exc}"[:120], time.perf_counter() - start, size, "-"
+        return [], f"{type(exc).__name__}: {exc}"[:120], time.perf_counter() - start, size, \
+            "-", []
 
 
 def main() -> None:
@@ -120,7 +136,14 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated model names, run in this order")
     parser.add_argument("--source", choices=("torchvision", "timm"), help="one library only")
     parser.add_argument("--batch", type=int, default=4, help="example batch (default 4)")
+    parser.add_argument("--probe-steps", type=int, help="the probe's training steps (default: "
+                        "its plan's)")
+    parser.add_argument("--probe-budget", type=float, help="the probe's seconds (default: "
+                        "bnlint's)")
     args = parser.parse_args()
+    config = Config(probe=args.probe, **{k: v for k, v in (("probe_steps", args.probe_steps),
+                                                           ("probe_budget", args.probe_budget))
+                                         if v is not None})
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     only = args.only.split(",") if args.only else None
     rows, flagged, failed, total_time = [], 0, 0, 0.0
@@ -137,7 +160,7 @@ def main() -> None:
             if args.quick and name not in QUICK[source]:
                 continue
             batch = args.batch if size <= 384 else max(2, args.batch // 2)
-            findings, error, seconds, size, ran = lint_one(make, size, batch, args.probe)
+            findings, error, seconds, size, ran, lines = lint_one(name, make, size, batch, config)
             gc.collect()
             loud = sorted({f"{f.code} ({f.severity})" for f in findings
                            if f.severity in ("warning", "error")})
@@ -152,6 +175,8 @@ def main() -> None:
             for f in findings:
                 if f.severity in ("warning", "error"):
                     print(f"<!-- {name} {f.code} {f.module}: {f.message[:400]} -->", flush=True)
+            for line in lines:
+                print(line, flush=True)
     print(f"\n{len(rows)} models ({sum(s == 'torchvision' for s, _ in rows)} torchvision, "
           f"{sum(s == 'timm' for s, _ in rows)} timm): {flagged} with a warning or error, "
           f"{failed} failed to lint; {total_time:.0f} s in all.")

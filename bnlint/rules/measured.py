@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 from ..measurement import ProbeStep
+from ..model.ops import GROUPS
 from ..probing.run import OWN_LOSS
 from . import zeros
 from .base import Context, Hit, check
@@ -50,22 +51,62 @@ def _at(step: ProbeStep, steps: int) -> str:
         if step.step == steps else f"at training step {step.step}"
 
 
+# Norms that remove a per-channel constant (BatchNorm over the batch, InstanceNorm over each
+# sample): the layer before them is scale-invariant whatever its bias. Others (LayerNorm,
+# GroupNorm, RMSNorm) mix channels, so only a layer without a bias is.
+_BIAS_FREE_NORMS = GROUPS["batchnorm"] | {"InstanceNorm", "InstanceNorm1d", "InstanceNorm2d",
+                                          "InstanceNorm3d"}
+_SCALE_INVARIANT_NORMS = _BIAS_FREE_NORMS | {"LayerNorm", "GroupNorm", "RMSNorm"}
+
+
+def normalised_by(ctx: Context, name: str | None) -> str | None:
+    """The norm layer that alone reads affine layer ``name``'s output (through ops that only
+    move values), when the loss does not change as that layer's weight is scaled: its weight
+    gradient is then orthogonal to the weight and scales as 1/|w| (van Laarhoven,
+    arXiv:1706.05350), else None."""
+    layer = ctx.graph.find(name)
+    if layer is None:
+        return None
+    readers = ctx.graph.next(layer)
+    if len(readers) != 1 or readers[0].kind not in _SCALE_INVARIANT_NORMS:
+        return None
+    norm = readers[0]
+    if norm.kind in _BIAS_FREE_NORMS:
+        return norm.what
+    module = layer.obj
+    if module is None and (owner := ctx.graph.affine_owner(layer)):
+        module = ctx.model.get_submodule(owner)
+    return norm.what if module is not None and getattr(module, "bias", None) is None else None
+
+
 @check("BNL901")
 def measured_explosion(ctx: Context, rule: Rule) -> Iterator[Hit]:
     """At initialisation (the temporal explosion of arXiv:2304.11692), or one that grew during
-    the probe's steps and was still there at the last."""
+    the probe's steps and was still there at the last. A first layer whose output a norm
+    layer reads is judged after the steps only: its large gradient at initialisation grows
+    its weight's norm and so shrinks its own effective step (arXiv:1706.05350,
+    arXiv:1812.03981)."""
     p = ctx.probe
     warning = ctx.threshold(rule, "ratio_warning")
     measured = [h for h in p.history if h.grad_ratio is not None] if p else []
     if not measured:
         return
     start, end = measured[0], measured[-1]
-    if start.step == 0 and start.grad_ratio > warning:
+    norm = normalised_by(ctx, p.first_module) if start.step == 0 else None
+    if start.step == 0 and start.grad_ratio > warning and norm is None:
         worst, when = start, "at initialisation"
-    elif end.grad_ratio > warning:  # late: it grew during training and stayed
-        worst = max(measured, key=lambda h: h.grad_ratio)
+    elif end.step > 0 and end.grad_ratio > warning:  # it was still there after the steps
+        worst = max((h for h in measured if h.step > 0 or norm is None),
+                    key=lambda h: h.grad_ratio)
         when = f"{_at(worst, p.steps)} (it was {start.grad_ratio:.3g}x at initialisation)"
     else:
+        if end is start and start.grad_ratio > warning:  # norm-fed, and no step measured
+            ctx.notes.append(
+                f"BNL901 not judged: the first/last gradient ratio was {start.grad_ratio:.3g}x "
+                f"at initialisation, but {p.first_module}'s output is normalised by {norm}, so "
+                "its gradient shrinks as its weight grows in training (arXiv:1706.05350); "
+                "whether the ratio stays above "
+                f"{warning:g} shows after a training step, and the probe measured none")
         return
     corr0, corr1 = _history(ctx, "correlation")
     severity = "error" if worst.grad_ratio >= ctx.threshold(rule, "ratio_error") else None
