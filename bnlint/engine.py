@@ -405,7 +405,9 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
             findings = at_inferred_size(findings, probe, inputs)
         probe = _with_predictions(probe, ctx.prediction.layers)
     advice = suggestions(probe, findings, config, explosion,
-                         {c for c, r in rules.items() if r.symptom == "exploding-gradients"})
+                         {c for c, r in rules.items() if r.symptom == "exploding-gradients"},
+                         probe is not None
+                         and measured_rules.normalised_by(ctx, probe.first_module) is not None)
     return ModelReport(name, model_site.path if model_site else None,
                        model_site.line if model_site else None, graph.summary(), findings,
                        probe=probe, suggestions=advice, notes=notes,

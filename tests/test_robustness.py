@@ -303,6 +303,9 @@ def test_warmup_suggestion_when_the_first_ratio_is_unmeasured():
     result = dataclasses.replace(result, grad_ratio=None, history=history)  # as measured there
     advice = suggestions(result, [], Config(), threshold=70.0)
     assert advice["warmup"]["steps"] == 2 and "fell from 100" in advice["warmup"]["source"]
+    # a first layer a norm reads: the fall is its own weight's growth, no warm-up is suggested
+    assert "warmup" not in suggestions(result, [], Config(), threshold=70.0,
+                                       first_normalised=True)
 
 
 class NanWeight(nn.Module):

@@ -6,6 +6,8 @@ where there is something to paste, a snippet.
   so a bound at init can be far below an lr that trains fine).
 - ``warmup``: when the probe saw a temporal gradient explosion, the steps it took to subside at
   the probe's lr; with a larger configured lr, a LinearLR warm-up from the probe's lr to it.
+  Not when a norm layer reads the first layer: its gradient falls as its own weight grows
+  (BNL901's why), which no warm-up is needed for.
 - ``optimizer``: LALC-style layer-wise clipping when gradients explode with depth.
 """
 
@@ -36,11 +38,14 @@ def _settled(probe: ProbeResult, threshold: float) -> tuple[float, int] | None:
 
 
 def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Config,
-                threshold: float, explosion_codes: Collection[str] = ()) -> dict[str, Any]:
+                threshold: float, explosion_codes: Collection[str] = (),
+                first_normalised: bool = False) -> dict[str, Any]:
     """What to set, from the measurement: empty when the probe did not run. ``threshold``:
     the gradient ratio that counts as an explosion (BNL901's, see
     :func:`bnlint.rules.measured.explosion_threshold`); ``explosion_codes``: the rules whose
-    findings say gradients explode with depth (``symptom: exploding-gradients``)."""
+    findings say gradients explode with depth (``symptom: exploding-gradients``);
+    ``first_normalised``: a norm layer reads the probe's first layer
+    (:func:`bnlint.rules.measured.normalised_by`)."""
     if probe is None:
         return {}
     out: dict[str, Any] = {}
@@ -58,7 +63,7 @@ def suggestions(probe: ProbeResult | None, findings: list[Finding], config: Conf
             "configured": bool(config.optimizer and config.optimizer.lr),
             "source": f"{probe.lr_ceiling.formula}, {probe.lr_ceiling.eigenvalue} = "
                       f"{probe.lr_ceiling.lambda_max:.3g}; {seen}"}
-    settled = _settled(probe, threshold)
+    settled = None if first_normalised else _settled(probe, threshold)
     if settled is not None:
         start, steps = settled
         warmup: dict[str, Any] = {
