@@ -95,6 +95,21 @@ def test_poisoned_weight_is_reported(spec):
     assert flagged == {f"b{spec.poison[0]}_affine"}
 
 
+def test_all_finite_reads_elements_not_their_sum():
+    """The rules' test for NaN/Inf weights: a sum that overflows (float16's largest value,
+    twice) is not a non-finite element; a NaN, an inf or a -inf among finite values is."""
+    from bnlint.model.stats import all_finite
+
+    big = torch.full((2, 3), 65504.0, dtype=torch.float16)
+    assert torch.isinf(big.sum()) and all_finite(big)
+    assert all_finite(torch.zeros(0)) and all_finite(torch.randn(4, 4))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.randn(4, 4)
+        x[2, 1] = bad
+        assert not all_finite(x)
+        assert not all_finite(nn.Parameter(x))
+
+
 def test_finite_weights_whose_sum_overflows_are_not_non_finite():
     """BNL304 counts NaN/Inf elements, not a sum: finite float32 weights whose sum overflows
     (to inf) are not flagged; one inf beside them is, and counted alone."""
