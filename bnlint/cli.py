@@ -120,8 +120,9 @@ class _Seconds(click.ParamType):
               default=config_mod.FAIL_ON_DEFAULT, show_default=True,
               help="Lowest severity that makes the exit code 1.")
 @click.option("--model", "models", multiple=True,
-              help="Lint only this model: its name, or a call with literal arguments such as "
-                   "'VGG(\"VGG16\")' (repeatable).")
+              help="Lint only this model, by name; or build one with a call with literal "
+                   "arguments such as 'VGG(\"VGG16\")', the file's other models still linted "
+                   "(repeatable; give both to lint only the built one).")
 @click.option("--input-shape", "input_shapes", multiple=True,
               help="Example input shape, e.g. 8,3,32,32 (repeat for several inputs).")
 @click.option("--targets", type=click.Path(), help="Regression targets (.pt or .npy).")

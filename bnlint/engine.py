@@ -213,9 +213,16 @@ def _measured(finding: Finding, probe: ProbeResult) -> dict[str, float]:
             if rms[0] > 0:
                 out["forward_rms_ratio"] = rms[1] / rms[0]
     if "dead_fraction" in predicted:
-        layer = probe.layer(finding.module or "")
-        if layer and "dead" in layer.init:
-            out["dead_fraction"] = layer.init["dead"]
+        counted = facts.get("relu_units")  # BNL403's share: of these layers' units, together
+        if counted:
+            stats = [x for x in probe.layers if x.key in counted and "dead" in x.init]
+            units = sum(x.units for x in stats)
+            if units:
+                out["dead_fraction"] = sum(x.init["dead"] * x.units for x in stats) / units
+        else:
+            layer = probe.layer(finding.module or "")
+            if layer and "dead" in layer.init:
+                out["dead_fraction"] = layer.init["dead"]
     return out
 
 
@@ -234,7 +241,7 @@ def _verdict(finding: Finding, rule: Rule, value: float, device: str,
     def on_side(x: float) -> bool:
         return x > bound if check.side == "above" else x < bound
 
-    predicted = finding.evidence.predicted.get(check.key)
+    predicted = finding.evidence.static(check.key)
     if isinstance(predicted, (int, float)) and math.isfinite(predicted) \
             and not on_side(predicted):
         return None
@@ -300,6 +307,14 @@ def _probe(graph: ModelGraph, inputs: tuple, targets: Targets | None, config: Co
     if prober is None and any(t.is_meta for t in (*graph.model.parameters(),
                                                   *graph.model.buffers())):
         notes.append("probe skipped: the model is on the meta device (no weights to run)")
+        return None
+    scripted = [name for name, m in graph.model.named_modules()
+                if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        where = scripted[0] or "the model itself"
+        notes.append(f"probe skipped: the model holds TorchScript modules ({where}, ...), which "
+                     "the probe cannot run; subclass nn.Module instead of "
+                     "torch.jit.ScriptModule to have it measured")
         return None
     options = ProbeOptions.from_config(config, synthetic_inputs=synthetic_inputs,
                                        inferred_inputs=inferred_inputs, in_place=in_place,

@@ -110,16 +110,18 @@ class Verdict:
     confirmed: bool
     lowered_from: str | None = None
 
-    def sentence(self, span: str | None = None, predicted: float | None = None) -> str:
+    def sentence(self, span: str | None = None, predicted: float | None = None,
+                 how: str = "predicted") -> str:
         """How reports say it, after the finding's message ("" for an unconfirmed info): the
         quantity named for what it ``span``s (``body.0..body.87``), at initialisation, where
-        the probe measures it, beside its ``predicted`` value."""
+        the probe measures it, beside the static pass's value (``predicted``, or as ``how``
+        says it got it)."""
         if not self.confirmed and not self.lowered_from:
             return ""
         unit = "x" if self.key.endswith("ratio") else ""
         said = (f"{_QUANTITIES.get(self.key, self.key)}{f' over {span}' if span else ''} at "
                 f"initialisation: "
-                + (f"{predicted:.3g}{unit} predicted, " if predicted is not None else "")
+                + (f"{predicted:.3g}{unit} {how}, " if predicted is not None else "")
                 + f"{self.value:.3g}{unit} measured on {self.device}, ")
         said = said[0].upper() + said[1:]
         if self.confirmed:
@@ -158,6 +160,14 @@ class Evidence:
                    predicted=dict(values.get("predicted") or {}),
                    measured=dict(values.get("measured") or {}),
                    modules=tuple(values.get("modules") or ()))
+
+    def static(self, key: str) -> Any:
+        """The static pass's value of ``key``, which raised the finding: the one it measured
+        on the example batch (``example_batch``, BNL403's dead share), else its prediction."""
+        measured = self.facts.get("example_batch")
+        if isinstance(measured, Mapping) and key in measured:
+            return measured[key]
+        return self.predicted.get(key)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON form: the facts, and each other field that is set (``confirmed``
@@ -204,9 +214,11 @@ class Finding:
         if v is None:
             return self.message
         first, last = (self.evidence.facts.get(k) for k in ("first_module", "last_module"))
-        predicted = self.evidence.predicted.get(v.key)
+        static = self.evidence.static(v.key)
+        on_batch = static is not self.evidence.predicted.get(v.key)
         verdict = v.sentence(f"{first}..{last}" if first and last else None,
-                             predicted if isinstance(predicted, (int, float)) else None)
+                             static if isinstance(static, (int, float)) else None,
+                             "on the example batch" if on_batch else "predicted")
         return f"{self.message} {verdict}" if verdict else self.message
 
     def public(self) -> dict[str, Any]:

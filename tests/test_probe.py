@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from conftest import run_cli
 from models import NormFree, PreActResidual, bn_mlp
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bnlint.api import probe
 from bnlint.config import PROBE_HVPS, Optimizer
@@ -121,6 +122,30 @@ def test_lr_ceiling_matches_the_full_hessian():
     assert result.lr_ceiling.lambda_max == pytest.approx(top, rel=0.10)
     # the probe's default SGD has heavy-ball momentum 0.9
     assert result.lr_ceiling.bound == pytest.approx(2 * 1.9 / top, rel=0.10)
+
+
+class _Attention(nn.Module):
+    """One head of F.scaled_dot_product_attention, whose fused CPU kernel has no double
+    backward, then a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.head = nn.Linear(6, 18), nn.Linear(6, 3)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).unsqueeze(1).chunk(3, dim=-1)
+        return self.head(F.scaled_dot_product_attention(q, k, v).squeeze(1).mean(1))
+
+
+def test_lr_ceiling_through_fused_attention_matches_the_full_hessian():
+    torch.manual_seed(0)
+    model = _Attention()
+    x, y = torch.randn(48, 5, 6), torch.randint(0, 3, (48,))
+    result = probe(model, x, y, steps=0)
+    assert result.lr_ceiling is not None, result.notes
+    with sdpa_kernel(SDPBackend.MATH):  # the reference needs double backward too
+        top = torch.linalg.eigvalsh(_full_hessian(model, x, y))[-1].item()
+    assert result.lr_ceiling.lambda_max == pytest.approx(top, rel=0.10)
 
 
 def test_preconditioned_sharpness_matches_the_full_hessian():

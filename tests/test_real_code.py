@@ -188,6 +188,50 @@ def test_a_class_without_arguments_is_a_not_linted_note_until_given_some(tmp_pat
     assert list(tmp_path.glob("*.ran")) == []
 
 
+GPT_LIKE = """
+    from dataclasses import dataclass
+
+    from torch import nn
+
+
+    @dataclass
+    class Config:
+        width: int = 16
+        layers: int = 2
+
+
+    class Net(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            if config.width < 1:
+                raise ValueError("width must be positive")
+            self.body = nn.Sequential(*[nn.Linear(config.width, config.width)
+                                        for _ in range(config.layers)])
+
+        def forward(self, x):
+            return self.body(x)
+"""
+
+
+def test_a_model_entry_may_call_the_files_names_in_its_arguments(tmp_path):
+    # nanoGPT's GPT(GPTConfig(...)): the config object is built from the entry too
+    _write(tmp_path, {"gpt.py": GPT_LIKE})
+    path = tmp_path / "gpt.py"
+    code, report = _lint(path, "--model", "Net(Config(width=8, layers=3))")
+    assert code == 0, report
+    model, = report["models"]
+    assert model["name"] == "Net" and model["trace"]["nodes"] == 3 + 2  # x, 3 Linear, output
+    assert "8 features" in model["inputs"]["how"]
+    # the nested call raising is the model's build error, located at the class
+    code, report = _lint(path, "--model", "Net(Config(width=0))")
+    assert code == 1
+    assert [f["code"] for f in report["findings"]] == ["BNL003"]
+    assert "width must be positive" in report["findings"][0]["message"]
+    # a nested call of something that is not a name (a lambda's result) is still refused
+    code, report = _lint(path, "--model", "Net((lambda: Config())())")
+    assert code == 2
+
+
 def test_nested_sequentials_are_found(tmp_path):
     _write(tmp_path, {"seq.py": """
         from torch import nn
@@ -345,3 +389,41 @@ def test_a_kwargs_factory_needs_what_its_model_needs(tmp_path):
         "not linted: preresnet needs depth; give it with --model 'preresnet(...)'")
     code, report = _lint(path, "--model", "preresnet(depth=2)")
     assert code == 0 and [m["name"] for m in report["models"]] == ["preresnet"]
+
+
+def test_a_model_with_torchscript_blocks_is_linted_without_them(write_model):
+    """Blocks subclassing torch.jit.ScriptModule (weiaicunzai's stochastic-depth ResNets) refuse
+    forward hooks and weight swaps: the input-size inference skips them (it crashed with
+    'register_forward_hook is not supported on ScriptModules'), the rest is linted, and the
+    probe is skipped with a note that says why."""
+    path = write_model("""
+        import torch
+        import torch.nn as nn
+
+        class Block(torch.jit.ScriptModule):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+            @torch.jit.script_method
+            def forward(self, x):
+                return torch.relu(self.conv(x))
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Conv2d(3, 8, 3, padding=1)
+                self.block = Block()
+                self.pool = nn.AdaptiveAvgPool2d(1)
+                self.fc = nn.Linear(8, 10)
+
+            def forward(self, x):
+                return self.fc(self.pool(self.block(self.stem(x))).flatten(1))
+    """)
+    proc = run_cli(path, "--format", "json", "--probe-steps", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    model = json.loads(proc.stdout)["models"][0]
+    assert model["name"] == "Net" and model["inputs"]["shapes"] == [[16, 3, 32, 32]]
+    assert model["probe"] is None
+    assert any("probe skipped: the model holds TorchScript modules (block, ...)" in n
+               for n in model["notes"]), model["notes"]

@@ -83,6 +83,30 @@ class Call:
     kwargs: dict = field(default_factory=dict)
     origin: str = "defaults"
 
+    def made(self) -> tuple[tuple, dict]:
+        """The arguments with each :class:`Nested` call in them made (when the model is built,
+        so that an exception there is the model's build error)."""
+        return tuple(_made(a) for a in self.args), {k: _made(v) for k, v in self.kwargs.items()}
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A call of the file's names inside a ``--model`` entry's arguments, as ``GPTConfig(
+    n_layer=2)`` in ``--model 'GPT(GPTConfig(n_layer=2))'``: the user asked for it to run."""
+    maker: Any
+    call: Call
+
+
+def _made(value: Any) -> Any:
+    if isinstance(value, Nested):
+        args, kwargs = value.call.made()
+        return value.maker(*args, **kwargs)
+    if isinstance(value, list | tuple | set):
+        return type(value)(_made(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _made(v) for k, v in value.items()}
+    return value
+
 
 class Source:
     """The file's syntax tree, parsed once: its top-level classes and functions, the line of
@@ -128,33 +152,39 @@ class Source:
                 return _MISSING
         return _MISSING
 
-    def value(self, node: ast.expr) -> Any:
+    def value(self, node: ast.expr, nested: bool = False) -> Any:
         """An argument's value: a literal, a name of the file's, or a list, tuple or dict of
-        those; ``_MISSING`` for anything that would run code."""
+        those; ``_MISSING`` for anything that would run code, except, when ``nested``, a call
+        of a name of the file's with such arguments (a :class:`Nested`, made at build time)."""
         try:
             return ast.literal_eval(node)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             pass
+        if nested and isinstance(node, ast.Call):
+            maker = self.resolve(node.func)
+            call = self.call(node, "", nested=True)
+            return _MISSING if maker is _MISSING or not callable(maker) or call is None \
+                else Nested(maker, call)
         if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            items = [self.value(e) for e in node.elts]
+            items = [self.value(e, nested) for e in node.elts]
             if any(i is _MISSING for i in items):
                 return _MISSING
             return {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items)
         if isinstance(node, ast.Dict):
             keys = [self.value(k) if k is not None else _MISSING for k in node.keys]
-            values = [self.value(v) for v in node.values]
+            values = [self.value(v, nested) for v in node.values]
             if any(x is _MISSING for x in (*keys, *values)):
                 return _MISSING
             return dict(zip(keys, values))
         return self.resolve(node)
 
-    def call(self, node: ast.Call, origin: str) -> Call | None:
+    def call(self, node: ast.Call, origin: str, nested: bool = False) -> Call | None:
         """The arguments of a call, when each is a :meth:`value` (no ``*args``)."""
         if any(isinstance(a, ast.Starred) for a in node.args) \
                 or any(k.arg is None for k in node.keywords):
             return None
-        args = [self.value(a) for a in node.args]
-        kwargs = {k.arg: self.value(k.value) for k in node.keywords}
+        args = [self.value(a, nested) for a in node.args]
+        kwargs = {k.arg: self.value(k.value, nested) for k in node.keywords}
         if any(v is _MISSING for v in (*args, *kwargs.values())):
             return None
         return Call(tuple(args), kwargs, origin)
@@ -285,7 +315,8 @@ def _passed_through(source: Source, name: str) -> list[str]:
 def _build(name: str, maker: Any, call: Call, path: Path) -> Any:
     try:
         with sites.recording():
-            return maker(*call.args, **call.kwargs)
+            args, kwargs = call.made()
+            return maker(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the user's code raised
         how = "" if call.origin == "defaults" else f" (with the arguments of {call.origin})"
         raise user_error(exc, path, f"building {name}(){how}",
@@ -311,13 +342,14 @@ def _selected(source: Source, selected: list[str],
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                 and node.func.id not in source.defs and node.func.id not in source.assigned:
             continue
-        call = source.call(node, f"--model {entry!r}") \
+        call = source.call(node, f"--model {entry!r}", nested=True) \
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
         if call is None:
             raise InputError(f"--model {entry!r} is not a model name or a call of one with "
                              "literal arguments.", path=str(path),
                              hint="Give a name, as --model Net, or a call whose arguments are "
-                                  "literals or names in the file, as --model 'VGG(\"VGG16\")'.")
+                                  "literals, names in the file or calls of them, as --model "
+                                  "'VGG(\"VGG16\")' or 'GPT(GPTConfig(n_layer=2))'.")
         given.setdefault(node.func.id, []).append(call)
     return only, given
 

@@ -117,8 +117,11 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> See
         x = args[0] if args else None
         raise _Reached(module, tuple(x.shape) if isinstance(x, torch.Tensor) else None)
 
+    # torch refuses hooks on TorchScript modules (a ResNet's blocks as torch.jit.ScriptModule):
+    # their outputs go unseen, as the forward runs them whole
     hooks = [m.register_forward_pre_hook(reach) if isinstance(m, nn.Linear)
-             else m.register_forward_hook(record) for m in model.modules()]
+             else m.register_forward_hook(record) for m in model.modules()
+             if not isinstance(m, torch.jit.ScriptModule)]
     was_training = model.training
     model.eval()
     try:

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
 Vector = list[torch.Tensor]
@@ -57,7 +58,18 @@ def top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Vector, *,
 
     With ``scale`` (one tensor per parameter, s = P^-1/2 for a diagonal preconditioner P), the
     largest eigenvalue of S H S, S = diag(s): the *preconditioned* sharpness, since S H S and
-    P^-1 H = S^2 H have the same eigenvalues. A zero in s leaves that coordinate out."""
+    P^-1 H = S^2 H have the same eigenvalues. A zero in s leaves that coordinate out.
+
+    ``F.scaled_dot_product_attention`` runs its math kernel here: the fused ones (flash,
+    memory-efficient) have no double backward."""
+    with sdpa_kernel(SDPBackend.MATH):
+        return _top_eigenvalue(loss_fn, params, iterations=iterations, tol=tol,
+                               deadline=deadline, generator=generator, scale=scale)
+
+
+def _top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Vector, *, iterations: int,
+                    tol: float, deadline: float | None, generator: torch.Generator | None,
+                    scale: Vector | None) -> Eigen:
     start = time.monotonic()
     loss = loss_fn()
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)

@@ -250,6 +250,24 @@ def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
               severity=None if configured else "info")
 
 
+def _default_lr_over_ceiling(ctx: Context) -> str | None:
+    """Why a divergence in the probe's training steps is its own lr's, or None: no optimizer
+    in the config, so the probe ran its default lr, and that lr is over the stable-step bound
+    it measured at initialisation (BNL905): steps above it overshoot along the sharpest
+    direction and the loss grows (arXiv:2103.00065), so the divergence is the lr's, which the
+    user may not train with. Info then, as BNL905 and BNL903's trajectory reading are."""
+    p, opt = ctx.probe, ctx.config.optimizer
+    if (opt is not None and opt.lr is not None) or p.lr_ceiling is None:
+        return None
+    lr, bound = p.optimizer["lr"], p.lr_ceiling.bound
+    if lr <= bound:
+        return None
+    return (f" at the probe's default lr {lr:g} (no optimizer in the config), {lr / bound:.3g}x "
+            f"the stable-step bound {bound:.3g} of {p.optimizer['name']} it measured at "
+            "initialisation, so it says nothing about the lr you train at: give --optimizer "
+            "with it")
+
+
 @check("BNL904")
 def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p = ctx.probe
@@ -263,11 +281,13 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
                 "backward": f"the backward pass first overflows in the gradient of "
                             f"{bad.key}'s output"}.get(bad.where,
                                                        "the weight gradients are not finite")
+        lr_cause = _default_lr_over_ceiling(ctx) if bad.step else None
         yield Hit(ctx.graph.find(bad.key),
                   {"what": what, "step": bad.step, "device": p.device,
-                   "outcome": "training would produce NaN"},
+                   "outcome": "training would produce NaN" + (lr_cause or "")},
                   {"measured": {"nan": True, "step": bad.step, "pass": bad.where},
-                   "module": bad.module})
+                   "module": bad.module, "configured": lr_cause is None},
+                  severity="info" if lr_cause else None)
         return
     # the loss's scale at the start: the initial loss, or the regression targets' mean square
     # when larger (an MSE on targets in the thousands starts near 1e6 and is not diverging)
@@ -281,13 +301,16 @@ def measured_nonfinite(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     step = next((i for i, loss in enumerate(losses) if loss >= growth * scale), None)
     if step is not None:
+        lr_cause = _default_lr_over_ceiling(ctx)
         yield Hit(ctx.graph.find(p.first_module),
                   {"what": f"the loss grew from {losses[0]:.3g} to {losses[step]:.3g}, "
                            f"{losses[step] / scale:.3g}x the scale it started at "
                            f"(>= {growth:g}x)",
-                   "step": step, "device": p.device, "outcome": "the run is diverging"},
+                   "step": step, "device": p.device,
+                   "outcome": "the run is diverging" + (lr_cause or "")},
                   {"measured": {"loss": losses[step], "initial_loss": losses[0],
-                                "scale": scale, "step": step}})
+                                "scale": scale, "step": step}, "configured": lr_cause is None},
+                  severity="info" if lr_cause else None)
 
 
 @check("BNL906")

@@ -231,5 +231,6 @@ def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
                       "prediction": said, "chance": 0.5 ** batch},
               {"predicted": {"dead_fraction": predicted},
                "example_batch": {"dead_fraction": dead, "batch": batch,
-                                 "layers": {x.label: float(measured[x.name]) for x in layers}}},
+                                 "layers": {x.label: float(measured[x.name]) for x in layers}},
+               "relu_units": {x.name: units[x.name] for x in layers}},
               severity="error" if error else None)
