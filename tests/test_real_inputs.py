@@ -200,6 +200,44 @@ def test_an_imagenet_style_stem_gets_224(write_model):
     assert "no layer fixes the size" in inputs["how"]
 
 
+CIFAR_VGG = """
+from torch import nn
+
+
+class VGG(nn.Module):
+    def __init__(self, num_classes=CLASSES):
+        super().__init__()
+        layers, channels = [], 3
+        for _ in range(5):
+            layers += [nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+            channels = 8
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+"""
+
+
+def test_a_cifar_head_after_a_stride_1_stem_gets_32_though_it_downsamples_32x(write_model):
+    """huyvnphan/PyTorch_CIFAR10's VGGs in small: 3x3 stride-1 convs and five max pools take
+    32x32 to 1x1 before a global pool, as ImageNet models take 224 to 7; a head of CIFAR-10's
+    or CIFAR-100's classes makes it CIFAR's 32x32, one of ImageNet's 1000 keeps 224."""
+    for classes in (10, 100):
+        inputs = _inputs(write_model(CIFAR_VGG.replace("CLASSES", str(classes)),
+                                     f"vgg{classes}.py"), "--no-probe")
+        assert inputs["shapes"] == [[16, 3, 32, 32]], inputs
+        assert (f"32x32, CIFAR's size: the head's {classes} classes are CIFAR-{classes}'s and "
+                "the first layer is CIFAR's 3x3 conv at stride 1") in inputs["how"]
+        assert "downsample it 32x, to 1x1" in inputs["how"]
+    inputs = _inputs(write_model(CIFAR_VGG.replace("CLASSES", "1000"), "vgg1000.py"),
+                     "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 224, 224]], inputs
+    assert "224x224, ImageNet's size: the layers downsample it 32x" in inputs["how"]
+
+
 def test_an_auxiliary_head_that_needs_more_than_224_gets_inceptions_299(write_model):
     """Inception v3's shape in small: an ImageNet stem, and an auxiliary head that runs only in
     training mode (as bnlint runs the model) and pools 5x5 with stride 3 before a 5x5 conv,

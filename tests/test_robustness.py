@@ -95,6 +95,42 @@ def test_poisoned_weight_is_reported(spec):
     assert flagged == {f"b{spec.poison[0]}_affine"}
 
 
+def test_all_finite_reads_elements_not_their_sum():
+    """The rules' test for NaN/Inf weights: a sum that overflows (float16's largest value,
+    twice) is not a non-finite element; a NaN, an inf or a -inf among finite values is."""
+    from bnlint.model.stats import all_finite
+
+    big = torch.full((2, 3), 65504.0, dtype=torch.float16)
+    assert torch.isinf(big.sum()) and all_finite(big)
+    assert all_finite(torch.zeros(0)) and all_finite(torch.randn(4, 4))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.randn(4, 4)
+        x[2, 1] = bad
+        assert not all_finite(x)
+        assert not all_finite(nn.Parameter(x))
+
+
+def test_finite_weights_whose_sum_overflows_are_not_non_finite():
+    """BNL304 counts NaN/Inf elements, not a sum: finite float32 weights whose sum overflows
+    (to inf) are not flagged; one inf beside them is, and counted alone."""
+    def model(poison: bool) -> nn.Module:
+        net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        with torch.no_grad():
+            net[0].weight.fill_(3e38)  # finite in float32; the sum of 32 of them overflows
+            if poison:
+                net[0].weight[0, 0] = float("inf")
+        return net
+
+    def non_finite(poison: bool) -> list:
+        report = bnlint.lint(model(poison), torch.randn(8, 4), config=Config(probe=False))
+        return [f for f in report.findings if f.code == "BNL304"]
+
+    assert not non_finite(False)
+    found = non_finite(True)
+    assert len(found) == 1 and found[0].module == "0", found
+    assert "holds 1 NaN/Inf values in weight" in found[0].message, found[0].message
+
+
 @settings(max_examples=15, **SETTINGS)
 @given(specs(max_depth=12), st.integers(1, 3))
 def test_inputs_of_the_wrong_width_are_an_input_error(spec, extra):

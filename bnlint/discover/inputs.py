@@ -107,10 +107,17 @@ def _name_of(model: nn.Module, layer: nn.Module) -> str:
     return next((n for n, m in model.named_modules() if m is layer), type(layer).__name__)
 
 
+def _classes(model: nn.Module) -> int | None:
+    """The outputs of the model's last Linear: its head's classes, for a classifier."""
+    return next((m.out_features for m in reversed(list(model.modules()))
+                 if isinstance(m, nn.Linear)), None)
+
+
 def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
     """The input shapes to try for a model whose first layer is ``layer``, and why: a Conv's
-    size solved from the first Linear after a flatten, else 224 for an ImageNet-style model,
-    else the usual sizes in turn."""
+    size solved from the first Linear after a flatten, else 32 for a CIFAR model that
+    downsamples as ImageNet models do, else 224 for an ImageNet-style model, else the usual
+    sizes in turn."""
     first = f"the first layer, {_name_of(model, layer)} ({type(layer).__name__})"
     if isinstance(layer, nn.Linear):
         return _Candidates([(batch, layer.in_features)],
@@ -135,6 +142,16 @@ def _candidates(model: nn.Module, layer: nn.Module, batch: int) -> _Candidates:
                                f"the {solved.linear.in_features} features of {linear} "
                                f"(Linear){alike}")
     if isinstance(layer, nn.Conv2d):
+        classes = _classes(model)
+        factor = sizes.cifar_downsampling(probes, layer, classes)
+        if factor is not None:
+            small = sizes.CIFAR_SIZE
+            return _Candidates([shape_at(small), *(shape_at(s) for s in _SPATIAL_SIZES
+                                                   if s != small)],
+                               f"{channels}; {small}x{small}, CIFAR's size: the head's "
+                               f"{classes} classes are CIFAR-{classes}'s and the first layer is "
+                               "CIFAR's 3x3 conv at stride 1 (ImageNet models' stems stride 2); "
+                               f"the layers downsample it {factor}x, to 1x1, before the head")
         factor = sizes.imagenet_downsampling(probes)
         if factor is not None:
             big = sizes.IMAGENET_SIZE

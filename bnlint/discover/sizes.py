@@ -24,6 +24,12 @@ INCEPTION_SIZE = 299
 # stride-2 stem, pooling or strided stages); their CIFAR versions take 32 to 8 or 4 (He et al.,
 # arXiv:1512.03385, section 4.2: feature maps of 32, 16 and 8), so 224 to 28 or 56.
 IMAGENET_DOWNSAMPLING = 32
+CIFAR_SIZE = 32
+# CIFAR-10's and CIFAR-100's class counts (Krizhevsky, 2009). A model whose head has one of them
+# and whose first conv is CIFAR's 3x3 at stride 1 (ImageNet models' stems stride 2) is built for
+# CIFAR even when its layers downsample 32x like ImageNet's, as a CIFAR VGG's five max pools take
+# 32x32 to 1x1 (huyvnphan/PyTorch_CIFAR10's VGGs, whose global pool also takes 224's 7x7 maps).
+CIFAR_CLASSES = (10, 100)
 MAX_SIZE = 2048  # the largest size solved for
 # Sizes of common datasets, preferred among sizes that fit equally: MNIST/Fashion-MNIST, CIFAR
 # and SVHN, STL-10, ImageNet crops, Inception's.
@@ -245,6 +251,22 @@ def solve_flatten(probes: Probes) -> Solved | None:
         return None
     size = _pick(fits[0], largest)
     return Solved(size if flat(size) == target else fits[0], linear, (fits[0], largest), True)
+
+
+def cifar_downsampling(probes: Probes, stem: nn.Conv2d, classes: int | None) -> int | None:
+    """How many times the layers before the head shrink CIFAR's 32x32 input, for a model built
+    for CIFAR (a head of CIFAR_CLASSES classes after a 3x3 stride-1 first conv) whose layers
+    shrink it at least IMAGENET_DOWNSAMPLING times (to 1x1), as ImageNet models shrink 224 to
+    7; None otherwise (such a model with larger maps at 32 px is run at 32 anyway, the first
+    usual size, as :func:`imagenet_downsampling` finds it no ImageNet model)."""
+    if classes not in CIFAR_CLASSES or tuple(stem.kernel_size) != (3, 3) \
+            or set(stem.stride) != {1}:
+        return None
+    seen = probes(CIFAR_SIZE)
+    if seen is None or not seen.smallest:
+        return None
+    factor = CIFAR_SIZE // seen.smallest
+    return factor if factor >= IMAGENET_DOWNSAMPLING else None
 
 
 def imagenet_downsampling(probes: Probes) -> int | None:

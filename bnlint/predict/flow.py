@@ -490,20 +490,31 @@ def residual_branches(graph: ModelGraph) -> list[Branch]:
     projection, which may hold one), with the BatchNorm that ends the branch (see
     :class:`Branch`)."""
     found = []
+    bits, names = graph.ancestry()
+
+    def named(b: int) -> list[str]:
+        """The names of the set bits of ``b``, in the graph's order."""
+        out = []
+        while b:
+            low = b & -b
+            out.append(names[low.bit_length() - 1])
+            b ^= low
+        return out
+
     for add in graph.layers("Add"):
         inputs = graph.prev(add)
         if len(inputs) != 2:
             continue
-        reach = [graph.ancestors([x.name]) for x in inputs]
+        reach = [bits[x.name] for x in inputs]
         if not reach[0] & reach[1]:
             continue  # no common fork: a bias or an embedding added to a stream
-        own = [reach[0] - reach[1], reach[1] - reach[0]]
+        own = [named(reach[0] & ~reach[1]), named(reach[1] & ~reach[0])]
         affines = [sum(graph.layer(n).is_("@affine") for n in side) for side in own]
         if affines[0] == affines[1]:
             continue
         i = 0 if affines[0] > affines[1] else 1
-        branch, members = inputs[i], own[i]
-        norms = [x for x in reversed(graph.order) if x.name in members and x.is_("@batchnorm")]
+        branch, members = inputs[i], set(own[i])
+        norms = [x for x in map(graph.layer, reversed(own[i])) if x.is_("@batchnorm")]
         end = next((bn for bn in norms
                     if not _escapes(graph, branch.name, members, bn.name)), None)
         found.append(Branch(add, branch, inputs[1 - i], members, end))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import torch
 
 from ..model.graph import Layer, ModelGraph
+from ..model.stats import all_finite
 from ..predict import theory
 from ..predict.flow import Chain, activation_after, activation_options, fans, predict, safe_ratio
 from .base import Context, Hit, check
@@ -100,7 +101,7 @@ def batchnorm_linear_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if chain.kind != "batchnorm-linear":
             continue
         weights = [module_layer(ctx.graph, m).obj.weight for m in chain.modules]
-        if any(w.is_meta or not bool(torch.isfinite(w).all()) for w in weights):
+        if any(w.is_meta or not all_finite(w) for w in weights):
             continue
         spread = max(_orthogonality(w) for w in weights)
         if spread <= ctx.threshold(rule, "orthogonal_spread"):

@@ -15,6 +15,7 @@ from torch import nn
 from ..discover import checkpoints
 from ..model import sites
 from ..model.graph import Layer, ModelGraph
+from ..model.stats import all_finite
 from ..predict import theory
 from ..predict.flow import activation_after, activation_options, fans, predict, safe_ratio
 from .base import Context, Hit, check
@@ -160,7 +161,7 @@ def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if weight is None or weight.dim() < 2 or weight.numel() < 2 or act is None \
                 or normalised or act.kind not in theory.MODELLED_ACTIVATIONS \
                 or _gates(ctx.graph, act) \
-                or not bool(torch.isfinite(weight).all()):  # non-finite weights: BNL304
+                or not all_finite(weight):  # non-finite weights: BNL304
             continue
         options = activation_options(act)
         gain = theory.activation_gain(act.kind, options)
@@ -312,8 +313,8 @@ def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
                 or is_output_layer(ctx.graph, layer):
             continue
         rows = weight.detach().reshape(weight.shape[0], -1)
-        if not bool((rows == rows[0]).all()):
-            continue
+        if not (bool((rows[1] == rows[0]).all()) and bool((rows == rows[0]).all())):
+            continue  # (the second row first: most weights differ there, at a row's cost)
         zero = not bool(rows.any())
         if zero and _feeds_merge(ctx.graph, layer):
             continue  # a zero-initialised residual branch end (Fixup) learns from the skip
@@ -327,7 +328,7 @@ def _non_finite(module: nn.Module) -> dict[str, int]:
     """The module's own floating parameters and buffers holding NaN/Inf: name -> how many."""
     tensors = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
     return {n: int((~torch.isfinite(t)).sum()) for n, t in tensors
-            if t.is_floating_point() and not bool(torch.isfinite(t).all())}
+            if t.is_floating_point() and not all_finite(t)}
 
 
 def _owner_layer(name: str, module: nn.Module, tensors: list[str], graph: ModelGraph) -> Layer:
@@ -451,7 +452,7 @@ def frozen_at_random_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
         if not isinstance(weight, torch.Tensor) or weight.dim() < 2 or _trainable(layer.obj) \
-                or not bool(torch.isfinite(weight).all()) \
+                or not all_finite(weight) \
                 or not (whole or layer.name in feeding):
             continue
         ratio = spectral_edge_ratio(weight)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 
 from ..model.graph import Layer, ModelGraph
+from ..model.stats import all_finite
 from .base import Context, Hit, check
 from .catalog import Rule
 
@@ -61,7 +62,7 @@ def _snippet(x: torch.Tensor, dim: int, pixels: bool) -> str:
 def input_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
     x = ctx.inputs[0] if ctx.inputs else None
     if ctx.synthetic_inputs or not isinstance(x, torch.Tensor) or not x.is_floating_point() \
-            or x.dim() < 2 or not bool(torch.isfinite(x).all()):
+            or x.dim() < 2 or not all_finite(x):
         return
     hidden = ctx.graph.upstream_of("@affine")  # layers with another affine layer after them
     layers = [x for x in first_layers(ctx.graph) if x.name in hidden and x.obj is not None

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import torch
 from torch import nn
 
 from ..model.graph import Layer, ModelGraph
+from ..model.stats import all_finite
 from .base import Context, Hit, check
 from .catalog import Rule
 from .init import affine_weights, is_output_layer
@@ -89,7 +89,7 @@ def adaptive_step_over_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
     judged, over = 0, []
     for layer, weight in affine_weights(ctx.graph):
         if weight is None or weight.dim() < 2 or weight.is_meta \
-                or not bool(torch.isfinite(weight).all()):
+                or not all_finite(weight):
             continue
         rms = _rms(weight)
         if rms == 0 or is_output_layer(ctx.graph, layer):

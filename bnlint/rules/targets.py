@@ -9,6 +9,7 @@ import torch
 
 from ..discover.targets import Targets
 from ..model.graph import Layer, ModelGraph
+from ..model.stats import all_finite
 from ..probing.stability import PLAIN
 from .base import Context, Hit, check, heads_after_affine
 from .catalog import Rule
@@ -80,7 +81,7 @@ def _steps_to_reach(t: Targets, layer: Layer, lr: float) -> dict | None:
     the layer has no readable weight."""
     weight, bias = getattr(layer.obj, "weight", None), getattr(layer.obj, "bias", None)
     if not isinstance(weight, torch.Tensor) or weight.is_meta or weight.dim() < 2 \
-            or not bool(torch.isfinite(weight).all()):
+            or not all_finite(weight):
         return None
     rows = weight.detach().double().reshape(weight.shape[0], -1)
     reach = rows.abs().sum(1)
