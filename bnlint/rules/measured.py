@@ -252,12 +252,28 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
         return
     worst_fraction, worst, at_init = max(bad, key=lambda item: item[0])
     when = "at initialisation" if at_init else f"after {p.steps} training steps"
+    configured = _lr_configured(ctx)
     yield Hit(ctx.graph.find(worst.key),
               {"fraction": worst_fraction, "layer": worst.label, "when": when,
                "count": len(bad), "device": p.device, "judged": f"at or above {limit:.0%}",
-               "cause": ""},
+               "cause": "" if at_init else _died_in_steps(ctx, configured)},
               {"measured": {"dead_fraction": worst_fraction},
-               "layers": {x.label: d for d, x, _ in bad}})
+               "layers": {x.label: d for d, x, _ in bad}},
+              severity=None if at_init or configured else "info")
+
+
+def _lr_configured(ctx: Context) -> bool:
+    opt = ctx.config.optimizer
+    return opt is not None and opt.lr is not None
+
+
+def _died_in_steps(ctx: Context, configured: bool) -> str:
+    """Why units the probe's steps killed are the lr's: at the configured lr a warning, at the
+    probe's default (which the user may not train with, as BNL905) an info."""
+    p = ctx.probe
+    return (" Units that die while the probe trains point to steps too large for the layers "
+            f"feeding them (the probe ran {p.optimizer['name']} at lr {p.optimizer['lr']:g}"
+            + (")." if configured else ", its default: no optimizer in the config)."))
 
 
 def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
@@ -265,8 +281,7 @@ def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
     more from initialisation to the probe's last step, units the training steps killed. Info
     only when the probe ran its default lr, which the user may not train with (as BNL905)."""
     p, bound = ctx.probe, ctx.threshold(rule, "dead_rise")
-    opt = ctx.config.optimizer
-    configured = opt is not None and opt.lr is not None
+    configured = _lr_configured(ctx)
     rising = [(x.final["dead"] - x.init["dead"], x) for x in p.layers
               if "dead" in x.init and "dead" in x.final]
     rising = [(up, x) for up, x in rising if up >= bound]
@@ -280,10 +295,7 @@ def _dying_during_probe(ctx: Context, rule: Rule) -> Iterator[Hit]:
                "count": len(rising), "device": p.device,
                "judged": f"whose dead share rose by {bound * 100:g} points or more during the "
                          "probe",
-               "cause": " Units that die while the probe trains point to steps too large for "
-                        f"the layers feeding them (the probe ran {p.optimizer['name']} at lr "
-                        f"{p.optimizer['lr']:g}"
-                        + (")." if configured else ", its default: no optimizer in the config).")},
+               "cause": _died_in_steps(ctx, configured)},
               {"measured": {"dead_fraction": worst.final["dead"],
                             "initial_dead_fraction": worst.init["dead"], "rise": up,
                             "steps": p.steps},
