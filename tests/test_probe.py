@@ -382,6 +382,36 @@ def test_the_probe_trains_with_the_models_own_loss_and_reduction():
     assert probe(logits, x, onehot, steps=0).loss == "mean-squared error on the given targets"
 
 
+class _TinyLM(nn.Module):
+    """Token embeddings, a mixing layer and a Linear head over a vocabulary of 11: logits of
+    shape (batch, sequence, 11)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.mix, self.head = nn.Embedding(11, 8), nn.Linear(8, 8), nn.Linear(8, 11)
+
+    def forward(self, idx):
+        return self.head(torch.relu(self.mix(self.embed(idx))))
+
+
+def test_a_sequence_model_with_its_own_cross_entropy_gets_class_labels_over_its_vocabulary():
+    """nanoGPT's logits (B, T, vocab) with F.cross_entropy in its file: the probe trains the
+    cross-entropy over the head's units, not a mean-squared error on made-up values."""
+    torch.manual_seed(0)
+    idx = torch.randint(0, 11, (16, 5))
+    ce = probe(_TinyLM(), idx, steps=1, loss=Loss("ce", True, "F.cross_entropy() at lm.py:9"))
+    assert ce.loss == ("synthetic targets: random class labels over the output's dimension 2 "
+                       "(11 classes), cross-entropy on logits (CrossEntropyLoss), inferred "
+                       "from F.cross_entropy() at lm.py:9")
+    assert ce.history[0].loss == pytest.approx(math.log(11), rel=0.2)  # chance: ln(classes)
+    # no loss in the file: the output is not known to be classes
+    assert probe(_TinyLM(), idx, steps=1).loss.endswith("mean-squared error")
+    # a conv head writes its classes to dimension 1 (segmentation)
+    seg = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 1))
+    assert "dimension 1 (5 classes)" in probe(seg, torch.randn(8, 3, 6, 6), steps=1,
+                                               loss=Loss("ce", True, "test")).loss
+
+
 def test_the_probe_takes_bce_only_for_a_model_that_outputs_probabilities():
     torch.manual_seed(0)
     x, y = torch.randn(16, 3), torch.randint(0, 2, (16, 1)).float()

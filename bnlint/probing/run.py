@@ -164,12 +164,14 @@ def _known_loss(spec: LossSpec, out: torch.Tensor, target: torch.Tensor,
 
 def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | None,
           gen: torch.Generator, spec: LossSpec | None = None,
-          probabilities: bool = False) -> tuple[Loss, str]:
+          probabilities: bool = False, class_dim: int | None = None) -> tuple[Loss, str]:
     """The training loss of the output for ``rows`` of the batch: the model's own (``spec``)
     on the given targets when it is a torch loss the probe can run on them, else cross-entropy
     or mean-squared error on the given targets when they fit the output, else synthetic;
     ``out`` has the shape of the whole batch's output; ``probabilities``: its values are all in
-    [0, 1]."""
+    [0, 1]; ``class_dim``: the dimension the output layer writes its units to, where a model
+    whose own loss is a cross-entropy or NLL has its classes (a language model's vocabulary,
+    last; a segmentation net's channels, 1)."""
     n = out.shape[0]
     classes = out.dim() == 2 and out.shape[1] > 1
     if target is not None:
@@ -193,6 +195,15 @@ def _loss(out: torch.Tensor, targets: Targets | None, target: torch.Tensor | Non
         labels = torch.randint(0, out.shape[1], (n,), generator=gen).to(out.device)
         return (lambda o, rows: F.cross_entropy(o, labels[rows])), \
             note + "synthetic targets: random class labels, cross-entropy"
+    if spec is not None and spec.name in ("ce", "nll") and class_dim is not None \
+            and out.dim() > 2 and class_dim % out.dim() > 0:
+        dim = class_dim % out.dim()
+        fn = F.cross_entropy if spec.name == "ce" else F.nll_loss
+        labels = torch.randint(0, out.shape[dim], (*out.shape[:dim], *out.shape[dim + 1:]),
+                               generator=gen).to(out.device)
+        return (lambda o, rows: fn(o.movedim(dim, 1), labels[rows])), \
+            note + (f"synthetic targets: random class labels over the output's dimension "
+                    f"{dim} ({out.shape[dim]} classes), {spec.said}")
     std = targets.std if targets is not None and targets.tensor is None else 1.0
     t = (torch.randn(out.shape, generator=gen) * std).to(out.device, out.dtype)
     return (lambda o, rows: F.mse_loss(o, t[rows])), \
@@ -308,9 +319,19 @@ class _Run:
             whole = out.detach().new_empty((self.batch, *out.shape[1:]))
             outside = self.agreed(bool(((out < 0) | (out > 1)).any()))
             self.loss_fn, self.loss_text = _loss(whole, self.targets, self.target, self.gen,
-                                                 self.loss_spec, not outside)
+                                                 self.loss_spec, not outside,
+                                                 self._class_dim(whole))
         share = len(range(self.batch)[self.rows]) / self.batch
         return self.loss_fn(out, self.rows) * share
+
+    def _class_dim(self, out: torch.Tensor) -> int | None:
+        """The dimension of ``out`` the last affine layer writes its units to, when it is the
+        output's: a Linear's last, a convolution's 1."""
+        if not self.affine:
+            return None
+        last = self.affine[-1][1]
+        units, dim = last.shape[0], (-1 if last.dim() == 2 else 1)
+        return dim if out.dim() > 2 and out.shape[dim] == units else None
 
     def late(self, deadline: float, seconds: float) -> bool:
         """Whether work taking ``seconds`` would end past ``deadline``."""
