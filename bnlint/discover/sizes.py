@@ -262,11 +262,7 @@ def cifar_downsampling(probes: Probes, stem: nn.Conv2d, classes: int | None) -> 
     if classes not in CIFAR_CLASSES or tuple(stem.kernel_size) != (3, 3) \
             or set(stem.stride) != {1}:
         return None
-    seen = probes(CIFAR_SIZE)
-    if seen is None or not seen.smallest:
-        return None
-    factor = CIFAR_SIZE // seen.smallest
-    return factor if factor >= IMAGENET_DOWNSAMPLING else None
+    return _downsampling(probes, CIFAR_SIZE)
 
 
 def imagenet_downsampling(probes: Probes) -> int | None:
@@ -283,8 +279,14 @@ def imagenet_downsampling(probes: Probes) -> int | None:
     if any(larger(seen) for size, seen in probes.seen.items() if size < IMAGENET_SIZE) \
             or larger(probes(128)):
         return None
-    seen = probes(IMAGENET_SIZE)
+    return _downsampling(probes, IMAGENET_SIZE)
+
+
+def _downsampling(probes: Probes, size: int) -> int | None:
+    """How many times the layers before the head shrink a ``size`` input (over the smallest
+    spatial size a layer outputs), when it is at least IMAGENET_DOWNSAMPLING, else None."""
+    seen = probes(size)
     if seen is None or not seen.smallest:
         return None
-    factor = IMAGENET_SIZE // seen.smallest
+    factor = size // seen.smallest
     return factor if factor >= IMAGENET_DOWNSAMPLING else None

@@ -41,6 +41,13 @@ def explosion_threshold(rules: dict[str, Rule], config) -> float:
     return rules["BNL901"].threshold("ratio_warning", config.thresholds)
 
 
+def _lr_configured(ctx: Context) -> bool:
+    """Whether the config names the lr the probe trained at (else it ran its default, which
+    the user may not train with)."""
+    opt = ctx.config.optimizer
+    return opt is not None and opt.lr is not None
+
+
 def _shown(value: float | None, spec: str, unit: str = "") -> str:
     """A measured number for a message, or "n/a" where the probe has none."""
     return "n/a" if value is None else f"{value:{spec}}{unit}"
@@ -262,11 +269,6 @@ def measured_dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
               severity=None if at_init or configured else "info")
 
 
-def _lr_configured(ctx: Context) -> bool:
-    opt = ctx.config.optimizer
-    return opt is not None and opt.lr is not None
-
-
 def _died_in_steps(ctx: Context, configured: bool) -> str:
     """Why units the probe's steps killed are the lr's: at the configured lr a warning, at the
     probe's default (which the user may not train with, as BNL905) an info."""
@@ -309,8 +311,8 @@ def _default_lr_over_ceiling(ctx: Context) -> str | None:
     it measured at initialisation (BNL905): steps above it overshoot along the sharpest
     direction and the loss grows (arXiv:2103.00065), so the divergence is the lr's, which the
     user may not train with. Info then, as BNL905 and BNL903's trajectory reading are."""
-    p, opt = ctx.probe, ctx.config.optimizer
-    if (opt is not None and opt.lr is not None) or p.lr_ceiling is None:
+    p = ctx.probe
+    if _lr_configured(ctx) or p.lr_ceiling is None:
         return None
     lr, bound = p.optimizer["lr"], p.lr_ceiling.bound
     if lr <= bound:
@@ -391,7 +393,7 @@ def lr_above_ceiling(ctx: Context, rule: Rule) -> Iterator[Hit]:
     p, opt = ctx.probe, ctx.config.optimizer
     if p is None or p.lr_ceiling is None:
         return
-    configured = opt is not None and opt.lr is not None
+    configured = _lr_configured(ctx)
     lr = opt.lr if configured else p.optimizer["lr"]
     ceiling = p.lr_ceiling
     if lr <= ceiling.bound:
