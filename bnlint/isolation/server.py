@@ -79,9 +79,14 @@ class Server:
         _write_all(self.out, channel.encode(self.token, event, **data))
 
     def serve(self, request: dict[str, Any]) -> None:
+        from ..discover import sizes
         from ..rules import catalog
 
         rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
+        if len(request["files"]) > 1 or request["config"]["probe"]:
+            # once here, not in each child: the size search and the probe's plan run on the
+            # meta device, whose first use costs a child 1.1-1.3 CPU-s of imports
+            sizes.warm_meta()
         queue = collections.deque(enumerate(child.Task(p) for p in request["files"]))
         self.unsettled = set()
         while queue or self.running:
