@@ -261,16 +261,17 @@ def test_an_imagenet_style_stem_gets_224(write_model):
 
 
 def test_a_folder_run_infers_the_inputs_each_file_gets_alone(write_model):
-    """A run of several files searches sizes on the meta device (see above), a run of one on
-    the weights: each model's inputs, how they were chosen and its findings are the same."""
-    mnist = write_model(MNIST, "mnist.py")
+    """A run of several files searches sizes on the meta device in each child after the first
+    (see above), a run of one on the weights: each model's inputs, how they were chosen and its
+    findings are the same."""
     stem = write_model(STEM.replace("STEM", "nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), "
                                             "nn.MaxPool2d(3, 2, 1)"), "stem.py")
-    together = _json(run_cli(mnist, stem, "--no-probe", "--format", "json"))["models"]
+    mnist = write_model(MNIST, "mnist.py")
+    together = _json(run_cli(stem, mnist, "--no-probe", "--format", "json", "-j", "1"))["models"]
     alone = [_json(run_cli(path, "--no-probe", "--format", "json"))["models"][0]
-             for path in (mnist, stem)]
+             for path in (stem, mnist)]
     assert [m["inputs"] for m in together] == [m["inputs"] for m in alone]
-    assert [m["inputs"]["shapes"] for m in alone] == [[[16, 1, 28, 28]], [[16, 3, 224, 224]]]
+    assert [m["inputs"]["shapes"] for m in alone] == [[[16, 3, 224, 224]], [[16, 1, 28, 28]]]
     assert [m["findings"] for m in together] == [m["findings"] for m in alone]
 
 

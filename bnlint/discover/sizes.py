@@ -50,8 +50,8 @@ USUAL_SIZES = (28, 32, 64, 96, 128, 224, 256, 299)
 # without weights run on the meta device, which does no arithmetic but whose first use imports
 # sympy and torch._dynamo: 1.1-1.3 CPU-s, about 800 modules (then ResNet-50 takes 0.09 s at
 # any size, its cost at 32 px on the weights; 2-core machine under load, 2026-11-30). A process
-# that has paid that import already (warm_meta: the fork server does, for a run of several
-# files, before it forks their children) runs every size on the meta device first, and on the
+# that has paid that import already (warm_meta: the fork server's children after the first,
+# in a run of several files) runs every size on the meta device first, and on the
 # weights only where the meta device cannot run the forward.
 ON_WEIGHTS_UP_TO = 128
 TRIAL_BATCH = 2  # the batch of the forward passes that try inferred shapes: cheap
@@ -137,8 +137,10 @@ _warm = False  # whether this process has run the meta device once (see warm_met
 def warm_meta() -> None:
     """Run a small network on the meta device, which imports what it needs (sympy,
     torch._dynamo: 1.1-1.3 CPU-s), so that this process and its forks run the size search's
-    trials there (:class:`Probes`): for the fork server, before it forks a run's children."""
+    trials there (:class:`Probes`): for the fork server, between its first fork and the next."""
     global _warm  # once per process, inherited by its forks
+    if _warm:
+        return
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Flatten(), nn.Linear(18, 1)).to("meta")
     net(torch.empty(2, 1, 8, 8, device="meta")).sum().backward()

@@ -83,15 +83,16 @@ class Server:
         from ..rules import catalog
 
         rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
-        if len(request["files"]) > 1 or request["config"]["probe"]:
-            # once here, not in each child: the size search and the probe's plan run on the
-            # meta device, whose first use costs a child 1.1-1.3 CPU-s of imports
-            sizes.warm_meta()
         queue = collections.deque(enumerate(child.Task(p) for p in request["files"]))
         self.unsettled = set()
         while queue or self.running:
             while queue and len(self.running) < request["jobs"]:
                 self._start(*queue.popleft(), request, rules)
+                if queue:
+                    # once, while the first child runs: the children forked after it inherit
+                    # the meta device's imports (1.1-1.3 CPU-s a child would pay for the size
+                    # search's trials and the probe's plan there), the first pays its own
+                    sizes.warm_meta()
             self._wait(request)
             for run in [r for r in self.running.values() if self._exited(r, request)]:
                 retry = self._finish(run, request)
