@@ -275,6 +275,54 @@ def test_a_folder_run_infers_the_inputs_each_file_gets_alone(write_model):
     assert [m["findings"] for m in together] == [m["findings"] for m in alone]
 
 
+CONVNEXT = """
+    from torch import nn
+
+    class Block(nn.Module):
+        # ConvNeXt's: a depthwise conv, then a pointwise MLP of Linears on (B, H, W, C) maps
+        def __init__(self, dim):
+            super().__init__()
+            self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+            self.norm = nn.LayerNorm(dim)
+            self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+        def forward(self, x):
+            return x + self.mlp(self.norm(self.dwconv(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+
+    class ConvNeXt(nn.Module):
+        def __init__(self, dims=DIMS, classes=CLASSES):
+            super().__init__()
+            layers = [STEM, Block(dims[0])]
+            for before, dim in zip(dims, dims[1:]):
+                layers += [nn.Conv2d(before, dim, 2, 2), Block(dim)]
+            self.stages = nn.Sequential(*layers)
+            self.norm = nn.LayerNorm(dims[-1])
+            self.head = nn.Linear(dims[-1], classes)
+
+        def forward(self, x):
+            return self.head(self.norm(self.stages(x).mean((2, 3))))
+"""
+
+
+def test_linears_on_each_pixel_are_not_the_head(write_model):
+    """ConvNeXt in small: a stride-4 patch stem, blocks whose MLPs are Linears on
+    channels-last (B, H, W, C) maps, strided downsampling to 1/32 and a global pool before a
+    head of 1000 classes: ImageNet's 224x224, as the search runs through the blocks' Linears
+    to the head on (batch, features). Its spatial sizes are read from H and W of the
+    channels-last maps, not from W and C: a narrow one for CIFAR (4 channels, a stride-1
+    stem: 8x downsampling) is no ImageNet model, though its 4 channels are 1/56 of 224."""
+    imagenet = CONVNEXT.replace("DIMS", "(8, 16, 32, 64)").replace("CLASSES", "1000") \
+        .replace("STEM", "nn.Conv2d(3, 8, 4, 4)")
+    inputs = _inputs(write_model(imagenet), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 224, 224]], inputs["how"]
+    assert "224x224, ImageNet's size: the layers downsample it 32x" in inputs["how"]
+    narrow = CONVNEXT.replace("DIMS", "(4, 4, 4, 4)").replace("CLASSES", "10") \
+        .replace("STEM", "nn.Conv2d(3, 4, 3, 1, 1)")
+    inputs = _inputs(write_model(narrow, "narrow.py"), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 32, 32]], inputs["how"]
+    assert "no layer fixes the size" in inputs["how"]
+
+
 CIFAR_VGG = """
 from torch import nn
 

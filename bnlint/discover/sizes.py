@@ -1,7 +1,10 @@
 """The input size an image (or signal) model's layers imply, read from the shapes of a forward
-pass (no arithmetic): the size whose flattened features fit the first Linear after a flatten
-(28x28 for an MNIST net, 32x32 for LeNet), or ImageNet's 224 for a model that downsamples its
-input as ImageNet models do before a global pool."""
+pass (no arithmetic) up to the head, the first Linear on (batch, features): the size whose
+flattened features fit it after a flatten (28x28 for an MNIST net, 32x32 for LeNet), or
+ImageNet's 224 for a model that downsamples its input as ImageNet models do before a global
+pool. A Linear on a tensor of 3 or more dimensions is a token- or pixel-wise layer inside the
+body (ConvNeXt's pointwise MLPs on (B, H, W, C) maps, a transformer's on (B, N, D) tokens), not
+the head: the run goes on through it."""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ _GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3
 
 
 class _Reached(Exception):  # noqa: N818 - a signal that stops the run, not an error
-    """Raised by the hook on the first Linear the forward calls: stops the run there."""
+    """Raised by the hook on the head (:func:`_is_head`) the forward calls: stops the run."""
 
     def __init__(self, layer: nn.Linear, shape: tuple[int, ...] | None):
         super().__init__()
@@ -69,27 +72,27 @@ class _Reached(Exception):  # noqa: N818 - a signal that stops the run, not an e
 
 @dataclass(frozen=True)
 class Seen:
-    """What a run up to the first Linear saw: that layer and the shape of its input (None when
-    the forward called no Linear), and the smallest spatial size a layer output (None if
-    none did)."""
+    """What a run up to the head saw: that Linear and the shape of its input (None when the
+    forward called no Linear on a (batch, features) or 1-D input), and the smallest spatial
+    size a layer output (:func:`_map_size`; None if none did)."""
     linear: nn.Linear | None
     linear_input: tuple[int, ...] | None
     smallest: int | None
 
     @property
     def flat(self) -> int | None:
-        """The features the first Linear receives, when its input is flat (batch, features)."""
+        """The features the head receives, when its input is (batch, features)."""
         shape = self.linear_input
         return shape[1] if shape is not None and len(shape) == 2 else None
 
 
 def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) -> Seen | None:
-    """Run ``model`` on an input of ``shape`` up to its first Linear, in eval mode, on the meta
-    device or ``on_weights`` on its own weights, at a batch of 1 (half the cost of 2 on the
-    weights), again at the trial batch of 2 when that fails or squeezes the batch away
-    (``x.squeeze()`` before the head: a Linear input that is not (batch, features)); None when
-    it cannot run (on the meta device, e.g., a forward that makes tensors on the CPU or reads
-    values) or has lazy layers (their first run would set their shapes)."""
+    """Run ``model`` on an input of ``shape`` up to its head, in eval mode, on the meta device
+    or ``on_weights`` on its own weights, at a batch of 1 (half the cost of 2 on the weights),
+    again at the trial batch of 2 when that fails or squeezes the batch away (``x.squeeze()``
+    before the head: a 1-D Linear input, not (batch, features)); None when it cannot run (on
+    the meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
+    layers (their first run would set their shapes)."""
     seen = _seen_at(model, shape, 1, on_weights)
     if seen is None or (seen.linear is not None and seen.flat is None):
         return _seen_at(model, shape, TRIAL_BATCH, on_weights)
@@ -165,13 +168,14 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
     def record(module: nn.Module, args: tuple, out: object) -> None:
         x = args[0] if args else None
         if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor) \
-                and out.dim() == x.dim() == len(shape) and min(x.shape[2:]) > 1 \
-                and not isinstance(module, _GLOBAL_POOLS):
-            sizes.append(min(out.shape[2:]))
+                and out.dim() == x.dim() == len(shape) and (_map_size(x) or 0) > 1 \
+                and not isinstance(module, _GLOBAL_POOLS) and _map_size(out) is not None:
+            sizes.append(_map_size(out))
 
     def reach(module: nn.Module, args: tuple) -> None:
         x = args[0] if args else None
-        raise _Reached(module, tuple(x.shape) if isinstance(x, torch.Tensor) else None)
+        if not isinstance(x, torch.Tensor) or _is_head(x):
+            raise _Reached(module, tuple(x.shape) if isinstance(x, torch.Tensor) else None)
 
     # torch refuses hooks on TorchScript modules (a ResNet's blocks as torch.jit.ScriptModule):
     # their outputs go unseen, as the forward runs them whole
@@ -195,9 +199,28 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
     return Seen(linear, reached, min(sizes) if sizes else None)
 
 
+def _is_head(x: torch.Tensor) -> bool:
+    """Whether a Linear whose input is ``x`` is the head the search stops at: its input is
+    (batch, features), or 1-D (a forward that squeezed a batch of 1 away); on 3 or more
+    dimensions it is a layer of the body, applied to each token or pixel."""
+    return x.dim() <= 2
+
+
+def _map_size(x: torch.Tensor) -> int | None:
+    """The smallest spatial size of a layer's output ``x`` in a run on a square input: of its
+    dimensions after the batch and channels; of a 4-D one, the size of its square map, (B, C,
+    H, H) or channels-last (B, H, H, C) as ConvNeXt's and Swin's blocks keep it (the input and
+    the kernels are square, so the maps are); None for another 4-D tensor, which is no map:
+    MaxViT's windows of tokens (B, windows, tokens, C)."""
+    if x.dim() != 4:
+        return min(x.shape[2:])
+    return x.shape[2] if x.shape[2] == x.shape[3] else x.shape[1] if x.shape[1] == x.shape[2] \
+        else None
+
+
 class Probes:
-    """A model's runs up to its first Linear, each size run once: on its own weights when it
-    has them and the size is at most ON_WEIGHTS_UP_TO or a usual one, else on the meta
+    """A model's runs up to its head (:func:`seen_at`), each size run once: on its own weights
+    when it has them and the size is at most ON_WEIGHTS_UP_TO or a usual one, else on the meta
     device; in a process that ran warm_meta, on the meta device first and on the weights
     (where those sizes allow) only when the meta device cannot run it. Both give the same
     shapes."""
@@ -239,8 +262,8 @@ def _pick(low: int, high: int) -> int:
 
 
 def _pair(probes: Probes) -> tuple[int, int] | None:
-    """Two sizes whose runs reach the same Linear after a flatten with different features:
-    32 and 64, else 64 and 128; None when there are none (no flatten before the first Linear,
+    """Two sizes whose runs reach the same head after a flatten with different features:
+    32 and 64, else 64 and 128; None when there are none (no flatten before the head,
     or a global pool: equal features at 32 and 64, whose maps cannot floor to one size)."""
     b = probes(64)
     if b is None or not b.flat:
@@ -255,7 +278,7 @@ def _pair(probes: Probes) -> tuple[int, int] | None:
 
 
 def solve_flatten(probes: Probes) -> Solved | None:
-    """A size whose flattened features the first Linear after a flatten takes (its
+    """A size whose flattened features the head after a flatten takes (its
     ``in_features``), when they depend on the size (no global pool before it); None otherwise.
     The features grow with the size, so the sizes that fit are a range, which the features at
     two sizes predict: the usual sizes in the predicted range are tried first, in the order
