@@ -154,6 +154,66 @@ def test_a_head_that_squeezes_the_batch_away_is_still_solved(write_model):
     assert "the layers flatten it to the 2304 features of fc1" in inputs["how"]
 
 
+def test_a_warm_process_searches_sizes_on_the_meta_device_and_finds_the_same(write_model,
+                                                                             monkeypatch):
+    """Once a process has used the meta device (warm_meta: the fork server, for a run of
+    several files), the size search runs there, with no arithmetic, and finds what the runs on
+    the weights find; a forward the meta device cannot run (one that makes a tensor on the
+    CPU) runs on the weights instead, with the same answer."""
+    from bnlint.discover import sizes
+    from bnlint.discover.inputs import infer_inputs
+
+    runs: list[tuple[int, bool, bool]] = []
+    seen_at = sizes.seen_at
+
+    def counted(model, shape, on_weights=False):
+        seen = seen_at(model, shape, on_weights)
+        runs.append((shape[-1], on_weights, seen is not None))
+        return seen
+
+    def infer(source: str) -> tuple[tuple, str, list]:
+        scope: dict = {}
+        exec(textwrap.dedent(source), scope)
+        torch.manual_seed(0)
+        runs.clear()
+        (x,), how = infer_inputs(scope["Net"](), "Net", 16, write_model("pass"))
+        return x.shape, how, list(runs)
+
+    monkeypatch.setattr(sizes, "seen_at", counted)
+    monkeypatch.setattr(sizes, "_warm", False)  # put back after the test
+    cpu_tensor = MNIST.replace("torch.flatten(x, 1)",
+                               "torch.flatten(x, 1) + torch.zeros(x.shape[0], 1)")
+    cold = [infer(MNIST), infer(cpu_tensor)]
+    assert all(on_weights for _, _, runs in cold for _, on_weights, _ in runs)
+    sizes.warm_meta()
+    warm = [infer(MNIST), infer(cpu_tensor)]
+    for (shape, how, _), (warm_shape, warm_how, _) in zip(cold, warm, strict=True):
+        assert shape == warm_shape == (16, 1, 28, 28) and how == warm_how, (how, warm_how)
+    assert warm[0][2] and not any(on_weights for _, on_weights, _ in warm[0][2]), warm[0][2]
+    meta_runs = [run for run in warm[1][2] if not run[1]]
+    assert meta_runs and not any(ran for _, _, ran in meta_runs), warm[1][2]
+    assert [size for size, on_weights, _ in warm[1][2] if on_weights] == \
+        [size for size, _, _ in meta_runs] == [size for size, _, _ in cold[1][2]]
+
+
+def test_a_batch_norm_of_the_wrong_width_fails_on_the_meta_device_as_on_the_weights():
+    """The meta device's trials answer batch norm with its input's shape only when torch's own
+    would run: one built for 4 channels and given 8 fails there too, so a size is not taken to
+    fit where the model cannot run; one of the right width runs."""
+    from torch import nn
+
+    from bnlint.discover import sizes
+
+    def net(width: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(width), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(8 * 6 * 6, 2))
+
+    for on_weights in (False, True):
+        assert sizes.seen_at(net(4), (1, 1, 8, 8), on_weights) is None
+        seen = sizes.seen_at(net(8), (1, 1, 8, 8), on_weights)
+        assert seen is not None and seen.flat == 8 * 6 * 6
+
+
 def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):
     """The probe's numbers depend on the input size; when bnlint inferred it, they say so."""
     path = write_model(MNIST.replace(
@@ -202,6 +262,21 @@ def test_an_imagenet_style_stem_gets_224(write_model):
     inputs = _inputs(write_model(cifar, "cifar.py"), "--no-probe")
     assert inputs["shapes"] == [[16, 3, 32, 32]]
     assert "no layer fixes the size" in inputs["how"]
+
+
+def test_a_folder_run_infers_the_inputs_each_file_gets_alone(write_model):
+    """A run of several files searches sizes on the meta device in each child after the first
+    (see above), a run of one on the weights: each model's inputs, how they were chosen and its
+    findings are the same."""
+    stem = write_model(STEM.replace("STEM", "nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), "
+                                            "nn.MaxPool2d(3, 2, 1)"), "stem.py")
+    mnist = write_model(MNIST, "mnist.py")
+    together = _json(run_cli(stem, mnist, "--no-probe", "--format", "json", "-j", "1"))["models"]
+    alone = [_json(run_cli(path, "--no-probe", "--format", "json"))["models"][0]
+             for path in (stem, mnist)]
+    assert [m["inputs"] for m in together] == [m["inputs"] for m in alone]
+    assert [m["inputs"]["shapes"] for m in alone] == [[[16, 3, 224, 224]], [[16, 1, 28, 28]]]
+    assert [m["findings"] for m in together] == [m["findings"] for m in alone]
 
 
 CIFAR_VGG = """
