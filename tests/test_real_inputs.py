@@ -176,8 +176,9 @@ def test_a_warm_process_searches_sizes_on_the_meta_device_and_finds_the_same(wri
         exec(textwrap.dedent(source), scope)
         torch.manual_seed(0)
         runs.clear()
-        (x,), how = infer_inputs(scope["Net"](), "Net", 16, write_model("pass"))
-        return x.shape, how, list(runs)
+        first, _ = infer_inputs(scope["Net"](), "Net", 16, write_model("pass")
+                                ).first_that_runs(lambda inputs: None)
+        return first.tensors[0].shape, first.how, list(runs)
 
     monkeypatch.setattr(sizes, "seen_at", counted)
     monkeypatch.setattr(sizes, "_warm", False)  # put back after the test
