@@ -301,12 +301,11 @@ CONVNEXT = """
             for before, dim in zip(dims, dims[1:]):
                 layers += [nn.Conv2d(before, dim, 2, 2), Block(dim)]
             self.stages = nn.Sequential(*layers)
-            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1))  # as timm's SelectAdaptivePool2d
             self.norm = nn.LayerNorm(dims[-1])
             self.head = nn.Linear(dims[-1], classes)
 
         def forward(self, x):
-            return self.head(self.norm(self.pool(self.stages(x)).flatten(1)))
+            return self.head(self.norm(self.stages(x).mean((2, 3))))
 """
 
 
@@ -314,10 +313,9 @@ def test_linears_on_each_pixel_are_not_the_head(write_model):
     """ConvNeXt in small: a stride-4 patch stem, blocks whose MLPs are Linears on
     channels-last (B, H, W, C) maps, strided downsampling to 1/32 and a global pool before a
     head of 1000 classes: ImageNet's 224x224, as the search runs through the blocks' Linears
-    to the head on (batch, features); the 1x1 maps of its global pool, held in another
-    module, are no downsampling. Its spatial sizes are read from H and W of the channels-last
-    maps, not from W and C: a narrow one for CIFAR (4 channels, a stride-1 stem: 8x
-    downsampling) is no ImageNet model, though its 4 channels are 1/56 of 224."""
+    to the head on (batch, features). Its spatial sizes are read from H and W of the
+    channels-last maps, not from W and C: a narrow one for CIFAR (4 channels, a stride-1
+    stem: 8x downsampling) is no ImageNet model, though its 4 channels are 1/56 of 224."""
     imagenet = CONVNEXT.replace("DIMS", "(8, 16, 32, 64)").replace("CLASSES", "1000") \
         .replace("STEM", "nn.Conv2d(3, 8, 4, 4)")
     inputs = _inputs(write_model(imagenet), "--no-probe")

@@ -164,15 +164,12 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
         state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
         x = torch.empty(shape, device="meta")
     sizes: list[int] = []
-    # a global pool's 1x1 maps are no downsampling, nor those of a module around one (timm's
-    # SelectAdaptivePool2d before a NormMlpClassifierHead's norm, as DaViT's and TinyViT's)
-    pooling = {m for m in model.modules() if any(isinstance(p, _GLOBAL_POOLS) for p in m.modules())}
 
     def record(module: nn.Module, args: tuple, out: object) -> None:
         x = args[0] if args else None
         if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor) \
                 and out.dim() == x.dim() == len(shape) and (_map_size(x) or 0) > 1 \
-                and module not in pooling and _map_size(out) is not None:
+                and not isinstance(module, _GLOBAL_POOLS) and _map_size(out) is not None:
             sizes.append(_map_size(out))
 
     def reach(module: nn.Module, args: tuple) -> None:
