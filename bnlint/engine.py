@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import Config
+from .discover.inputs import Examples, Inputs
 from .discover.loss import Loss
 from .discover.targets import Targets
 from .errors import InputError, UserCodeError
@@ -333,7 +334,8 @@ def static_examples(inputs: tuple, rules: dict[str, Rule], config: Config) -> tu
     as many as the enabled rules that read the static forward's activations need (their
     ``forward_examples``) and at least 2, for BatchNorm's batch statistics. That forward costs
     in proportion to its batch: a quarter to a third of a lint's CPU time for a ResNet-50 at
-    ImageNet's 224 px. The model already ran at a batch of 2 when its inputs were inferred."""
+    ImageNet's 224 px. Its forward is the one that tries the inferred shapes
+    (:func:`first_that_builds`)."""
     x = inputs[0] if inputs else None
     if not isinstance(x, torch.Tensor) or not x.dim():
         return inputs
@@ -346,12 +348,28 @@ def static_examples(inputs: tuple, rules: dict[str, Rule], config: Config) -> tu
                  else t for t in inputs)
 
 
+def first_that_builds(model: nn.Module, examples: Examples, rules: dict[str, Rule],
+                      config: Config, placed: Callable[[tuple], tuple] | None = None
+                      ) -> tuple[Inputs, ModelGraph]:
+    """The first of ``examples`` whose static pass runs the model, and its graph, for
+    :func:`lint` (``built``) with the flags those inputs give (inferred ones: a static pass on
+    :func:`static_examples`). A shape bnlint inferred is thus confirmed by the forward the lint
+    runs anyway; one the forward fails on gives way to the next candidate. ``placed``: the
+    inputs as the static pass takes them (on the meta device across ranks)."""
+    def static_graph(inputs: Inputs) -> ModelGraph:
+        tensors = placed(inputs.tensors) if placed else inputs.tensors
+        if inputs.source == "inferred":
+            tensors = static_examples(tensors, rules, config)
+        return build(model, tensors)
+    return examples.first_that_runs(static_graph)
+
+
 def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
          config: Config | None = None, *, name: str | None = None, path: str | None = None,
          line: int | None = None, rules: dict[str, Rule] | None = None,
          synthetic_inputs: bool = False, inferred_inputs: bool = False,
          consumable: bool = False, inputs_how: str = "given to bnlint.lint",
-         prober: Prober | None = None) -> ModelReport:
+         prober: Prober | None = None, built: ModelGraph | None = None) -> ModelReport:
     """Lint ``model`` with example ``inputs`` (a tensor or tuple of tensors): trace, run the
     static rules, probe (when ``config.probe``), run the measured rules, and attach the
     measurements to the findings. ``synthetic_inputs``: the inputs are random, not data;
@@ -360,13 +378,14 @@ def lint(model: nn.Module, inputs: Any, targets: Targets | None = None,
     ``consumable``: the caller will not use the model again, so the probe may train it instead
     of a copy (the CLI's worker: no second copy in memory). ``inputs_how``: how the inputs were
     chosen, for the report. ``prober``: what measures the model, when not the single-process
-    probe of its own weights."""
+    probe of its own weights. ``built``: the static pass's graph, when
+    :func:`first_that_builds` ran it on these inputs."""
     config = config or Config()
     rules = rules if rules is not None else catalog.load(config.rules_dir)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     seen = static_examples(inputs, rules, config) if inferred_inputs and synthetic_inputs \
         else inputs
-    graph = build(model, seen)
+    graph = built if built is not None else build(model, seen)
     model_site = _model_site(model, path, line)
     notes: list[str] = []
     name = name or type(model).__name__

@@ -26,7 +26,7 @@ from torch import nn
 from . import config as config_mod
 from .config import Config, from_mapping
 from .discover.targets import Targets
-from .engine import RULE_FAILED, lint
+from .engine import RULE_FAILED, first_that_builds, lint
 from .findings import Finding, ModelReport, Report
 from .fixes import text
 from .model import sites
@@ -142,10 +142,14 @@ def discovered(path: Path, config: Config, rules: dict[str, Rule],
         found += discovery.problems
         for model in discovery.models:
             try:
-                given = inputs.example_inputs(module, model, path, input_shape and [input_shape],
-                                              config.input_shape, config.batch_size)
+                examples = inputs.example_inputs(module, model, path,
+                                                 input_shape and [input_shape],
+                                                 config.input_shape, config.batch_size)
+                given, graph = first_that_builds(model.model, examples, rules, config)
                 lint(model.model, given.tensors, None, config, name=model.name, path=str(path),
-                     line=model.line, rules=rules)
+                     line=model.line, rules=rules,
+                     synthetic_inputs=given.source != "example_inputs",
+                     inferred_inputs=given.source == "inferred", built=graph)
             except UserCodeError as exc:
                 found.append(exc)
     except UserCodeError as exc:

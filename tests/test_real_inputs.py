@@ -129,11 +129,15 @@ def test_a_usual_size_is_found_in_few_runs_and_another_by_bisection(write_model,
     monkeypatch.setattr(sizes, "seen_at", counted)
     scope: dict = {}
     exec(textwrap.dedent(MNIST), scope)
-    (x,), how = infer_inputs(scope["Net"](), "Net", 16, write_model("pass"))
+    first, _ = infer_inputs(scope["Net"](), "Net", 16, write_model("pass")).first_that_runs(
+        lambda inputs: None)
+    (x,), how = first.tensors, first.how
     assert x.shape == (16, 1, 28, 28) and runs == [64, 32, 28, 29], (how, runs)
     runs.clear()
     exec(textwrap.dedent(MNIST).replace("16 * 12 * 12", "16 * 18 * 18"), scope)
-    (x,), how = infer_inputs(scope["Net"](), "Net", 16, write_model("pass"))
+    first, _ = infer_inputs(scope["Net"](), "Net", 16, write_model("pass")).first_that_runs(
+        lambda inputs: None)
+    (x,), how = first.tensors, first.how
     assert x.shape == (16, 1, 40, 40), how
     assert "40x40: the layers flatten it to the 5184 features of fc1 (Linear) (as they do " \
         "every size from 40 to 41)" in how
@@ -148,6 +152,67 @@ def test_a_head_that_squeezes_the_batch_away_is_still_solved(write_model):
     inputs = _inputs(write_model(source), "--no-probe")
     assert inputs["shapes"] == [[16, 1, 28, 28]], inputs["how"]
     assert "the layers flatten it to the 2304 features of fc1" in inputs["how"]
+
+
+def test_a_warm_process_searches_sizes_on_the_meta_device_and_finds_the_same(write_model,
+                                                                             monkeypatch):
+    """Once a process has used the meta device (warm_meta: the fork server, for a run of
+    several files), the size search runs there, with no arithmetic, and finds what the runs on
+    the weights find; a forward the meta device cannot run (one that makes a tensor on the
+    CPU) runs on the weights instead, with the same answer."""
+    from bnlint.discover import sizes
+    from bnlint.discover.inputs import infer_inputs
+
+    runs: list[tuple[int, bool, bool]] = []
+    seen_at = sizes.seen_at
+
+    def counted(model, shape, on_weights=False):
+        seen = seen_at(model, shape, on_weights)
+        runs.append((shape[-1], on_weights, seen is not None))
+        return seen
+
+    def infer(source: str) -> tuple[tuple, str, list]:
+        scope: dict = {}
+        exec(textwrap.dedent(source), scope)
+        torch.manual_seed(0)
+        runs.clear()
+        first, _ = infer_inputs(scope["Net"](), "Net", 16, write_model("pass")
+                                ).first_that_runs(lambda inputs: None)
+        return first.tensors[0].shape, first.how, list(runs)
+
+    monkeypatch.setattr(sizes, "seen_at", counted)
+    monkeypatch.setattr(sizes, "_warm", False)  # put back after the test
+    cpu_tensor = MNIST.replace("torch.flatten(x, 1)",
+                               "torch.flatten(x, 1) + torch.zeros(x.shape[0], 1)")
+    cold = [infer(MNIST), infer(cpu_tensor)]
+    assert all(on_weights for _, _, runs in cold for _, on_weights, _ in runs)
+    sizes.warm_meta()
+    warm = [infer(MNIST), infer(cpu_tensor)]
+    for (shape, how, _), (warm_shape, warm_how, _) in zip(cold, warm, strict=True):
+        assert shape == warm_shape == (16, 1, 28, 28) and how == warm_how, (how, warm_how)
+    assert warm[0][2] and not any(on_weights for _, on_weights, _ in warm[0][2]), warm[0][2]
+    meta_runs = [run for run in warm[1][2] if not run[1]]
+    assert meta_runs and not any(ran for _, _, ran in meta_runs), warm[1][2]
+    assert [size for size, on_weights, _ in warm[1][2] if on_weights] == \
+        [size for size, _, _ in meta_runs] == [size for size, _, _ in cold[1][2]]
+
+
+def test_a_batch_norm_of_the_wrong_width_fails_on_the_meta_device_as_on_the_weights():
+    """The meta device's trials answer batch norm with its input's shape only when torch's own
+    would run: one built for 4 channels and given 8 fails there too, so a size is not taken to
+    fit where the model cannot run; one of the right width runs."""
+    from torch import nn
+
+    from bnlint.discover import sizes
+
+    def net(width: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(width), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(8 * 6 * 6, 2))
+
+    for on_weights in (False, True):
+        assert sizes.seen_at(net(4), (1, 1, 8, 8), on_weights) is None
+        seen = sizes.seen_at(net(8), (1, 1, 8, 8), on_weights)
+        assert seen is not None and seen.flat == 8 * 6 * 6
 
 
 def test_a_probe_finding_measured_at_an_inferred_size_says_so(write_model):
@@ -200,6 +265,21 @@ def test_an_imagenet_style_stem_gets_224(write_model):
     assert "no layer fixes the size" in inputs["how"]
 
 
+def test_a_folder_run_infers_the_inputs_each_file_gets_alone(write_model):
+    """A run of several files searches sizes on the meta device in each child after the first
+    (see above), a run of one on the weights: each model's inputs, how they were chosen and its
+    findings are the same."""
+    stem = write_model(STEM.replace("STEM", "nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), "
+                                            "nn.MaxPool2d(3, 2, 1)"), "stem.py")
+    mnist = write_model(MNIST, "mnist.py")
+    together = _json(run_cli(stem, mnist, "--no-probe", "--format", "json", "-j", "1"))["models"]
+    alone = [_json(run_cli(path, "--no-probe", "--format", "json"))["models"][0]
+             for path in (stem, mnist)]
+    assert [m["inputs"] for m in together] == [m["inputs"] for m in alone]
+    assert [m["inputs"]["shapes"] for m in alone] == [[[16, 3, 224, 224]], [[16, 1, 28, 28]]]
+    assert [m["findings"] for m in together] == [m["findings"] for m in alone]
+
+
 CIFAR_VGG = """
 from torch import nn
 
@@ -238,13 +318,18 @@ def test_a_cifar_head_after_a_stride_1_stem_gets_32_though_it_downsamples_32x(wr
     assert "224x224, ImageNet's size: the layers downsample it 32x" in inputs["how"]
 
 
-def test_an_auxiliary_head_that_needs_more_than_224_gets_inceptions_299(write_model):
-    """Inception v3's shape in small: an ImageNet stem, and an auxiliary head that runs only in
-    training mode (as bnlint runs the model) and pools 5x5 with stride 3 before a 5x5 conv,
-    which the 13x13 maps of a 224 input cannot feed and the 17x17 maps of 299 can."""
+AUX = """
+    from pathlib import Path
+
+    import torch
     from torch import nn
 
-    from bnlint.discover.inputs import infer_inputs
+    CALLS = Path(__file__).with_suffix(".calls")
+
+    def record(module, args):
+        if not args[0].is_meta:  # a run of the model's weights, not a size search on meta
+            with CALLS.open("a") as log:
+                log.write(f"{tuple(args[0].shape)} {module.training}\\n")
 
     class Aux(nn.Module):
         def __init__(self):
@@ -255,18 +340,48 @@ def test_an_auxiliary_head_that_needs_more_than_224_gets_inceptions_299(write_mo
             self.aux = nn.Sequential(nn.AvgPool2d(5, 3), nn.Conv2d(8, 8, 5),
                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
             self.body = nn.Sequential(nn.Conv2d(8, 8, 3, 2), nn.BatchNorm2d(8), nn.ReLU(),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(8, 10))
+            self.stem[0].register_forward_pre_hook(record)
 
         def forward(self, x):
             x = self.stem(x)
             if self.training:
                 return self.body(x), self.aux(x)
             return self.body(x)
+"""
 
-    torch.manual_seed(0)
-    (x,), how = infer_inputs(Aux(), "Aux", 16, write_model("pass"))
-    assert x.shape == (16, 3, 299, 299), how
+
+def test_an_auxiliary_head_that_needs_more_than_224_gets_inceptions_299(write_model):
+    """Inception v3's shape in small: an ImageNet stem, and an auxiliary head that runs only in
+    training mode (as bnlint runs the model) and pools 5x5 with stride 3 before a 5x5 conv,
+    which the 13x13 maps of a 224 input cannot feed and the 17x17 maps of 299 can. The
+    static pass's training-mode forward is what tries the shapes: at 299 the model runs once
+    in training mode (and not first at a batch of 2 to confirm the shape)."""
+    path = write_model(AUX)
+    report = _json(run_cli(path, "--no-probe", "--format", "json"))["models"][0]
+    assert report["inputs"]["shapes"] == [[16, 3, 299, 299]], report["inputs"]
+    how = report["inputs"]["how"]
     assert "224x224, ImageNet's size" in how and "it did not run, 299x299 did" in how, how
+    calls = path.with_suffix(".calls").read_text().splitlines()
+    assert [c for c in calls if c.endswith("299) True")] == ["(8, 3, 299, 299) True"], calls
+
+
+def test_fix_verification_tries_the_inferred_shapes_as_the_lint_does(write_model):
+    """--fix checks a patched file by running its models; on inferred inputs it tries the
+    shapes in training mode on the static pass's examples, as the lint does (224, then 299
+    for the auxiliary head), then runs the model in evaluation mode on all of them."""
+    from bnlint.config import Config
+    from bnlint.isolation import runner
+    from bnlint.rules import catalog
+
+    path = write_model(AUX)
+    assert runner.verify({str(path): path.read_text()}, Config(), catalog.load(None)) == \
+        {str(path): ["Aux"]}
+    calls = path.with_suffix(".calls").read_text().splitlines()
+    assert [c for c in calls if c.startswith("(8, 3, ")] == ["(8, 3, 224, 224) True",
+                                                           "(8, 3, 299, 299) True"], calls
+    assert calls[-1] == "(16, 3, 299, 299) False", calls
 
 
 def test_token_inputs_for_a_model_that_calls_its_embedding_first(write_model):
@@ -284,7 +399,9 @@ def test_token_inputs_for_a_model_that_calls_its_embedding_first(write_model):
             def forward(self, tokens):
                 return self.head(self.embed(tokens))
     """, scope)
-    (tokens,), how = infer_inputs(scope["Tagger"](), "Tagger", 16, write_model("pass"))
+    first, _ = infer_inputs(scope["Tagger"](), "Tagger", 16, write_model("pass")
+                            ).first_that_runs(lambda inputs: None)
+    (tokens,), how = first.tensors, first.how
     assert tokens.dtype == torch.long and tokens.shape == (16, 16)
     assert int(tokens.min()) >= 0 and int(tokens.max()) < 100
     assert "token ids per sample in [0, 100), for the first layer, embed (Embedding)" in how

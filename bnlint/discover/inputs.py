@@ -1,22 +1,24 @@
 """Example inputs for a model, in this order: --input-shape, an ``example_inputs()`` function or
 ``EXAMPLE_INPUTS`` value in the file, ``input-shape`` in the config, or inference from the
 first Conv/Linear/Embedding layer the forward calls (an image size from :mod:`.sizes`; token ids
-in the embedding's range). The report says which were used and how they were chosen."""
+in the embedding's range), of which the lint uses the first whose forward runs
+(:class:`Examples`). The report says which were used and how they were chosen."""
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from .. import config as defaults
 from ..errors import FORWARD_FAILED, NOT_LINTED, InputError, UserCodeError
-from ..model.sandbox import first_line, run_forward
+from ..model.sandbox import first_line
 from ..model.traced import fx_trace
 from . import hf, sizes
 from .load import from_file
@@ -26,6 +28,7 @@ from .models import FoundModel, Source
 _SPATIAL_SIZES = (32, 64, sizes.IMAGENET_SIZE)
 _KINDS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding, nn.EmbeddingBag)
 _TOKENS = (nn.Embedding, nn.EmbeddingBag)
+R = TypeVar("R")
 
 
 def _as_inputs(value: Any, where: str, path: Path) -> tuple[torch.Tensor, ...]:
@@ -178,15 +181,58 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+@dataclass
+class Inputs:
+    tensors: tuple[torch.Tensor, ...]
+    source: str  # "--input-shape", "example_inputs", "config", "inferred"
+    how: str     # how they were chosen, for the report
+
+
+class Examples:
+    """The example inputs a model is linted with: one set (given to bnlint, or described by a
+    transformers config), or the candidates bnlint inferred from its first layer, each drawn
+    when its turn comes. :meth:`first_that_runs` tries them in turn with the forward the lint
+    runs first (its static pass), so no other forward confirms an inferred shape."""
+
+    def __init__(self, draws: list[Callable[[], Inputs]],
+                 none_ran: Callable[[UserCodeError], UserCodeError] | None = None):
+        self._draws = draws
+        self._none_ran = none_ran  # the error when no candidate runs, from the last one's
+
+    @classmethod
+    def given(cls, inputs: Inputs) -> Examples:
+        return cls([lambda: inputs])
+
+    def first_that_runs(self, run: Callable[[Inputs], R]) -> tuple[Inputs, R]:
+        """The first candidate on which ``run`` (a forward of the model) does not raise the
+        forward's failure (FORWARD_FAILED), and what it returned. When none runs: that
+        failure, or, for inputs bnlint inferred, a NOT_LINTED naming the shapes it tried (the
+        inputs were its guess, so a forward that fails on each is not shown to be wrong)."""
+        for draw in self._draws:
+            inputs = draw()
+            try:
+                return inputs, run(inputs)
+            except UserCodeError as exc:
+                if exc.code != FORWARD_FAILED:
+                    raise
+                last = exc
+        raise (self._none_ran(last) if self._none_ran else last) from None
+
+
+def _draw(layer: nn.Module, shape: tuple[int, ...], device: torch.device, how: str) -> Inputs:
+    return Inputs((_random_input(layer, shape, device),), "inferred", how + " (random values)")
+
+
 def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
-                 device: torch.device | None = None,
-                 line: int | None = None) -> tuple[tuple[torch.Tensor, ...], str]:
-    """Inputs a transformers model's config describes, else inferred from the first
-    Conv/Linear/Embedding (the first candidate shape that runs, tried on the model's device);
-    on ``device`` (default: the model's), and how they were chosen."""
-    described = hf.example_inputs(model, batch, device or model_device(model))
+                 device: torch.device | None = None, line: int | None = None) -> Examples:
+    """Inputs a transformers model's config describes, else the candidates inferred from the
+    first Conv/Linear/Embedding, in the order they are tried; on ``device`` (default: the
+    model's), each with how it was chosen."""
+    device = device or model_device(model)
+    described = hf.example_inputs(model, batch, device)
     if described is not None:
-        return described
+        tensors, how = described
+        return Examples.given(Inputs(tensors, "inferred", how + " (random values)"))
     layer = _first_layer(model)
     how = ("Give them: --input-shape 8,3,32,32, an example_inputs() function or EXAMPLE_INPUTS "
            "value in the model file, or input-shape in [tool.bnlint].")
@@ -199,26 +245,23 @@ def infer_inputs(model: nn.Module, name: str, batch: int, path: Path,
                             f"its first layer ({type(layer).__name__}) is lazy, so its input "
                             "size is not known until it runs.", path=str(path), line=line,
                             hint=how)
-    trial = model_device(model)
     chosen = _candidates(model, layer, batch)
+    draws = []
     for shape in chosen.shapes:
-        x = _random_input(layer, (sizes.TRIAL_BATCH, *shape[1:]), trial)  # small: cheap
-        try:  # in training mode, as bnlint runs it: some layers run only then (auxiliary heads)
-            run_forward(lambda x=x: model(x), model, (x,), train=True)
-            why = chosen.why
-            if chosen.in_turn:
-                why += f": {_px(shape)}"
-            elif shape != chosen.shapes[0]:
-                why += f"; it did not run, {_px(shape)} did"
-            return (_random_input(layer, shape, device or trial),), "inferred: " + why
-        except InputError as exc:
-            last = exc
-    tried = " or ".join(str(s) for s in chosen.shapes)
-    # the inputs were bnlint's guess, so a forward that fails on each is not shown to be wrong
-    raise UserCodeError(
-        NOT_LINTED, f"not linted: {last.message[:1].lower()}{last.message[1:]}", last.path,
-        last.line, f"bnlint inferred inputs of shape {tried} for {name} from {chosen.why}; "
-                   "if the model expects others, " + how[0].lower() + how[1:])
+        why = chosen.why
+        if chosen.in_turn:
+            why += f": {_px(shape)}"
+        elif shape != chosen.shapes[0]:
+            why += f"; it did not run, {_px(shape)} did"
+        draws.append(functools.partial(_draw, layer, shape, device, "inferred: " + why))
+
+    def none_ran(last: UserCodeError) -> UserCodeError:
+        tried = " or ".join(str(s) for s in chosen.shapes)
+        return UserCodeError(
+            NOT_LINTED, f"not linted: {last.message[:1].lower()}{last.message[1:]}", last.path,
+            last.line, f"bnlint inferred inputs of shape {tried} for {name} from {chosen.why}; "
+                       "if the model expects others, " + how[0].lower() + how[1:])
+    return Examples(draws, none_ran)
 
 
 def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:
@@ -234,32 +277,24 @@ def _random(shapes: list[list[int]], device: torch.device, given: str) -> tuple:
                               "8,3,32,32.") from None
 
 
-@dataclass
-class Inputs:
-    tensors: tuple[torch.Tensor, ...]
-    source: str  # "--input-shape", "example_inputs", "config", "inferred"
-    how: str     # how they were chosen, for the report
-
-
 def example_inputs(module: types.ModuleType, found: FoundModel, path: Path,
                    cli_shapes: list[list[int]] | None, config_shapes: list[list[int]] | None,
-                   batch: int, device: torch.device | None = None) -> Inputs:
+                   batch: int, device: torch.device | None = None) -> Examples:
     """Inputs from, in order: --input-shape, the file, the config, inference; on ``device``
     (default: the model's)."""
     device = device or model_device(found.model)
     if cli_shapes:
-        return Inputs(_random(cli_shapes, device, "--input-shape"), "--input-shape",
-                      "given with --input-shape (random values)")
+        return Examples.given(Inputs(_random(cli_shapes, device, "--input-shape"),
+                                     "--input-shape", "given with --input-shape (random values)"))
     value = from_file(module, found.name, path, "example_inputs", "EXAMPLE_INPUTS")
     if value is not None:
         try:
             tensors = _as_inputs(value, "example inputs", path)
         except InputError as exc:
             raise in_file(exc, module, path, ("example_inputs", "EXAMPLE_INPUTS")) from None
-        return Inputs(tuple(t.to(device) for t in tensors), "example_inputs",
-                      "from example_inputs() / EXAMPLE_INPUTS in the file")
+        return Examples.given(Inputs(tuple(t.to(device) for t in tensors), "example_inputs",
+                                     "from example_inputs() / EXAMPLE_INPUTS in the file"))
     if config_shapes:
-        return Inputs(_random(config_shapes, device, "input-shape in the config"), "config",
-                      "from input-shape in the config (random values)")
-    tensors, how = infer_inputs(found.model, found.name, batch, path, device, found.line)
-    return Inputs(tensors, "inferred", how + " (random values)")
+        return Examples.given(Inputs(_random(config_shapes, device, "input-shape in the config"),
+                                     "config", "from input-shape in the config (random values)"))
+    return infer_inputs(found.model, found.name, batch, path, device, found.line)

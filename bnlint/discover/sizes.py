@@ -5,11 +5,14 @@ input as ImageNet models do before a global pool."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 from ..model.sandbox import functional_forward
 
@@ -46,7 +49,10 @@ USUAL_SIZES = (28, 32, 64, 96, 128, 224, 256, 299)
 # else 2: see seen_at); the bisections' other sizes, which may reach MAX_SIZE, and models
 # without weights run on the meta device, which does no arithmetic but whose first use imports
 # sympy and torch._dynamo: 1.1-1.3 CPU-s, about 800 modules (then ResNet-50 takes 0.09 s at
-# any size, its cost at 32 px on the weights; 2-core machine under load, 2026-11-30).
+# any size, its cost at 32 px on the weights; 2-core machine under load, 2026-11-30). A process
+# that has paid that import already (warm_meta: the fork server's children after the first,
+# in a run of several files) runs every size on the meta device first, and on the
+# weights only where the meta device cannot run the forward.
 ON_WEIGHTS_UP_TO = 128
 TRIAL_BATCH = 2  # the batch of the forward passes that try inferred shapes: cheap
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
@@ -78,29 +84,79 @@ class Seen:
 
 
 def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) -> Seen | None:
-    """Run ``model`` on an input of ``shape`` up to its first Linear, in eval mode: on the meta
-    device, or ``on_weights`` on its own weights at a batch of 1 (half the cost of 2), again at
-    the trial batch of 2 when that fails or squeezes the batch away (``x.squeeze()`` before
-    the head: a Linear input that is not (batch, features)); None when it cannot run (on the
-    meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
-    layers (their first run would set their shapes)."""
-    if not on_weights:
-        return _seen_at(model, shape, None)
-    seen = _seen_at(model, shape, 1)
+    """Run ``model`` on an input of ``shape`` up to its first Linear, in eval mode, on the meta
+    device or ``on_weights`` on its own weights, at a batch of 1 (half the cost of 2 on the
+    weights), again at the trial batch of 2 when that fails or squeezes the batch away
+    (``x.squeeze()`` before the head: a Linear input that is not (batch, features)); None when
+    it cannot run (on the meta device, e.g., a forward that makes tensors on the CPU or reads
+    values) or has lazy layers (their first run would set their shapes)."""
+    seen = _seen_at(model, shape, 1, on_weights)
     if seen is None or (seen.linear is not None and seen.flat is None):
-        return _seen_at(model, shape, TRIAL_BATCH)
+        return _seen_at(model, shape, TRIAL_BATCH, on_weights)
     return seen
 
 
-def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> Seen | None:
-    """:func:`seen_at` on the meta device (``batch`` None), or on the model's own weights at
-    ``batch``."""
+class _ShapesOnly(TorchFunctionMode):
+    """On the meta device, eval-mode batch norm and ReLU answered with a tensor of their
+    input's shape, which is their output's, instead of torch's meta decompositions into
+    elementwise primitives, which run in Python: akamaster's CIFAR resnet1202 reached its head
+    at 64 px in 1.40 CPU-s, 0.31 s so (0.28 s at 32 px on its weights), kuangliu's CIFAR
+    ResNet-50 in 0.062 s, 0.013 s so (0.052 s at 32 px on its weights; one CPU thread,
+    2026-11-30). A batch norm whose statistics or affine parameters do not match the input's
+    channels, or in training mode, runs torch's own, which raises or checks what it does."""
+
+    _RELU = (F.relu, torch.relu, torch.Tensor.relu)
+    _RELU_INPLACE = (torch.relu_, torch.Tensor.relu_)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        x = args[0] if args else kwargs.get("input")
+        if isinstance(x, torch.Tensor) and x.is_meta:
+            if func in self._RELU_INPLACE or (func is F.relu and kwargs.get("inplace")):
+                return x
+            if func in self._RELU:
+                return torch.empty_like(x)
+            if func is F.batch_norm and _plain_batch_norm(x, *args[1:], **kwargs):
+                return torch.empty_like(x)
+        return func(*args, **kwargs)
+
+
+def _plain_batch_norm(x: torch.Tensor, running_mean=None, running_var=None, weight=None,
+                      bias=None, training=False, *_, **kwargs) -> bool:
+    """Whether ``F.batch_norm(x, ...)`` is in eval mode with a tensor per channel of ``x``."""
+    tensors = (running_mean, running_var, weight, bias)
+    return not kwargs.get("training", training) and x.dim() >= 2 and all(
+        t is None or (isinstance(t, torch.Tensor) and t.dim() == 1 and t.shape[0] == x.shape[1])
+        for t in (kwargs.get(n, t) for n, t in zip(
+            ("running_mean", "running_var", "weight", "bias"), tensors, strict=True)))
+
+
+_warm = False  # whether this process has run the meta device once (see warm_meta)
+
+
+def warm_meta() -> None:
+    """Run a small network on the meta device, which imports what it needs (sympy,
+    torch._dynamo: 1.1-1.3 CPU-s), so that this process and its forks run the size search's
+    trials there (:class:`Probes`): for the fork server, between its first fork and the next."""
+    global _warm  # once per process, inherited by its forks
+    if _warm:
+        return
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(18, 1)).to("meta")
+    net(torch.empty(2, 1, 8, 8, device="meta")).sum().backward()
+    _warm = True
+
+
+def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
+             on_weights: bool) -> Seen | None:
+    """:func:`seen_at` at ``batch``, on the meta device or ``on_weights``."""
     tensors = (*model.named_parameters(), *model.named_buffers())
     if any(isinstance(t, nn.parameter.UninitializedTensorMixin) for _, t in tensors):
         return None
-    if batch is not None:
+    shape = (batch, *shape[1:])
+    if on_weights:
         state = dict(tensors)
-        x = torch.zeros((batch, *shape[1:]), device=tensors[0][1].device if tensors else None)
+        x = torch.zeros(shape, device=tensors[0][1].device if tensors else None)
     else:
         state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
         x = torch.empty(shape, device="meta")
@@ -125,7 +181,7 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> See
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.nullcontext() if on_weights else _ShapesOnly():
             functional_forward(model, state, (x,))
         linear, reached = None, None
     except _Reached as stop:
@@ -142,7 +198,9 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int | None) -> See
 class Probes:
     """A model's runs up to its first Linear, each size run once: on its own weights when it
     has them and the size is at most ON_WEIGHTS_UP_TO or a usual one, else on the meta
-    device."""
+    device; in a process that ran warm_meta, on the meta device first and on the weights
+    (where those sizes allow) only when the meta device cannot run it. Both give the same
+    shapes."""
 
     def __init__(self, model: nn.Module, shape_at: Callable[[int], tuple[int, ...]]):
         self.model, self.shape_at = model, shape_at
@@ -152,7 +210,10 @@ class Probes:
     def __call__(self, size: int) -> Seen | None:
         if size not in self.seen:
             weights = self.on_weights and (size <= ON_WEIGHTS_UP_TO or size in USUAL_SIZES)
-            self.seen[size] = seen_at(self.model, self.shape_at(size), weights)
+            shape = self.shape_at(size)
+            seen = seen_at(self.model, shape) if _warm or not weights else None
+            self.seen[size] = seen if seen is not None or not weights \
+                else seen_at(self.model, shape, on_weights=True)
         return self.seen[size]
 
 

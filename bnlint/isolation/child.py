@@ -131,13 +131,13 @@ def _run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
         send("phase", what=f"linting model {f.name}", model=f.name, line=f.line)
         try:
             torch.manual_seed(0)
-            example = inputs.example_inputs(module, f, path, request.get("cli_input_shape"),
-                                            config.input_shape, config.batch_size)
+            examples = inputs.example_inputs(module, f, path, request.get("cli_input_shape"),
+                                             config.input_shape, config.batch_size)
             if verify:
-                _forward(f.model, example.tensors)
+                _verify(f.model, examples, config, rules)
                 send("model", report={"name": f.name})
             else:
-                send("model", report=_lint(module, f, path, example, config, rules))
+                send("model", report=_lint(module, f, path, examples, config, rules))
         except InputError as exc:
             if verify:  # a patched file that fails anywhere fails as a whole
                 raise
@@ -146,19 +146,30 @@ def _run(task: Task, request: dict[str, Any], rules: dict, send: Send) -> None:
             send("crash", model=f.name, line=f.line, traceback=traceback.format_exc())
 
 
-def _forward(model, tensors) -> None:
+def _verify(model, examples, config, rules) -> None:
+    """Run the patched model as linting it would: inferred inputs are tried in training mode
+    on the static pass's examples (the first that runs is used), then the forward runs in
+    evaluation mode on all of them."""
+    from ..engine import static_examples
     from ..model.sandbox import run_forward
 
-    run_forward(lambda: model(*tensors), model, tensors)
+    def static(example) -> None:
+        if example.source == "inferred":
+            seen = static_examples(example.tensors, rules, config)
+            run_forward(lambda: model(*seen), model, seen, train=True)
+
+    example, _ = examples.first_that_runs(static)
+    run_forward(lambda: model(*example.tensors), model, example.tensors)
 
 
-def _lint(module, found, path: Path, example, config, rules) -> dict[str, Any]:
+def _lint(module, found, path: Path, examples, config, rules) -> dict[str, Any]:
     from ..discover.targets import example_targets
-    from ..engine import lint
+    from ..engine import first_that_builds, lint
 
+    example, graph = first_that_builds(found.model, examples, rules, config)
     targets = example_targets(module, found, path, config.targets, config.target_std, example)
     report = lint(found.model, example.tensors, targets, config, name=found.name, path=str(path),
                   line=found.line, rules=rules, synthetic_inputs=example.source != "example_inputs",
                   inferred_inputs=example.source == "inferred", consumable=True,
-                  inputs_how=example.how)
+                  inputs_how=example.how, built=graph)
     return report.to_dict()

@@ -33,8 +33,8 @@ from ..config import Config
 from ..discover import load, models
 from ..discover.inputs import example_inputs
 from ..discover.targets import example_targets
-from ..engine import lint
-from ..errors import FORWARD_FAILED, InputError, UserCodeError
+from ..engine import first_that_builds, lint
+from ..errors import FORWARD_FAILED, NOT_LINTED, InputError, UserCodeError
 from ..files import write_atomic
 from ..findings import ModelReport, Report
 from ..model import meta
@@ -157,10 +157,21 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
                           if id(p) in built.unreproduced})
         torch.manual_seed(BUILD_SEED)
         try:
-            inputs = example_inputs(module, found, path, cli_shapes, config.input_shape,
-                                    config.batch_size, device=torch.device("cpu"))
-            on_meta = dataclasses.replace(inputs, tensors=tuple(t.to("meta")
-                                                                for t in inputs.tensors))
+            examples = example_inputs(module, found, path, cli_shapes, config.input_shape,
+                                      config.batch_size, device=torch.device("cpu"))
+        except UserCodeError as exc:
+            unbuilt.append(exc)
+            continue
+        try:
+            inputs, graph = first_that_builds(found.model, examples, rules, config, _on_meta)
+        except UserCodeError as exc:
+            if exc.code != NOT_LINTED:  # the forward raised on inputs given to bnlint
+                _hint_meta(exc)
+                raise
+            unbuilt.append(exc)  # none of the shapes bnlint inferred runs
+            continue
+        on_meta = dataclasses.replace(inputs, tensors=_on_meta(inputs.tensors))
+        try:
             targets = example_targets(module, found, path, config.targets, config.target_std,
                                       on_meta)
         except UserCodeError as exc:
@@ -182,13 +193,22 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
                           path=str(path), line=found.line, rules=rules,
                           synthetic_inputs=inputs.source != "example_inputs",
                           inferred_inputs=inputs.source == "inferred", consumable=True,
-                          inputs_how=inputs.how, prober=prober)
+                          inputs_how=inputs.how, prober=prober, built=graph)
         except InputError as exc:
-            if "meta" in exc.message:  # e.g. "Tensor.item() cannot be called on meta tensors"
-                exc.hint = _ON_META
+            _hint_meta(exc)
             raise
         reports.append(report.to_dict())
     return reports, unbuilt
+
+
+def _on_meta(tensors: tuple) -> tuple:
+    return tuple(t.to("meta") for t in tensors)
+
+
+def _hint_meta(exc: InputError) -> None:
+    """Say what to do when the meta device is why the forward failed."""
+    if "meta" in exc.message:  # e.g. "Tensor.item() cannot be called on meta tensors"
+        exc.hint = _ON_META
 
 
 def _failed(board: Board, exc: BaseException) -> None:

@@ -79,6 +79,7 @@ class Server:
         _write_all(self.out, channel.encode(self.token, event, **data))
 
     def serve(self, request: dict[str, Any]) -> None:
+        from ..discover import sizes
         from ..rules import catalog
 
         rules = {r["code"]: catalog.Rule.from_dict(r) for r in request["rules"]}
@@ -87,6 +88,11 @@ class Server:
         while queue or self.running:
             while queue and len(self.running) < request["jobs"]:
                 self._start(*queue.popleft(), request, rules)
+                if queue:
+                    # once, while the first child runs: the children forked after it inherit
+                    # the meta device's imports (1.1-1.3 CPU-s a child would pay for the size
+                    # search's trials and the probe's plan there), the first pays its own
+                    sizes.warm_meta()
             self._wait(request)
             for run in [r for r in self.running.values() if self._exited(r, request)]:
                 retry = self._finish(run, request)
