@@ -130,6 +130,10 @@ class ModelGraph:
                 self._calls.setdefault(id(layer.obj), []).append(layer)
         self._upstream: dict[str, set[str]] = {}
         self._ancestry: tuple[dict[str, int], list[str]] | None = None
+        # (the graph does not change once built: what rules ask of it many times is kept)
+        self._next: dict[str, list[Layer]] = {}
+        self._prev: dict[str, list[Layer]] = {}
+        self._of_kind: dict[str, list[Layer]] = {}
 
     def __len__(self) -> int:
         return len(self.order)
@@ -155,11 +159,15 @@ class ModelGraph:
 
     def next(self, layer: Layer) -> list[Layer]:
         """Layers consuming this one's output, looking through transparent ops."""
-        return self._walk(layer.name, self.g.successors)
+        if layer.name not in self._next:
+            self._next[layer.name] = self._walk(layer.name, self.g.successors)
+        return list(self._next[layer.name])
 
     def prev(self, layer: Layer) -> list[Layer]:
         """Layers feeding this one, looking through transparent ops."""
-        return self._walk(layer.name, self.g.predecessors)
+        if layer.name not in self._prev:
+            self._prev[layer.name] = self._walk(layer.name, self.g.predecessors)
+        return list(self._prev[layer.name])
 
     def downstream(self, layer: Layer) -> Iterator[Layer]:
         """The layers after this one along its single line of readers (:meth:`next`), nearest
@@ -249,7 +257,11 @@ class ModelGraph:
 
     def layers(self, spec: str | None = None) -> list[Layer]:
         """Layers in topological order, optionally only those matching a kind spec."""
-        return [x for x in self.order if spec is None or x.is_(spec)]
+        if spec is None:
+            return list(self.order)
+        if spec not in self._of_kind:
+            self._of_kind[spec] = [x for x in self.order if x.is_(spec)]
+        return list(self._of_kind[spec])
 
     def summary(self) -> dict[str, Any]:
         data = {"ok": self.method == "fx", "method": self.method,

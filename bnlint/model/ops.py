@@ -8,6 +8,7 @@ glob (``BatchNorm*``) or by group (``@batchnorm``).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 from typing import Any
 
@@ -111,6 +112,7 @@ def in_group(kind: str, group: str) -> bool:
     return kind in GROUPS[group]
 
 
+@functools.cache  # rules ask about the same few kinds and specs for every layer
 def matches(kind: str, spec: str) -> bool:
     """Does ``kind`` match a pattern spec: ``@group`` or a glob such as ``BatchNorm*``."""
     if spec.startswith("@"):

@@ -151,6 +151,24 @@ def read_params(module: nn.Module) -> tuple[dict[str, float], bool]:
     return out, assumed
 
 
+@dataclass
+class ModelParams:
+    """:func:`read_params` of every module of a model by qualified name, and the modules whose
+    moments were assumed (meta device): what :func:`predict` reads of the weights, read once
+    for several predictions of one model."""
+    params: dict[str, dict[str, float]]
+    assumed: list[str]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ModelParams:
+        params, assumed = {}, []
+        for name, module in model.named_modules():
+            params[name], unread = read_params(module)
+            if unread:
+                assumed.append(name)
+        return cls(params, assumed)
+
+
 def functional_norm_params(graph: ModelGraph, layer: Layer) -> dict[str, float]:
     """The moments of a functional norm's parameters (``F.batch_norm(x, ..., self.weight,
     self.bias)``, as timm's BatchNormAct2d calls it), read from the model: gamma 1 and beta 0
@@ -219,20 +237,17 @@ class _Flow:
     a 3x3 matrix on them."""
 
     def __init__(self, graph: ModelGraph, batch: int, inputs: tuple,
-                 overrides: dict[str, dict[str, float]] | None):
+                 overrides: dict[str, dict[str, float]] | None, weights: ModelParams):
         self.graph, self.batch = graph, batch
         self.m: dict[str, Moments] = {}
         self.back: dict[str, list[tuple[str, np.ndarray]]] = {}  # node -> [(input, matrix)]
         self.g: dict[str, np.ndarray] = {}
-        self.params: dict[str, dict[str, float]] = {}
-        self.assumed: list[str] = []
+        self.params = {**weights.params, **{name: {**weights.params[name], **changed}
+                                            for name, changed in (overrides or {}).items()
+                                            if name in weights.params}}
+        self.assumed = list(weights.assumed)
         self.unmodelled: list[str] = []
         self.affine: list[tuple[Layer, str, float, bool]] = []  # layer, input, fan_in, bn_after
-        for name, module in graph.model.named_modules():
-            p, assumed = read_params(module)
-            self.params[name] = {**p, **(overrides or {}).get(name, {})}
-            if assumed:
-                self.assumed.append(name)
         self.inputs = list(inputs)
 
     def sources(self, layer: Layer) -> list[str]:
@@ -537,7 +552,8 @@ def _ratio(layers: dict[str, float], first: str, last: str) -> float:
 
 
 def predict(graph: ModelGraph, batch: int, inputs: tuple = (),
-            overrides: dict[str, dict[str, float]] | None = None) -> Prediction:
+            overrides: dict[str, dict[str, float]] | None = None,
+            weights: ModelParams | None = None) -> Prediction:
     """Predict the gradient flow of ``graph`` at initialisation for training batch ``batch``.
 
     ``inputs``: the example inputs (their moments start the forward pass; unit variance if not
@@ -545,9 +561,10 @@ def predict(graph: ModelGraph, batch: int, inputs: tuple = (),
     (``weight2``, ``bias2``, ``gamma2``, ``beta2``), for what-if predictions such as "with the
     residual branches' last BN gamma at 0" or "with He init". Weights far outside any init
     (say 1e20) can overflow the moments: those predictions come out inf/nan, which the rules
-    skip and the report shows as null.
+    skip and the report shows as null. ``weights``: the model's :class:`ModelParams` when the
+    caller has read them already (read from the model when not given).
     """
-    flow = _Flow(graph, batch, inputs, overrides)
+    flow = _Flow(graph, batch, inputs, overrides, weights or ModelParams.of(graph.model))
     with np.errstate(over="ignore", invalid="ignore"):
         flow.run()
         grads = flow.weight_grads()

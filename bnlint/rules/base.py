@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..config import Config
@@ -16,7 +17,7 @@ from ..discover.targets import Targets
 from ..measurement import ProbeResult
 from ..model.graph import Layer, ModelGraph
 from ..model.sites import Site
-from ..predict.flow import Branch, Prediction, predict, residual_branches
+from ..predict.flow import Branch, ModelParams, Prediction, predict, residual_branches
 from .catalog import Rule
 
 
@@ -41,7 +42,28 @@ class Context:
     def prediction(self) -> Prediction:
         """The predicted gradient flow at the training batch (computed once, shared by the
         rules)."""
-        return predict(self.graph, self.batch, self.inputs)
+        return self.predict()
+
+    @functools.cached_property
+    def _weights(self) -> ModelParams:
+        return ModelParams.of(self.model)
+
+    def predict(self, overrides: dict[str, dict[str, float]] | None = None) -> Prediction:
+        """The gradient flow predicted at the training batch with ``overrides`` in place of the
+        weights' moments (see :func:`bnlint.predict.flow.predict`); the weights are read once,
+        for every prediction."""
+        return predict(self.graph, self.batch, self.inputs, overrides, self._weights)
+
+    @functools.cached_property
+    def tensors(self) -> list[torch.Tensor]:
+        """The model's parameters, then its buffers (each once), listed once for the rules."""
+        return [*self.model.parameters(), *self.model.buffers()]
+
+    @functools.cached_property
+    def weights_readable(self) -> bool:
+        """Whether the model's parameters and buffers hold values (not meta or lazy)."""
+        return not any(t.is_meta or isinstance(t, nn.parameter.UninitializedTensorMixin)
+                       for t in self.tensors)
 
     @functools.cached_property
     def loss(self) -> Loss | None:

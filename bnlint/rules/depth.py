@@ -11,7 +11,7 @@ import torch
 from ..model.graph import Layer, ModelGraph
 from ..model.stats import all_finite
 from ..predict import theory
-from ..predict.flow import Chain, activation_after, activation_options, fans, predict, safe_ratio
+from ..predict.flow import Chain, activation_after, activation_options, fans, safe_ratio
 from .base import Context, Hit, check
 from .catalog import Rule
 
@@ -70,8 +70,7 @@ def residual_without_zero_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
     if not live:
         return
     pred = ctx.prediction
-    zero = predict(ctx.graph, pred.batch, ctx.inputs,
-                   overrides={bn.module: {"gamma2": 0.0} for bn in live})
+    zero = ctx.predict({bn.module: {"gamma2": 0.0} for bn in live})
     adds = [b.add for b in branches]
     growth, growth_zero = (safe_ratio(p.rms[adds[-1].name], p.rms[adds[0].name])
                            for p in (pred, zero))
@@ -154,7 +153,7 @@ def deep_unnormalised_stack(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if overrides is None or not math.isfinite(chain.grad_ratio) \
                 or below <= chain.grad_ratio <= above:
             continue  # as initialised, the stack is fine: nothing to report
-        ideal = predict(ctx.graph, pred.batch, ctx.inputs, overrides=overrides)
+        ideal = ctx.predict(overrides)
         grad_ratio = safe_ratio(ideal.layers[chain.first_module],
                                 ideal.layers[chain.last_module])
         if not math.isfinite(grad_ratio) or below <= grad_ratio <= above:

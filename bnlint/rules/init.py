@@ -17,18 +17,12 @@ from ..model import sites
 from ..model.graph import Layer, ModelGraph
 from ..model.stats import all_finite
 from ..predict import theory
-from ..predict.flow import activation_after, activation_options, fans, predict, safe_ratio
+from ..predict.flow import activation_after, activation_options, fans, safe_ratio
 from .base import Context, Hit, check
 from .catalog import Rule
 from .depth import chain_activation, chain_evidence, ideal_init, module_layer
 
 _PASS = ("@transparent", "@dropout", "MaxPool*", "AvgPool*", "AdaptiveAvgPool*")
-
-
-def readable(model: nn.Module) -> bool:
-    """Whether the model's parameters and buffers hold values (not meta or lazy)."""
-    return not any(t.is_meta or isinstance(t, nn.parameter.UninitializedTensorMixin)
-                   for t in (*model.parameters(), *model.buffers()))
 
 
 def first_calls(graph: ModelGraph, spec: str) -> list[Layer]:
@@ -43,7 +37,7 @@ def first_calls(graph: ModelGraph, spec: str) -> list[Layer]:
 
 @check("BNL300")
 def weights_not_readable(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if readable(ctx.model):
+    if ctx.weights_readable:
         return
     meta = next((x for x in ctx.graph.order if x.obj is not None and any(
         t.is_meta for t in (*x.obj.parameters(), *x.obj.buffers()))), None)
@@ -138,7 +132,7 @@ def _compound_gains(ctx: Context, off: dict[str, tuple[Layer, Layer, float]]) ->
     predicted."""
     overrides = {m: {"weight2": std * std, "bias2": 0.0} for m, (_, _, std) in off.items()}
     try:
-        fixed = predict(ctx.graph, ctx.batch, ctx.inputs, overrides=overrides).signal
+        fixed = ctx.predict(overrides).signal
         actual = ctx.prediction.signal
     except Exception:  # noqa: BLE001 - no prediction: judge the layer alone, as before
         return {}
@@ -151,7 +145,7 @@ def _compound_gains(ctx: Context, off: dict[str, tuple[Layer, Layer, float]]) ->
 
 @check("BNL301")
 def weight_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if not readable(ctx.model):
+    if not ctx.weights_readable:
         return
     bound = ctx.threshold(rule, "std_ratio")
     in_branch = branch_members(ctx) if ctx.branches else set()
@@ -225,7 +219,7 @@ def _head_after(ctx: Context, chain) -> str | None:
 
 @check("BNL302")
 def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if not readable(ctx.model):
+    if not ctx.weights_readable:
         return
     pred = ctx.prediction
     below, above = ctx.threshold(rule, "ratio_below"), ctx.threshold(rule, "ratio_above")
@@ -234,7 +228,7 @@ def stack_init_scale(ctx: Context, rule: Rule) -> Iterator[Hit]:
         overrides = ideal_init(ctx.graph, chain) if chain.kind == "unnormalised" else None
         if overrides is None:
             continue
-        ideal = predict(ctx.graph, pred.batch, ctx.inputs, overrides=overrides).layers
+        ideal = ctx.predict(overrides).layers
         ideal_ratio = safe_ratio(ideal[chain.first_module], ideal[chain.last_module])
         if not below <= ideal_ratio <= above:
             continue  # the architecture, not the init, is the cause: BNL204
@@ -305,7 +299,7 @@ def _feeds_merge(graph: ModelGraph, layer: Layer) -> bool:
 
 @check("BNL303")
 def symmetric_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if not readable(ctx.model):
+    if not ctx.weights_readable:
         return
     for layer in first_calls(ctx.graph, "@affine"):
         weight = getattr(layer.obj, "weight", None)
@@ -347,8 +341,9 @@ def _owner_layer(name: str, module: nn.Module, tensors: list[str], graph: ModelG
 def non_finite_weights(ctx: Context, rule: Rule) -> Iterator[Hit]:
     """Every parameter and buffer of the model: those of its layers, and those the model or a
     custom module owns itself (a learned temperature, a scale, a positional embedding)."""
-    if not readable(ctx.model):
-        return
+    if not ctx.weights_readable \
+            or all(all_finite(t) for t in ctx.tensors if t.is_floating_point()):
+        return  # (the search by module, below, only when some tensor is not finite)
     for name, module in ctx.model.named_modules():
         bad = _non_finite(module)
         if not bad:
@@ -404,7 +399,7 @@ def _batchnorm_problems(ctx: Context, rule: Rule, bn: Layer,
 
 @check("BNL305")
 def batchnorm_parameters(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if not readable(ctx.model):
+    if not ctx.weights_readable:
         return
     branch_ends = {b.end.module for b in ctx.branches if b.end is not None}
     for bn in first_calls(ctx.graph, "@batchnorm"):
@@ -441,8 +436,8 @@ def spectral_edge_ratio(weight: torch.Tensor) -> float:
 
 @check("BNL306")
 def frozen_at_random_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if not readable(ctx.model) or (ctx.source and checkpoints.loading_call(ctx.source)):
-        return  # a file that loads weights may freeze pretrained layers on purpose
+    if not ctx.weights_readable:
+        return
     params = list(ctx.model.parameters())
     whole = bool(params) and not any(p.requires_grad for p in params)
     feeding = ctx.graph.upstream(lambda after: after.is_("@affine") and after.obj is not None
@@ -459,8 +454,8 @@ def frozen_at_random_init(ctx: Context, rule: Rule) -> Iterator[Hit]:
         if ratio > bound:
             return  # a direction grown by training: these may be trained weights, frozen
         frozen.append((layer, ratio))
-    if not frozen:
-        return
+    if not frozen or (ctx.source and checkpoints.loading_call(ctx.source)):
+        return  # a file that loads weights may freeze pretrained layers on purpose
     ratio = max(r for _, r in frozen)
     after = ("no parameter of the model is trainable, so nothing it computes can learn"
              if whole else "trainable layers after them learn on the random features they "

@@ -41,8 +41,9 @@ def _extend(graph: ModelGraph, chain: list[Layer], rest: list[dict]) -> Iterator
 
 def find(ctx: Context, rule: Rule) -> Iterator[Hit]:
     steps = rule.pattern or []
+    starts = {x.name for spec in steps[0]["type"] for x in ctx.graph.layers(spec)}
     for first in ctx.graph.order:
-        if not _step_matches(first, steps[0]):
+        if first.name not in starts or not _step_matches(first, steps[0]):
             continue
         for chain in _extend(ctx.graph, [first], steps[1:]):
             yield Hit(layer=chain[rule.at], fields={f"m{i}": x for i, x in enumerate(chain)},

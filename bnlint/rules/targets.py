@@ -13,7 +13,6 @@ from ..model.stats import all_finite
 from ..probing.stability import PLAIN
 from .base import Context, Hit, check, heads_after_affine
 from .catalog import Rule
-from .init import readable
 
 
 def targets(ctx: Context) -> Targets | None:
@@ -196,7 +195,7 @@ def _after_pooling(graph: ModelGraph) -> set[str]:
 
 @check("BNL403")
 def dead_relus(ctx: Context, rule: Rule) -> Iterator[Hit]:
-    if not readable(ctx.model):
+    if not ctx.weights_readable:
         return
     batch = distinct_examples(ctx.inputs)
     needed = ctx.threshold(rule, "min_batch" if ctx.synthetic_inputs else "min_batch_data")
