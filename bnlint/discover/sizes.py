@@ -142,8 +142,6 @@ def warm_meta() -> None:
     torch._dynamo: 1.1-1.3 CPU-s), so that this process and its forks run the size search's
     trials there (:class:`Probes`): for the fork server, between its first fork and the next."""
     global _warm  # once per process, inherited by its forks
-    if _warm:
-        return
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Flatten(), nn.Linear(18, 1)).to("meta")
     net(torch.empty(2, 1, 8, 8, device="meta")).sum().backward()
