@@ -122,9 +122,9 @@ def test_a_usual_size_is_found_in_few_runs_and_another_by_bisection(write_model,
     runs: list[int] = []
     seen_at = sizes.seen_at
 
-    def counted(model, shape, on_weights=False):
+    def counted(model, shape, on_weights=False, meta=None):
         runs.append(shape[-1])
-        return seen_at(model, shape, on_weights)
+        return seen_at(model, shape, on_weights, meta)
 
     monkeypatch.setattr(sizes, "seen_at", counted)
     scope: dict = {}
@@ -166,8 +166,8 @@ def test_a_warm_process_searches_sizes_on_the_meta_device_and_finds_the_same(wri
     runs: list[tuple[int, bool, bool]] = []
     seen_at = sizes.seen_at
 
-    def counted(model, shape, on_weights=False):
-        seen = seen_at(model, shape, on_weights)
+    def counted(model, shape, on_weights=False, meta=None):
+        seen = seen_at(model, shape, on_weights, meta)
         runs.append((shape[-1], on_weights, seen is not None))
         return seen
 

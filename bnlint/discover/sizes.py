@@ -8,7 +8,6 @@ the head: the run goes on through it."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,17 +85,29 @@ class Seen:
         return shape[1] if shape is not None and len(shape) == 2 else None
 
 
-def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False) -> Seen | None:
+def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False,
+            meta: dict[str, torch.Tensor] | None = None) -> Seen | None:
     """Run ``model`` on an input of ``shape`` up to its head, in eval mode, on the meta device
     or ``on_weights`` on its own weights, at a batch of 1 (half the cost of 2 on the weights),
     again at the trial batch of 2 when that fails or squeezes the batch away (``x.squeeze()``
     before the head: a 1-D Linear input, not (batch, features)); None when it cannot run (on
     the meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
-    layers (their first run would set their shapes)."""
-    seen = _seen_at(model, shape, 1, on_weights)
+    layers (their first run would set their shapes). ``meta``: the model's tensors on the meta
+    device (:func:`meta_state`), when the caller keeps them for several runs."""
+    if any(isinstance(t, nn.parameter.UninitializedTensorMixin)
+           for t in (*model.parameters(), *model.buffers())):
+        return None
+    state = None if on_weights else meta if meta is not None else meta_state(model)
+    seen = _seen_at(model, shape, 1, state)
     if seen is None or (seen.linear is not None and seen.flat is None):
-        return _seen_at(model, shape, TRIAL_BATCH, on_weights)
+        return _seen_at(model, shape, TRIAL_BATCH, state)
     return seen
+
+
+def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters and buffers as tensors of their shapes on the meta device."""
+    return {name: torch.empty_like(t, device="meta")
+            for name, t in (*model.named_parameters(), *model.named_buffers())}
 
 
 class _ShapesOnly(TorchFunctionMode):
@@ -108,11 +119,14 @@ class _ShapesOnly(TorchFunctionMode):
     2026-11-30). A batch norm whose statistics or affine parameters do not match the input's
     channels, or in training mode, runs torch's own, which raises or checks what it does."""
 
-    _RELU = (F.relu, torch.relu, torch.Tensor.relu)
-    _RELU_INPLACE = (torch.relu_, torch.Tensor.relu_)
+    _RELU = frozenset((F.relu, torch.relu, torch.Tensor.relu))
+    _RELU_INPLACE = frozenset((torch.relu_, torch.Tensor.relu_))
+    _ANSWERED = _RELU | _RELU_INPLACE | {F.batch_norm}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func not in self._ANSWERED:  # every other call, the hooks' own among them
+            return func(*args, **kwargs)
         x = args[0] if args else kwargs.get("input")
         if isinstance(x, torch.Tensor) and x.is_meta:
             if func in self._RELU_INPLACE or (func is F.relu and kwargs.get("inplace")):
@@ -149,17 +163,13 @@ def warm_meta() -> None:
 
 
 def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
-             on_weights: bool) -> Seen | None:
-    """:func:`seen_at` at ``batch``, on the meta device or ``on_weights``."""
-    tensors = (*model.named_parameters(), *model.named_buffers())
-    if any(isinstance(t, nn.parameter.UninitializedTensorMixin) for _, t in tensors):
-        return None
+             meta: dict[str, torch.Tensor] | None) -> Seen | None:
+    """:func:`seen_at` at ``batch``, on the ``meta`` tensors, else on the model's own."""
     shape = (batch, *shape[1:])
-    if on_weights:
-        state = dict(tensors)
-        x = torch.zeros(shape, device=tensors[0][1].device if tensors else None)
+    if meta is None:
+        x = torch.zeros(shape, device=next(
+            (t.device for t in (*model.parameters(), *model.buffers())), None))
     else:
-        state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
         x = torch.empty(shape, device="meta")
     sizes: list[int] = []
 
@@ -167,8 +177,10 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
         x = args[0] if args else None
         if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor) \
                 and out.dim() == x.dim() == len(shape) and (_map_size(x) or 0) > 1 \
-                and not isinstance(module, _GLOBAL_POOLS) and _map_size(out) is not None:
-            sizes.append(_map_size(out))
+                and not isinstance(module, _GLOBAL_POOLS):
+            size = _map_size(out)
+            if size is not None:
+                sizes.append(size)
 
     def reach(module: nn.Module, args: tuple) -> None:
         x = args[0] if args else None
@@ -183,8 +195,12 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), contextlib.nullcontext() if on_weights else _ShapesOnly():
-            functional_forward(model, state, (x,))
+        with torch.no_grad():
+            if meta is None:
+                model(x)
+            else:
+                with _ShapesOnly():
+                    functional_forward(model, meta, (x,))
         linear, reached = None, None
     except _Reached as stop:
         linear, reached = stop.layer, stop.shape
@@ -227,12 +243,16 @@ class Probes:
         self.model, self.shape_at = model, shape_at
         self.on_weights = not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
         self.seen: dict[int, Seen | None] = {}
+        self._meta: dict[str, torch.Tensor] | None = None  # made at the first run there
 
     def __call__(self, size: int) -> Seen | None:
         if size not in self.seen:
             weights = self.on_weights and (size <= ON_WEIGHTS_UP_TO or size in USUAL_SIZES)
             shape = self.shape_at(size)
-            seen = seen_at(self.model, shape) if _warm or not weights else None
+            seen = None
+            if _warm or not weights:
+                self._meta = self._meta if self._meta is not None else meta_state(self.model)
+                seen = seen_at(self.model, shape, meta=self._meta)
             self.seen[size] = seen if seen is not None or not weights \
                 else seen_at(self.model, shape, on_weights=True)
         return self.seen[size]

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from ..errors import FORWARD_FAILED, UserCodeError
 from . import sites
@@ -67,15 +66,21 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
 
 
 def functional_forward(model: nn.Module, state: dict[str, torch.Tensor], inputs: tuple) -> Any:
-    """``model(*inputs)`` with its parameters and buffers replaced by ``state`` (e.g. meta
-    tensors), every module's own tensors put back afterwards. torch.func.functional_call
-    alone leaves a submodule registered under several names (a shared module, as CoaT's conv
-    position encodings in timm) holding the tensors it was given."""
+    """``model(*inputs)`` with its parameters and buffers replaced by ``state`` (by qualified
+    name, e.g. meta tensors), every module's own tensors put back afterwards. Each tensor is
+    swapped where it is held, in every module that holds it (a shared module, as CoaT's conv
+    position encodings in timm; tied weights), by identity: torch.func.functional_call's name
+    checks and untying walked every tensor again on each call, a third of the size search's
+    trials on the meta device (the folders bench, 2026-11-30)."""
+    twins = {id(t): state[name] for name, t in (*model.named_parameters(),
+                                                 *model.named_buffers()) if name in state}
     saved = [(tensors, name, t) for m in model.modules()
-             for tensors in (m._parameters, m._buffers) for name, t in tensors.items()]
+             for tensors in (m._parameters, m._buffers) for name, t in tensors.items()
+             if t is not None and id(t) in twins]
     try:
-        return functional_call(model, state, inputs)
+        for tensors, name, t in saved:
+            tensors[name] = twins[id(t)]
+        return model(*inputs)
     finally:
         for tensors, name, t in saved:
-            if tensors.get(name) is not t:
-                tensors[name] = t
+            tensors[name] = t
