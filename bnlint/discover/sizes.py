@@ -8,6 +8,7 @@ the head: the run goes on through it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from ..model.sandbox import functional_forward
+from ..model.sandbox import functional_forward, meta_state
 
 IMAGENET_SIZE = 224
 # Inception v3's crop (Szegedy et al., arXiv:1512.00567), also Xception's and Inception-ResNet's:
@@ -102,12 +103,6 @@ def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False,
     if seen is None or (seen.linear is not None and seen.flat is None):
         return _seen_at(model, shape, TRIAL_BATCH, state)
     return seen
-
-
-def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's parameters and buffers as tensors of their shapes on the meta device."""
-    return {name: torch.empty_like(t, device="meta")
-            for name, t in (*model.named_parameters(), *model.named_buffers())}
 
 
 class _ShapesOnly(TorchFunctionMode):
@@ -243,7 +238,6 @@ class Probes:
         self.model, self.shape_at = model, shape_at
         self.on_weights = not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
         self.seen: dict[int, Seen | None] = {}
-        self._meta: dict[str, torch.Tensor] | None = None  # made at the first run there
 
     def __call__(self, size: int) -> Seen | None:
         if size not in self.seen:
@@ -251,11 +245,15 @@ class Probes:
             shape = self.shape_at(size)
             seen = None
             if _warm or not weights:
-                self._meta = self._meta if self._meta is not None else meta_state(self.model)
                 seen = seen_at(self.model, shape, meta=self._meta)
             self.seen[size] = seen if seen is not None or not weights \
                 else seen_at(self.model, shape, on_weights=True)
         return self.seen[size]
+
+    @functools.cached_property
+    def _meta(self) -> dict[str, torch.Tensor]:
+        """The model's tensors on the meta device, made at its first run there."""
+        return meta_state(self.model)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,14 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
             hint=hint) from None
 
 
+def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters and buffers by qualified name, as tensors of their shapes on the
+    meta device (each with its requires_grad, for a backward there), for
+    :func:`functional_forward`."""
+    return {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+            for name, t in (*model.named_parameters(), *model.named_buffers())}
+
+
 def functional_forward(model: nn.Module, state: dict[str, torch.Tensor], inputs: tuple) -> Any:
     """``model(*inputs)`` with its parameters and buffers replaced by ``state`` (by qualified
     name, e.g. meta tensors), every module's own tensors put back afterwards. Each tensor is

@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import config as defaults
 from ..errors import FORWARD_FAILED, InputError, UserCodeError
 from ..measurement import ProbePlan
-from ..model.sandbox import functional_forward
+from ..model.sandbox import functional_forward, meta_state
 
 # A Hessian-vector product by double backward counts this many times the FLOPs of one
 # forward+backward (FlopCounterMode on the meta device: 2.02 for ResNet-20 at batch 64, 2.09 for
@@ -108,9 +108,8 @@ def _count(model: nn.Module, state: dict[str, torch.Tensor], inputs: tuple) -> C
 
 def _meta_cost(model: nn.Module, inputs: tuple) -> Cost:
     """The cost on the meta device: shapes only, no arithmetic and no memory."""
-    state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
-             for name, t in (*model.named_parameters(), *model.named_buffers())}
-    return _count(model, state, tuple(torch.empty_like(x, device="meta") for x in inputs))
+    return _count(model, meta_state(model),
+                  tuple(torch.empty_like(x, device="meta") for x in inputs))
 
 
 def _real_cost(model: nn.Module, inputs: tuple) -> Cost:
