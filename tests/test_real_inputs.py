@@ -197,6 +197,22 @@ def test_a_warm_process_searches_sizes_on_the_meta_device_and_finds_the_same(wri
         [size for size, _, _ in meta_runs] == [size for size, _, _ in cold[1][2]]
 
 
+def test_the_size_search_does_not_run_a_model_with_a_lazy_layer(monkeypatch):
+    """A lazy layer after the first (nn.LazyLinear as the head) has no shape until a run sets
+    it, so the search runs the model at no size, on the weights or on the meta device, whose
+    copies of the tensors need their shapes; the sizes are then tried in turn."""
+    from torch import nn
+
+    from bnlint.discover import sizes
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))
+    for warm in (False, True):
+        monkeypatch.setattr(sizes, "_warm", warm)
+        probes = sizes.Probes(model, lambda size: (1, 3, size, size))
+        assert probes(32) is None and probes(64) is None and probes(224) is None
+        assert sizes.solve_flatten(probes) is None
+
+
 def test_a_batch_norm_of_the_wrong_width_fails_on_the_meta_device_as_on_the_weights():
     """The meta device's trials answer batch norm with its input's shape only when torch's own
     would run: one built for 4 channels and given 8 fails there too, so a size is not taken to

@@ -95,14 +95,20 @@ def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False,
     the meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
     layers (their first run would set their shapes). ``meta``: the model's tensors on the meta
     device (:func:`meta_state`), when the caller keeps them for several runs."""
-    if any(isinstance(t, nn.parameter.UninitializedTensorMixin)
-           for t in (*model.parameters(), *model.buffers())):
+    if _lazy(model):
         return None
     state = None if on_weights else meta if meta is not None else meta_state(model)
     seen = _seen_at(model, shape, 1, state)
     if seen is None or (seen.linear is not None and seen.flat is None):
         return _seen_at(model, shape, TRIAL_BATCH, state)
     return seen
+
+
+def _lazy(model: nn.Module) -> bool:
+    """Whether the model has lazy layers not run yet (their first run would set their shapes,
+    and their tensors have none to copy to the meta device)."""
+    return any(isinstance(t, nn.parameter.UninitializedTensorMixin)
+               for t in (*model.parameters(), *model.buffers()))
 
 
 class _ShapesOnly(TorchFunctionMode):
@@ -238,8 +244,11 @@ class Probes:
         self.model, self.shape_at = model, shape_at
         self.on_weights = not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
         self.seen: dict[int, Seen | None] = {}
+        self.lazy = _lazy(model)  # then it is not run (see seen_at)
 
     def __call__(self, size: int) -> Seen | None:
+        if self.lazy:
+            return None
         if size not in self.seen:
             weights = self.on_weights and (size <= ON_WEIGHTS_UP_TO or size in USUAL_SIZES)
             shape = self.shape_at(size)
