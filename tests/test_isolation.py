@@ -90,6 +90,20 @@ def test_jobs_give_the_report_of_one_job(tmp_path):
     assert [m["path"] for m in first["models"]] == sorted(m["path"] for m in first["models"])
 
 
+def test_the_largest_file_starts_first_and_the_report_keeps_the_files_order(tmp_path):
+    folder, started = tmp_path / "models", tmp_path / "started.txt"
+    folder.mkdir()
+    for name, padding in (("a.py", 0), ("b.py", 3000), ("c.py", 1000)):
+        (folder / name).write_text(
+            f"open({str(started)!r}, 'a').write({name!r} + '\\n')\n" + "#" * padding + "\n"
+            + "import torch.nn as nn\n"
+            + MODEL.format(name="Net", width=2, init="", forward=""))
+    proc = run_cli(folder, "-j", "1", "--no-probe", "--format", "json")
+    assert started.read_text().split() == ["b.py", "c.py", "a.py"]
+    assert [m["path"] for m in _json(proc)["models"]] == [
+        str(folder / n) for n in ("a.py", "b.py", "c.py")]
+
+
 # Processes started by one test carry its tag in their environment, so the process table
 # shows whether any of them is still running after bnlint stopped.
 def _tagged(tag: str) -> list[int]:
