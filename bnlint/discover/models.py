@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import FORWARD_FAILED, NOT_LINTED, InputError, UserCodeError
 from ..model import sites
+from . import syntax
 from .load import required_params, user_error
 
 # The deepest nesting of modules bnlint lints. torch walks a model's modules recursively
@@ -113,10 +114,8 @@ class Source:
     each top-level assignment, and the names its namespace resolves."""
 
     def __init__(self, path: Path, namespace: dict[str, Any]):
-        try:
-            self.tree = ast.parse(path.read_bytes())
-        except (OSError, SyntaxError, ValueError):
-            self.tree = ast.Module(body=[], type_ignores=[])
+        read = syntax.parsed(str(path))
+        self.tree = read[0] if read else ast.Module(body=[], type_ignores=[])
         self.namespace = namespace
         self.defs = {n.name: n for n in self.tree.body
                      if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)}

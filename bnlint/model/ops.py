@@ -159,6 +159,20 @@ class OpKeys:
 _POSITIONAL = {"softmax": ("input", "dim"), "log_softmax": ("input", "dim")}
 
 
+def _signature(fn: Any) -> inspect.Signature:
+    """``inspect.signature(fn)``, read once per (hashable) function: a builtin's is parsed
+    from its text signature each time, and a graph calls the same few thousands of times.
+    Raises as inspect.signature does."""
+    try:
+        hash(fn)
+    except TypeError:
+        return inspect.signature(fn)
+    return _cached_signature(fn)
+
+
+_cached_signature = functools.lru_cache(maxsize=1024)(inspect.signature)
+
+
 def op_options(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """Arguments of a functional op or a Tensor method (``fn`` may be the method's name, its
     first argument the tensor) by parameter name, defaults included: scalars as given, tensor
@@ -166,7 +180,7 @@ def op_options(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     module flags their tensors stand for: ``track_running_stats`` (running_mean given) and
     ``affine`` (weight given)."""
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound = _signature(fn).bind(*args, **kwargs)
         bound.apply_defaults()
         named = bound.arguments
     except (TypeError, ValueError):  # builtins without a signature, or unusual calls

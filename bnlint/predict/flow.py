@@ -217,8 +217,8 @@ def activation_options(layer: Layer, params: dict[str, float] | None = None
     :func:`read_params` gives them, read from the module when not given)."""
     if params is None:
         params = read_params(layer.obj)[0] if layer.obj is not None else {}
-    opts = {k: layer.attr(k) for k in ("negative_slope", "alpha", "lower", "upper")
-            if isinstance(layer.attr(k), (int, float)) and not isinstance(layer.attr(k), bool)}
+    opts = {k: v for k in ("negative_slope", "alpha", "lower", "upper")
+            if isinstance(v := layer.attr(k), (int, float)) and not isinstance(v, bool)}
     if "slope" in params:
         opts["slope"] = params["slope"]
     return opts
