@@ -1,7 +1,7 @@
 """Linting a folder of CIFAR/ImageNet-style model files (issue 11).
 
     python -m bench.benchmarks.folders [--corpus /work/corpus] [--before TREE] [--probe-files N]
-                                       [--no-probe-only]
+                                       [--no-probe-only] [--repeat N]
 
 The folder: model files of mixed size written here (plain CNNs, CIFAR ResNets of depth 8-110,
 VGG, an ImageNet-size ResNet, MLPs), plus, with --corpus, public CIFAR model files read where
@@ -13,9 +13,12 @@ and whether its report (findings and probe numbers, wall-clock seconds left out)
 in a second run with a CPU-bound process beside it; and both again with the results cache: a
 first run that fills an empty cache, then a second one that finds every file unchanged (and
 whether its report is the first's); --no-probe-only: the `--no-probe` rows alone. The other
-runs lint without the cache (BNLINT_NO_CACHE=1). Each row gives the CPU seconds of the whole
-process tree beside the wall time, and the load average: on a shared machine the times are
-only as good as it is quiet, the CPU seconds less so.
+runs lint without the cache (BNLINT_NO_CACHE=1). --repeat N: the `--no-probe` runs without the
+cache N times each, taken in turn (TREE, -j 1, -j 2, TREE, ...) so that a drift in the
+machine's speed reaches them alike; their rows give the median wall time and CPU seconds, the
+range of the wall times, and whether the N reports were identical. Each row gives the CPU
+seconds of the whole process tree beside the wall time, and the load average: on a shared
+machine the times are only as good as it is quiet, the CPU seconds less so.
 This is a benchmark, not a test.
 """
 
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,6 +192,14 @@ def _without_seconds(value):
     return value
 
 
+def _no_probe_row(label: str, seconds: float, out: str, cpu: float, load: list[float],
+                  files: int) -> None:
+    models = len(json.loads(out)["models"])
+    print(f"| `--no-probe`, {label} | {seconds:.1f} s | {seconds / files:.2f} s | "
+          f"{seconds / max(models, 1):.2f} s ({models} models) | {cpu / files:.2f} s | "
+          f"{_load(load)} |")
+
+
 def _load(load: list[float]) -> str:
     return f"{load[0]:.1f} / {load[1]:.1f}"
 
@@ -200,6 +212,8 @@ def main() -> None:
                         help="probe only the first N files (0: all)")
     parser.add_argument("--no-probe-only", action="store_true",
                         help="only the `--no-probe` rows")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the uncached `--no-probe` rows N times each (medians)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = own_models(Path(tmp))
@@ -212,18 +226,26 @@ def main() -> None:
         runs = [("after, -j 1", ROOT, ("-j", "1")), ("after, -j 2", ROOT, ("-j", "2"))]
         if args.before:
             runs.insert(0, (f"before ({args.before})", args.before, ()))
+        timed: dict[str, list] = {label: [] for label, _, _ in runs}
+        for _ in range(max(1, args.repeat)):
+            for label, tree, extra in runs:
+                timed[label].append(_run(tree, paths, "--no-probe", "--format", "json", *extra))
+        for label, results in timed.items():
+            walls = sorted(r[0] for r in results)
+            seconds, out = statistics.median(walls), results[0][1]
+            load = [results[0][2][0], results[-1][2][1]]
+            cpu = statistics.median(r[3] for r in results)
+            spread = "" if len(results) == 1 else (
+                f" (median of {len(results)}: {walls[0]:.1f}-{walls[-1]:.1f} s; reports "
+                f"{'identical' if all(r[1] == out for r in results) else 'differ'})")
+            _no_probe_row(label + spread, seconds, out, cpu, load, len(paths))
         caches = Path(tmp) / "caches"
-        runs += [("cache filled", ROOT, ()), ("all from the cache", ROOT, ())]
         outputs = []
-        for label, tree, extra in runs:
-            seconds, out, load, cpu = _run(tree, paths, "--no-probe", "--format", "json",
-                                           *extra, cache=caches / "no-probe"
-                                           if "cache" in label else None)
+        for label in ("cache filled", "all from the cache"):
+            seconds, out, load, cpu = _run(ROOT, paths, "--no-probe", "--format", "json",
+                                           cache=caches / "no-probe")
             outputs.append(out)
-            models = len(json.loads(out)["models"])
-            print(f"| `--no-probe`, {label} | {seconds:.1f} s | {seconds / len(paths):.2f} s | "
-                  f"{seconds / max(models, 1):.2f} s ({models} models) | "
-                  f"{cpu / len(paths):.2f} s | {_load(load)} |")
+            _no_probe_row(label, seconds, out, cpu, load, len(paths))
         print(f"\nReports served from the cache identical to the run that filled it: "
               f"`--no-probe` {'yes' if outputs[-1] == outputs[-2] else 'no'}.")
         if args.no_probe_only:

@@ -159,7 +159,7 @@ class OpKeys:
 _POSITIONAL = {"softmax": ("input", "dim"), "log_softmax": ("input", "dim")}
 
 
-def _signature(fn: Any) -> inspect.Signature:
+def signature(fn: Any) -> inspect.Signature:
     """``inspect.signature(fn)``, read once per (hashable) function: a builtin's is parsed
     from its text signature each time, and a graph calls the same few thousands of times.
     Raises as inspect.signature does."""
@@ -180,7 +180,7 @@ def op_options(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     module flags their tensors stand for: ``track_running_stats`` (running_mean given) and
     ``affine`` (weight given)."""
     try:
-        bound = _signature(fn).bind(*args, **kwargs)
+        bound = signature(fn).bind(*args, **kwargs)
         bound.apply_defaults()
         named = bound.arguments
     except (TypeError, ValueError):  # builtins without a signature, or unusual calls

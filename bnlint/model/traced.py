@@ -43,7 +43,7 @@ def _param_args(node: fx.Node) -> dict[str, str]:
     """Arguments of a functional op that are parameters or buffers read as they are
     (``F.batch_norm(x, ..., self.weight, self.bias)``), by name: their qualified names."""
     try:
-        bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+        bound = ops.signature(node.target).bind(*node.args, **node.kwargs)
     except (TypeError, ValueError):
         return {}
     return {k: str(v.target) for k, v in bound.arguments.items()
