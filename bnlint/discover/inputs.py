@@ -63,10 +63,10 @@ def in_file(error: InputError, module: types.ModuleType, path: Path,
 def _first_called(model: nn.Module) -> nn.Module | None:
     """The first Conv/Linear/Embedding the forward calls, as fx traces it (no inputs needed)."""
     try:
-        gm = fx_trace(model)
+        traced = fx_trace(model)
     except Exception:  # noqa: BLE001 - fx cannot trace it: the first registered one stands
         return None
-    layers = (gm.get_submodule(str(n.target)) for n in gm.graph.nodes if n.op == "call_module")
+    layers = (model.get_submodule(str(n.target)) for n in traced.nodes if n.op == "call_module")
     return next((m for m in layers if isinstance(m, _KINDS)), None)
 
 

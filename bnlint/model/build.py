@@ -18,8 +18,8 @@ def build(model: nn.Module, inputs: tuple) -> ModelGraph:
            for p in (*model.parameters(), *model.buffers())):
         run_forward(lambda: model(*inputs), model, inputs)
     try:
-        gm = fx_trace(model, len(inputs))
+        traced = fx_trace(model, len(inputs))
     except Exception as exc:  # noqa: BLE001 - fx cannot trace data-dependent control flow and more
         reason = f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")
         return trace_hooks(model, inputs, reason, sites.traceback_site(exc.__traceback__))
-    return from_fx(model, gm, inputs)
+    return from_fx(model, traced, inputs)

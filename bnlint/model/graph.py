@@ -7,6 +7,7 @@ and :meth:`ModelGraph.prev`, which look through transparent ops (views, flattens
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,14 +110,14 @@ class ModelGraph:
 
     def __init__(self, model: nn.Module, g: DiGraph, method: str, coverage: float,
                  reason: str | None = None, reason_site: Site | None = None,
-                 gm: fx.GraphModule | None = None):
+                 traced: fx.Graph | None = None):
         self.model = model
         self.g = g
         self.method = method
         self.coverage = coverage
         self.reason = reason
         self.reason_site = reason_site
-        self.gm = gm  # the traced module (fx only), for running the graph instrumented
+        self.traced = traced  # fx's graph of the model (fx only)
         # Nodes were added in execution order, which is topological.
         self.order: list[Layer] = [g.nodes[n]["layer"] for n in g.nodes]
         _mark_weight_standardisation(g, self.order)
@@ -137,6 +138,13 @@ class ModelGraph:
 
     def __len__(self) -> int:
         return len(self.order)
+
+    @functools.cached_property
+    def gm(self) -> fx.GraphModule | None:
+        """The traced module (fx only), for running the graph instrumented: made when first
+        asked for (the probe, a repair), as the static pass runs the graph on the model
+        itself (a GraphModule copies every layer's path and compiles the graph's code)."""
+        return fx.GraphModule(self.model, self.traced) if self.traced is not None else None
 
     def layer(self, name: str) -> Layer:
         return self.g.nodes[name]["layer"]

@@ -50,10 +50,10 @@ def _param_args(node: fx.Node) -> dict[str, str]:
             if isinstance(v, fx.Node) and v.op == "get_attr"}
 
 
-def _fx_layers(gm: fx.GraphModule) -> DiGraph:
+def _fx_layers(model: nn.Module, traced: fx.Graph) -> DiGraph:
     g = DiGraph()
     keys = ops.OpKeys()
-    for node in gm.graph.nodes:
+    for node in traced.nodes:
         call_site = node.meta.get("bnlint_site")
         shape = node.meta.get("bnlint_shape")
         # Tensor inputs count data flowing in, not parameters read with get_attr.
@@ -63,7 +63,7 @@ def _fx_layers(gm: fx.GraphModule) -> DiGraph:
         elif node.op == "output":
             layer = Layer(node.name, "output", "Output", call_site=call_site)
         elif node.op == "call_module":
-            obj = gm.get_submodule(node.target)
+            obj = model.get_submodule(node.target)
             layer = Layer(node.name, "module", ops.kind_of_module(obj), module=str(node.target),
                           obj=obj, shape=shape, site=sites.site_of(obj),
                           call_site=call_site, tensor_inputs=tensor_inputs,
@@ -120,25 +120,22 @@ def _without_checks(graph: fx.Graph, given: int) -> fx.Graph:
     return graph
 
 
-def fx_trace(model: nn.Module, given: int = 1) -> fx.GraphModule:
+def fx_trace(model: nn.Module, given: int = 1) -> fx.Graph:
     """fx's graph of the forward called with ``given`` inputs, its other arguments at their
-    defaults (traced as constants when fx can, else as inputs)."""
+    defaults (traced as constants when fx can, else as inputs); its targets are attributes of
+    ``model`` (no GraphModule is made: see :attr:`ModelGraph.gm`)."""
     defaults = forward_defaults(model, given)
     if defaults:
-        tracer = SiteTracer()
         try:
-            graph = _without_checks(tracer.trace(model, concrete_args=defaults), given)
-            return fx.GraphModule(tracer.root, graph)
+            return _without_checks(SiteTracer().trace(model, concrete_args=defaults), given)
         except Exception:  # noqa: BLE001 - a default fx cannot specialise on: an input
             pass
-    tracer = SiteTracer()
-    graph = tracer.trace(model)
-    return fx.GraphModule(tracer.root, graph)
+    return SiteTracer().trace(model)
 
 
 class _Propagate(fx.Interpreter):
-    """Runs the traced graph once, noting each node's output shape and, for ReLUs, the
-    fraction of dead units."""
+    """Runs the traced graph (on the model it was traced from) once, noting each node's output
+    shape and, for ReLUs, the fraction of dead units."""
 
     def run_node(self, node: fx.Node) -> Any:
         out = super().run_node(node)
@@ -149,9 +146,9 @@ class _Propagate(fx.Interpreter):
         return out
 
 
-def _node_kind(gm: fx.GraphModule, node: fx.Node) -> str:
+def _node_kind(model: nn.Module, node: fx.Node) -> str:
     if node.op == "call_module":
-        return ops.kind_of_module(gm.get_submodule(node.target))
+        return ops.kind_of_module(model.get_submodule(node.target))
     if node.op == "call_method":
         return ops.kind_of_name(str(node.target))
     if node.op == "call_function":
@@ -159,22 +156,24 @@ def _node_kind(gm: fx.GraphModule, node: fx.Node) -> str:
     return ""
 
 
-def from_fx(model: nn.Module, gm: fx.GraphModule, inputs: tuple) -> ModelGraph:
-    """Propagate shapes through a traced module with the example inputs, then build the graph."""
+def from_fx(model: nn.Module, traced: fx.Graph, inputs: tuple) -> ModelGraph:
+    """Propagate shapes through the graph traced from ``model`` with the example inputs, then
+    build the ModelGraph."""
     try:
-        run_forward(lambda: _Propagate(gm).run(*inputs), model, inputs, train=True)
+        run_forward(lambda: _Propagate(model, graph=traced).run(*inputs), model, inputs,
+                    train=True)
     except InputError:
         # The graph ran, not the user's code: run the real forward so the error names its line.
         run_forward(lambda: model(*inputs), model, inputs)
         raise
-    return graph_of(model, gm)
+    return graph_of(model, traced)
 
 
-def graph_of(model: nn.Module, gm: fx.GraphModule) -> ModelGraph:
-    used_modules = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
-    used_params = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
-    return ModelGraph(model, _fx_layers(gm), "fx", coverage(model, used_modules, used_params),
-                      gm=gm)
+def graph_of(model: nn.Module, traced: fx.Graph) -> ModelGraph:
+    used_modules = {str(n.target) for n in traced.nodes if n.op == "call_module"}
+    used_params = {str(n.target) for n in traced.nodes if n.op == "get_attr"}
+    return ModelGraph(model, _fx_layers(model, traced), "fx",
+                      coverage(model, used_modules, used_params), traced=traced)
 
 
 def trace(model: nn.Module) -> ModelGraph:
