@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
-from ..model.sandbox import functional_forward, meta_state
+from ..model.sandbox import Swapped, meta_state
 
 IMAGENET_SIZE = 224
 # Inception v3's crop (Szegedy et al., arXiv:1512.00567), also Xception's and Inception-ResNet's:
@@ -88,18 +88,19 @@ class Seen:
 
 
 def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False,
-            meta: dict[str, torch.Tensor] | None = None) -> Seen | None:
+            meta: Swapped | None = None) -> Seen | None:
     """Run ``model`` on an input of ``shape`` up to its head, in eval mode, on the meta device
     or ``on_weights`` on its own weights, at a batch of 1 (half the cost of 2 on the weights),
     again at the trial batch of 2 when that fails or squeezes the batch away (``x.squeeze()``
     before the head: a 1-D Linear input, not (batch, features)); None when it cannot run (on
     the meta device, e.g., a forward that makes tensors on the CPU or reads values) or has lazy
-    layers (their first run would set their shapes). ``meta``: the model's tensors on the meta
-    device (:func:`meta_state`), when the caller keeps them for several runs (a model with lazy
-    layers has none, so it is not walked again for them)."""
+    layers (their first run would set their shapes). ``meta``: the model's forward on its
+    tensors' meta twins (:func:`meta_state`), when the caller keeps it for several runs (a
+    model with lazy layers has none, so it is not walked again for them)."""
     if meta is None and _lazy(model):
         return None
-    state = None if on_weights else meta if meta is not None else meta_state(model)
+    state = None if on_weights else meta if meta is not None \
+        else Swapped(model, meta_state(model))
     seen = _seen_at(model, shape, 1, state)
     if seen is None or (seen.linear is not None and seen.flat is None):
         return _seen_at(model, shape, TRIAL_BATCH, state)
@@ -166,8 +167,8 @@ def warm_meta() -> None:
 
 
 def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
-             meta: dict[str, torch.Tensor] | None) -> Seen | None:
-    """:func:`seen_at` at ``batch``, on the ``meta`` tensors, else on the model's own."""
+             meta: Swapped | None) -> Seen | None:
+    """:func:`seen_at` at ``batch``, on the ``meta`` twins, else on the model's own tensors."""
     shape = (batch, *shape[1:])
     if meta is None:
         x = torch.zeros(shape, device=next(
@@ -211,7 +212,7 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
                 model(x)
             else:
                 with _ShapesOnly():
-                    functional_forward(model, meta, (x,))
+                    meta(x)
         linear, reached = None, None
     except _Reached as stop:
         linear, reached = stop.layer, stop.shape
@@ -270,9 +271,9 @@ class Probes:
         return self.seen[size]
 
     @functools.cached_property
-    def _meta(self) -> dict[str, torch.Tensor]:
-        """The model's tensors on the meta device, made at its first run there."""
-        return meta_state(self.model)
+    def _meta(self) -> Swapped:
+        """The model's forward on its tensors' meta twins, made at its first run there."""
+        return Swapped(self.model, meta_state(self.model))
 
 
 @dataclass(frozen=True)

@@ -75,20 +75,40 @@ def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def functional_forward(model: nn.Module, state: dict[str, torch.Tensor], inputs: tuple) -> Any:
     """``model(*inputs)`` with its parameters and buffers replaced by ``state`` (by qualified
-    name, e.g. meta tensors), every module's own tensors put back afterwards. Each tensor is
-    swapped where it is held, in every module that holds it (a shared module, as CoaT's conv
-    position encodings in timm; tied weights), by identity: torch.func.functional_call's name
-    checks and untying walked every tensor again on each call, a third of the size search's
-    trials on the meta device (the folders bench, 2026-11-30)."""
-    twins = {id(t): state[name] for name, t in (*model.named_parameters(),
-                                                 *model.named_buffers()) if name in state}
-    saved = [(tensors, name, t) for m in model.modules()
-             for tensors in (m._parameters, m._buffers) for name, t in tensors.items()
-             if t is not None and id(t) in twins]
-    try:
-        for tensors, name, t in saved:
-            tensors[name] = twins[id(t)]
-        return model(*inputs)
-    finally:
-        for tensors, name, t in saved:
-            tensors[name] = t
+    name, e.g. meta tensors), every module's own tensors put back afterwards (see
+    :class:`Swapped`, which keeps the swap for several runs)."""
+    return Swapped(model, state)(*inputs)
+
+
+class Swapped:
+    """``model``'s forward with its parameters and buffers replaced by ``state`` (by qualified
+    name), every module's own tensors put back after each run. Each tensor is swapped where it
+    is held, in every module that holds it (a shared module, as CoaT's conv position encodings
+    in timm; tied weights), by identity: torch.func.functional_call's name checks and untying
+    walked every tensor again on each call, a third of the size search's trials on the meta
+    device (the folders bench, 2026-11-30). The places are found once, for all the runs (a
+    size search makes several), and again only if the model changed what it holds."""
+
+    def __init__(self, model: nn.Module, state: dict[str, torch.Tensor]):
+        self.model, self.state = model, state
+        self.held = self._find()
+
+    def _find(self) -> list[tuple[dict, str, torch.Tensor, torch.Tensor]]:
+        """(the dict that holds a tensor, its key there, the tensor, its twin in state)."""
+        twins = {id(t): self.state[name] for name, t in (*self.model.named_parameters(),
+                                                          *self.model.named_buffers())
+                 if name in self.state}
+        return [(tensors, name, t, twins[id(t)]) for m in self.model.modules()
+                for tensors in (m._parameters, m._buffers) for name, t in tensors.items()
+                if t is not None and id(t) in twins]
+
+    def __call__(self, *inputs: Any) -> Any:
+        if any(tensors.get(name) is not t for tensors, name, t, _ in self.held):
+            self.held = self._find()
+        try:
+            for tensors, name, _, twin in self.held:
+                tensors[name] = twin
+            return self.model(*inputs)
+        finally:
+            for tensors, name, t, _ in self.held:
+                tensors[name] = t
