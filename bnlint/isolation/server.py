@@ -160,6 +160,11 @@ class Server:
             os.dup2(output_w, 2)
             os.close(output_w)
             _watch_parent(server)
+            # a child lives for one file and makes millions of objects (the models' layers,
+            # the graph): the youngest generation is collected every 10,000 allocations, not
+            # 700: the folders bench's 38 files, linted in one process, spent 0.27 CPU-s in
+            # collections so, against 0.65
+            gc.set_threshold(10_000, 10, 10)
             import torch
 
             torch.set_num_threads(max(1, torch.get_num_threads() // request["jobs"]))
