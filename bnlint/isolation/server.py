@@ -1,8 +1,9 @@
 """The fork server: a process that imports torch and bnlint once, then forks a fresh child per
 file (``jobs`` at a time, the largest file first), so each file runs isolated from the others at
-the cost of a fork, not of an import. It enforces the time limits, turns a child that hangs, dies or writes something
-bnlint did not into an error located at the model it was on, forks another child for that
-file's remaining models, and relays each model's result to the parent as it comes.
+the cost of a fork, not of an import. It enforces the time limits, turns a child that hangs,
+dies or writes something bnlint did not into an error located at the model it was on, forks
+another child for that file's remaining models, and relays each model's result to the parent
+as it comes.
 
 Started by :mod:`.runner` as ``python -m bnlint.isolation.server FD``: FD is the write end of
 the channel to the parent; the first line on stdin is the run's token, each further line a
