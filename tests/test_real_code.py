@@ -427,3 +427,23 @@ def test_a_model_with_torchscript_blocks_is_linted_without_them(write_model):
     assert model["probe"] is None
     assert any("probe skipped: the model holds TorchScript modules (block, ...)" in n
                for n in model["notes"]), model["notes"]
+
+
+
+def test_a_file_rewritten_in_place_is_read_again_in_one_process(tmp_path):
+    """Discovery in one process (the detection study writes each case to the same file) reads
+    the file's code as it is now, not a tree parsed from its earlier content."""
+    from bnlint.discover.load import load_module
+    from bnlint.discover.models import find_models
+
+    path = tmp_path / "case.py"
+    found, expected = [], []
+    for name, blank_lines in (("First", 0), ("Second", 3)):
+        path.write_text("import torch.nn as nn\n" + "\n" * blank_lines
+                        + f"\n\nclass {name}(nn.Module):\n"
+                        "    def __init__(self):\n        super().__init__()\n"
+                        "        self.fc = nn.Linear(2, 2)\n\n"
+                        "    def forward(self, x):\n        return self.fc(x)\n")
+        expected.append((name, line_of(path, f"class {name}")))
+        found += [(m.name, m.line) for m in find_models(load_module(path), path, []).models]
+    assert found == expected == [("First", 4), ("Second", 7)]
