@@ -429,7 +429,6 @@ def test_a_model_with_torchscript_blocks_is_linted_without_them(write_model):
                for n in model["notes"]), model["notes"]
 
 
-
 def test_a_file_rewritten_in_place_is_read_again_in_one_process(tmp_path):
     """Discovery in one process (the detection study writes each case to the same file) reads
     the file's code as it is now, not a tree parsed from its earlier content."""

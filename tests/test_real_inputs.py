@@ -213,6 +213,46 @@ def test_the_size_search_does_not_run_a_model_with_a_lazy_layer(monkeypatch):
         assert sizes.solve_flatten(probes) is None
 
 
+def test_the_search_sees_what_the_models_own_hooks_make(write_model):
+    """A pre-hook the model puts on its head (one that flattens the head's input) runs before
+    the search looks at that input, as in the model's own forward: the head's 2304 features are
+    found at 48x48 (16 maps of 12x12 after a 4x4 max pool)."""
+    source = """
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 16, 3, padding=1)
+                self.bn = nn.BatchNorm2d(16)
+                self.pool = nn.MaxPool2d(4)
+                self.fc = nn.Linear(16 * 12 * 12, 10)
+                self.fc.register_forward_pre_hook(lambda m, a: (a[0].flatten(1),))
+
+            def forward(self, x):
+                return self.fc(self.pool(self.bn(self.conv(x)).relu()))
+        """
+    inputs = _inputs(write_model(source), "--no-probe")
+    assert inputs["shapes"] == [[16, 3, 48, 48]], inputs["how"]
+    assert "the layers flatten it to the 2304 features of fc" in inputs["how"]
+
+
+def test_a_forward_on_meta_twins_follows_a_module_put_in_anothers_place():
+    """The meta-device runs find where each tensor is held once, and again when the model
+    changed what it holds: a layer replaced between two runs is run on its own twins."""
+    from torch import nn
+
+    from bnlint.model.sandbox import Swapped, meta_state
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    run = Swapped(model, meta_state(model))
+    assert run(torch.empty(3, 4, device="meta")).shape == (3, 2)
+    replaced = model[0] = nn.Linear(4, 4)
+    assert run(torch.empty(3, 4, device="meta")).is_meta
+    assert model[0] is replaced and not replaced.weight.is_meta
+
+
 def test_a_batch_norm_of_the_wrong_width_fails_on_the_meta_device_as_on_the_weights():
     """The meta device's trials answer batch norm with its input's shape only when torch's own
     would run: one built for 4 channels and given 8 fails there too, so a size is not taken to

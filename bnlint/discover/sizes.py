@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from ..model.sandbox import Swapped, meta_state
@@ -177,33 +176,27 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
         x = torch.empty(shape, device="meta")
     sizes: list[int] = []
 
-    # the model's Linears, where the search stops (:func:`reach`), and its other modules, whose
-    # outputs it records; not those in TorchScript (a ResNet's blocks as
-    # torch.jit.ScriptModule), whose outputs go unseen as the forward runs them whole
-    linears, recorded = set(), set()
-    for m in model.modules():
-        if not isinstance(m, torch.jit.ScriptModule):
-            (linears if isinstance(m, nn.Linear) else recorded).add(id(m))
-
     def record(module: nn.Module, args: tuple, out: object) -> None:
         x = args[0] if args else None
-        if id(module) in recorded and isinstance(out, torch.Tensor) \
-                and isinstance(x, torch.Tensor) and out.dim() == x.dim() == len(shape) \
-                and (_map_size(x) or 0) > 1 and not isinstance(module, _GLOBAL_POOLS):
+        if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor) \
+                and out.dim() == x.dim() == len(shape) and (_map_size(x) or 0) > 1 \
+                and not isinstance(module, _GLOBAL_POOLS):
             size = _map_size(out)
             if size is not None:
                 sizes.append(size)
 
     def reach(module: nn.Module, args: tuple) -> None:
-        if id(module) not in linears:
-            return
         x = args[0] if args else None
         if not isinstance(x, torch.Tensor) or _is_head(x):
             raise _Reached(module, tuple(x.shape) if isinstance(x, torch.Tensor) else None)
 
-    # hooks on every module call, filtered by the sets above: one registration a run, not
-    # one per module (a thousand on a deep ResNet)
-    hooks = [register_module_forward_pre_hook(reach), register_module_forward_hook(record)]
+    # each module's own hook, after the model's own (a pre-hook that flattens the head's input,
+    # a hook that crops an output: torch's global hooks would run before those). torch refuses
+    # hooks on TorchScript modules (a ResNet's blocks as torch.jit.ScriptModule): their
+    # outputs go unseen, as the forward runs them whole
+    hooks = [m.register_forward_pre_hook(reach) if isinstance(m, nn.Linear)
+             else m.register_forward_hook(record) for m in model.modules()
+             if not isinstance(m, torch.jit.ScriptModule)]
     was_training = model.training
     model.eval()
     try:

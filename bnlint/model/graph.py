@@ -143,7 +143,9 @@ class ModelGraph:
     def gm(self) -> fx.GraphModule | None:
         """The traced module (fx only), for running the graph instrumented: made when first
         asked for (the probe, a repair), as the static pass runs the graph on the model
-        itself (a GraphModule copies every layer's path and compiles the graph's code)."""
+        itself (a GraphModule copies every layer's path and compiles the graph's code). It
+        holds the model's layers as they are then: a change to the model before it is made
+        shows in it."""
         return fx.GraphModule(self.model, self.traced) if self.traced is not None else None
 
     def layer(self, name: str) -> Layer:

@@ -160,16 +160,16 @@ _POSITIONAL = {"softmax": ("input", "dim"), "log_softmax": ("input", "dim")}
 
 
 def signature(fn: Any) -> inspect.Signature:
-    """``inspect.signature(fn)``, read once per (hashable) function: a builtin's is parsed
-    from its text signature each time, and a graph calls the same few thousands of times.
-    Raises as inspect.signature does."""
-    try:
-        hash(fn)
-    except TypeError:
-        return inspect.signature(fn)
-    return _cached_signature(fn)
+    """``inspect.signature(fn)``, read once per function of torch or of Python's own modules:
+    a builtin's is parsed from its text signature each time, and a graph calls the same few
+    thousands of times. The user's functions are read each time (a cache would keep them, and
+    their module's globals, alive in a long-lived process). Raises as inspect.signature does."""
+    if str(getattr(fn, "__module__", None)).partition(".")[0] in _LIBRARIES:
+        return _cached_signature(fn)
+    return inspect.signature(fn)
 
 
+_LIBRARIES = frozenset({"torch", "_operator", "operator", "builtins", "math"})
 _cached_signature = functools.lru_cache(maxsize=1024)(inspect.signature)
 
 

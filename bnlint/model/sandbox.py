@@ -87,10 +87,12 @@ class Swapped:
     in timm; tied weights), by identity: torch.func.functional_call's name checks and untying
     walked every tensor again on each call, a third of the size search's trials on the meta
     device (the folders bench, 2026-11-30). The places are found once, for all the runs (a
-    size search makes several), and again only if the model changed what it holds."""
+    size search makes several), and again if the model changed what it holds: a module put in
+    another's place, or a tensor in a module's."""
 
     def __init__(self, model: nn.Module, state: dict[str, torch.Tensor]):
         self.model, self.state = model, state
+        self.modules = list(model.modules())
         self.held = self._find()
 
     def _find(self) -> list[tuple[dict, str, torch.Tensor, torch.Tensor]]:
@@ -98,12 +100,16 @@ class Swapped:
         twins = {id(t): self.state[name] for name, t in (*self.model.named_parameters(),
                                                           *self.model.named_buffers())
                  if name in self.state}
-        return [(tensors, name, t, twins[id(t)]) for m in self.model.modules()
+        return [(tensors, name, t, twins[id(t)]) for m in self.modules
                 for tensors in (m._parameters, m._buffers) for name, t in tensors.items()
                 if t is not None and id(t) in twins]
 
     def __call__(self, *inputs: Any) -> Any:
-        if any(tensors.get(name) is not t for tensors, name, t, _ in self.held):
+        modules = list(self.model.modules())
+        if len(modules) != len(self.modules) \
+                or any(a is not b for a, b in zip(modules, self.modules)) \
+                or any(tensors.get(name) is not t for tensors, name, t, _ in self.held):
+            self.modules = modules
             self.held = self._find()
         try:
             for tensors, name, _, twin in self.held:
