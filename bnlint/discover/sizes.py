@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from ..model.sandbox import Swapped, meta_state
@@ -190,13 +191,26 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
         if not isinstance(x, torch.Tensor) or _is_head(x):
             raise _Reached(module, tuple(x.shape) if isinstance(x, torch.Tensor) else None)
 
-    # each module's own hook, after the model's own (a pre-hook that flattens the head's input,
-    # a hook that crops an output: torch's global hooks would run before those). torch refuses
-    # hooks on TorchScript modules (a ResNet's blocks as torch.jit.ScriptModule): their
-    # outputs go unseen, as the forward runs them whole
-    hooks = [m.register_forward_pre_hook(reach) if isinstance(m, nn.Linear)
-             else m.register_forward_hook(record) for m in model.modules()
-             if not isinstance(m, torch.jit.ScriptModule)]
+    # torch's global hooks run at every module call, before the module's own hooks: they serve
+    # the modules without hooks of their own (one registration a run, not one per module: a
+    # thousand on resnet1202); a module with its own (a pre-hook that flattens the head's
+    # input, a hook that crops an output) gets bnlint's after them. torch refuses hooks on
+    # TorchScript modules (a ResNet's blocks as torch.jit.ScriptModule): their outputs go
+    # unseen, as the forward runs them whole
+    linears, recorded, hooks = set(), set(), []
+    for m in model.modules():
+        if isinstance(m, torch.jit.ScriptModule):
+            continue
+        if m._forward_pre_hooks or m._forward_hooks:
+            hooks.append(m.register_forward_pre_hook(reach) if isinstance(m, nn.Linear)
+                         else m.register_forward_hook(record))
+        else:
+            (linears if isinstance(m, nn.Linear) else recorded).add(id(m))
+    hooks += [
+        register_module_forward_pre_hook(
+            lambda m, args: reach(m, args) if id(m) in linears else None),
+        register_module_forward_hook(
+            lambda m, args, out: record(m, args, out) if id(m) in recorded else None)]
     was_training = model.training
     model.eval()
     try:
