@@ -18,7 +18,7 @@ from torch import nn
 
 from .. import config as defaults
 from ..errors import FORWARD_FAILED, NOT_LINTED, InputError, UserCodeError
-from ..model.sandbox import first_line
+from ..model.sandbox import first_line, model_device
 from ..model.traced import fx_trace
 from . import hf, sizes
 from .load import from_file
@@ -173,12 +173,6 @@ def _random_input(layer: nn.Module, shape: tuple[int, ...], device: torch.device
     if isinstance(layer, _TOKENS):
         return torch.randint(0, layer.num_embeddings, shape, device=device)
     return torch.randn(shape, device=device)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
-from ..model.sandbox import Swapped, meta_state
+from ..model.sandbox import Swapped, has_lazy, meta_state, model_device
 
 IMAGENET_SIZE = 224
 # Inception v3's crop (Szegedy et al., arXiv:1512.00567), also Xception's and Inception-ResNet's:
@@ -97,7 +97,7 @@ def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False,
     layers (their first run would set their shapes). ``meta``: the model's forward on its
     tensors' meta twins (:func:`meta_state`), when the caller keeps it for several runs (a
     model with lazy layers has none, so it is not walked again for them)."""
-    if meta is None and _lazy(model):
+    if meta is None and has_lazy(model):
         return None
     state = None if on_weights else meta if meta is not None \
         else Swapped(model, meta_state(model))
@@ -105,13 +105,6 @@ def seen_at(model: nn.Module, shape: tuple[int, ...], on_weights: bool = False,
     if seen is None or (seen.linear is not None and seen.flat is None):
         return _seen_at(model, shape, TRIAL_BATCH, state)
     return seen
-
-
-def _lazy(model: nn.Module) -> bool:
-    """Whether the model has lazy layers not run yet (their first run would set their shapes,
-    and their tensors have none to copy to the meta device)."""
-    return any(isinstance(t, nn.parameter.UninitializedTensorMixin)
-               for t in (*model.parameters(), *model.buffers()))
 
 
 class _ShapesOnly(TorchFunctionMode):
@@ -171,8 +164,7 @@ def _seen_at(model: nn.Module, shape: tuple[int, ...], batch: int,
     """:func:`seen_at` at ``batch``, on the ``meta`` twins, else on the model's own tensors."""
     shape = (batch, *shape[1:])
     if meta is None:
-        x = torch.zeros(shape, device=next(
-            (t.device for t in (*model.parameters(), *model.buffers())), None))
+        x = torch.zeros(shape, device=model_device(model))
     else:
         x = torch.empty(shape, device="meta")
     sizes: list[int] = []
@@ -262,7 +254,7 @@ class Probes:
         self.model, self.shape_at = model, shape_at
         self.on_weights = not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
         self.seen: dict[int, Seen | None] = {}
-        self.lazy = _lazy(model)  # then it is not run (see seen_at)
+        self.lazy = has_lazy(model)  # then it is not run (see seen_at)
 
     def __call__(self, size: int) -> Seen | None:
         if self.lazy:

@@ -7,15 +7,14 @@ from torch import nn
 from . import sites
 from .graph import ModelGraph
 from .hooked import trace_hooks
-from .sandbox import first_line, run_forward
+from .sandbox import first_line, has_lazy, run_forward
 from .traced import from_fx, fx_trace
 
 
 def build(model: nn.Module, inputs: tuple) -> ModelGraph:
     """The ModelGraph of ``model``: fx when it traces, else the hooked forward pass. Lazy
     modules (nn.LazyLinear...) are first initialised by one forward pass with ``inputs``."""
-    if any(isinstance(p, nn.parameter.UninitializedTensorMixin)
-           for p in (*model.parameters(), *model.buffers())):
+    if has_lazy(model):
         run_forward(lambda: model(*inputs), model, inputs)
     try:
         traced = fx_trace(model, len(inputs))

@@ -4,6 +4,7 @@ the user's code turned into a UserCodeError that names its line."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -63,6 +64,19 @@ def run_forward(call: Callable[[], Any], model: nn.Module, inputs: tuple,
             f"the forward pass raised {type(exc).__name__}: {first_line(exc)}".rstrip(": ") + ".",
             path=site.path if site else None, line=site.line if site else None,
             hint=hint) from None
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer; the CPU for a model without any."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def has_lazy(model: nn.Module) -> bool:
+    """Whether the model has lazy layers not run yet (nn.LazyLinear...): their first run sets
+    their shapes, and their tensors have none until then."""
+    return any(isinstance(t, nn.parameter.UninitializedTensorMixin)
+               for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
