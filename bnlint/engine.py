@@ -358,7 +358,7 @@ def first_that_builds(model: nn.Module, examples: Examples, rules: dict[str, Rul
     inputs as the static pass takes them (on the meta device across ranks)."""
     def static_graph(inputs: Inputs) -> ModelGraph:
         tensors = placed(inputs.tensors) if placed else inputs.tensors
-        if inputs.source == "inferred":
+        if inputs.inferred:
             tensors = static_examples(tensors, rules, config)
         return build(model, tensors)
     return examples.first_that_runs(static_graph)

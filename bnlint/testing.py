@@ -148,8 +148,8 @@ def discovered(path: Path, config: Config, rules: dict[str, Rule],
                 given, graph = first_that_builds(model.model, examples, rules, config)
                 lint(model.model, given.tensors, None, config, name=model.name, path=str(path),
                      line=model.line, rules=rules,
-                     synthetic_inputs=given.source != "example_inputs",
-                     inferred_inputs=given.source == "inferred", built=graph)
+                     synthetic_inputs=given.synthetic, inferred_inputs=given.inferred,
+                     built=graph)
             except UserCodeError as exc:
                 found.append(exc)
     except UserCodeError as exc:

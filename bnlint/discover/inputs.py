@@ -181,6 +181,16 @@ class Inputs:
     source: str  # "--input-shape", "example_inputs", "config", "inferred"
     how: str     # how they were chosen, for the report
 
+    @property
+    def inferred(self) -> bool:
+        """Their shape is bnlint's guess (which the static pass confirms)."""
+        return self.source == "inferred"
+
+    @property
+    def synthetic(self) -> bool:
+        """Their values are random, not the file's own example inputs."""
+        return self.source != "example_inputs"
+
 
 class Examples:
     """The example inputs a model is linted with: one set (given to bnlint, or described by a

@@ -113,7 +113,7 @@ def example_targets(module: types.ModuleType, found: FoundModel, path: Path,
     """Targets from, in order: the file, --targets, target-std in the config. They must pair
     with the inputs sample for sample only when both are real data from the file."""
     first = inputs.tensors[0]
-    batch = first.shape[0] if inputs.source == "example_inputs" and first.dim() else None
+    batch = first.shape[0] if not inputs.synthetic and first.dim() else None
     value = from_file(module, found.name, path, "example_targets", "EXAMPLE_TARGETS")
     if value is not None:
         try:

@@ -154,7 +154,7 @@ def _verify(model, examples, config, rules) -> None:
     from ..model.sandbox import run_forward
 
     def static(example) -> None:
-        if example.source == "inferred":
+        if example.inferred:
             seen = static_examples(example.tensors, rules, config)
             run_forward(lambda: model(*seen), model, seen, train=True)
 
@@ -169,7 +169,7 @@ def _lint(module, found, path: Path, examples, config, rules) -> dict[str, Any]:
     example, graph = first_that_builds(found.model, examples, rules, config)
     targets = example_targets(module, found, path, config.targets, config.target_std, example)
     report = lint(found.model, example.tensors, targets, config, name=found.name, path=str(path),
-                  line=found.line, rules=rules, synthetic_inputs=example.source != "example_inputs",
-                  inferred_inputs=example.source == "inferred", consumable=True,
+                  line=found.line, rules=rules, synthetic_inputs=example.synthetic,
+                  inferred_inputs=example.inferred, consumable=True,
                   inputs_how=example.how, built=graph)
     return report.to_dict()

@@ -191,8 +191,8 @@ def lint_file(path: Path, cli_shapes: list[list[int]] | None, config: Config,
         try:
             report = lint(found.model, on_meta.tensors, targets, config, name=found.name,
                           path=str(path), line=found.line, rules=rules,
-                          synthetic_inputs=inputs.source != "example_inputs",
-                          inferred_inputs=inputs.source == "inferred", consumable=True,
+                          synthetic_inputs=inputs.synthetic,
+                          inferred_inputs=inputs.inferred, consumable=True,
                           inputs_how=inputs.how, prober=prober, built=graph)
         except InputError as exc:
             _hint_meta(exc)
